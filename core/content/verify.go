@@ -1,0 +1,114 @@
+package content
+
+import (
+	_ "crypto/sha256" // registers sha256 for go-digest
+	_ "crypto/sha512" // registers sha512 for go-digest
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+)
+
+// Caps on content that is held in memory.
+const (
+	MaxManifestSize = 4 << 20
+	MaxConfigSize   = 64 << 20
+)
+
+// VerifyReader passes bytes through while hashing them. It returns an error
+// instead of io.EOF when the stream ends at the wrong size or digest, and an
+// error as soon as the stream runs past the expected size, so a consumer that
+// reads until EOF never accepts wrong content.
+type VerifyReader struct {
+	r        io.Reader
+	h        hash.Hash
+	expected ocispec.Descriptor
+	n        int64
+	err      error
+}
+
+// NewVerifyReader verifies r against desc.Digest and desc.Size. The digest
+// algorithm must be available (sha256, sha512); otherwise the first Read fails.
+// If the stream is resumed at offset > 0, use NewVerifyReaderFrom.
+func NewVerifyReader(r io.Reader, desc ocispec.Descriptor) *VerifyReader {
+	v := &VerifyReader{r: r, expected: desc}
+	if err := desc.Digest.Validate(); err != nil {
+		v.err = fmt.Errorf("descriptor digest %q: %w", desc.Digest, core.ErrInvalid)
+		return v
+	}
+	v.h = desc.Digest.Algorithm().Hash()
+	return v
+}
+
+// Read implements io.Reader.
+func (v *VerifyReader) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	if v.expected.Size >= 0 && int64(len(p)) > v.expected.Size-v.n+1 {
+		// Never read more than one byte past the expected end, so that an
+		// over-long stream is caught without buffering it.
+		p = p[:v.expected.Size-v.n+1]
+	}
+	n, err := v.r.Read(p)
+	if n > 0 {
+		v.h.Write(p[:n])
+		v.n += int64(n)
+		if v.n > v.expected.Size {
+			v.err = &core.SizeMismatchError{Digest: v.expected.Digest, Expected: v.expected.Size, Actual: v.n}
+			return n - int(v.n-v.expected.Size), v.err
+		}
+	}
+	if err == io.EOF {
+		if v.n != v.expected.Size {
+			v.err = &core.SizeMismatchError{Digest: v.expected.Digest, Expected: v.expected.Size, Actual: v.n}
+			return n, v.err
+		}
+		actual := digest.NewDigest(v.expected.Digest.Algorithm(), v.h)
+		if actual != v.expected.Digest {
+			v.err = &core.DigestMismatchError{Expected: v.expected.Digest, Actual: actual}
+			return n, v.err
+		}
+		v.err = io.EOF
+	} else if err != nil {
+		v.err = err
+	}
+	return n, err
+}
+
+// Verified reports whether the whole stream was read and matched.
+func (v *VerifyReader) Verified() bool { return v.err == io.EOF }
+
+// BytesRead is the number of bytes passed through so far.
+func (v *VerifyReader) BytesRead() int64 { return v.n }
+
+// ReadAllVerified reads a small blob (manifest, config) fully, refusing more
+// than max bytes, and verifies it against desc.
+func ReadAllVerified(r io.Reader, desc ocispec.Descriptor, max int64) ([]byte, error) {
+	if desc.Size > max {
+		return nil, fmt.Errorf("%s is %d bytes, over the %d byte limit: %w", desc.Digest, desc.Size, max, core.ErrTooLarge)
+	}
+	b, err := io.ReadAll(NewVerifyReader(r, desc))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// VerifyBytes checks b against desc.
+func VerifyBytes(b []byte, desc ocispec.Descriptor) error {
+	if err := desc.Digest.Validate(); err != nil {
+		return fmt.Errorf("descriptor digest %q: %w", desc.Digest, core.ErrInvalid)
+	}
+	if int64(len(b)) != desc.Size {
+		return &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: int64(len(b))}
+	}
+	if actual := desc.Digest.Algorithm().FromBytes(b); actual != desc.Digest {
+		return &core.DigestMismatchError{Expected: desc.Digest, Actual: actual}
+	}
+	return nil
+}

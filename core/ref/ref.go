@@ -1,0 +1,223 @@
+package ref
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stevedore-oci/stevedore/core"
+)
+
+// Built-in transport names.
+const (
+	Docker        = "docker"
+	OCI           = "oci"
+	OCIArchive    = "oci-archive"
+	DockerArchive = "docker-archive"
+	Dir           = "dir"
+	Static        = "static"
+)
+
+// Builtin lists the transports whose syntax this package knows.
+var Builtin = []string{Docker, OCI, OCIArchive, DockerArchive, Dir, Static}
+
+// Endpoint is a parsed transport endpoint.
+type Endpoint struct {
+	// Transport is the name before the first ':' ("docker" for docker://).
+	Transport string
+	// Location is what the transport's plugin opens: a path, or for docker
+	// a normalised "host/repository" (docker.io/library/alpine). For static
+	// it is "PATH" or "PATH:NAME".
+	Location string
+	// Ref addresses one image in the location: a tag, a digest, a
+	// transport-specific selector ("name:tag" or "@N" for docker-archive),
+	// or "" for the location's default.
+	Ref string
+}
+
+// String formats the endpoint back into the syntax Parse accepts.
+func (e Endpoint) String() string {
+	switch {
+	case e.Transport == Docker:
+		if e.Ref == "" {
+			return "docker://" + e.Location
+		}
+		if IsDigest(e.Ref) {
+			return "docker://" + e.Location + "@" + e.Ref
+		}
+		return "docker://" + e.Location + ":" + e.Ref
+	case e.Transport == Dir || e.Ref == "":
+		return e.Transport + ":" + e.Location
+	case e.Transport == Static && IsDigest(e.Ref):
+		return e.Transport + ":" + e.Location + "@" + e.Ref
+	}
+	return e.Transport + ":" + e.Location + ":" + e.Ref
+}
+
+// WithRef returns a copy of e addressing another image in the same location.
+func (e Endpoint) WithRef(r string) Endpoint {
+	e.Ref = r
+	return e
+}
+
+// IsDigest reports whether s is a well-formed digest ("sha256:<hex>").
+func IsDigest(s string) bool {
+	_, err := digest.Parse(s)
+	return err == nil
+}
+
+// ErrUnknownTransport is wrapped by Parse for a transport it does not know.
+var ErrUnknownTransport = fmt.Errorf("unknown transport: %w", core.ErrInvalid)
+
+func invalid(input, why string) error {
+	return fmt.Errorf("invalid endpoint %q: %s: %w", input, why, core.ErrInvalid)
+}
+
+// Parse parses an endpoint of one of the built-in transports. An unknown
+// transport gives an error wrapping ErrUnknownTransport; callers that know
+// more transports (plugins) can then fall back to ParseGeneric.
+func Parse(s string) (Endpoint, error) {
+	transport, rest, ok := strings.Cut(s, ":")
+	if !ok || transport == "" {
+		return Endpoint{}, invalid(s, "want TRANSPORT:LOCATION, e.g. docker://alpine or oci:DIR:TAG")
+	}
+	switch transport {
+	case Docker:
+		return parseDocker(s, rest)
+	case OCI, OCIArchive:
+		return parsePathRef(s, transport, rest)
+	case DockerArchive:
+		return parseDockerArchive(s, rest)
+	case Dir:
+		if rest == "" {
+			return Endpoint{}, invalid(s, "dir: needs a path")
+		}
+		return Endpoint{Transport: Dir, Location: rest}, nil
+	case Static:
+		return parseStatic(s, rest)
+	}
+	return Endpoint{}, fmt.Errorf("endpoint %q: transport %q (known: %s): %w", s, transport, strings.Join(Builtin, ", "), ErrUnknownTransport)
+}
+
+// ParseGeneric parses TRANSPORT:LOCATION[:REF] for a transport this package
+// does not know (a third-party plugin), splitting location and ref at the
+// first ':' like oci: does.
+func ParseGeneric(s string) (Endpoint, error) {
+	transport, rest, ok := strings.Cut(s, ":")
+	if !ok || !validTransportName(transport) {
+		return Endpoint{}, invalid(s, "want TRANSPORT:LOCATION[:REF]")
+	}
+	return parsePathRef(s, transport, rest)
+}
+
+var transportNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+func validTransportName(s string) bool { return transportNameRE.MatchString(s) }
+
+// ValidTransportName reports whether s can name a transport.
+func ValidTransportName(s string) bool { return validTransportName(s) }
+
+func parseDocker(input, rest string) (Endpoint, error) {
+	if !strings.HasPrefix(rest, "//") {
+		return Endpoint{}, invalid(input, "docker endpoints are docker://NAME[:TAG|@DIGEST]")
+	}
+	name := strings.TrimPrefix(rest, "//")
+	if name == "" {
+		return Endpoint{}, invalid(input, "missing image name after docker://")
+	}
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return Endpoint{}, invalid(input, err.Error())
+	}
+	ep := Endpoint{Transport: Docker, Location: named.Name()}
+	switch r := named.(type) {
+	case reference.Digested:
+		// name:tag@digest: the digest is what is pulled, as crane does.
+		ep.Ref = r.Digest().String()
+	case reference.Tagged:
+		ep.Ref = r.Tag()
+	default:
+		ep.Ref = "latest"
+	}
+	return ep, nil
+}
+
+// DockerLocation normalises a repository name (without tag) the way
+// docker:// endpoints are normalised.
+func DockerLocation(name string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return "", fmt.Errorf("repository %q: %v: %w", name, err, core.ErrInvalid)
+	}
+	return named.Name(), nil
+}
+
+func parsePathRef(input, transport, rest string) (Endpoint, error) {
+	path, r, _ := strings.Cut(rest, ":")
+	if path == "" {
+		return Endpoint{}, invalid(input, transport+": needs a path")
+	}
+	if strings.ContainsAny(r, "\x00\n") {
+		return Endpoint{}, invalid(input, "reference contains a control character")
+	}
+	return Endpoint{Transport: transport, Location: path, Ref: r}, nil
+}
+
+func parseDockerArchive(input, rest string) (Endpoint, error) {
+	path, r, _ := strings.Cut(rest, ":")
+	if path == "" {
+		return Endpoint{}, invalid(input, "docker-archive: needs a path")
+	}
+	ep := Endpoint{Transport: DockerArchive, Location: path}
+	switch {
+	case r == "":
+	case strings.HasPrefix(r, "@"):
+		n := r[1:]
+		if n == "" || strings.Trim(n, "0123456789") != "" {
+			return Endpoint{}, invalid(input, "docker-archive index must be @N with N a number")
+		}
+		ep.Ref = r
+	default:
+		named, err := reference.ParseNormalizedNamed(r)
+		if err != nil {
+			return Endpoint{}, invalid(input, err.Error())
+		}
+		if _, ok := named.(reference.Digested); ok {
+			return Endpoint{}, invalid(input, "docker-archive references take NAME:TAG, not a digest")
+		}
+		ep.Ref = reference.FamiliarString(reference.TagNameOnly(named))
+	}
+	return ep, nil
+}
+
+var staticNameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+func parseStatic(input, rest string) (Endpoint, error) {
+	path, nameRef, _ := strings.Cut(rest, ":")
+	if path == "" {
+		return Endpoint{}, invalid(input, "static: needs a path")
+	}
+	if nameRef == "" {
+		return Endpoint{Transport: Static, Location: path}, nil
+	}
+	name, r := nameRef, "latest"
+	if i := strings.Index(nameRef, "@"); i >= 0 {
+		name, r = nameRef[:i], nameRef[i+1:]
+		if !IsDigest(r) {
+			return Endpoint{}, invalid(input, "malformed digest "+r)
+		}
+	} else if i := strings.LastIndex(nameRef, ":"); i >= 0 {
+		name, r = nameRef[:i], nameRef[i+1:]
+		if !tagRE.MatchString(r) {
+			return Endpoint{}, invalid(input, "malformed tag "+r)
+		}
+	}
+	if !staticNameRE.MatchString(name) {
+		return Endpoint{}, invalid(input, "malformed repository name "+name)
+	}
+	return Endpoint{Transport: Static, Location: path + ":" + name, Ref: r}, nil
+}

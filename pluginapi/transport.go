@@ -1,0 +1,186 @@
+package pluginapi
+
+import (
+	"context"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Plugin is what a transport binary hands to Serve. One plugin may serve
+// several transports (the archive plugin serves docker-archive and
+// oci-archive).
+type Plugin interface {
+	// Transports lists the transport names served, e.g. ["oci"]. Names are
+	// the prefix of an endpoint before ':' (docker for docker://).
+	Transports() []string
+	// Open opens one endpoint. The endpoint is a location (a layout
+	// directory, an archive file, a registry repository); images inside it
+	// are addressed by the ref arguments of the Source and Destination
+	// methods.
+	Open(ctx context.Context, req OpenRequest) (Endpoint, error)
+}
+
+// Mode says how an endpoint will be used.
+type Mode int
+
+const (
+	// ModeRead opens an endpoint as a source.
+	ModeRead Mode = 1
+	// ModeWrite opens an endpoint as a destination (reads of what it holds
+	// are still allowed, e.g. HasBlob and Resolve).
+	ModeWrite Mode = 2
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeRead:
+		return "read"
+	case ModeWrite:
+		return "write"
+	}
+	return "unknown"
+}
+
+// OpenRequest names the endpoint to open.
+type OpenRequest struct {
+	// Transport is one of the names from Transports().
+	Transport string
+	// Location is the endpoint without its transport prefix and without an
+	// image reference: a path for oci:/dir:/archives, "host/repo" for
+	// docker:// (already normalised).
+	Location string
+	Mode     Mode
+	// Options carries transport-specific settings: credentials, TLS, etc.
+	// Keys are documented by each transport; unknown keys must be ignored.
+	Options map[string]string
+}
+
+// Endpoint is an opened location. It implements Source when opened with
+// ModeRead and Destination when opened with ModeWrite, plus any of the
+// optional interfaces below that the transport supports. The SDK derives the
+// advertised capabilities from the interfaces the value implements, so the
+// host never has to guess by trying.
+type Endpoint interface {
+	// Close releases the endpoint. For formats written at the end (archives)
+	// Close without a prior Commit must discard everything written.
+	Close(ctx context.Context) error
+}
+
+// Source reads images.
+type Source interface {
+	// Resolve turns a reference (tag, digest, or a transport-specific
+	// selector such as "name:tag" or "@0" for docker-archive; "" for the
+	// endpoint's default) into the descriptor of the top-level manifest or
+	// index, with MediaType, Digest and Size set.
+	Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error)
+	// GetManifest returns the raw bytes of a manifest or index by
+	// descriptor. Implementations need not verify; the host does.
+	GetManifest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error)
+	// GetBlob streams a blob starting at offset. The host verifies the
+	// digest; implementations should not buffer the blob in memory.
+	GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error)
+}
+
+// Destination writes images. Nothing written may become visible under its
+// digest before it is whole and verified.
+type Destination interface {
+	// HasBlob reports whether the destination already holds the blob.
+	HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error)
+	// PutBlob stores a blob from r, which yields exactly desc.Size bytes.
+	// It must verify the digest before the blob becomes visible and return
+	// an error wrapping core.ErrDigestMismatch otherwise.
+	PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error
+	// PutManifest stores a manifest or index. ref is "" for a manifest stored
+	// only by digest (children of an index), otherwise the tag or
+	// transport-specific name to point at it.
+	PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, ref string) error
+}
+
+// TagLister is implemented by sources that can list tags.
+type TagLister interface {
+	ListTags(ctx context.Context) ([]string, error)
+}
+
+// ReferrerLister is implemented by sources that know the referrers of a
+// manifest (signatures, SBOMs).
+type ReferrerLister interface {
+	Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error)
+}
+
+// Deleter is implemented by endpoints that can delete a tag or a manifest.
+type Deleter interface {
+	// Delete removes ref (a tag, or a digest) from the endpoint.
+	Delete(ctx context.Context, ref string) error
+}
+
+// Mounter is implemented by destinations that can make a blob from another
+// location of the same kind appear without moving its bytes (registry
+// cross-repository mount, layout hard link). It returns false when the
+// mount did not happen and the blob must be copied.
+type Mounter interface {
+	MountBlob(ctx context.Context, desc ocispec.Descriptor, fromLocation string) (bool, error)
+}
+
+// Committer is implemented by destinations written at the end (archives):
+// Commit makes everything written visible at once.
+type Committer interface {
+	Commit(ctx context.Context) error
+}
+
+// BlobPather is implemented by sources whose blobs are plain local files. The
+// host may hand the path to a FilePutter destination instead of streaming.
+type BlobPather interface {
+	BlobPath(ctx context.Context, desc ocispec.Descriptor) (string, error)
+}
+
+// FilePutter is implemented by destinations that can take a blob from a local
+// file (hard link, reflink or copy_file_range). It must still verify the
+// content before it becomes visible.
+type FilePutter interface {
+	PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path string) error
+}
+
+// Capability names, as advertised to the host.
+const (
+	CapSource      = "source"
+	CapDest        = "destination"
+	CapListTags    = "list-tags"
+	CapReferrers   = "referrers"
+	CapDelete      = "delete"
+	CapMount       = "mount"
+	CapCommit      = "commit"
+	CapBlobPath    = "blob-path"
+	CapPutBlobFile = "put-blob-file"
+)
+
+// Capabilities derives the capability list of an endpoint from the optional
+// interfaces it implements.
+func Capabilities(e Endpoint) []string {
+	var caps []string
+	add := func(ok bool, c string) {
+		if ok {
+			caps = append(caps, c)
+		}
+	}
+	_, ok := e.(Source)
+	add(ok, CapSource)
+	_, ok = e.(Destination)
+	add(ok, CapDest)
+	_, ok = e.(TagLister)
+	add(ok, CapListTags)
+	_, ok = e.(ReferrerLister)
+	add(ok, CapReferrers)
+	_, ok = e.(Deleter)
+	add(ok, CapDelete)
+	_, ok = e.(Mounter)
+	add(ok, CapMount)
+	_, ok = e.(Committer)
+	add(ok, CapCommit)
+	_, ok = e.(BlobPather)
+	add(ok, CapBlobPath)
+	_, ok = e.(FilePutter)
+	add(ok, CapPutBlobFile)
+	return caps
+}
