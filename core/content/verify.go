@@ -28,6 +28,7 @@ type VerifyReader struct {
 	h        hash.Hash
 	expected ocispec.Descriptor
 	n        int64
+	checked  bool
 	err      error
 }
 
@@ -44,44 +45,70 @@ func NewVerifyReader(r io.Reader, desc ocispec.Descriptor) *VerifyReader {
 	return v
 }
 
-// Read implements io.Reader.
+// Read implements io.Reader. The digest is checked on the read that
+// completes desc.Size bytes; on a mismatch the last byte is withheld and the
+// error returned with the rest, so a consumer that stops after exactly Size
+// bytes (io.ReadFull, a LimitReader) still never holds the whole of wrong
+// content.
 func (v *VerifyReader) Read(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err
 	}
-	if v.expected.Size >= 0 && int64(len(p)) > v.expected.Size-v.n+1 {
-		// Never read more than one byte past the expected end, so that an
-		// over-long stream is caught without buffering it.
-		p = p[:v.expected.Size-v.n+1]
+	if v.n == v.expected.Size && v.checked {
+		// Everything expected has passed and matched: anything more is an
+		// over-long stream.
+		var one [1]byte
+		n, err := v.r.Read(one[:])
+		if n > 0 {
+			v.err = &core.SizeMismatchError{Digest: v.expected.Digest, Expected: v.expected.Size, Actual: v.n + int64(n)}
+			return 0, v.err
+		}
+		if err == io.EOF || err == nil {
+			v.err = io.EOF
+			return 0, io.EOF
+		}
+		v.err = err
+		return 0, err
+	}
+	if rem := v.expected.Size - v.n; int64(len(p)) > rem {
+		p = p[:rem]
 	}
 	n, err := v.r.Read(p)
 	if n > 0 {
 		v.h.Write(p[:n])
 		v.n += int64(n)
-		if v.n > v.expected.Size {
-			v.err = &core.SizeMismatchError{Digest: v.expected.Digest, Expected: v.expected.Size, Actual: v.n}
-			return n - int(v.n-v.expected.Size), v.err
-		}
 	}
-	if err == io.EOF {
-		if v.n != v.expected.Size {
-			v.err = &core.SizeMismatchError{Digest: v.expected.Digest, Expected: v.expected.Size, Actual: v.n}
-			return n, v.err
-		}
+	if v.n == v.expected.Size && !v.checked {
+		v.checked = true
 		actual := digest.NewDigest(v.expected.Digest.Algorithm(), v.h)
 		if actual != v.expected.Digest {
 			v.err = &core.DigestMismatchError{Expected: v.expected.Digest, Actual: actual}
+			if n > 0 {
+				n--
+			}
 			return n, v.err
 		}
-		v.err = io.EOF
-	} else if err != nil {
+		if err == io.EOF {
+			v.err = io.EOF
+		}
+		if n == 0 && err == nil {
+			// Zero-length blob: report its end now.
+			return v.Read(p)
+		}
+		return n, err
+	}
+	if err == io.EOF {
+		v.err = &core.SizeMismatchError{Digest: v.expected.Digest, Expected: v.expected.Size, Actual: v.n}
+		return n, v.err
+	}
+	if err != nil {
 		v.err = err
 	}
 	return n, err
 }
 
 // Verified reports whether the whole stream was read and matched.
-func (v *VerifyReader) Verified() bool { return v.err == io.EOF }
+func (v *VerifyReader) Verified() bool { return v.checked && v.err == io.EOF }
 
 // BytesRead is the number of bytes passed through so far.
 func (v *VerifyReader) BytesRead() int64 { return v.n }
