@@ -110,6 +110,15 @@ func (v *VerifyReader) Read(p []byte) (int, error) {
 // Verified reports whether the whole stream was read and matched.
 func (v *VerifyReader) Verified() bool { return v.checked && v.err == io.EOF }
 
+// Err returns the error that ended the stream, or nil while it is going
+// and after it ended cleanly.
+func (v *VerifyReader) Err() error {
+	if v.err == io.EOF {
+		return nil
+	}
+	return v.err
+}
+
 // BytesRead is the number of bytes passed through so far.
 func (v *VerifyReader) BytesRead() int64 { return v.n }
 
