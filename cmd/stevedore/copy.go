@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/stevedore-oci/stevedore/core/platform"
+	"github.com/stevedore-oci/stevedore/host"
+)
+
+func newCopyCmd() *cobra.Command {
+	var (
+		all                  bool
+		platforms            []string
+		overrideOS, overArch string
+		overVariant          string
+		jobs                 int
+		digestFile           string
+		quiet                bool
+		progressMode         string
+		src, dst, global     transportFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "copy [flags] SOURCE DESTINATION",
+		Short: "Copy an image or index between transports, digests preserved",
+		Long: `Copy an image from SOURCE to DESTINATION. Both are TRANSPORT:LOCATION[:REF]:
+  docker://NAME[:TAG|@DIGEST]  oci:PATH[:REF]  oci-archive:PATH[:REF]
+  docker-archive:PATH[:NAME:TAG|:@INDEX]  dir:PATH  static:PATH[:NAME:TAG]
+On an index, the host platform's image is copied unless --all or --platform.
+The resulting manifest digest is printed on stdout.`,
+		Example: `  stevedore copy oci:./layout:v1 oci:./other:v1
+  stevedore copy --all docker://registry.example/app:1.0 oci-archive:app.tar
+  stevedore copy --platform linux/arm64 --platform linux/amd64 docker://alpine docker://127.0.0.1:5000/alpine`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var want []ocispec.Platform
+			for _, s := range platforms {
+				for _, one := range strings.Split(s, ",") {
+					p, err := platform.Parse(one)
+					if err != nil {
+						return err
+					}
+					want = append(want, p)
+				}
+			}
+			if overrideOS != "" || overArch != "" || overVariant != "" {
+				// skopeo's --override-* flags select one platform.
+				d := platform.Default()
+				if overrideOS != "" {
+					d.OS = overrideOS
+				}
+				if overArch != "" {
+					d.Architecture = overArch
+				}
+				d.Variant = overVariant
+				want = append(want, platform.Normalize(d))
+			}
+			if all && len(want) > 0 {
+				return fmt.Errorf("--all and --platform exclude each other")
+			}
+			h, err := getHost()
+			if err != nil {
+				return err
+			}
+			fs := cmd.Flags()
+			opts := host.CopyOptions{
+				All:        all,
+				Platforms:  want,
+				Jobs:       jobs,
+				SrcOptions: src.options(fs, "src-", &global),
+				DstOptions: dst.options(fs, "dest-", &global),
+			}
+			prog, err := newProgress(progressMode, quiet, os.Stderr)
+			if err != nil {
+				return err
+			}
+			opts.Progress = prog.event
+			res, err := h.Copy(cmd.Context(), args[0], args[1], opts)
+			prog.finish(res, err)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.Descriptor.Digest)
+			if digestFile != "" {
+				if err := os.WriteFile(digestFile, []byte(res.Descriptor.Digest.String()), 0o644); err != nil {
+					return fmt.Errorf("--digestfile: %w", err)
+				}
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.BoolVarP(&all, "all", "a", false, "copy every image of an index and the index itself")
+	fs.StringSliceVar(&platforms, "platform", nil, "copy the image for OS/ARCH[/VARIANT] (repeatable; several make a smaller index)")
+	fs.StringVar(&overrideOS, "override-os", "", "skopeo compatibility: pick this OS on an index")
+	fs.StringVar(&overArch, "override-arch", "", "skopeo compatibility: pick this architecture on an index")
+	fs.StringVar(&overVariant, "override-variant", "", "skopeo compatibility: pick this variant on an index")
+	fs.IntVarP(&jobs, "jobs", "j", 4, "blobs copied at once")
+	fs.StringVar(&digestFile, "digestfile", "", "also write the resulting manifest digest to this file")
+	fs.BoolVarP(&quiet, "quiet", "q", false, "print nothing on stderr except errors")
+	fs.StringVar(&progressMode, "progress", "auto", "progress on stderr: auto (bars on a terminal, none otherwise), bars, json, none")
+	src.register(fs, "src-", "source")
+	dst.register(fs, "dest-", "destination")
+	fs.StringVar(&global.authfile, "authfile", "", "auth file for both registries")
+	return cmd
+}
+
+// progress renders copy events on stderr.
+type progress struct {
+	event  func(host.Event)
+	finish func(*host.CopyResult, error)
+}
+
+func newProgress(mode string, quiet bool, w *os.File) (*progress, error) {
+	if quiet {
+		mode = "none"
+	}
+	switch mode {
+	case "auto":
+		if isTerminal(w) {
+			return newBars(w), nil
+		}
+		return &progress{event: nil, finish: func(*host.CopyResult, error) {}}, nil
+	case "bars":
+		return newBars(w), nil
+	case "json":
+		enc := json.NewEncoder(w)
+		var mu = make(chan struct{}, 1)
+		return &progress{
+			event: func(e host.Event) {
+				if e.Kind == host.BlobProgress {
+					return
+				}
+				mu <- struct{}{}
+				enc.Encode(e)
+				<-mu
+			},
+			finish: func(res *host.CopyResult, err error) {
+				if res != nil {
+					enc.Encode(map[string]any{"kind": "copy-done", "digest": res.Descriptor.Digest, "blobsCopied": res.BlobsCopied,
+						"blobsSkipped": res.BlobsSkipped, "blobsMounted": res.BlobsMounted, "bytesCopied": res.BytesCopied, "seconds": res.Duration.Seconds()})
+				}
+			},
+		}, nil
+	case "none":
+		return &progress{finish: func(*host.CopyResult, error) {}}, nil
+	}
+	return nil, fmt.Errorf("--progress %q: want auto, bars, json or none", mode)
+}

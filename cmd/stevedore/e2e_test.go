@@ -1,0 +1,422 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core/layout"
+	"github.com/stevedore-oci/stevedore/internal/imagegen"
+)
+
+// binDir holds the real binaries built once for the end-to-end tests.
+var binDir string
+
+// builtinPlugins maps binary name to package directory.
+var builtinPlugins = map[string]string{
+	"oci": "oci-layout", "docker": "docker", "dir": "dir", "archive": "archive", "static": "static",
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stevedore-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := func() int {
+		defer os.RemoveAll(dir)
+		if err := buildBinaries(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "build binaries:", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func buildBinaries(dir string) error {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		return err
+	}
+	builds := map[string]string{"stevedore": "./cmd/stevedore"}
+	for name, pkg := range builtinPlugins {
+		if _, err := os.Stat(filepath.Join(root, "plugins", pkg, "main.go")); err == nil {
+			builds["stevedore-transport-"+name] = "./plugins/" + pkg
+		}
+	}
+	for out, pkg := range builds {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	return nil
+}
+
+// run runs the real CLI with plugins only from binDir.
+func runCLI(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "stevedore"), args...)
+	cmd.Env = append(os.Environ(), "STEVEDORE_PLUGIN_PATH="+binDir, "XDG_DATA_HOME="+t.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := runCLI(t, args...)
+	if err != nil {
+		t.Fatalf("stevedore %s: %v\nstderr: %s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+func needPlugin(t *testing.T, name string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(binDir, "stevedore-transport-"+name)); err != nil {
+		t.Fatalf("plugin %s was not built", name)
+	}
+}
+
+func genImage(t *testing.T, dir, tag string, layers int, size int64) *imagegen.Image {
+	t.Helper()
+	s, err := layout.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := imagegen.Spec{Seed: uint64(len(dir)), Labels: map[string]string{"demo": "yes"}, Env: []string{"A=1"}}
+	for i := 0; i < layers; i++ {
+		spec.Layers = append(spec.Layers, imagegen.Layer{Size: size, Compressible: i%2 == 0})
+	}
+	img, err := imagegen.Write(context.Background(), s, tag, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func genIndex(t *testing.T, dir, tag string) ocispec.Descriptor {
+	t.Helper()
+	s, err := layout.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := imagegen.Spec{Seed: 42, Layers: []imagegen.Layer{{Size: 64 << 10}, {Size: 32 << 10, Compressible: true}}}
+	desc, _, err := imagegen.WriteIndex(context.Background(), s, tag, spec, []ocispec.Platform{
+		{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}, {OS: "linux", Architecture: "s390x"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return desc
+}
+
+func rawSHA(t *testing.T, image string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(mustRun(t, "inspect", "--raw", image)))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func TestCopySingleImage(t *testing.T) {
+	needPlugin(t, "oci")
+	dir := t.TempDir()
+	img := genImage(t, filepath.Join(dir, "src"), "v1", 3, 256<<10)
+	digestFile := filepath.Join(dir, "digest")
+	out := mustRun(t, "copy", "--digestfile", digestFile, "oci:"+dir+"/src:v1", "oci:"+dir+"/dst:v1")
+	if strings.TrimSpace(out) != img.Manifest.Digest.String() {
+		t.Fatalf("copy printed %q, want %s", out, img.Manifest.Digest)
+	}
+	if b, _ := os.ReadFile(digestFile); string(b) != img.Manifest.Digest.String() {
+		t.Fatalf("digestfile holds %q", b)
+	}
+	if got := rawSHA(t, "oci:"+dir+"/dst:v1"); got != img.Manifest.Digest.String() {
+		t.Fatalf("destination manifest %s, want %s", got, img.Manifest.Digest)
+	}
+	for _, l := range img.Layers {
+		if _, err := os.Stat(filepath.Join(dir, "dst", "blobs", "sha256", l.Digest.Encoded())); err != nil {
+			t.Fatalf("layer %s missing in destination: %v", l.Digest, err)
+		}
+	}
+	// A second copy finds everything in place.
+	_, errOut, err := runCLI(t, "copy", "--progress=json", "oci:"+dir+"/src:v1", "oci:"+dir+"/dst:v2")
+	if err != nil {
+		t.Fatal(err, errOut)
+	}
+	if !strings.Contains(errOut, `"blobsCopied":0`) || !strings.Contains(errOut, `"blobsSkipped":4`) {
+		t.Fatalf("second copy moved blobs again: %s", errOut)
+	}
+}
+
+func TestCopyIndex(t *testing.T) {
+	needPlugin(t, "oci")
+	dir := t.TempDir()
+	idx := genIndex(t, filepath.Join(dir, "src"), "multi")
+	src := "oci:" + dir + "/src:multi"
+
+	mustRun(t, "copy", "--all", src, "oci:"+dir+"/all:multi")
+	if got := rawSHA(t, "oci:"+dir+"/all:multi"); got != idx.Digest.String() {
+		t.Fatalf("--all changed the index digest: %s != %s", got, idx.Digest)
+	}
+
+	out := mustRun(t, "copy", "--platform", "linux/aarch64", src, "oci:"+dir+"/arm:x")
+	raw := mustRun(t, "inspect", "--raw", "oci:"+dir+"/arm:x")
+	if !strings.Contains(raw, `"config"`) || strings.Contains(raw, `"manifests"`) {
+		t.Fatalf("one platform should copy an image manifest, got %s", raw)
+	}
+	info := inspectJSON(t, "oci:"+dir+"/arm:x")
+	if info["Architecture"] != "arm64" || info["Digest"] != strings.TrimSpace(out) {
+		t.Fatalf("arm64 copy: %v (copy printed %s)", info, out)
+	}
+
+	mustRun(t, "copy", "--platform", "linux/amd64", "--platform", "linux/s390x", src, "oci:"+dir+"/two:x")
+	var sub ocispec.Index
+	if err := json.Unmarshal([]byte(mustRun(t, "inspect", "--raw", "oci:"+dir+"/two:x")), &sub); err != nil {
+		t.Fatal(err)
+	}
+	if len(sub.Manifests) != 2 || sub.Manifests[0].Platform.Architecture != "amd64" || sub.Manifests[1].Platform.Architecture != "s390x" {
+		t.Fatalf("two-platform copy gave %+v", sub.Manifests)
+	}
+
+	_, errOut, err := runCLI(t, "copy", "--platform", "windows/arm64", src, "oci:"+dir+"/none:x")
+	if err == nil || !strings.Contains(errOut, "no image for windows/arm64") || !strings.Contains(errOut, "linux/s390x") {
+		t.Fatalf("missing platform: err=%v stderr=%s", err, errOut)
+	}
+}
+
+func inspectJSON(t *testing.T, image string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, "inspect", image)), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestInspectListTagsDelete(t *testing.T) {
+	needPlugin(t, "oci")
+	dir := t.TempDir()
+	img := genImage(t, dir, "v1", 2, 4096)
+	mustRun(t, "copy", "oci:"+dir+":v1", "oci:"+dir+":v2")
+	info := inspectJSON(t, "oci:"+dir+":v1")
+	if info["Digest"] != img.Manifest.Digest.String() || info["Os"] != "linux" || len(info["Layers"].([]any)) != 2 {
+		t.Fatalf("inspect: %v", info)
+	}
+	if labels := info["Labels"].(map[string]any); labels["demo"] != "yes" {
+		t.Fatalf("labels: %v", labels)
+	}
+	if ld := info["LayersData"].([]any); ld[0].(map[string]any)["MIMEType"] != ocispec.MediaTypeImageLayerGzip {
+		t.Fatalf("LayersData: %v", ld)
+	}
+	cfg := mustRun(t, "inspect", "--config", "oci:"+dir+":v1")
+	if !strings.Contains(cfg, `"diff_ids"`) {
+		t.Fatalf("--config: %s", cfg)
+	}
+	var tags struct{ Tags []string }
+	json.Unmarshal([]byte(mustRun(t, "list-tags", "oci:"+dir)), &tags)
+	if strings.Join(tags.Tags, ",") != "v1,v2" {
+		t.Fatalf("tags %v", tags.Tags)
+	}
+	mustRun(t, "delete", "oci:"+dir+":v1")
+	json.Unmarshal([]byte(mustRun(t, "list-tags", "oci:"+dir)), &tags)
+	if strings.Join(tags.Tags, ",") != "v2" {
+		t.Fatalf("after delete: tags %v", tags.Tags)
+	}
+	if _, errOut, err := runCLI(t, "inspect", "oci:"+dir+":v1"); err == nil || !strings.Contains(errOut, "v1") {
+		t.Fatalf("inspect of a deleted tag: %v %s", err, errOut)
+	}
+}
+
+func TestCorruptBlobFailsCopy(t *testing.T) {
+	needPlugin(t, "oci")
+	dir := t.TempDir()
+	img := genImage(t, filepath.Join(dir, "src"), "v1", 2, 128<<10)
+	layer := filepath.Join(dir, "src", "blobs", "sha256", img.Layers[1].Digest.Encoded())
+	b, err := os.ReadFile(layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	os.Remove(layer) // the store may have hard-linked it
+	if err := os.WriteFile(layer, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := runCLI(t, "copy", "oci:"+dir+"/src:v1", "oci:"+dir+"/dst:v1")
+	if err == nil {
+		t.Fatal("copy of a corrupted layer succeeded")
+	}
+	if !strings.Contains(errOut, "digest mismatch") || !strings.Contains(errOut, img.Layers[1].Digest.String()) {
+		t.Fatalf("error does not name the mismatch: %s", errOut)
+	}
+	if strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("error is not one line: %q", errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dst", "blobs", "sha256", img.Layers[1].Digest.Encoded())); err == nil {
+		t.Fatal("corrupted blob became visible in the destination")
+	}
+	if idx, err := os.ReadFile(filepath.Join(dir, "dst", "index.json")); err == nil && strings.Contains(string(idx), "v1") {
+		t.Fatalf("destination was tagged: %s", idx)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"copy", "nope", "oci:" + dir}, `"nope"`},
+		{[]string{"copy", "ftp://x", "oci:" + dir}, `"ftp"`},
+		{[]string{"copy", "--platform", "linux", "oci:" + dir, "oci:" + dir + "2"}, `"linux"`},
+		{[]string{"inspect", "oci:" + dir + "/missing:v1"}, "missing"},
+		{[]string{"manifest-digest", dir + "/nofile.json"}, "nofile.json"},
+	} {
+		_, errOut, err := runCLI(t, tt.args...)
+		if err == nil || !strings.Contains(errOut, tt.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("stevedore %v: err=%v stderr=%q (want one line naming %s)", tt.args, err, errOut, tt.want)
+		}
+	}
+}
+
+func TestManifestDigest(t *testing.T) {
+	dir := t.TempDir()
+	img := genImage(t, dir, "v1", 1, 10)
+	path := filepath.Join(dir, "blobs", "sha256", img.Manifest.Digest.Encoded())
+	if out := strings.TrimSpace(mustRun(t, "manifest-digest", path)); out != img.Manifest.Digest.String() {
+		t.Fatalf("manifest-digest = %s, want %s", out, img.Manifest.Digest)
+	}
+}
+
+func TestPluginsListing(t *testing.T) {
+	needPlugin(t, "oci")
+	var rows []struct {
+		Name       string
+		Transports []string
+		SHA256     string
+		Path       string
+		Error      string
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, "plugins", "--json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range rows {
+		if r.Error != "" {
+			t.Errorf("plugin %s: %s", r.Name, r.Error)
+		}
+		if r.Name == "oci" && len(r.Transports) == 1 && r.Transports[0] == "oci" && len(r.SHA256) == 64 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("oci plugin not listed properly: %+v", rows)
+	}
+	assertNoPluginProcesses(t)
+}
+
+// pluginProcesses lists live processes started from binDir.
+func pluginProcesses() []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || !strings.HasPrefix(exe, binDir) || !strings.Contains(exe, "stevedore-transport-") {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if fields := strings.Fields(string(stat)); len(fields) > 2 && fields[2] == "Z" {
+			continue // zombie of a test process not yet reaped
+		}
+		out = append(out, e.Name()+":"+exe)
+	}
+	return out
+}
+
+func assertNoPluginProcesses(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left := pluginProcesses()
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin processes left behind: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// blockingLayout makes a layout whose oci-layout file is a FIFO, so the oci
+// plugin blocks opening it: the host is then waiting on a live plugin.
+func blockingLayout(t *testing.T) string {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "oci-layout"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func startBlocked(t *testing.T) *exec.Cmd {
+	t.Helper()
+	dir := blockingLayout(t)
+	cmd := exec.Command(filepath.Join(binDir, "stevedore"), "list-tags", "oci:"+dir)
+	cmd.Env = append(os.Environ(), "STEVEDORE_PLUGIN_PATH="+binDir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pluginProcesses()) == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("plugin never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // let the Open call reach the plugin
+	return cmd
+}
+
+func TestNoOrphansWhenHostIsKilled(t *testing.T) {
+	needPlugin(t, "oci")
+	cmd := startBlocked(t)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	assertNoPluginProcesses(t)
+}
+
+func TestInterruptStopsPlugins(t *testing.T) {
+	needPlugin(t, "oci")
+	cmd := startBlocked(t)
+	start := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("interrupted stevedore: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s to stop after Ctrl-C", d)
+	}
+	assertNoPluginProcesses(t)
+}

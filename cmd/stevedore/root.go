@@ -1,0 +1,73 @@
+package main
+
+import (
+	"os"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/stevedore-oci/stevedore/host"
+)
+
+var (
+	globalDebug bool
+
+	hostOnce sync.Once
+	theHost  *host.Host
+	hostErr  error
+)
+
+// getHost creates the process-wide Host on first use, so commands that need
+// no transport start no plugin.
+func getHost() (*host.Host, error) {
+	hostOnce.Do(func() {
+		level := hclog.Warn
+		if globalDebug {
+			level = hclog.Debug
+		}
+		logger := hclog.New(&hclog.LoggerOptions{Name: "stevedore", Level: level, Output: os.Stderr})
+		theHost, hostErr = host.New(host.Options{Logger: logger})
+	})
+	return theHost, hostErr
+}
+
+func closeHost() {
+	if theHost != nil {
+		theHost.Close()
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "stevedore",
+		Short:         "Copy, inspect, mirror and serve container images without a daemon",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Long: `stevedore works on container images at rest: it copies, inspects, lists and deletes
+images between registries (docker://), OCI layouts (oci:), archives (oci-archive:,
+docker-archive:), directories (dir:) and static trees (static:), through transport
+plugins found on $STEVEDORE_PLUGIN_PATH, next to the stevedore binary, and in
+$XDG_DATA_HOME/stevedore/plugins.`,
+	}
+	root.PersistentFlags().BoolVar(&globalDebug, "debug", false, "log debug output of the host and plugins to stderr")
+	// Accepted for skopeo compatibility; stevedore has no signature policy yet.
+	root.PersistentFlags().Bool("insecure-policy", false, "accepted for skopeo compatibility (no effect)")
+	root.PersistentFlags().MarkHidden("insecure-policy")
+	root.AddCommand(
+		newCopyCmd(),
+		newInspectCmd(),
+		newListTagsCmd(),
+		newDeleteCmd(),
+		newManifestDigestCmd(),
+		newPluginsCmd(),
+		newVersionCmd(),
+	)
+	for _, extra := range extraCommands {
+		root.AddCommand(extra())
+	}
+	return root
+}
+
+// extraCommands are added by files of other features (serve, login, ...).
+var extraCommands []func() *cobra.Command

@@ -1,0 +1,440 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/core/manifest"
+	"github.com/stevedore-oci/stevedore/core/platform"
+	"github.com/stevedore-oci/stevedore/core/ref"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// CopyOptions tune Copy.
+type CopyOptions struct {
+	// All copies every image of an index and the index byte-for-byte.
+	All bool
+	// Platforms selects images of an index. One platform copies that image
+	// alone (as skopeo does); several copy a new index holding just them.
+	// Empty (and All false) means the host's platform.
+	Platforms []ocispec.Platform
+	// Jobs bounds concurrent blob transfers (default 4).
+	Jobs int
+	// SrcOptions and DstOptions are handed to the transports (credentials,
+	// TLS settings).
+	SrcOptions, DstOptions map[string]string
+	// Progress, if set, receives events as blobs move.
+	Progress func(Event)
+}
+
+// CopyResult summarises a finished copy.
+type CopyResult struct {
+	// Descriptor of the top-level manifest or index written.
+	Descriptor ocispec.Descriptor
+	// Source and destination as parsed.
+	Source, Destination ref.Endpoint
+	BlobsCopied         int
+	BlobsSkipped        int
+	BlobsMounted        int
+	BytesCopied         int64
+	Manifests           int
+	Duration            time.Duration
+}
+
+// Copy copies one image (or index) from src to dst, both endpoint strings
+// such as "oci:/srv/layout:v1" or "docker://registry/repo:tag". Blobs are
+// verified in the host as they pass; children are written before parents
+// and the tag last, so an interrupted copy never leaves a tag pointing at
+// missing content.
+func (h *Host) Copy(ctx context.Context, src, dst string, opts CopyOptions) (*CopyResult, error) {
+	srcEP, err := h.ParseEndpoint(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	dstEP, err := h.ParseEndpoint(ctx, dst)
+	if err != nil {
+		return nil, err
+	}
+	return h.CopyEndpoints(ctx, srcEP, dstEP, opts)
+}
+
+// CopyEndpoints is Copy with parsed endpoints.
+func (h *Host) CopyEndpoints(ctx context.Context, srcEP, dstEP ref.Endpoint, opts CopyOptions) (*CopyResult, error) {
+	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := h.open(ctx, srcEP, pluginapi.ModeRead, opts.SrcOptions)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close(context.WithoutCancel(ctx))
+	d, err := h.open(ctx, dstEP, pluginapi.ModeWrite, opts.DstOptions)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close(context.WithoutCancel(ctx))
+	c := newCopier(s, d, opts)
+	res, err := c.copyImage(ctx, srcEP.Ref, dstEP.Ref)
+	if err != nil {
+		return nil, fmt.Errorf("copy %s to %s: %w", srcEP, dstEP, err)
+	}
+	res.Source, res.Destination = srcEP, dstEP
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// copier copies between two open endpoints. One copier may copy several
+// images (sync); blobs already handled are remembered.
+type copier struct {
+	src, dst *endpoint
+	opts     CopyOptions
+	emit     func(Event)
+	sem      chan struct{}
+
+	mu    sync.Mutex
+	done  map[digest.Digest]*blobOnce
+	stats struct{ copied, skipped, mounted, manifests atomic.Int64 }
+	bytes atomic.Int64
+}
+
+type blobOnce struct {
+	once sync.Once
+	err  error
+}
+
+func newCopier(src, dst *endpoint, opts CopyOptions) *copier {
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = 4
+	}
+	emit := opts.Progress
+	if emit == nil {
+		emit = func(Event) {}
+	}
+	return &copier{src: src, dst: dst, opts: opts, emit: emit, sem: make(chan struct{}, jobs), done: map[digest.Digest]*blobOnce{}}
+}
+
+func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyResult, error) {
+	root, err := c.src.Resolve(ctx, srcRef)
+	if err != nil {
+		return nil, c.src.wrap("resolve "+quote(srcRef), err)
+	}
+	m, err := c.fetchManifest(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	top := m
+	if m.IsIndex() && !c.opts.All {
+		top, err = c.selectPlatforms(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := c.copyTree(ctx, top); err != nil {
+		return nil, err
+	}
+	desc := top.Descriptor()
+	if top == m {
+		desc = root
+		desc.MediaType = m.MediaType
+	}
+	tag := dstRef
+	if tag == "" || ref.IsDigest(tag) {
+		// No tag: record the image by its digest.
+		if tag != "" && tag != desc.Digest.String() {
+			return nil, fmt.Errorf("destination names digest %s but the copied image is %s: %w", tag, desc.Digest, core.ErrDigestMismatch)
+		}
+		tag = desc.Digest.String()
+	}
+	if err := c.dst.PutManifest(ctx, plainDesc(desc), top.Raw, tag); err != nil {
+		return nil, c.dst.wrap("put manifest "+desc.Digest.String(), err)
+	}
+	c.stats.manifests.Add(1)
+	c.emit(Event{Kind: ManifestDone, Desc: desc, Ref: tag})
+	if c.dst.has(pluginapi.CapCommit) {
+		if err := c.dst.Endpoint.(pluginapi.Committer).Commit(ctx); err != nil {
+			return nil, c.dst.wrap("commit", err)
+		}
+	}
+	return &CopyResult{
+		Descriptor:   plainDesc(desc),
+		BlobsCopied:  int(c.stats.copied.Load()),
+		BlobsSkipped: int(c.stats.skipped.Load()),
+		BlobsMounted: int(c.stats.mounted.Load()),
+		BytesCopied:  c.bytes.Load(),
+		Manifests:    int(c.stats.manifests.Load()),
+	}, nil
+}
+
+func quote(r string) string {
+	if r == "" {
+		return "(default)"
+	}
+	return r
+}
+
+// plainDesc keeps what identifies content, dropping index-entry details.
+func plainDesc(d ocispec.Descriptor) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, ArtifactType: d.ArtifactType}
+}
+
+// fetchManifest reads a manifest and verifies it against desc.
+func (c *copier) fetchManifest(ctx context.Context, desc ocispec.Descriptor) (*manifest.Manifest, error) {
+	return fetchManifest(ctx, c.src, desc)
+}
+
+func fetchManifest(ctx context.Context, src *endpoint, desc ocispec.Descriptor) (*manifest.Manifest, error) {
+	if desc.Size > content.MaxManifestSize {
+		return nil, fmt.Errorf("manifest %s is %d bytes, over the %d byte limit: %w", desc.Digest, desc.Size, content.MaxManifestSize, core.ErrTooLarge)
+	}
+	raw, err := src.GetManifest(ctx, desc)
+	if err != nil {
+		return nil, src.wrap("get manifest "+desc.Digest.String(), err)
+	}
+	if err := content.VerifyBytes(raw, desc); err != nil {
+		return nil, src.wrap("manifest "+desc.Digest.String(), err)
+	}
+	m, err := manifest.Parse(raw, desc.MediaType)
+	if err != nil {
+		return nil, src.wrap("manifest "+desc.Digest.String(), err)
+	}
+	return m, nil
+}
+
+// selectPlatforms picks the images of an index to copy. One match copies
+// that image's manifest as the top level; several make a new index of the
+// matching entries, every other field of the original kept as it was.
+func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*manifest.Manifest, error) {
+	want := c.opts.Platforms
+	if len(want) == 0 {
+		want = []ocispec.Platform{platform.Default()}
+	}
+	sel := platform.Select(idx.Manifests, want)
+	if len(sel) == 0 {
+		var have []string
+		for _, d := range idx.Manifests {
+			if d.Platform != nil {
+				have = append(have, platform.Format(*d.Platform))
+			}
+		}
+		var asked []string
+		for _, p := range want {
+			asked = append(asked, platform.Format(p))
+		}
+		return nil, fmt.Errorf("index %s has no image for %s (it has %s); use --platform or --all: %w",
+			idx.Digest, strings.Join(asked, ", "), strings.Join(have, ", "), core.ErrNotFound)
+	}
+	if len(want) == 1 {
+		// One platform asked: the first match, as skopeo picks it.
+		return c.fetchManifest(ctx, idx.Manifests[sel[0]])
+	}
+	raw, err := filterIndex(idx.Raw, sel)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", idx.Digest, err)
+	}
+	return manifest.Parse(raw, idx.MediaType)
+}
+
+// filterIndex rewrites an index keeping only the entries at sel, each entry's
+// bytes and every other top-level field unchanged.
+func filterIndex(raw []byte, sel []int) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return nil, err
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(top["manifests"], &entries); err != nil {
+		return nil, err
+	}
+	kept := make([]json.RawMessage, 0, len(sel))
+	for _, i := range sel {
+		kept = append(kept, entries[i])
+	}
+	b, err := json.Marshal(kept)
+	if err != nil {
+		return nil, err
+	}
+	top["manifests"] = b
+	return json.Marshal(top)
+}
+
+// copyTree copies everything m refers to, children before parents, but not
+// m itself.
+func (c *copier) copyTree(ctx context.Context, m *manifest.Manifest) error {
+	if m.IsIndex() {
+		// Child manifests in parallel, each with its blobs bounded by sem.
+		g, gctx := errgroup.WithContext(ctx)
+		for _, child := range m.Manifests {
+			g.Go(func() error { return c.copyChild(gctx, child) })
+		}
+		return g.Wait()
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, b := range m.Children() {
+		g.Go(func() error { return c.copyBlob(gctx, b) })
+	}
+	return g.Wait()
+}
+
+// copyChild copies a manifest referenced by an index, then writes it by
+// digest.
+func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) error {
+	if !manifest.IsManifest(desc.MediaType) {
+		// An index may point at other content (artifacts): copy as a blob.
+		return c.copyBlob(ctx, desc)
+	}
+	if ok, err := c.dst.HasBlob(ctx, desc); err == nil && ok && manifest.IsImageManifest(desc.MediaType) {
+		// The destination has the manifest; with children-first writes it
+		// has everything below it too.
+		c.stats.skipped.Add(1)
+		c.emit(Event{Kind: BlobSkipped, Desc: desc})
+		return nil
+	}
+	m, err := c.fetchManifest(ctx, desc)
+	if err != nil {
+		return err
+	}
+	if err := c.copyTree(ctx, m); err != nil {
+		return err
+	}
+	if err := c.dst.PutManifest(ctx, plainDesc(desc), m.Raw, ""); err != nil {
+		return c.dst.wrap("put manifest "+desc.Digest.String(), err)
+	}
+	c.stats.manifests.Add(1)
+	c.emit(Event{Kind: ManifestDone, Desc: desc})
+	return nil
+}
+
+// copyBlob copies one blob once per copier, whatever the number of
+// manifests that share it.
+func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor) error {
+	c.mu.Lock()
+	o, ok := c.done[desc.Digest]
+	if !ok {
+		o = &blobOnce{}
+		c.done[desc.Digest] = o
+	}
+	c.mu.Unlock()
+	o.once.Do(func() {
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			o.err = ctx.Err()
+			return
+		}
+		defer func() { <-c.sem }()
+		o.err = c.transferBlob(ctx, desc)
+	})
+	return o.err
+}
+
+func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) error {
+	if manifest.IsNonDistributable(desc.MediaType) && c.dst.ep.Transport == ref.Docker {
+		// Foreign layers are not pushed to registries (skopeo and crane
+		// agree); the manifest keeps pointing at their URLs.
+		c.stats.skipped.Add(1)
+		c.emit(Event{Kind: BlobSkipped, Desc: desc})
+		return nil
+	}
+	has, err := c.dst.HasBlob(ctx, desc)
+	if err != nil {
+		return c.dst.wrap("check blob "+desc.Digest.String(), err)
+	}
+	if has {
+		c.stats.skipped.Add(1)
+		c.emit(Event{Kind: BlobSkipped, Desc: desc})
+		return nil
+	}
+	if c.dst.has(pluginapi.CapMount) && c.src.ep.Transport == c.dst.ep.Transport && c.src.ep.Location != c.dst.ep.Location {
+		ok, err := c.dst.Endpoint.(pluginapi.Mounter).MountBlob(ctx, desc, c.src.ep.Location)
+		if err == nil && ok {
+			c.stats.mounted.Add(1)
+			c.emit(Event{Kind: BlobMounted, Desc: desc})
+			return nil
+		}
+		// A refused mount falls back to copying the bytes.
+	}
+	if c.src.has(pluginapi.CapBlobPath) && c.dst.has(pluginapi.CapPutBlobFile) {
+		if done, err := c.linkBlob(ctx, desc); done || err != nil {
+			return err
+		}
+	}
+	return c.streamBlob(ctx, desc)
+}
+
+// linkBlob hands a local source file to a destination that can take it
+// without streaming. The destination verifies the content before it becomes
+// visible (FilePutter's contract). It reports false when the source has no
+// local path for the blob.
+func (c *copier) linkBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	path, err := c.src.Endpoint.(pluginapi.BlobPather).BlobPath(ctx, desc)
+	if err != nil || path == "" {
+		return false, nil
+	}
+	if err := c.dst.Endpoint.(pluginapi.FilePutter).PutBlobFile(ctx, desc, path); err != nil {
+		return true, c.dst.wrap("put blob "+desc.Digest.String()+" from "+path, err)
+	}
+	c.stats.copied.Add(1)
+	c.bytes.Add(desc.Size)
+	c.emit(Event{Kind: BlobLinked, Desc: desc, Bytes: desc.Size})
+	return true, nil
+}
+
+// streamBlob moves a blob's bytes from source to destination through the
+// host, verifying size and digest as they pass. The verifying reader
+// withholds the last byte of wrong content, so the destination never
+// receives a whole wrong blob even if it did not check.
+func (c *copier) streamBlob(ctx context.Context, desc ocispec.Descriptor) error {
+	rc, err := c.src.GetBlob(ctx, desc, 0)
+	if err != nil {
+		return c.src.wrap("get blob "+desc.Digest.String(), err)
+	}
+	defer rc.Close()
+	c.emit(Event{Kind: BlobStart, Desc: desc})
+	vr := content.NewVerifyReader(rc, desc)
+	var r io.Reader = vr
+	if c.opts.Progress != nil {
+		r = &progressReader{r: vr, desc: desc, emit: c.emit, step: 1 << 20}
+	}
+	if err := c.dst.PutBlob(ctx, desc, r); err != nil {
+		if verr := verifyErr(vr); verr != nil {
+			// The source sent wrong bytes: say so, not what the
+			// destination made of the cut stream.
+			return c.src.wrap("blob "+desc.Digest.String(), verr)
+		}
+		return c.dst.wrap("put blob "+desc.Digest.String(), err)
+	}
+	if !vr.Verified() {
+		// The destination stopped reading early and still claimed
+		// success: refuse to count the blob.
+		if _, err := io.Copy(io.Discard, vr); err != nil {
+			return c.src.wrap("blob "+desc.Digest.String(), err)
+		}
+	}
+	c.stats.copied.Add(1)
+	c.bytes.Add(desc.Size)
+	c.emit(Event{Kind: BlobDone, Desc: desc, Bytes: desc.Size})
+	return nil
+}
+
+// verifyErr returns the integrity failure a VerifyReader hit, if any.
+func verifyErr(vr *content.VerifyReader) error {
+	err := vr.Err()
+	if errors.Is(err, core.ErrDigestMismatch) || errors.Is(err, core.ErrSizeMismatch) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// BinaryPrefix starts the file name of every transport plugin binary.
+const BinaryPrefix = "stevedore-transport-"
+
+// PluginBinary is a plugin executable found on the search path.
+type PluginBinary struct {
+	// Name is the file name without BinaryPrefix ("oci", "archive").
+	Name string
+	// Path is the absolute path of the binary that wins.
+	Path string
+	// Shadowed lists binaries of the same name later on the search path,
+	// which this one overrides.
+	Shadowed []string
+}
+
+// DefaultSearchPath is where plugins are looked for, first match wins:
+// $STEVEDORE_PLUGIN_PATH (colon-separated), the directory of the running
+// executable, then $XDG_DATA_HOME/stevedore/plugins (default
+// ~/.local/share/stevedore/plugins).
+func DefaultSearchPath() []string {
+	var dirs []string
+	for _, d := range filepath.SplitList(os.Getenv("STEVEDORE_PLUGIN_PATH")) {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			data = filepath.Join(home, ".local", "share")
+		}
+	}
+	if data != "" {
+		dirs = append(dirs, filepath.Join(data, "stevedore", "plugins"))
+	}
+	return dirs
+}
+
+// Discover lists the plugin binaries in dirs, first match of a name wins.
+// Missing directories are skipped; files that are not executable are
+// ignored.
+func Discover(dirs []string) []PluginBinary {
+	byName := map[string]*PluginBinary{}
+	var order []string
+	seen := map[string]bool{}
+	for _, dir := range dirs {
+		abs, err := filepath.Abs(dir)
+		if err != nil || seen[abs] {
+			continue
+		}
+		seen[abs] = true
+		entries, err := os.ReadDir(abs)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			name, ok := strings.CutPrefix(e.Name(), BinaryPrefix)
+			if !ok || name == "" || strings.ContainsAny(name, ". ") {
+				continue
+			}
+			p := filepath.Join(abs, e.Name())
+			fi, err := os.Stat(p)
+			if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+				continue
+			}
+			if b, ok := byName[name]; ok {
+				b.Shadowed = append(b.Shadowed, p)
+				continue
+			}
+			byName[name] = &PluginBinary{Name: name, Path: p}
+			order = append(order, name)
+		}
+	}
+	sort.Strings(order)
+	out := make([]PluginBinary, 0, len(order))
+	for _, n := range order {
+		out = append(out, *byName[n])
+	}
+	return out
+}
+
+// candidates orders binaries by how likely they serve transport: an exact
+// name first, then names contained in the transport (archive for
+// docker-archive), then the rest, so that usually one launch suffices.
+func candidates(bins []PluginBinary, transport string) []PluginBinary {
+	var exact, partial, rest []PluginBinary
+	for _, b := range bins {
+		switch {
+		case b.Name == transport:
+			exact = append(exact, b)
+		case strings.Contains(transport, b.Name) || strings.Contains(b.Name, transport):
+			partial = append(partial, b)
+		default:
+			rest = append(rest, b)
+		}
+	}
+	return append(append(exact, partial...), rest...)
+}

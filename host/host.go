@@ -1,0 +1,314 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/ref"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// Options configure a Host.
+type Options struct {
+	// SearchPath lists directories searched for plugin binaries, first
+	// match wins. Nil means DefaultSearchPath().
+	SearchPath []string
+	// Logger receives the host's and the plugins' logs. Nil means warnings
+	// and errors on stderr.
+	Logger hclog.Logger
+	// InProcess plugins serve their transports without a process, ahead of
+	// any binary on the search path. Useful to embedders and tests.
+	InProcess []pluginapi.Plugin
+}
+
+// Host discovers and runs transport plugins. It is safe for concurrent use.
+// Close it to stop every plugin process it started.
+type Host struct {
+	logger    hclog.Logger
+	search    []string
+	inProcess map[string]pluginapi.Plugin
+
+	mu        sync.Mutex
+	bins      []PluginBinary
+	scanned   bool
+	running   map[string]*running // by binary name
+	byTrans   map[string]*running // transport -> process serving it
+	socketDir string
+	plane     *pluginapi.DataPlane
+	closed    bool
+}
+
+// New creates a Host. It starts no process until a call needs a transport.
+func New(opts Options) (*Host, error) {
+	h := &Host{
+		logger:    opts.Logger,
+		search:    opts.SearchPath,
+		inProcess: map[string]pluginapi.Plugin{},
+		running:   map[string]*running{},
+		byTrans:   map[string]*running{},
+	}
+	if h.logger == nil {
+		h.logger = hclog.New(&hclog.LoggerOptions{Name: "stevedore", Level: hclog.Warn, Output: os.Stderr})
+	}
+	if h.search == nil {
+		h.search = DefaultSearchPath()
+	}
+	for _, p := range opts.InProcess {
+		for _, t := range p.Transports() {
+			if _, dup := h.inProcess[t]; !dup {
+				h.inProcess[t] = p
+			}
+		}
+	}
+	return h, nil
+}
+
+// Close stops every plugin process. The Host is unusable afterwards.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	h.closed = true
+	var wg sync.WaitGroup
+	for _, r := range h.running {
+		wg.Add(1)
+		go func(r *running) {
+			defer wg.Done()
+			r.remote.Close()
+			r.client.Kill()
+		}(r)
+	}
+	wg.Wait()
+	h.running, h.byTrans = nil, nil
+	if h.plane != nil {
+		h.plane.Close()
+	}
+	if h.socketDir != "" {
+		os.RemoveAll(h.socketDir)
+	}
+	return nil
+}
+
+// Binaries lists the plugin binaries on the search path.
+func (h *Host) Binaries() []PluginBinary {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.binariesLocked()
+}
+
+func (h *Host) binariesLocked() []PluginBinary {
+	if !h.scanned {
+		h.bins = Discover(h.search)
+		h.scanned = true
+	}
+	return h.bins
+}
+
+// PluginStatus describes one discovered plugin binary.
+type PluginStatus struct {
+	Binary PluginBinary
+	Info   pluginapi.PluginInfo
+	Err    error
+}
+
+// Plugins launches every discovered binary to ask what it serves.
+func (h *Host) Plugins(ctx context.Context) []PluginStatus {
+	bins := h.Binaries()
+	out := make([]PluginStatus, len(bins))
+	for i, b := range bins {
+		out[i].Binary = b
+		r, err := h.start(ctx, b)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		out[i].Info = r.info
+	}
+	return out
+}
+
+func (h *Host) start(ctx context.Context, b PluginBinary) (*running, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.startLocked(ctx, b)
+}
+
+func (h *Host) startLocked(ctx context.Context, b PluginBinary) (*running, error) {
+	if h.closed {
+		return nil, fmt.Errorf("host is closed: %w", core.ErrUnavailable)
+	}
+	if r, ok := h.running[b.Name]; ok && !r.client.Exited() {
+		return r, nil
+	}
+	if h.socketDir == "" {
+		dir, err := os.MkdirTemp("", "stvd-")
+		if err != nil {
+			return nil, fmt.Errorf("plugin socket directory: %w", err)
+		}
+		h.socketDir = dir
+	}
+	if h.plane == nil {
+		// One data-plane socket serves every plugin of this host.
+		dp, err := pluginapi.NewDataPlane()
+		if err != nil {
+			return nil, fmt.Errorf("plugin data plane: %w", err)
+		}
+		h.plane = dp
+	}
+	r, err := launch(ctx, b, h.socketDir, h.plane, h.logger)
+	if err != nil {
+		return nil, err
+	}
+	h.running[b.Name] = r
+	for _, t := range r.info.Transports {
+		if _, taken := h.byTrans[t]; !taken {
+			h.byTrans[t] = r
+		}
+	}
+	return r, nil
+}
+
+// servedBy returns the plugin serving transport, launching binaries in
+// order of likelihood until one serves it.
+func (h *Host) servedBy(ctx context.Context, transport string) (pluginapi.Plugin, *running, error) {
+	if p, ok := h.inProcess[transport]; ok {
+		return p, nil, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r, ok := h.byTrans[transport]; ok && !r.client.Exited() {
+		return r.remote, r, nil
+	}
+	bins := h.binariesLocked()
+	var errs []string
+	for _, b := range candidates(bins, transport) {
+		if _, started := h.running[b.Name]; started {
+			continue
+		}
+		r, err := h.startLocked(ctx, b)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			h.logger.Warn("plugin failed to start", "path", b.Path, "error", err)
+			errs = append(errs, err.Error())
+			continue
+		}
+		for _, t := range r.info.Transports {
+			if t == transport {
+				return r.remote, r, nil
+			}
+		}
+	}
+	msg := fmt.Sprintf("no plugin serves transport %q (searched %s", transport, strings.Join(h.search, ":"))
+	if len(errs) > 0 {
+		msg += "; failed: " + strings.Join(errs, "; ")
+	}
+	return nil, nil, fmt.Errorf("%s): %w", msg, core.ErrUnsupported)
+}
+
+// ParseEndpoint parses s with the built-in syntax, or as
+// TRANSPORT:LOCATION[:REF] when a plugin on the search path serves a
+// transport not built in.
+func (h *Host) ParseEndpoint(ctx context.Context, s string) (ref.Endpoint, error) {
+	ep, err := ref.Parse(s)
+	if err == nil || !errors.Is(err, ref.ErrUnknownTransport) {
+		return ep, err
+	}
+	gen, gerr := ref.ParseGeneric(s)
+	if gerr != nil {
+		return ref.Endpoint{}, err
+	}
+	if _, _, serr := h.servedBy(ctx, gen.Transport); serr != nil {
+		return ref.Endpoint{}, fmt.Errorf("%w; and %v", err, serr)
+	}
+	return gen, nil
+}
+
+// endpoint is an opened endpoint with what the host knows about it.
+type endpoint struct {
+	pluginapi.Endpoint
+	// Source and Destination are set when the endpoint implements them.
+	pluginapi.Source
+	pluginapi.Destination
+	ep   ref.Endpoint
+	run  *running // nil for in-process plugins
+	caps map[string]bool
+}
+
+func (e *endpoint) has(c string) bool { return e.caps[c] }
+
+// wrap names the endpoint, and the plugin when its process died.
+func (e *endpoint) wrap(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if e.run != nil && e.run.client.Exited() {
+		err = &PluginError{Plugin: e.run.bin.Name, Path: e.run.bin.Path, Err: fmt.Errorf("%w during %s: %w", errPluginExited, step, err)}
+	}
+	return fmt.Errorf("%s: %s: %w", e.ep.WithRef("").String(), step, err)
+}
+
+func capsOf(e pluginapi.Endpoint) map[string]bool {
+	var list []string
+	if c, ok := e.(interface{ Capabilities() []string }); ok {
+		list = c.Capabilities()
+	} else {
+		list = pluginapi.Capabilities(e)
+	}
+	m := make(map[string]bool, len(list))
+	for _, c := range list {
+		m[c] = true
+	}
+	return m
+}
+
+func (h *Host) open(ctx context.Context, ep ref.Endpoint, mode pluginapi.Mode, opts map[string]string) (*endpoint, error) {
+	p, r, err := h.servedBy(ctx, ep.Transport)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ep, err)
+	}
+	e, err := p.Open(ctx, pluginapi.OpenRequest{Transport: ep.Transport, Location: ep.Location, Mode: mode, Options: opts})
+	if err != nil {
+		o := &endpoint{ep: ep, run: r}
+		return nil, o.wrap("open for "+mode.String(), err)
+	}
+	o := &endpoint{Endpoint: e, ep: ep, run: r, caps: capsOf(e)}
+	o.Source, _ = e.(pluginapi.Source)
+	o.Destination, _ = e.(pluginapi.Destination)
+	need := pluginapi.CapSource
+	if mode == pluginapi.ModeWrite {
+		need = pluginapi.CapDest
+	}
+	if !o.has(need) {
+		e.Close(ctx)
+		return nil, fmt.Errorf("%s: transport %s cannot be a %s: %w", ep, ep.Transport, need, core.ErrUnsupported)
+	}
+	return o, nil
+}
+
+// Transports lists the transports available: in-process ones and those of
+// plugins already started. Use Plugins to start and list them all.
+func (h *Host) Transports() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for t := range h.inProcess {
+		out = append(out, t)
+	}
+	for t := range h.byTrans {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,263 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/core/manifest"
+	"github.com/stevedore-oci/stevedore/core/platform"
+	"github.com/stevedore-oci/stevedore/core/ref"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// InspectOptions tune Inspect.
+type InspectOptions struct {
+	// Platform picks the image of an index; nil means the host's.
+	Platform *ocispec.Platform
+	// Options are handed to the transport.
+	Options map[string]string
+	// NoTags skips listing the repository's tags.
+	NoTags bool
+}
+
+// LayerData describes one layer, as skopeo's LayersData.
+type LayerData struct {
+	MIMEType    string            `json:"MIMEType"`
+	Digest      digest.Digest     `json:"Digest"`
+	Size        int64             `json:"Size"`
+	Annotations map[string]string `json:"Annotations"`
+}
+
+// ImageInfo is the skopeo-compatible summary Inspect returns.
+type ImageInfo struct {
+	Name          string            `json:"Name,omitempty"`
+	Digest        digest.Digest     `json:"Digest"`
+	RepoTags      []string          `json:"RepoTags"`
+	Created       *time.Time        `json:"Created,omitempty"`
+	DockerVersion string            `json:"DockerVersion"`
+	Labels        map[string]string `json:"Labels"`
+	Architecture  string            `json:"Architecture"`
+	Os            string            `json:"Os"`
+	Variant       string            `json:"Variant,omitempty"`
+	Layers        []digest.Digest   `json:"Layers"`
+	LayersData    []LayerData       `json:"LayersData"`
+	Env           []string          `json:"Env"`
+}
+
+// Inspected is everything Inspect read.
+type Inspected struct {
+	Info ImageInfo
+	// TopRaw is the top-level manifest or index as stored.
+	TopRaw []byte
+	// Top describes TopRaw.
+	Top ocispec.Descriptor
+	// Manifest is the image manifest chosen (TopRaw unless it is an index).
+	Manifest *manifest.Manifest
+	// ConfigRaw is the image's config blob.
+	ConfigRaw []byte
+}
+
+// dockerConfig holds the config fields skopeo reports that the OCI image
+// config lacks.
+type dockerConfig struct {
+	ocispec.Image
+	DockerVersion string `json:"docker_version"`
+}
+
+// Inspect reads an image's manifest and config.
+func (h *Host) Inspect(ctx context.Context, image string, opts InspectOptions) (*Inspected, error) {
+	ep, err := h.ParseEndpoint(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	src, err := h.open(ctx, ep, pluginapi.ModeRead, opts.Options)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	out, err := inspect(ctx, src, ep, opts)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", ep, err)
+	}
+	return out, nil
+}
+
+func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOptions) (*Inspected, error) {
+	top, err := src.Resolve(ctx, ep.Ref)
+	if err != nil {
+		return nil, src.wrap("resolve "+quote(ep.Ref), err)
+	}
+	m, err := fetchManifest(ctx, src, top)
+	if err != nil {
+		return nil, err
+	}
+	out := &Inspected{TopRaw: m.Raw, Top: top}
+	if m.IsIndex() {
+		want := platform.Default()
+		if opts.Platform != nil {
+			want = *opts.Platform
+		}
+		sel := platform.Select(m.Manifests, []ocispec.Platform{want})
+		if len(sel) == 0 {
+			return nil, fmt.Errorf("index %s has no image for %s: %w", m.Digest, platform.Format(want), core.ErrNotFound)
+		}
+		if m, err = fetchManifest(ctx, src, m.Manifests[sel[0]]); err != nil {
+			return nil, err
+		}
+	}
+	out.Manifest = m
+	if m.IsIndex() {
+		return nil, fmt.Errorf("index %s points at another index: %w", top.Digest, core.ErrUnsupported)
+	}
+	rc, err := src.GetBlob(ctx, m.Config, 0)
+	if err != nil {
+		return nil, src.wrap("get config "+m.Config.Digest.String(), err)
+	}
+	out.ConfigRaw, err = content.ReadAllVerified(rc, m.Config, content.MaxConfigSize)
+	rc.Close()
+	if err != nil {
+		return nil, src.wrap("config "+m.Config.Digest.String(), err)
+	}
+	info := ImageInfo{Digest: top.Digest, RepoTags: []string{}, Labels: nil, Layers: []digest.Digest{}, LayersData: []LayerData{}}
+	if ep.Transport == ref.Docker {
+		info.Name = ep.Location
+	}
+	var cfg dockerConfig
+	if m.Config.MediaType == manifest.OCIConfig || m.Config.MediaType == manifest.DockerConfig {
+		if err := json.Unmarshal(out.ConfigRaw, &cfg); err != nil {
+			return nil, fmt.Errorf("config %s: not an image config: %v: %w", m.Config.Digest, err, core.ErrInvalid)
+		}
+	}
+	info.Created = cfg.Created
+	info.DockerVersion = cfg.DockerVersion
+	info.Labels = cfg.Config.Labels
+	info.Env = cfg.Config.Env
+	info.Architecture, info.Os, info.Variant = cfg.Architecture, cfg.OS, cfg.Variant
+	for _, l := range m.Layers {
+		info.Layers = append(info.Layers, l.Digest)
+		info.LayersData = append(info.LayersData, LayerData{MIMEType: l.MediaType, Digest: l.Digest, Size: l.Size, Annotations: l.Annotations})
+	}
+	if !opts.NoTags && src.has(pluginapi.CapListTags) {
+		tags, err := src.Endpoint.(pluginapi.TagLister).ListTags(ctx)
+		if err != nil {
+			return nil, src.wrap("list tags", err)
+		}
+		sort.Strings(tags)
+		info.RepoTags = append(info.RepoTags, tags...)
+	}
+	out.Info = info
+	return out, nil
+}
+
+// TagList is what ListTags returns, as skopeo list-tags prints it.
+type TagList struct {
+	Repository string   `json:"Repository"`
+	Tags       []string `json:"Tags"`
+}
+
+// ListTags lists the tags of a repository or layout. Any image reference in
+// location is ignored.
+func (h *Host) ListTags(ctx context.Context, location string, options map[string]string) (*TagList, error) {
+	ep, err := h.ParseEndpoint(ctx, location)
+	if err != nil {
+		return nil, err
+	}
+	src, err := h.open(ctx, ep, pluginapi.ModeRead, options)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	if !src.has(pluginapi.CapListTags) {
+		return nil, fmt.Errorf("list tags %s: transport %s cannot list tags: %w", ep, ep.Transport, core.ErrUnsupported)
+	}
+	tags, err := src.Endpoint.(pluginapi.TagLister).ListTags(ctx)
+	if err != nil {
+		return nil, src.wrap("list tags", err)
+	}
+	sort.Strings(tags)
+	if tags == nil {
+		tags = []string{}
+	}
+	return &TagList{Repository: ep.Location, Tags: tags}, nil
+}
+
+// Delete removes a tag or a manifest by digest.
+func (h *Host) Delete(ctx context.Context, image string, options map[string]string) error {
+	ep, err := h.ParseEndpoint(ctx, image)
+	if err != nil {
+		return err
+	}
+	if ep.Ref == "" {
+		return fmt.Errorf("delete %s: name a tag or digest to delete: %w", ep, core.ErrInvalid)
+	}
+	dst, err := h.open(ctx, ep, pluginapi.ModeWrite, options)
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	if !dst.has(pluginapi.CapDelete) {
+		return fmt.Errorf("delete %s: transport %s cannot delete: %w", ep, ep.Transport, core.ErrUnsupported)
+	}
+	if err := dst.Endpoint.(pluginapi.Deleter).Delete(ctx, ep.Ref); err != nil {
+		return dst.wrap("delete "+ep.Ref, err)
+	}
+	if dst.has(pluginapi.CapCommit) {
+		if err := dst.Endpoint.(pluginapi.Committer).Commit(ctx); err != nil {
+			return dst.wrap("commit", err)
+		}
+	}
+	return nil
+}
+
+// ManifestDigest returns the digest of a manifest file's bytes, as they are.
+func ManifestDigest(path string) (digest.Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("manifest-digest: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, content.MaxManifestSize+1))
+	if err != nil {
+		return "", fmt.Errorf("manifest-digest %s: %w", path, err)
+	}
+	if _, err := manifest.Parse(raw, ""); err != nil {
+		return "", fmt.Errorf("manifest-digest %s: %w", path, err)
+	}
+	return digest.FromBytes(raw), nil
+}
+
+// RawManifest returns the top-level manifest or index of image exactly as
+// stored, verified against its digest.
+func (h *Host) RawManifest(ctx context.Context, image string, options map[string]string) ([]byte, error) {
+	ep, err := h.ParseEndpoint(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	src, err := h.open(ctx, ep, pluginapi.ModeRead, options)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	desc, err := src.Resolve(ctx, ep.Ref)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", ep, src.wrap("resolve "+quote(ep.Ref), err))
+	}
+	raw, err := src.GetManifest(ctx, desc)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", ep, src.wrap("get manifest", err))
+	}
+	if err := content.VerifyBytes(raw, desc); err != nil {
+		return nil, fmt.Errorf("inspect %s: manifest %s: %w", ep, desc.Digest, err)
+	}
+	return raw, nil
+}

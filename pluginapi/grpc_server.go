@@ -1,0 +1,285 @@
+package pluginapi
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stevedore-oci/stevedore/core"
+	transportv1 "github.com/stevedore-oci/stevedore/pluginapi/proto/v1"
+)
+
+// grpcServer is the plugin end: it serves a Plugin over gRPC and keeps the
+// endpoints the host opened, by handle. Calls may run concurrently, also on
+// one endpoint, so endpoints must be safe for concurrent use. Blob RPCs live
+// in blob_server.go.
+type grpcServer struct {
+	transportv1.UnimplementedTransportServer
+
+	impl      Plugin
+	dataPlane bool // serve GetBlob/PutBlob over the host's unix socket
+
+	mu        sync.RWMutex
+	next      uint64
+	endpoints map[uint64]*openEndpoint
+}
+
+type openEndpoint struct {
+	ep   Endpoint
+	name string // "transport:location", for error messages
+}
+
+func newGRPCServer(p Plugin, dataPlane bool) *grpcServer {
+	return &grpcServer{impl: p, dataPlane: dataPlane, endpoints: map[uint64]*openEndpoint{}}
+}
+
+func (s *grpcServer) Info(context.Context, *transportv1.InfoRequest) (*transportv1.InfoResponse, error) {
+	versions := make([]int32, 0, len(ProtocolVersions))
+	for _, v := range ProtocolVersions {
+		versions = append(versions, int32(v))
+	}
+	return &transportv1.InfoResponse{
+		Transports:       s.impl.Transports(),
+		PluginVersion:    pluginVersion(s.impl),
+		ProtocolVersions: versions,
+		DataPlane:        s.dataPlane,
+	}, nil
+}
+
+func (s *grpcServer) Open(ctx context.Context, req *transportv1.OpenRequest) (*transportv1.OpenResponse, error) {
+	if !slices.Contains(s.impl.Transports(), req.GetTransport()) {
+		return nil, toStatus(fmt.Errorf("transport %q is not served by this plugin: %w", req.GetTransport(), core.ErrUnsupported))
+	}
+	mode, err := modeFromProto(req.GetMode())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	ep, err := s.impl.Open(ctx, OpenRequest{
+		Transport: req.GetTransport(),
+		Location:  req.GetLocation(),
+		Mode:      mode,
+		Options:   req.GetOptions(),
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.mu.Lock()
+	s.next++
+	h := s.next
+	s.endpoints[h] = &openEndpoint{ep: ep, name: req.GetTransport() + ":" + req.GetLocation()}
+	s.mu.Unlock()
+	return &transportv1.OpenResponse{Handle: h, Capabilities: Capabilities(ep)}, nil
+}
+
+// Close forgets the handle first, so no new call can reach the endpoint, then
+// closes it. Calls already running keep their reference: closing an endpoint
+// with calls in flight is the host's mistake, and the transport sees it.
+func (s *grpcServer) Close(ctx context.Context, req *transportv1.CloseRequest) (*transportv1.CloseResponse, error) {
+	s.mu.Lock()
+	oe, ok := s.endpoints[req.GetHandle()]
+	delete(s.endpoints, req.GetHandle())
+	s.mu.Unlock()
+	if !ok {
+		return nil, toStatus(fmt.Errorf("endpoint handle %d is not open: %w", req.GetHandle(), core.ErrInvalid))
+	}
+	if err := oe.ep.Close(ctx); err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.CloseResponse{}, nil
+}
+
+// closeAll closes every open endpoint; Serve calls it when the host is gone so
+// that unfinished writes are discarded rather than left half done.
+func (s *grpcServer) closeAll(ctx context.Context) {
+	s.mu.Lock()
+	eps := s.endpoints
+	s.endpoints = map[uint64]*openEndpoint{}
+	s.mu.Unlock()
+	for _, oe := range eps {
+		_ = oe.ep.Close(ctx)
+	}
+}
+
+// endpointAs finds an open endpoint and checks that it implements T, the
+// interface behind capability cap.
+func endpointAs[T any](s *grpcServer, handle uint64, cap string) (T, error) {
+	var zero T
+	s.mu.RLock()
+	oe, ok := s.endpoints[handle]
+	s.mu.RUnlock()
+	if !ok {
+		return zero, toStatus(fmt.Errorf("endpoint handle %d is not open: %w", handle, core.ErrInvalid))
+	}
+	v, ok := oe.ep.(T)
+	if !ok {
+		return zero, toStatus(fmt.Errorf("%s: %s: %w", oe.name, cap, core.ErrUnsupported))
+	}
+	return v, nil
+}
+
+func (s *grpcServer) Resolve(ctx context.Context, req *transportv1.ResolveRequest) (*transportv1.ResolveResponse, error) {
+	src, err := endpointAs[Source](s, req.GetHandle(), CapSource)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := src.Resolve(ctx, req.GetRef())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	b, err := encodeDescriptor(desc)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.ResolveResponse{DescriptorJson: b}, nil
+}
+
+func (s *grpcServer) GetManifest(ctx context.Context, req *transportv1.GetManifestRequest) (*transportv1.GetManifestResponse, error) {
+	src, err := endpointAs[Source](s, req.GetHandle(), CapSource)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := decodeDescriptor(req.GetDescriptorJson())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	raw, err := src.GetManifest(ctx, desc)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.GetManifestResponse{Raw: raw}, nil
+}
+
+func (s *grpcServer) HasBlob(ctx context.Context, req *transportv1.HasBlobRequest) (*transportv1.HasBlobResponse, error) {
+	dst, err := endpointAs[Destination](s, req.GetHandle(), CapDest)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := decodeDescriptor(req.GetDescriptorJson())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	ok, err := dst.HasBlob(ctx, desc)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.HasBlobResponse{Exists: ok}, nil
+}
+
+func (s *grpcServer) PutManifest(ctx context.Context, req *transportv1.PutManifestRequest) (*transportv1.PutManifestResponse, error) {
+	dst, err := endpointAs[Destination](s, req.GetHandle(), CapDest)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := decodeDescriptor(req.GetDescriptorJson())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := dst.PutManifest(ctx, desc, req.GetRaw(), req.GetRef()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.PutManifestResponse{}, nil
+}
+
+func (s *grpcServer) MountBlob(ctx context.Context, req *transportv1.MountBlobRequest) (*transportv1.MountBlobResponse, error) {
+	m, err := endpointAs[Mounter](s, req.GetHandle(), CapMount)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := decodeDescriptor(req.GetDescriptorJson())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	ok, err := m.MountBlob(ctx, desc, req.GetFromLocation())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.MountBlobResponse{Mounted: ok}, nil
+}
+
+func (s *grpcServer) ListTags(ctx context.Context, req *transportv1.ListTagsRequest) (*transportv1.ListTagsResponse, error) {
+	tl, err := endpointAs[TagLister](s, req.GetHandle(), CapListTags)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := tl.ListTags(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.ListTagsResponse{Tags: tags}, nil
+}
+
+func (s *grpcServer) Referrers(ctx context.Context, req *transportv1.ReferrersRequest) (*transportv1.ReferrersResponse, error) {
+	rl, err := endpointAs[ReferrerLister](s, req.GetHandle(), CapReferrers)
+	if err != nil {
+		return nil, err
+	}
+	subject, err := digest.Parse(req.GetSubject())
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("referrers subject %q: %v: %w", req.GetSubject(), err, core.ErrInvalid))
+	}
+	descs, err := rl.Referrers(ctx, subject, req.GetArtifactType())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	bs, err := encodeDescriptors(descs)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.ReferrersResponse{DescriptorsJson: bs}, nil
+}
+
+func (s *grpcServer) Delete(ctx context.Context, req *transportv1.DeleteRequest) (*transportv1.DeleteResponse, error) {
+	d, err := endpointAs[Deleter](s, req.GetHandle(), CapDelete)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Delete(ctx, req.GetRef()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.DeleteResponse{}, nil
+}
+
+func (s *grpcServer) Commit(ctx context.Context, req *transportv1.CommitRequest) (*transportv1.CommitResponse, error) {
+	c, err := endpointAs[Committer](s, req.GetHandle(), CapCommit)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Commit(ctx); err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.CommitResponse{}, nil
+}
+
+func (s *grpcServer) BlobPath(ctx context.Context, req *transportv1.BlobPathRequest) (*transportv1.BlobPathResponse, error) {
+	bp, err := endpointAs[BlobPather](s, req.GetHandle(), CapBlobPath)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := decodeDescriptor(req.GetDescriptorJson())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	p, err := bp.BlobPath(ctx, desc)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.BlobPathResponse{Path: p}, nil
+}
+
+func (s *grpcServer) PutBlobFile(ctx context.Context, req *transportv1.PutBlobFileRequest) (*transportv1.PutBlobFileResponse, error) {
+	fp, err := endpointAs[FilePutter](s, req.GetHandle(), CapPutBlobFile)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := decodeDescriptor(req.GetDescriptorJson())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := fp.PutBlobFile(ctx, desc, req.GetPath()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.PutBlobFileResponse{}, nil
+}

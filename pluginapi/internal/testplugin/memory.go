@@ -1,0 +1,294 @@
+// Package testplugin is an in-memory transport ("mem") for testing the
+// pluginapi wire layer over a real plugin process. Locations are names of
+// in-memory stores that live as long as the process. Open options inject
+// faults:
+//
+//	fail-after=N   GetBlob fails after N bytes (wrapping core.ErrUnavailable)
+//	stall-after=N  GetBlob blocks after N bytes until its context ends
+//	stall-put=true PutBlob reads nothing and blocks until its context ends
+//	deny-put=true  PutBlob reads nothing and fails (wrapping core.ErrDenied)
+//	synthetic=true GetBlob serves desc.Size bytes of a fixed pattern for any
+//	               digest (for benchmarks; the bytes do not match the digest)
+//
+// A read-mode endpoint is a Source and TagLister; a write-mode endpoint is
+// also a Destination and Deleter. It is test code: blobs are held in memory.
+package testplugin
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// Transport is the transport name served.
+const Transport = "mem"
+
+// Plugin is the in-memory transport plugin.
+type Plugin struct {
+	mu     sync.Mutex
+	stores map[string]*store
+}
+
+// New returns an empty plugin.
+func New() *Plugin { return &Plugin{stores: map[string]*store{}} }
+
+// Transports implements pluginapi.Plugin.
+func (p *Plugin) Transports() []string { return []string{Transport} }
+
+// Version implements pluginapi.Versioner.
+func (p *Plugin) Version() string { return "test-1.0" }
+
+// Open implements pluginapi.Plugin.
+func (p *Plugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginapi.Endpoint, error) {
+	if req.Transport != Transport {
+		return nil, fmt.Errorf("transport %q: %w", req.Transport, core.ErrUnsupported)
+	}
+	if req.Location == "" {
+		return nil, fmt.Errorf("mem: empty location: %w", core.ErrInvalid)
+	}
+	p.mu.Lock()
+	s := p.stores[req.Location]
+	if s == nil {
+		s = &store{blobs: map[digest.Digest][]byte{}, manifests: map[digest.Digest]manifest{}, tags: map[string]digest.Digest{}}
+		p.stores[req.Location] = s
+	}
+	p.mu.Unlock()
+	r := &reader{s: s, name: "mem:" + req.Location}
+	for k, v := range req.Options {
+		switch k {
+		case "fail-after", "stall-after":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: option %s=%q: %w", r.name, k, v, core.ErrInvalid)
+			}
+			if k == "fail-after" {
+				r.failAfter = n
+			} else {
+				r.stallAfter = n
+			}
+		case "synthetic":
+			r.synthetic = v == "true"
+		case "stall-put":
+			r.stallPut = v == "true"
+		case "deny-put":
+			r.denyPut = v == "true"
+		}
+	}
+	if req.Mode == pluginapi.ModeWrite {
+		return &writer{r}, nil
+	}
+	return r, nil
+}
+
+type manifest struct {
+	desc ocispec.Descriptor
+	raw  []byte
+}
+
+type store struct {
+	mu        sync.Mutex
+	blobs     map[digest.Digest][]byte
+	manifests map[digest.Digest]manifest
+	tags      map[string]digest.Digest
+}
+
+// reader is a read-mode endpoint: Source and TagLister.
+type reader struct {
+	s          *store
+	name       string
+	failAfter  int64
+	stallAfter int64
+	synthetic  bool
+	stallPut   bool
+	denyPut    bool
+}
+
+func (r *reader) Close(context.Context) error { return nil }
+
+func (r *reader) Resolve(_ context.Context, ref string) (ocispec.Descriptor, error) {
+	if ref == "" {
+		ref = "latest"
+	}
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	d, err := digest.Parse(ref)
+	if err != nil {
+		var ok bool
+		if d, ok = r.s.tags[ref]; !ok {
+			return ocispec.Descriptor{}, fmt.Errorf("%s: tag %q: %w", r.name, ref, core.ErrNotFound)
+		}
+	}
+	m, ok := r.s.manifests[d]
+	if !ok {
+		return ocispec.Descriptor{}, fmt.Errorf("%s: manifest %s: %w", r.name, d, core.ErrNotFound)
+	}
+	return m.desc, nil
+}
+
+func (r *reader) GetManifest(_ context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	m, ok := r.s.manifests[desc.Digest]
+	if !ok {
+		return nil, fmt.Errorf("%s: manifest %s: %w", r.name, desc.Digest, core.ErrNotFound)
+	}
+	return m.raw, nil
+}
+
+func (r *reader) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
+	var src io.Reader
+	if r.synthetic {
+		src = &pattern{left: desc.Size - offset}
+	} else {
+		r.s.mu.Lock()
+		b, ok := r.s.blobs[desc.Digest]
+		r.s.mu.Unlock()
+		if !ok {
+			return nil, fmt.Errorf("%s: blob %s: %w", r.name, desc.Digest, core.ErrNotFound)
+		}
+		if offset > int64(len(b)) {
+			return nil, fmt.Errorf("%s: blob %s: offset %d past end: %w", r.name, desc.Digest, offset, core.ErrInvalid)
+		}
+		src = bytes.NewReader(b[offset:])
+	}
+	if r.failAfter > 0 || r.stallAfter > 0 {
+		src = &faulty{ctx: ctx, r: src, name: r.name, desc: desc, failAfter: r.failAfter, stallAfter: r.stallAfter}
+	}
+	return io.NopCloser(src), nil
+}
+
+func (r *reader) ListTags(context.Context) ([]string, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	tags := make([]string, 0, len(r.s.tags))
+	for t := range r.s.tags {
+		tags = append(tags, t)
+	}
+	slices.Sort(tags)
+	return tags, nil
+}
+
+// writer is a write-mode endpoint: reader plus Destination and Deleter.
+type writer struct{ *reader }
+
+func (w *writer) HasBlob(_ context.Context, desc ocispec.Descriptor) (bool, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	_, ok := w.s.blobs[desc.Digest]
+	return ok, nil
+}
+
+func (w *writer) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	if w.stallPut {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if w.denyPut {
+		return fmt.Errorf("%s: put blob %s: simulated refusal: %w", w.name, desc.Digest, core.ErrDenied)
+	}
+	b, err := io.ReadAll(content.NewVerifyReader(r, desc))
+	if err != nil {
+		return fmt.Errorf("%s: put blob %s: %w", w.name, desc.Digest, err)
+	}
+	w.s.mu.Lock()
+	w.s.blobs[desc.Digest] = b
+	w.s.mu.Unlock()
+	return nil
+}
+
+func (w *writer) PutManifest(_ context.Context, desc ocispec.Descriptor, raw []byte, ref string) error {
+	if err := content.VerifyBytes(raw, desc); err != nil {
+		return fmt.Errorf("%s: put manifest: %w", w.name, err)
+	}
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	w.s.manifests[desc.Digest] = manifest{desc: desc, raw: slices.Clone(raw)}
+	if ref != "" && ref != desc.Digest.String() {
+		w.s.tags[ref] = desc.Digest
+	}
+	return nil
+}
+
+func (w *writer) Delete(_ context.Context, ref string) error {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	if _, ok := w.s.tags[ref]; ok {
+		delete(w.s.tags, ref)
+		return nil
+	}
+	if d, err := digest.Parse(ref); err == nil {
+		if _, ok := w.s.manifests[d]; ok {
+			delete(w.s.manifests, d)
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: delete %q: %w", w.name, ref, core.ErrNotFound)
+}
+
+// faulty injects a failure or a stall after a number of bytes.
+type faulty struct {
+	ctx        context.Context
+	r          io.Reader
+	name       string
+	desc       ocispec.Descriptor
+	failAfter  int64
+	stallAfter int64
+	n          int64
+}
+
+func (f *faulty) Read(p []byte) (int, error) {
+	limit := f.failAfter
+	if f.stallAfter > 0 && (limit == 0 || f.stallAfter < limit) {
+		limit = f.stallAfter
+	}
+	if f.n >= limit {
+		if limit == f.stallAfter {
+			<-f.ctx.Done()
+			return 0, f.ctx.Err()
+		}
+		return 0, fmt.Errorf("%s: blob %s: simulated read failure after %d bytes: %w", f.name, f.desc.Digest, f.n, core.ErrUnavailable)
+	}
+	if int64(len(p)) > limit-f.n {
+		p = p[:limit-f.n]
+	}
+	n, err := f.r.Read(p)
+	f.n += int64(n)
+	return n, err
+}
+
+// pattern yields left bytes of a repeating pattern.
+type pattern struct{ left int64 }
+
+var block = func() []byte {
+	b := make([]byte, 1<<20)
+	for i := range b {
+		b[i] = byte(i * 7)
+	}
+	return b
+}()
+
+func (p *pattern) Read(b []byte) (int, error) {
+	if p.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.left {
+		b = b[:p.left]
+	}
+	n := 0
+	for n < len(b) {
+		n += copy(b[n:], block)
+	}
+	p.left -= int64(n)
+	return n, nil
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package pluginapi
+
+const raceEnabled = false
