@@ -38,6 +38,9 @@ type CopyOptions struct {
 	SrcOptions, DstOptions map[string]string
 	// Progress, if set, receives events as blobs move.
 	Progress func(Event)
+	// StreamOnly moves every blob's bytes through the host even where both
+	// ends are local files that could be linked (for measurements).
+	StreamOnly bool
 }
 
 // CopyResult summarises a finished copy.
@@ -367,7 +370,7 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 		}
 		// A refused mount falls back to copying the bytes.
 	}
-	if c.src.has(pluginapi.CapBlobPath) && c.dst.has(pluginapi.CapPutBlobFile) {
+	if !c.opts.StreamOnly && c.src.has(pluginapi.CapBlobPath) && c.dst.has(pluginapi.CapPutBlobFile) {
 		if done, err := c.linkBlob(ctx, desc); done || err != nil {
 			return err
 		}

@@ -211,6 +211,9 @@ func (h *Host) servedBy(ctx context.Context, transport string) (pluginapi.Plugin
 		}
 	}
 	msg := fmt.Sprintf("no plugin serves transport %q (searched %s", transport, strings.Join(h.search, ":"))
+	if len(bins) == 0 {
+		msg += "; no stevedore-transport-* binaries there: build them with make build or set STEVEDORE_PLUGIN_PATH"
+	}
 	if len(errs) > 0 {
 		msg += "; failed: " + strings.Join(errs, "; ")
 	}
@@ -227,10 +230,11 @@ func (h *Host) ParseEndpoint(ctx context.Context, s string) (ref.Endpoint, error
 	}
 	gen, gerr := ref.ParseGeneric(s)
 	if gerr != nil {
-		return ref.Endpoint{}, err
+		return ref.Endpoint{}, gerr
 	}
 	if _, _, serr := h.servedBy(ctx, gen.Transport); serr != nil {
-		return ref.Endpoint{}, fmt.Errorf("%w; and %v", err, serr)
+		return ref.Endpoint{}, fmt.Errorf("endpoint %q: unknown transport %q: it is not built in (%s) and %w",
+			s, gen.Transport, strings.Join(ref.Builtin, ", "), serr)
 	}
 	return gen, nil
 }
@@ -256,7 +260,10 @@ func (e *endpoint) wrap(step string, err error) error {
 	if e.run != nil && e.run.client.Exited() {
 		err = &PluginError{Plugin: e.run.bin.Name, Path: e.run.bin.Path, Err: fmt.Errorf("%w during %s: %w", errPluginExited, step, err)}
 	}
-	return fmt.Errorf("%s: %s: %w", e.ep.WithRef("").String(), step, err)
+	if step == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", step, err)
 }
 
 func capsOf(e pluginapi.Endpoint) map[string]bool {
@@ -276,12 +283,12 @@ func capsOf(e pluginapi.Endpoint) map[string]bool {
 func (h *Host) open(ctx context.Context, ep ref.Endpoint, mode pluginapi.Mode, opts map[string]string) (*endpoint, error) {
 	p, r, err := h.servedBy(ctx, ep.Transport)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ep, err)
+		return nil, err
 	}
 	e, err := p.Open(ctx, pluginapi.OpenRequest{Transport: ep.Transport, Location: ep.Location, Mode: mode, Options: opts})
 	if err != nil {
 		o := &endpoint{ep: ep, run: r}
-		return nil, o.wrap("open for "+mode.String(), err)
+		return nil, fmt.Errorf("open %s: %w", ep.WithRef(""), o.wrap("", err))
 	}
 	o := &endpoint{Endpoint: e, ep: ep, run: r, caps: capsOf(e)}
 	o.Source, _ = e.(pluginapi.Source)

@@ -23,6 +23,7 @@ func newCopyCmd() *cobra.Command {
 		digestFile           string
 		quiet                bool
 		progressMode         string
+		streamOnly           bool
 		src, dst, global     transportFlags
 	)
 	cmd := &cobra.Command{
@@ -74,6 +75,7 @@ The resulting manifest digest is printed on stdout.`,
 				Jobs:       jobs,
 				SrcOptions: src.options(fs, "src-", &global),
 				DstOptions: dst.options(fs, "dest-", &global),
+				StreamOnly: streamOnly,
 			}
 			prog, err := newProgress(progressMode, quiet, os.Stderr)
 			if err != nil {
@@ -104,6 +106,8 @@ The resulting manifest digest is printed on stdout.`,
 	fs.StringVar(&digestFile, "digestfile", "", "also write the resulting manifest digest to this file")
 	fs.BoolVarP(&quiet, "quiet", "q", false, "print nothing on stderr except errors")
 	fs.StringVar(&progressMode, "progress", "auto", "progress on stderr: auto (bars on a terminal, none otherwise), bars, json, none")
+	fs.BoolVar(&streamOnly, "stream-only", false, "move every blob through the host even where a local file could be linked")
+	fs.MarkHidden("stream-only")
 	src.register(fs, "src-", "source")
 	dst.register(fs, "dest-", "destination")
 	fs.StringVar(&global.authfile, "authfile", "", "auth file for both registries")

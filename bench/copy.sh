@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# stevedore copy oci: -> oci: against skopeo copy oci: -> oci: on a generated
+# ~1 GiB image (8 layers of 128 MiB, half incompressible), same machine, same
+# run; plus inspect (plugin start-up cost) on a small layout and the blob data
+# plane's throughput. Usage: make build && bench/copy.sh   (BENCH_RUNS=N)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+bin=$PWD/bin
+export STEVEDORE_PLUGIN_PATH=$bin
+work=${BENCH_DIR:-$(mktemp -d /var/tmp/stevedore-bench-XXXX)}
+trap 'rm -rf "$work"' EXIT
+command -v skopeo >/dev/null || { echo "bench: skopeo is needed (apt-get install skopeo)" >&2; exit 1; }
+
+echo "# generating a ~1 GiB image"
+$bin/mkimage -layout "$work/src" -tag big -layers 8 -size 128MiB -compressible 0.5 >/dev/null
+$bin/mkimage -layout "$work/small" -tag v1 -layers 2 -size 64KiB >/dev/null
+du -sh "$work/src/blobs" | awk '{print "# blobs: " $1}'
+
+results=$work/results.txt
+echo "## copy oci: -> oci: (same filesystem)" | tee -a "$results"
+measure "skopeo copy" "rm -rf $work/d1" -- skopeo --insecure-policy copy -q "oci:$work/src:big" "oci:$work/d1:big" | tee -a "$results"
+measure "stevedore copy" "rm -rf $work/d2" -- $bin/stevedore copy -q "oci:$work/src:big" "oci:$work/d2:big" | tee -a "$results"
+echo "## copy oci: -> oci: with every byte through the host" | tee -a "$results"
+measure "stevedore copy --stream-only" "rm -rf $work/d3" -- $bin/stevedore copy -q --stream-only "oci:$work/src:big" "oci:$work/d3:big" | tee -a "$results"
+measure "stevedore copy --stream-only, grpc" "rm -rf $work/d4" -- env STEVEDORE_DATAPLANE=grpc $bin/stevedore copy -q --stream-only "oci:$work/src:big" "oci:$work/d4:big" | tee -a "$results"
+echo "## inspect on a small layout (start-up cost)" | tee -a "$results"
+BENCH_RUNS=$((BENCH_RUNS * 3)) measure "skopeo inspect" ":" -- skopeo --insecure-policy inspect "oci:$work/small:v1" | tee -a "$results"
+BENCH_RUNS=$((BENCH_RUNS * 3)) measure "stevedore inspect" ":" -- $bin/stevedore inspect "oci:$work/small:v1" | tee -a "$results"
+echo
+awk '/skopeo copy/ {s=$4} /^stevedore copy  / {t=$4} /skopeo inspect/ {si=$4} /stevedore inspect/ {ti=$4}
+     END { printf "copy wall ratio stevedore/skopeo: %.2f\ninspect wall ratio stevedore/skopeo: %.2f\n", t/s, ti/si }' "$results"
