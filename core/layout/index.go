@@ -1,0 +1,424 @@
+package layout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+)
+
+// maxIndexSize caps index.json read into memory.
+const maxIndexSize = 64 << 20
+
+// containerdNameAnnotation is where containerd and BuildKit put the full
+// image name ("docker.io/library/alpine:3.20") while ref.name holds the tag.
+const containerdNameAnnotation = "io.containerd.image.name"
+
+// Index returns the layout's index.json. Readers take no lock: index.json is
+// only ever replaced by rename, so a read sees one whole version.
+func (s *Store) Index(ctx context.Context) (ocispec.Index, error) {
+	if err := ctx.Err(); err != nil {
+		return ocispec.Index{}, err
+	}
+	return s.readIndex()
+}
+
+func (s *Store) readIndex() (ocispec.Index, error) {
+	f, err := os.Open(s.indexPath())
+	if err != nil {
+		if isNotExist(err) {
+			return ocispec.Index{}, fmt.Errorf("oci layout %s: no %s: %w", s.dir, ocispec.ImageIndexFile, core.ErrNotFound)
+		}
+		return ocispec.Index{}, fmt.Errorf("oci layout %s: %w", s.dir, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxIndexSize+1))
+	if err != nil {
+		return ocispec.Index{}, fmt.Errorf("oci layout %s: read %s: %w", s.dir, ocispec.ImageIndexFile, err)
+	}
+	if len(b) > maxIndexSize {
+		return ocispec.Index{}, fmt.Errorf("oci layout %s: %s is over %d bytes: %w", s.dir, ocispec.ImageIndexFile, maxIndexSize, core.ErrTooLarge)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return ocispec.Index{}, fmt.Errorf("oci layout %s: %s: %v: %w", s.dir, ocispec.ImageIndexFile, err, core.ErrInvalid)
+	}
+	if idx.SchemaVersion != 2 {
+		return ocispec.Index{}, fmt.Errorf("oci layout %s: %s has schemaVersion %d, want 2: %w", s.dir, ocispec.ImageIndexFile, idx.SchemaVersion, core.ErrInvalid)
+	}
+	return idx, nil
+}
+
+// writeIndex replaces index.json atomically. Callers hold the lock.
+func (s *Store) writeIndex(idx ocispec.Index) error {
+	idx.SchemaVersion = 2
+	if idx.MediaType == "" {
+		idx.MediaType = ocispec.MediaTypeImageIndex
+	}
+	if idx.Manifests == nil {
+		idx.Manifests = []ocispec.Descriptor{} // "manifests": [] rather than null
+	}
+	b, err := json.Marshal(idx)
+	if err != nil {
+		return fmt.Errorf("oci layout %s: encode %s: %w", s.dir, ocispec.ImageIndexFile, err)
+	}
+	if err := writeFileAtomic(s.indexPath(), b); err != nil {
+		return fmt.Errorf("oci layout %s: write %s: %w", s.dir, ocispec.ImageIndexFile, err)
+	}
+	return nil
+}
+
+// update re-reads index.json under the exclusive lock, lets fn change it,
+// and writes it back. fn returning an error leaves index.json untouched.
+func (s *Store) update(ctx context.Context, fn func(*ocispec.Index) error) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	idx, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	if err := fn(&idx); err != nil {
+		return err
+	}
+	return s.writeIndex(idx)
+}
+
+// isDigestRef says whether ref is meant as a digest: it starts with the name
+// of a digest algorithm and a colon. Such strings are never taken as names.
+func isDigestRef(ref string) bool {
+	alg, _, ok := strings.Cut(ref, ":")
+	if !ok {
+		return false
+	}
+	switch digest.Algorithm(alg) {
+	case digest.SHA256, digest.SHA384, digest.SHA512:
+		return true
+	}
+	return false
+}
+
+// refName is the entry's ref.name annotation, "" when untagged.
+func refName(d ocispec.Descriptor) string { return d.Annotations[ocispec.AnnotationRefName] }
+
+// matchName returns the positions of the entries a name selects: entries
+// whose ref.name is name; failing that, whose containerd image name is
+// name; failing that, whose ref.name is a full image name ("repo:name",
+// written by some tools) with tag name.
+func matchName(entries []ocispec.Descriptor, name string) []int {
+	var exact, full, suffix []int
+	isTag := !strings.ContainsAny(name, ":/")
+	for i, e := range entries {
+		rn := refName(e)
+		switch {
+		case rn == name:
+			exact = append(exact, i)
+		case e.Annotations[containerdNameAnnotation] == name:
+			full = append(full, i)
+		case isTag && strings.HasSuffix(rn, ":"+name):
+			suffix = append(suffix, i)
+		}
+	}
+	switch {
+	case len(exact) > 0:
+		return exact
+	case len(full) > 0:
+		return full
+	}
+	return suffix
+}
+
+// Resolve returns the index.json entry (annotations included) that ref
+// selects:
+//   - a name: the entry whose org.opencontainers.image.ref.name annotation
+//     is ref (skopeo, umoci); or whose io.containerd.image.name is ref; or
+//     whose ref.name is a full image name "repo:ref";
+//   - a digest ("sha256:..."): an entry with that digest, else a manifest or
+//     index blob present in the layout (its media type read from the blob);
+//   - "": the only image of the layout (several entries with one digest
+//     count as one image); otherwise an error listing the names.
+//
+// Nothing found wraps core.ErrNotFound; a name matching different digests
+// wraps core.ErrInvalid.
+func (s *Store) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	idx, err := s.Index(ctx)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	switch {
+	case ref == "":
+		return s.resolveDefault(idx)
+	case isDigestRef(ref):
+		return s.resolveDigest(ctx, idx, digest.Digest(ref))
+	}
+	matches := matchName(idx.Manifests, ref)
+	if len(matches) == 0 {
+		return ocispec.Descriptor{}, fmt.Errorf("oci layout %s: no image named %q (have: %s): %w", s.dir, ref, describeEntries(idx.Manifests), core.ErrNotFound)
+	}
+	first := idx.Manifests[matches[0]]
+	for _, i := range matches[1:] {
+		if idx.Manifests[i].Digest != first.Digest {
+			return ocispec.Descriptor{}, fmt.Errorf("oci layout %s: name %q is ambiguous: it names %s and %s: %w", s.dir, ref, first.Digest, idx.Manifests[i].Digest, core.ErrInvalid)
+		}
+	}
+	return first, nil
+}
+
+func (s *Store) resolveDefault(idx ocispec.Index) (ocispec.Descriptor, error) {
+	if len(idx.Manifests) == 0 {
+		return ocispec.Descriptor{}, fmt.Errorf("oci layout %s: holds no image: %w", s.dir, core.ErrNotFound)
+	}
+	first := idx.Manifests[0]
+	for _, e := range idx.Manifests[1:] {
+		if e.Digest != first.Digest {
+			return ocispec.Descriptor{}, fmt.Errorf("oci layout %s: holds %d images, name one of: %s: %w", s.dir, len(idx.Manifests), describeEntries(idx.Manifests), core.ErrInvalid)
+		}
+	}
+	return first, nil
+}
+
+func (s *Store) resolveDigest(ctx context.Context, idx ocispec.Index, d digest.Digest) (ocispec.Descriptor, error) {
+	if err := checkDigest(d); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("oci layout %s: %w", s.dir, err)
+	}
+	for _, e := range idx.Manifests {
+		if e.Digest == d {
+			return e, nil
+		}
+	}
+	// Not top-level: a child manifest of an index, stored by digest only.
+	size, err := s.Stat(ctx, d)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc := ocispec.Descriptor{Digest: d, Size: size}
+	b, err := s.ReadBlob(ctx, desc, content.MaxManifestSize)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	mt, err := sniffMediaType(b)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("oci layout %s: blob %s: %w", s.dir, d, err)
+	}
+	desc.MediaType = mt
+	return desc, nil
+}
+
+// sniffMediaType finds the media type of a manifest or index from its own
+// mediaType field, or from its shape when the field is absent (it is
+// optional in OCI manifests).
+func sniffMediaType(b []byte) (string, error) {
+	var probe struct {
+		MediaType string          `json:"mediaType"`
+		Config    json.RawMessage `json:"config"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return "", fmt.Errorf("not a manifest (not a JSON object): %w", core.ErrInvalid)
+	}
+	switch {
+	case probe.MediaType != "":
+		return probe.MediaType, nil
+	case probe.Manifests != nil:
+		return ocispec.MediaTypeImageIndex, nil
+	case probe.Config != nil:
+		return ocispec.MediaTypeImageManifest, nil
+	}
+	return "", fmt.Errorf("not a manifest (no mediaType, config or manifests): %w", core.ErrInvalid)
+}
+
+// describeEntries lists the names (or digests of untagged entries) for an
+// error message.
+func describeEntries(entries []ocispec.Descriptor) string {
+	if len(entries) == 0 {
+		return "nothing"
+	}
+	var parts []string
+	for _, e := range entries {
+		if n := refName(e); n != "" {
+			parts = append(parts, n)
+		} else {
+			parts = append(parts, e.Digest.String()+" (untagged)")
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// checkName accepts ref.name values: non-empty, printable, made of the
+// characters of the image-spec ref.name grammar (letters, digits, and
+// - . _ : @ + /), starting with a letter or digit, and not shaped like a
+// digest. It is looser than the grammar on separator placement so that
+// any registry tag can be stored.
+func checkName(name string) error {
+	if name == "" {
+		return fmt.Errorf("empty image name: %w", core.ErrInvalid)
+	}
+	for i, c := range name {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i == 0 && !alnum {
+			return fmt.Errorf("image name %q must start with a letter or digit: %w", name, core.ErrInvalid)
+		}
+		if !alnum && !strings.ContainsRune("-._:@+/", c) {
+			return fmt.Errorf("image name %q: character %q not allowed: %w", name, c, core.ErrInvalid)
+		}
+	}
+	if isDigestRef(name) {
+		return fmt.Errorf("image name %q looks like a digest: %w", name, core.ErrInvalid)
+	}
+	return nil
+}
+
+// Tag records desc in index.json under name, replacing whatever entry had
+// that name. name "" (or desc's own digest) records an untagged entry,
+// unless an entry with that digest already exists. The blob must be present
+// with desc's size (core.ErrNotFound otherwise). An empty desc.MediaType is
+// read from the blob. Platform, annotations and artifactType of desc are
+// kept in the entry.
+func (s *Store) Tag(ctx context.Context, desc ocispec.Descriptor, name string) error {
+	if name == desc.Digest.String() {
+		name = ""
+	}
+	if name != "" {
+		if err := checkName(name); err != nil {
+			return fmt.Errorf("oci layout %s: tag: %w", s.dir, err)
+		}
+	}
+	size, err := s.Stat(ctx, desc.Digest)
+	if err != nil {
+		return err
+	}
+	if size != desc.Size {
+		return fmt.Errorf("oci layout %s: tag %q: %w", s.dir, name, &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: size})
+	}
+	entry := desc
+	entry.Data = nil
+	if entry.MediaType == "" {
+		b, err := s.ReadBlob(ctx, desc, content.MaxManifestSize)
+		if err != nil {
+			return err
+		}
+		if entry.MediaType, err = sniffMediaType(b); err != nil {
+			return fmt.Errorf("oci layout %s: blob %s: %w", s.dir, desc.Digest, err)
+		}
+	}
+	entry.Annotations = make(map[string]string, len(desc.Annotations)+1)
+	for k, v := range desc.Annotations {
+		entry.Annotations[k] = v
+	}
+	delete(entry.Annotations, ocispec.AnnotationRefName)
+	if name != "" {
+		entry.Annotations[ocispec.AnnotationRefName] = name
+	}
+	if len(entry.Annotations) == 0 {
+		entry.Annotations = nil
+	}
+	return s.update(ctx, func(idx *ocispec.Index) error {
+		if name == "" {
+			for _, e := range idx.Manifests {
+				if e.Digest == entry.Digest {
+					return nil
+				}
+			}
+			idx.Manifests = append(idx.Manifests, entry)
+			return nil
+		}
+		out := idx.Manifests[:0]
+		placed := false
+		for _, e := range idx.Manifests {
+			if refName(e) != name {
+				out = append(out, e)
+			} else if !placed {
+				out = append(out, entry) // keep the position of the old entry
+				placed = true
+			}
+		}
+		if !placed {
+			out = append(out, entry)
+		}
+		idx.Manifests = out
+		return nil
+	})
+}
+
+// Tags lists the ref.name values of index.json, sorted, without duplicates.
+func (s *Store) Tags(ctx context.Context) ([]string, error) {
+	idx, err := s.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	tags := []string{}
+	for _, e := range idx.Manifests {
+		if n := refName(e); n != "" && !seen[n] {
+			seen[n] = true
+			tags = append(tags, n)
+		}
+	}
+	sort.Strings(tags)
+	return tags, nil
+}
+
+// Untag removes the entries that the name selects (as Resolve matches
+// names). Blobs stay. No such name wraps core.ErrNotFound.
+func (s *Store) Untag(ctx context.Context, name string) error {
+	return s.update(ctx, func(idx *ocispec.Index) error {
+		matches := matchName(idx.Manifests, name)
+		if name == "" || len(matches) == 0 {
+			return fmt.Errorf("oci layout %s: no image named %q: %w", s.dir, name, core.ErrNotFound)
+		}
+		idx.Manifests = removeAt(idx.Manifests, matches)
+		return nil
+	})
+}
+
+// Delete removes ref from index.json: a name as Untag does, a digest by
+// removing every entry with that digest. Blobs stay. Nothing to remove wraps
+// core.ErrNotFound.
+func (s *Store) Delete(ctx context.Context, ref string) error {
+	if !isDigestRef(ref) {
+		return s.Untag(ctx, ref)
+	}
+	d := digest.Digest(ref)
+	if err := checkDigest(d); err != nil {
+		return fmt.Errorf("oci layout %s: %w", s.dir, err)
+	}
+	return s.update(ctx, func(idx *ocispec.Index) error {
+		var matches []int
+		for i, e := range idx.Manifests {
+			if e.Digest == d {
+				matches = append(matches, i)
+			}
+		}
+		if len(matches) == 0 {
+			return fmt.Errorf("oci layout %s: no image with digest %s: %w", s.dir, d, core.ErrNotFound)
+		}
+		idx.Manifests = removeAt(idx.Manifests, matches)
+		return nil
+	})
+}
+
+// removeAt drops the entries at the given ascending positions.
+func removeAt(entries []ocispec.Descriptor, positions []int) []ocispec.Descriptor {
+	drop := make(map[int]bool, len(positions))
+	for _, p := range positions {
+		drop[p] = true
+	}
+	out := make([]ocispec.Descriptor, 0, len(entries)-len(positions))
+	for i, e := range entries {
+		if !drop[i] {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,350 @@
+package transporttest_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
+)
+
+// memPlugin is a small in-memory transport "mem" used to prove the kit: it
+// passes as written, and each bug it can be told to have must make a
+// specific subtest fail.
+type memPlugin struct {
+	bug    string
+	mu     sync.Mutex
+	stores map[string]*memStore
+}
+
+type memStore struct {
+	mu    sync.Mutex
+	blobs map[digest.Digest][]byte
+	index []memEntry
+}
+
+type memEntry struct {
+	name string
+	desc ocispec.Descriptor
+}
+
+func (p *memPlugin) Transports() []string { return []string{"mem"} }
+
+func (p *memPlugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginapi.Endpoint, error) {
+	if req.Transport != "mem" {
+		return nil, fmt.Errorf("transport %q: %w", req.Transport, core.ErrUnsupported)
+	}
+	if p.bug == "read-only" && req.Mode == pluginapi.ModeWrite {
+		return nil, fmt.Errorf("mem is read-only: %w", core.ErrUnsupported)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stores[req.Location]
+	if s == nil {
+		if req.Mode == pluginapi.ModeRead {
+			return nil, fmt.Errorf("mem:%s: %w", req.Location, core.ErrNotFound)
+		}
+		s = &memStore{blobs: map[digest.Digest][]byte{}}
+		p.stores[req.Location] = s
+	}
+	r := &memReader{s: s, bug: p.bug}
+	if req.Mode == pluginapi.ModeWrite {
+		if p.bug == "caps-lie" {
+			return &lyingWriter{memWriter{r}}, nil
+		}
+		return &memWriter{r}, nil
+	}
+	return r, nil
+}
+
+type memReader struct {
+	s   *memStore
+	bug string
+}
+
+func (r *memReader) Close(context.Context) error { return nil }
+
+func (r *memReader) Resolve(_ context.Context, ref string) (ocispec.Descriptor, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	for _, e := range r.s.index {
+		if e.name == ref || (ref != "" && e.desc.Digest.String() == ref) {
+			return e.desc, nil
+		}
+	}
+	if d := digest.Digest(ref); d.Validate() == nil {
+		if b, ok := r.s.blobs[d]; ok {
+			return ocispec.Descriptor{MediaType: sniff(b), Digest: d, Size: int64(len(b))}, nil
+		}
+	}
+	if ref == "" && len(r.s.index) == 1 {
+		return r.s.index[0].desc, nil
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("ref %q: %w", ref, core.ErrNotFound)
+}
+
+func sniff(b []byte) string {
+	if bytes.Contains(b, []byte(`"manifests"`)) {
+		return ocispec.MediaTypeImageIndex
+	}
+	return ocispec.MediaTypeImageManifest
+}
+
+func (r *memReader) blob(d digest.Digest) ([]byte, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	b, ok := r.s.blobs[d]
+	if !ok {
+		if r.bug == "notfound-wrong" {
+			return nil, errors.New("no such blob")
+		}
+		return nil, fmt.Errorf("blob %s: %w", d, core.ErrNotFound)
+	}
+	return b, nil
+}
+
+func (r *memReader) GetManifest(_ context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	return r.blob(desc.Digest)
+}
+
+func (r *memReader) GetBlob(_ context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
+	b, err := r.blob(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if r.bug == "offset" {
+		offset = 0
+	}
+	return io.NopCloser(bytes.NewReader(b[offset:])), nil
+}
+
+func (r *memReader) ListTags(context.Context) ([]string, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	tags := []string{}
+	for _, e := range r.s.index {
+		if e.name != "" {
+			tags = append(tags, e.name)
+		}
+	}
+	return tags, nil
+}
+
+type memWriter struct{ *memReader }
+
+func (w *memWriter) HasBlob(_ context.Context, desc ocispec.Descriptor) (bool, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	_, ok := w.s.blobs[desc.Digest]
+	return ok, nil
+}
+
+func (w *memWriter) PutBlob(_ context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	var b []byte
+	var err error
+	if w.bug == "no-verify" {
+		b, err = io.ReadAll(r)
+	} else {
+		b, err = content.ReadAllVerified(r, desc, 1<<30)
+	}
+	if err != nil {
+		return err
+	}
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	w.s.blobs[desc.Digest] = b
+	return nil
+}
+
+func (w *memWriter) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, ref string) error {
+	if err := w.PutBlob(ctx, desc, bytes.NewReader(raw)); err != nil {
+		return err
+	}
+	if ref == "" {
+		return nil
+	}
+	if ref == desc.Digest.String() {
+		ref = ""
+	}
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	if w.bug == "lost-tag" && len(w.s.index) > 0 {
+		return nil
+	}
+	w.s.index = slices.DeleteFunc(w.s.index, func(e memEntry) bool { return ref != "" && e.name == ref })
+	w.s.index = append(w.s.index, memEntry{name: ref, desc: desc})
+	return nil
+}
+
+func (w *memWriter) Delete(_ context.Context, ref string) error {
+	if w.bug == "delete-noop" {
+		return nil
+	}
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	n := len(w.s.index)
+	w.s.index = slices.DeleteFunc(w.s.index, func(e memEntry) bool { return e.name == ref || e.desc.Digest.String() == ref })
+	if len(w.s.index) == n {
+		return fmt.Errorf("ref %q: %w", ref, core.ErrNotFound)
+	}
+	return nil
+}
+
+// lyingWriter claims not to delete, yet deletes.
+type lyingWriter struct{ memWriter }
+
+func (l *lyingWriter) Capabilities() []string {
+	return slices.DeleteFunc(pluginapi.Capabilities(&l.memWriter), func(c string) bool { return c == pluginapi.CapDelete })
+}
+
+func memHarness(bug string) transporttest.Harness {
+	p := &memPlugin{bug: bug, stores: map[string]*memStore{}}
+	var n int
+	var mu sync.Mutex
+	return transporttest.Harness{
+		Plugin:    p,
+		Transport: "mem",
+		NewLocation: func(t *testing.T) string {
+			mu.Lock()
+			defer mu.Unlock()
+			n++
+			return fmt.Sprintf("loc%d", n)
+		},
+		LayerSize: 20 << 10,
+	}
+}
+
+func TestKitPassesCorrectTransport(t *testing.T) {
+	transporttest.Run(t, memHarness(""))
+}
+
+// TestKitReadOnly runs the kit on a transport that cannot write, with
+// content stored through Seed.
+func TestKitReadOnly(t *testing.T) {
+	h := memHarness("read-only")
+	p := h.Plugin.(*memPlugin)
+	h.ReadOnly = true
+	h.Seed = func(t *testing.T, loc, ref string, a transporttest.Artifact) {
+		p.mu.Lock()
+		s := p.stores[loc]
+		if s == nil {
+			s = &memStore{blobs: map[digest.Digest][]byte{}}
+			p.stores[loc] = s
+		}
+		p.mu.Unlock()
+		w := &memWriter{&memReader{s: s}}
+		for _, b := range append(append(a.Blobs(), a.ChildManifests()...), a.Top()) {
+			if err := w.PutBlob(context.Background(), b.Descriptor, bytes.NewReader(b.Data)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ref == "" {
+			ref = a.Top().Descriptor.Digest.String()
+		}
+		if err := w.PutManifest(context.Background(), a.Top().Descriptor, a.Top().Data, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	transporttest.Run(t, h)
+}
+
+const bugEnv = "TRANSPORTTEST_KIT_BUG"
+
+// TestKitHelper runs the kit on a buggy transport in a child process.
+func TestKitHelper(t *testing.T) {
+	bug := os.Getenv(bugEnv)
+	if bug == "" {
+		t.Skip("only runs as a child of TestKitCatchesBugs")
+	}
+	transporttest.Run(t, memHarness(bug))
+}
+
+func TestKitCatchesBugs(t *testing.T) {
+	tests := []struct{ bug, failing string }{
+		{"no-verify", "DigestMismatch"},
+		{"offset", "SingleImage"},
+		{"lost-tag", "ListTags"},
+		{"delete-noop", "Delete"},
+		{"notfound-wrong", "NotFound"},
+		{"caps-lie", "Capabilities"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.bug, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestKitHelper$/^"+tt.failing+"$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), bugEnv+"="+tt.bug)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the kit passed a transport with bug %q:\n%s", tt.bug, out)
+			}
+			if !strings.Contains(string(out), "--- FAIL: TestKitHelper/"+tt.failing+" ") {
+				t.Fatalf("bug %q did not fail subtest %s:\n%s", tt.bug, tt.failing, out)
+			}
+		})
+	}
+}
+
+func TestRandomImagesAreValidAndDeterministic(t *testing.T) {
+	a, b := transporttest.RandomImage(1, 2, 1000), transporttest.RandomImage(1, 2, 1000)
+	if !bytes.Equal(a.Manifest.Data, b.Manifest.Data) {
+		t.Fatal("same seed, different images")
+	}
+	if c := transporttest.RandomImage(2, 2, 1000); bytes.Equal(a.Layers[0].Data, c.Layers[0].Data) {
+		t.Fatal("different seeds, same layer")
+	}
+	ix := transporttest.RandomIndex(5, 1, 100)
+	for dg, data := range transporttest.BlobMap(ix) {
+		if err := content.VerifyBytes(data, ocispec.Descriptor{Digest: dg, Size: int64(len(data))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Layers are gzip'd tars whose uncompressed digests are the config's diff_ids.
+	var cfg ocispec.Image
+	if err := json.Unmarshal(a.Config.Data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range a.Layers {
+		zr, err := gzip.NewReader(bytes.NewReader(l.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(zr)
+		if digest.FromBytes(raw) != cfg.RootFS.DiffIDs[i] {
+			t.Fatalf("layer %d: diff_id mismatch", i)
+		}
+		tr := tar.NewReader(bytes.NewReader(raw))
+		var size int64
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			size += h.Size
+		}
+		if size != 1000 {
+			t.Fatalf("layer %d holds %d bytes of files, want 1000", i, size)
+		}
+	}
+	if len(transporttest.BlobMap(ix)) != 7 { // index + 2 manifests + 2 configs + 2 layers
+		t.Fatalf("index has %d blobs", len(transporttest.BlobMap(ix)))
+	}
+}

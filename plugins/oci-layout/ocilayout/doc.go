@@ -1,0 +1,27 @@
+// Package ocilayout is the "oci" transport: OCI image layout directories
+// (oci:DIR[:REF]), built on core/layout.
+//
+// Location is the layout directory. ModeRead opens an existing layout (a
+// missing one is an error wrapping core.ErrNotFound); ModeWrite creates it
+// if needed. No options are read.
+//
+// Refs: a name matched against the org.opencontainers.image.ref.name
+// annotation of index.json (see layout.Store.Resolve for the other name forms
+// accepted), a digest, or "" for the only image of the layout.
+// PutManifest's ref "" stores the manifest by digest only, a name tags it,
+// and the manifest's own digest records it as an untagged index.json entry.
+// A manifest stored with ref "" that has a subject also gets an untagged
+// entry, so that Referrers can find it.
+//
+// Endpoints opened with ModeRead implement Source, TagLister,
+// ReferrerLister and BlobPather. ModeWrite endpoints add Destination,
+// Deleter, Mounter (the source location is another layout directory; the
+// blob is hard-linked or copied, then verified) and FilePutter. Delete
+// removes index.json entries only; blobs stay.
+//
+// Referrers scans the manifests listed in index.json and reads each one:
+// cost grows with the number of entries, and referrers stored only as
+// blobs are not found.
+//
+// The package must not import host or cmd.
+package ocilayout

@@ -1,0 +1,269 @@
+package ocilayout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/core/layout"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// TransportName is the endpoint prefix this plugin serves (oci:DIR).
+const TransportName = "oci"
+
+// Plugin serves the oci transport.
+type Plugin struct{}
+
+// New returns the oci transport plugin.
+func New() *Plugin { return &Plugin{} }
+
+// Transports implements pluginapi.Plugin.
+func (*Plugin) Transports() []string { return []string{TransportName} }
+
+// Open implements pluginapi.Plugin.
+func (*Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.Endpoint, error) {
+	if req.Transport != TransportName {
+		return nil, fmt.Errorf("oci transport: cannot open transport %q: %w", req.Transport, core.ErrUnsupported)
+	}
+	if req.Location == "" {
+		return nil, fmt.Errorf("oci transport: empty layout directory: %w", core.ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch req.Mode {
+	case pluginapi.ModeRead:
+		s, err := layout.Open(req.Location)
+		if err != nil {
+			return nil, err
+		}
+		return &readEndpoint{store: s}, nil
+	case pluginapi.ModeWrite:
+		s, err := layout.Create(req.Location)
+		if err != nil {
+			return nil, err
+		}
+		return &writeEndpoint{readEndpoint{store: s}}, nil
+	}
+	return nil, fmt.Errorf("oci layout %s: unknown mode %d: %w", req.Location, req.Mode, core.ErrInvalid)
+}
+
+// readEndpoint is a layout opened as a source.
+type readEndpoint struct {
+	store *layout.Store
+}
+
+var (
+	_ pluginapi.Source         = (*readEndpoint)(nil)
+	_ pluginapi.TagLister      = (*readEndpoint)(nil)
+	_ pluginapi.ReferrerLister = (*readEndpoint)(nil)
+	_ pluginapi.BlobPather     = (*readEndpoint)(nil)
+)
+
+// Close implements pluginapi.Endpoint. Nothing is held open between calls.
+func (*readEndpoint) Close(context.Context) error { return nil }
+
+// Resolve implements pluginapi.Source. The ref.name annotation is dropped
+// from the returned descriptor; other annotations and the platform of the
+// index.json entry are kept.
+func (e *readEndpoint) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	d, err := e.store.Resolve(ctx, ref)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if _, ok := d.Annotations[ocispec.AnnotationRefName]; ok {
+		ann := make(map[string]string, len(d.Annotations))
+		for k, v := range d.Annotations {
+			if k != ocispec.AnnotationRefName {
+				ann[k] = v
+			}
+		}
+		if len(ann) == 0 {
+			ann = nil
+		}
+		d.Annotations = ann
+	}
+	return d, nil
+}
+
+// GetManifest implements pluginapi.Source; the bytes are verified.
+func (e *readEndpoint) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	return e.store.ReadBlob(ctx, desc, content.MaxManifestSize)
+}
+
+// GetBlob implements pluginapi.Source.
+func (e *readEndpoint) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
+	f, err := e.store.OpenBlob(ctx, desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if offset != 0 {
+		fi, err := f.Stat()
+		if err == nil && (offset < 0 || offset > fi.Size()) {
+			err = fmt.Errorf("offset %d outside the blob's %d bytes: %w", offset, fi.Size(), core.ErrInvalid)
+		}
+		if err == nil {
+			_, err = f.Seek(offset, io.SeekStart)
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("oci layout %s: blob %s: %w", e.store.Dir(), desc.Digest, err)
+		}
+	}
+	return f, nil
+}
+
+// ListTags implements pluginapi.TagLister.
+func (e *readEndpoint) ListTags(ctx context.Context) ([]string, error) {
+	return e.store.Tags(ctx)
+}
+
+// BlobPath implements pluginapi.BlobPather.
+func (e *readEndpoint) BlobPath(ctx context.Context, desc ocispec.Descriptor) (string, error) {
+	if _, err := e.store.Stat(ctx, desc.Digest); err != nil {
+		return "", err
+	}
+	return e.store.BlobPath(desc.Digest)
+}
+
+// manifestHead is the part of a manifest or index Referrers looks at.
+type manifestHead struct {
+	MediaType    string              `json:"mediaType"`
+	ArtifactType string              `json:"artifactType"`
+	Config       *ocispec.Descriptor `json:"config"`
+	Subject      *ocispec.Descriptor `json:"subject"`
+	Annotations  map[string]string   `json:"annotations"`
+}
+
+// Referrers implements pluginapi.ReferrerLister by reading every manifest
+// listed in index.json and keeping those whose subject is the given digest.
+// The descriptors carry artifactType (the manifest's, or its config media
+// type) and the manifest's annotations, as the distribution spec's
+// referrers API does.
+func (e *readEndpoint) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
+	idx, err := e.store.Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[digest.Digest]bool{}
+	out := []ocispec.Descriptor{}
+	for _, entry := range idx.Manifests {
+		if seen[entry.Digest] {
+			continue
+		}
+		seen[entry.Digest] = true
+		raw, err := e.store.ReadBlob(ctx, entry, content.MaxManifestSize)
+		if errors.Is(err, core.ErrNotFound) {
+			continue // dangling entry: not our business here
+		}
+		if err != nil {
+			return nil, err
+		}
+		var h manifestHead
+		if json.Unmarshal(raw, &h) != nil || h.Subject == nil || h.Subject.Digest != subject {
+			continue
+		}
+		at := h.ArtifactType
+		if at == "" && h.Config != nil {
+			at = h.Config.MediaType
+		}
+		if artifactType != "" && at != artifactType {
+			continue
+		}
+		mt := h.MediaType
+		if mt == "" {
+			mt = entry.MediaType
+		}
+		out = append(out, ocispec.Descriptor{MediaType: mt, Digest: entry.Digest, Size: entry.Size, ArtifactType: at, Annotations: h.Annotations})
+	}
+	return out, nil
+}
+
+// writeEndpoint is a layout opened as a destination; it can still read.
+type writeEndpoint struct {
+	readEndpoint
+}
+
+var (
+	_ pluginapi.Destination = (*writeEndpoint)(nil)
+	_ pluginapi.Deleter     = (*writeEndpoint)(nil)
+	_ pluginapi.Mounter     = (*writeEndpoint)(nil)
+	_ pluginapi.FilePutter  = (*writeEndpoint)(nil)
+)
+
+// HasBlob implements pluginapi.Destination.
+func (e *writeEndpoint) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	return e.store.HasBlob(ctx, desc)
+}
+
+// PutBlob implements pluginapi.Destination.
+func (e *writeEndpoint) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	return e.store.WriteBlob(ctx, desc, r)
+}
+
+// PutManifest implements pluginapi.Destination.
+func (e *writeEndpoint) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, ref string) error {
+	if err := content.VerifyBytes(raw, desc); err != nil {
+		return fmt.Errorf("oci layout %s: manifest %s: %w", e.store.Dir(), desc.Digest, err)
+	}
+	if err := e.store.WriteBlobBytes(ctx, desc, raw); err != nil {
+		return err
+	}
+	if ref == "" {
+		var h manifestHead
+		if json.Unmarshal(raw, &h) != nil || h.Subject == nil {
+			return nil // a child of an index: stored by digest only
+		}
+		// A referrer is only discoverable from index.json: record it
+		// untagged (Tag with ref "").
+	}
+	return e.store.Tag(ctx, desc, ref)
+}
+
+// Delete implements pluginapi.Deleter: a tag or every entry of a digest is
+// removed from index.json; blobs stay.
+func (e *writeEndpoint) Delete(ctx context.Context, ref string) error {
+	return e.store.Delete(ctx, ref)
+}
+
+// PutBlobFile implements pluginapi.FilePutter.
+func (e *writeEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path string) error {
+	return e.store.WriteBlobFile(ctx, desc, path)
+}
+
+// MountBlob implements pluginapi.Mounter. fromLocation is another layout
+// directory; the blob is hard-linked (or copied in the kernel across
+// filesystems) and verified. It returns false, nil when fromLocation is not
+// a layout or lacks the blob, so the host copies instead.
+func (e *writeEndpoint) MountBlob(ctx context.Context, desc ocispec.Descriptor, fromLocation string) (bool, error) {
+	if filepath.Clean(fromLocation) == filepath.Clean(e.store.Dir()) {
+		return e.store.HasBlob(ctx, desc)
+	}
+	from, err := layout.Open(fromLocation)
+	if err != nil {
+		return false, nil
+	}
+	if size, err := from.Stat(ctx, desc.Digest); err != nil || size != desc.Size {
+		return false, nil
+	}
+	src, err := from.BlobPath(desc.Digest)
+	if err != nil {
+		return false, nil
+	}
+	if err := e.store.WriteBlobFile(ctx, desc, src); err != nil {
+		if errors.Is(err, core.ErrNotFound) {
+			return false, nil // removed from the source meanwhile
+		}
+		return false, err
+	}
+	return true, nil
+}
