@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # stevedore copy oci: -> oci: against skopeo copy oci: -> oci: on a generated
-# ~1 GiB image (8 layers of 128 MiB, half incompressible), same machine, same
+# ~1 GiB image (8 layers of 160 MiB: 6 incompressible, 2 compressible), same machine, same
 # run; plus inspect (plugin start-up cost) on a small layout and the blob data
 # plane's throughput. Usage: make build && bench/copy.sh   (BENCH_RUNS=N)
 set -euo pipefail
@@ -13,7 +13,7 @@ trap 'rm -rf "$work"' EXIT
 command -v skopeo >/dev/null || { echo "bench: skopeo is needed (apt-get install skopeo)" >&2; exit 1; }
 
 echo "# generating a ~1 GiB image"
-$bin/mkimage -layout "$work/src" -tag big -layers 8 -size 128MiB -compressible 0.5 >/dev/null
+$bin/mkimage -layout "$work/src" -tag big -layers 8 -size 160MiB -compressible 0.25 >/dev/null
 $bin/mkimage -layout "$work/small" -tag v1 -layers 2 -size 64KiB >/dev/null
 du -sh "$work/src/blobs" | awk '{print "# blobs: " $1}'
 
@@ -27,6 +27,8 @@ measure "stevedore copy --stream-only, grpc" "rm -rf $work/d4" -- env STEVEDORE_
 echo "## inspect on a small layout (start-up cost)" | tee -a "$results"
 BENCH_RUNS=$((BENCH_RUNS * 3)) measure "skopeo inspect" ":" -- skopeo --insecure-policy inspect "oci:$work/small:v1" | tee -a "$results"
 BENCH_RUNS=$((BENCH_RUNS * 3)) measure "stevedore inspect" ":" -- $bin/stevedore inspect "oci:$work/small:v1" | tee -a "$results"
+echo "## blob data plane, plugin -> host, no hashing (go test -bench DataPlane ./pluginapi/)" | tee -a "$results"
+go test -run '^$' -bench 'DataPlane' -benchtime=3x ./pluginapi/ 2>/dev/null | grep -E '^Benchmark' | tee -a "$results"
 echo
 awk '/skopeo copy/ {s=$4} /^stevedore copy  / {t=$4} /skopeo inspect/ {si=$4} /stevedore inspect/ {ti=$4}
      END { printf "copy wall ratio stevedore/skopeo: %.2f\ninspect wall ratio stevedore/skopeo: %.2f\n", t/s, ti/si }' "$results"

@@ -297,9 +297,10 @@ func (e *RemoteEndpoint) PutBlob(ctx context.Context, desc ocispec.Descriptor, r
 		return localErr
 	case rres.err != nil:
 		return rres.err
-	case writeErr != nil:
-		return fmt.Errorf("blob %s: data plane: %v: %w", desc.Digest, writeErr, core.ErrUnavailable)
 	}
+	// The plugin succeeded. A write error then only means it stopped
+	// reading early, which a destination that already holds the verified
+	// blob may do.
 	return nil
 }
 
