@@ -38,8 +38,8 @@ type CopyOptions struct {
 	SrcOptions, DstOptions map[string]string
 	// Progress, if set, receives events as blobs move.
 	Progress func(Event)
-	// StreamOnly moves every blob's bytes through the host even where both
-	// ends are local files that could be linked (for measurements).
+	// StreamOnly moves every blob's bytes through the host even where the
+	// destination could mount or link it (for measurements).
 	StreamOnly bool
 }
 
@@ -361,7 +361,7 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 		c.emit(Event{Kind: BlobSkipped, Desc: desc})
 		return nil
 	}
-	if c.dst.has(pluginapi.CapMount) && c.src.ep.Transport == c.dst.ep.Transport && c.src.ep.Location != c.dst.ep.Location {
+	if !c.opts.StreamOnly && c.dst.has(pluginapi.CapMount) && c.src.ep.Transport == c.dst.ep.Transport && c.src.ep.Location != c.dst.ep.Location {
 		ok, err := c.dst.Endpoint.(pluginapi.Mounter).MountBlob(ctx, desc, c.src.ep.Location)
 		if err == nil && ok {
 			c.stats.mounted.Add(1)

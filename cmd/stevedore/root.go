@@ -62,6 +62,7 @@ $XDG_DATA_HOME/stevedore/plugins.`,
 		newManifestDigestCmd(),
 		newPluginsCmd(),
 		newVersionCmd(),
+		newStaticConfigCmd(),
 	)
 	for _, extra := range extraCommands {
 		root.AddCommand(extra())

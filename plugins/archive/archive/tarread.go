@@ -1,0 +1,143 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/layer"
+)
+
+// tarFile is an archive opened for reading, indexed for in-place reads.
+type tarFile struct {
+	path   string
+	f      *os.File
+	ix     *layer.Index
+	tmpDir string // holds the decompressed copy of a compressed archive
+}
+
+func openTar(ctx context.Context, path string) (_ *tarFile, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("archive %s: %w", path, core.ErrNotFound)
+		}
+		return nil, fmt.Errorf("archive %s: %w", path, err)
+	}
+	t := &tarFile{path: path, f: f}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("archive %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("archive %s: not a regular file: %w", path, core.ErrInvalid)
+	}
+	head := make([]byte, layer.MagicLen)
+	n, _ := io.ReadFull(f, head)
+	size := fi.Size()
+	if c := layer.Detect(head[:n]); c != layer.Uncompressed {
+		if size, err = t.decompress(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	if t.ix, err = layer.IndexTar(ctx, t.f, size, layer.Options{}); err != nil {
+		return nil, fmt.Errorf("archive %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// decompress replaces t.f by a decompressed temporary copy.
+func (t *tarFile) decompress(ctx context.Context, c layer.Compression) (int64, error) {
+	if _, err := t.f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("archive %s: %w", t.path, err)
+	}
+	dr, err := layer.NewDecompressor(t.f, c)
+	if err != nil {
+		return 0, fmt.Errorf("archive %s: %w", t.path, err)
+	}
+	defer dr.Close()
+	if t.tmpDir, err = os.MkdirTemp("", "stevedore-archive-"); err != nil {
+		return 0, fmt.Errorf("archive %s: %w", t.path, err)
+	}
+	out, err := os.Create(t.tmpDir + "/archive.tar")
+	if err != nil {
+		return 0, fmt.Errorf("archive %s: %w", t.path, err)
+	}
+	n, err := io.Copy(out, ctxReader{ctx, dr})
+	if err != nil {
+		out.Close()
+		return 0, fmt.Errorf("archive %s: decompress %s: %w", t.path, c, err)
+	}
+	t.f.Close()
+	t.f = out
+	return n, nil
+}
+
+func (t *tarFile) close() error {
+	var err error
+	if t.f != nil {
+		err = t.f.Close()
+	}
+	if t.tmpDir != "" {
+		if rerr := os.RemoveAll(t.tmpDir); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+func (t *tarFile) readFile(name string, max int64) ([]byte, error) {
+	b, err := t.ix.ReadFile(name, max)
+	if err != nil {
+		return nil, fmt.Errorf("archive %s: %w", t.path, err)
+	}
+	return b, nil
+}
+
+// open returns the content of name from offset on.
+func (t *tarFile) open(name string, offset int64) (io.ReadCloser, int64, error) {
+	e, err := t.ix.Lookup(name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("archive %s: %w", t.path, err)
+	}
+	if offset < 0 || offset > e.Size {
+		return nil, 0, fmt.Errorf("archive %s: %s: offset %d outside 0..%d: %w", t.path, name, offset, e.Size, core.ErrInvalid)
+	}
+	return io.NopCloser(io.NewSectionReader(t.f, e.Offset+offset, e.Size-offset)), e.Size, nil
+}
+
+func (t *tarFile) has(name string) bool {
+	_, err := t.ix.Lookup(name)
+	return err == nil
+}
+
+// blobName is the layout path of a blob.
+func blobName(d digest.Digest) (string, error) {
+	if err := d.Validate(); err != nil {
+		return "", fmt.Errorf("digest %q: %v: %w", d, err, core.ErrInvalid)
+	}
+	return "blobs/" + d.Algorithm().String() + "/" + d.Encoded(), nil
+}
+
+// ctxReader stops a copy promptly once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

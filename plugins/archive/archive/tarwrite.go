@@ -1,0 +1,280 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+)
+
+// tarWriter builds a tar in a staging directory beside its final name.
+// Entries are appended under mu; an entry whose content fails is cut off
+// again (truncate back to where it started), so the tar only ever holds
+// whole, verified members.
+type tarWriter struct {
+	final string
+	stage string // staging directory: the tar and spill files
+
+	mu      sync.Mutex
+	f       *os.File
+	tw      *tar.Writer
+	entries map[string]int64 // name -> size of members written
+	done    bool
+}
+
+// modTime is the time stamp of every member, so that archives of the same
+// content are byte-identical.
+var modTime = time.Unix(0, 0).UTC()
+
+func newTarWriter(final string) (*tarWriter, error) {
+	abs, err := filepath.Abs(final)
+	if err != nil {
+		return nil, fmt.Errorf("archive %s: %w", final, err)
+	}
+	if fi, err := os.Stat(abs); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("archive %s: exists and is not a regular file: %w", final, core.ErrExists)
+	}
+	parent := filepath.Dir(abs)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("archive %s: %w", final, err)
+	}
+	stage, err := os.MkdirTemp(parent, "."+filepath.Base(abs)+".stevedore-tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("archive %s: staging directory: %w", final, err)
+	}
+	f, err := os.Create(filepath.Join(stage, "archive.tar"))
+	if err != nil {
+		os.RemoveAll(stage)
+		return nil, fmt.Errorf("archive %s: %w", final, err)
+	}
+	return &tarWriter{final: abs, stage: stage, f: f, tw: tar.NewWriter(f), entries: map[string]int64{}}, nil
+}
+
+func (w *tarWriter) has(name string, size int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, ok := w.entries[name]
+	return ok && s == size
+}
+
+// dirsLocked writes the directory members leading to name, recording
+// their names in added.
+func (w *tarWriter) dirsLocked(name string, added *[]string) error {
+	dir := path.Dir(name)
+	if dir == "." {
+		return nil
+	}
+	if _, ok := w.entries[dir+"/"]; ok {
+		return nil
+	}
+	if err := w.dirsLocked(dir, added); err != nil {
+		return err
+	}
+	hdr := &tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: modTime, Format: tar.FormatPAX}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	w.entries[dir+"/"] = 0
+	*added = append(*added, dir+"/")
+	return nil
+}
+
+// appendLocked writes a member of size bytes read from r. check, if set,
+// runs after the content was copied and may refuse it. On any error the
+// member is removed again.
+func (w *tarWriter) appendLocked(name string, size int64, r io.Reader, check func() error) (err error) {
+	if w.done {
+		return fmt.Errorf("archive %s: already committed or closed: %w", w.final, core.ErrInvalid)
+	}
+	if err := w.tw.Flush(); err != nil {
+		return err
+	}
+	start, err := w.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	var added []string
+	defer func() {
+		if err != nil {
+			// Cut the partial member off and start a fresh tar.Writer
+			// (the old one still expects the missing bytes).
+			if terr := w.f.Truncate(start); terr == nil {
+				_, _ = w.f.Seek(start, io.SeekStart)
+			}
+			w.tw = tar.NewWriter(w.f)
+			for _, n := range added {
+				delete(w.entries, n)
+			}
+		}
+	}()
+	if err := w.dirsLocked(name, &added); err != nil {
+		return err
+	}
+	hdr := &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: size, ModTime: modTime, Format: tar.FormatPAX}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	n, err := io.Copy(w.tw, r)
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return &core.SizeMismatchError{Expected: size, Actual: n}
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	if err := w.tw.Flush(); err != nil {
+		return err
+	}
+	w.entries[name] = size
+	return nil
+}
+
+// putBytes appends small content.
+func (w *tarWriter) putBytes(name string, b []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s, ok := w.entries[name]; ok && s == int64(len(b)) {
+		return nil
+	}
+	return w.appendLocked(name, int64(len(b)), bytesReader(b), nil)
+}
+
+// putVerified appends a blob read from r as name, verified against desc.
+// When another blob is being appended, r is spilled to a verified temporary
+// file first so that slow sources do not wait on each other.
+func (w *tarWriter) putVerified(ctx context.Context, name string, desc ocispec.Descriptor, r io.Reader) error {
+	if w.mu.TryLock() {
+		defer w.mu.Unlock()
+		if s, ok := w.entries[name]; ok && s == desc.Size {
+			return nil
+		}
+		vr := content.NewVerifyReader(ctxReader{ctx, r}, desc)
+		return w.appendLocked(name, desc.Size, vr, func() error {
+			// The VerifyReader reports a mismatch instead of EOF; make
+			// sure it reached EOF (io.Copy stops at exactly size bytes
+			// only if the stream ended there).
+			if _, err := io.Copy(io.Discard, vr); err != nil {
+				return err
+			}
+			if !vr.Verified() {
+				return fmt.Errorf("%s: stream ended unverified: %w", desc.Digest, core.ErrInvalid)
+			}
+			return nil
+		})
+	}
+	f, err := w.spill(ctx, desc, r)
+	if err != nil {
+		return err
+	}
+	defer w.dropSpill(f)
+	return w.putFile(name, f, desc.Size)
+}
+
+// spill writes r, verified against desc, to a temporary file and rewinds it.
+func (w *tarWriter) spill(ctx context.Context, desc ocispec.Descriptor, r io.Reader) (*os.File, error) {
+	f, err := os.CreateTemp(w.stage, "spill-*")
+	if err != nil {
+		return nil, err
+	}
+	vr := content.NewVerifyReader(ctxReader{ctx, r}, desc)
+	if _, err := io.Copy(f, vr); err != nil {
+		w.dropSpill(f)
+		return nil, err
+	}
+	if !vr.Verified() {
+		w.dropSpill(f)
+		return nil, fmt.Errorf("%s: stream ended unverified: %w", desc.Digest, core.ErrInvalid)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		w.dropSpill(f)
+		return nil, err
+	}
+	return f, nil
+}
+
+func (w *tarWriter) dropSpill(f *os.File) {
+	f.Close()
+	os.Remove(f.Name())
+}
+
+// putFile appends the content of an already verified local file.
+func (w *tarWriter) putFile(name string, f *os.File, size int64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s, ok := w.entries[name]; ok && s == size {
+		return nil
+	}
+	return w.appendLocked(name, size, f, nil)
+}
+
+// commit finishes the tar and renames it to the final name.
+func (w *tarWriter) commit() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return fmt.Errorf("archive %s: already committed or closed: %w", w.final, core.ErrInvalid)
+	}
+	if err := w.tw.Close(); err != nil {
+		return fmt.Errorf("archive %s: %w", w.final, err)
+	}
+	if err := w.f.Chmod(0o644); err != nil {
+		return fmt.Errorf("archive %s: %w", w.final, err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("archive %s: %w", w.final, err)
+	}
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("archive %s: %w", w.final, err)
+	}
+	w.done = true
+	if err := os.Rename(w.f.Name(), w.final); err != nil {
+		os.RemoveAll(w.stage)
+		return fmt.Errorf("archive %s: %w", w.final, err)
+	}
+	if err := syncDir(filepath.Dir(w.final)); err != nil {
+		return fmt.Errorf("archive %s: %w", w.final, err)
+	}
+	return os.RemoveAll(w.stage)
+}
+
+// discard removes everything not committed.
+func (w *tarWriter) discard() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.done = true
+		w.f.Close()
+	}
+	err := os.RemoveAll(w.stage)
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,450 @@
+package dirtransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/core/manifest"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// Transport is the name this plugin serves.
+const Transport = "dir"
+
+const (
+	versionFile     = "version"
+	versionContent  = "Directory Transport Version: 1.1\n"
+	versionPrefix   = "Directory Transport Version: "
+	manifestFile    = "manifest.json"
+	manifestSuffix  = ".manifest.json"
+	maxVersionBytes = 1024
+)
+
+// Plugin serves the dir: transport.
+type Plugin struct{ log hclog.Logger }
+
+// New returns the plugin; log may be nil.
+func New(log hclog.Logger) *Plugin {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Plugin{log: log}
+}
+
+// Transports implements pluginapi.Plugin.
+func (p *Plugin) Transports() []string { return []string{Transport} }
+
+// Open implements pluginapi.Plugin.
+func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.Endpoint, error) {
+	if req.Transport != Transport {
+		return nil, fmt.Errorf("transport %q is not served by the dir plugin: %w", req.Transport, core.ErrUnsupported)
+	}
+	if req.Location == "" {
+		return nil, fmt.Errorf("dir: empty path: %w", core.ErrInvalid)
+	}
+	switch req.Mode {
+	case pluginapi.ModeRead:
+		return openSource(req.Location)
+	case pluginapi.ModeWrite:
+		return openDest(req.Location)
+	}
+	return nil, fmt.Errorf("dir %s: mode %s: %w", req.Location, req.Mode, core.ErrUnsupported)
+}
+
+// blobName is the file name of a blob: its encoded digest, as skopeo does.
+func blobName(d digest.Digest) (string, error) {
+	if err := d.Validate(); err != nil {
+		return "", fmt.Errorf("digest %q: %v: %w", d, err, core.ErrInvalid)
+	}
+	return d.Encoded(), nil
+}
+
+// checkVersion accepts the version files skopeo writes (1.0 and 1.1).
+func checkVersion(dir string) error {
+	f, err := os.Open(filepath.Join(dir, versionFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("dir %s: not a dir: image (no %s file): %w", dir, versionFile, core.ErrNotFound)
+		}
+		return fmt.Errorf("dir %s: %w", dir, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxVersionBytes))
+	if err != nil {
+		return fmt.Errorf("dir %s: read %s: %w", dir, versionFile, err)
+	}
+	v, ok := strings.CutPrefix(strings.TrimSpace(string(b)), versionPrefix)
+	if !ok || (v != "1.0" && v != "1.1") {
+		return fmt.Errorf("dir %s: unsupported %s %q: %w", dir, versionFile, strings.TrimSpace(string(b)), core.ErrUnsupported)
+	}
+	return nil
+}
+
+// source reads a dir: image.
+type source struct{ dir string }
+
+func openSource(dir string) (*source, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("dir %s: %w", dir, core.ErrNotFound)
+		}
+		return nil, fmt.Errorf("dir %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("dir %s: not a directory: %w", dir, core.ErrInvalid)
+	}
+	if err := checkVersion(dir); err != nil {
+		return nil, err
+	}
+	return &source{dir: dir}, nil
+}
+
+func (s *source) Close(context.Context) error { return nil }
+
+func (s *source) readSmall(name string) ([]byte, error) {
+	f, err := os.Open(filepath.Join(s.dir, name))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("dir %s: %s: %w", s.dir, name, core.ErrNotFound)
+		}
+		return nil, fmt.Errorf("dir %s: %w", s.dir, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, content.MaxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("dir %s: read %s: %w", s.dir, name, err)
+	}
+	if len(b) > content.MaxManifestSize {
+		return nil, fmt.Errorf("dir %s: %s is over %d bytes: %w", s.dir, name, content.MaxManifestSize, core.ErrTooLarge)
+	}
+	return b, nil
+}
+
+// findManifest returns the bytes of the manifest with digest d: the
+// top-level manifest.json, a child <hex>.manifest.json, or a plain blob.
+func (s *source) findManifest(d digest.Digest) ([]byte, error) {
+	name, err := blobName(d)
+	if err != nil {
+		return nil, fmt.Errorf("dir %s: %w", s.dir, err)
+	}
+	for _, n := range []string{name + manifestSuffix, manifestFile, name} {
+		b, err := s.readSmall(n)
+		if errors.Is(err, core.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n != manifestFile || d.Algorithm().FromBytes(b) == d {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("dir %s: manifest %s: %w", s.dir, d, core.ErrNotFound)
+}
+
+// Resolve accepts "" (the image of the directory) or the digest of a
+// manifest held in it.
+func (s *source) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	var b []byte
+	var err error
+	switch {
+	case ref == "":
+		b, err = s.readSmall(manifestFile)
+	case isDigest(ref):
+		b, err = s.findManifest(digest.Digest(ref))
+	default:
+		return ocispec.Descriptor{}, fmt.Errorf("dir %s: holds one image and takes no reference (got %q): %w", s.dir, ref, core.ErrInvalid)
+	}
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc, err := manifest.Descriptor(b, "")
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("dir %s: %w", s.dir, err)
+	}
+	return desc, nil
+}
+
+func isDigest(s string) bool { return digest.Digest(s).Validate() == nil }
+
+func (s *source) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	return s.findManifest(desc.Digest)
+}
+
+// BlobPath returns the file holding a blob, or a manifest (manifest.json
+// or <hex>.manifest.json).
+func (s *source) BlobPath(ctx context.Context, desc ocispec.Descriptor) (string, error) {
+	name, err := blobName(desc.Digest)
+	if err != nil {
+		return "", fmt.Errorf("dir %s: %w", s.dir, err)
+	}
+	p := filepath.Join(s.dir, name)
+	if _, err := os.Stat(p); err != nil {
+		if _, err := os.Stat(p + manifestSuffix); err == nil {
+			p += manifestSuffix
+		} else if b, err := s.readSmall(manifestFile); err == nil && desc.Digest.Algorithm().FromBytes(b) == desc.Digest {
+			p = filepath.Join(s.dir, manifestFile)
+		}
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("dir %s: blob %s: %w", s.dir, desc.Digest, core.ErrNotFound)
+		}
+		return "", fmt.Errorf("dir %s: blob %s: %w", s.dir, desc.Digest, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("dir %s: blob %s is not a regular file: %w", s.dir, desc.Digest, core.ErrInvalid)
+	}
+	return p, nil
+}
+
+func (s *source) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
+	p, err := s.BlobPath(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("dir %s: blob %s: %w", s.dir, desc.Digest, err)
+	}
+	if offset > 0 {
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("dir %s: blob %s: %w", s.dir, desc.Digest, err)
+		}
+	}
+	return f, nil
+}
+
+// dest builds a dir: image in a staging directory beside the final one.
+type dest struct {
+	final, stage string
+	log          hclog.Logger
+
+	mu        sync.Mutex
+	manifests map[digest.Digest][]byte // put manifests, for choosing the top
+	top       digest.Digest            // set by a PutManifest with a ref
+	committed bool
+	closed    bool
+}
+
+func openDest(final string) (*dest, error) {
+	fi, err := os.Stat(final)
+	switch {
+	case err == nil && !fi.IsDir():
+		return nil, fmt.Errorf("dir %s: exists and is not a directory: %w", final, core.ErrExists)
+	case err == nil:
+		if err := replaceable(final); err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("dir %s: %w", final, err)
+	}
+	abs, err := filepath.Abs(final)
+	if err != nil {
+		return nil, fmt.Errorf("dir %s: %w", final, err)
+	}
+	parent := filepath.Dir(abs)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("dir %s: %w", final, err)
+	}
+	stage, err := os.MkdirTemp(parent, "."+filepath.Base(abs)+".stevedore-tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("dir %s: staging directory: %w", final, err)
+	}
+	if err := os.Chmod(stage, 0o755); err != nil {
+		os.RemoveAll(stage)
+		return nil, fmt.Errorf("dir %s: %w", final, err)
+	}
+	d := &dest{final: abs, stage: stage, manifests: map[digest.Digest][]byte{}}
+	if err := writeFileAtomic(stage, versionFile, []byte(versionContent)); err != nil {
+		os.RemoveAll(stage)
+		return nil, fmt.Errorf("dir %s: %w", final, err)
+	}
+	return d, nil
+}
+
+// replaceable refuses to overwrite a non-empty directory that is not a dir:
+// image (skopeo refuses too), so a typo never wipes unrelated files.
+func replaceable(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("dir %s: %w", dir, err)
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	if err := checkVersion(dir); err != nil {
+		return fmt.Errorf("dir %s: exists, is not empty and is not a dir: image; refusing to replace it: %w", dir, core.ErrExists)
+	}
+	return nil
+}
+
+func (d *dest) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	name, err := blobName(desc.Digest)
+	if err != nil {
+		return false, fmt.Errorf("dir %s: %w", d.final, err)
+	}
+	fi, err := os.Stat(filepath.Join(d.stage, name))
+	if err != nil {
+		return false, nil
+	}
+	return fi.Mode().IsRegular() && fi.Size() == desc.Size, nil
+}
+
+func (d *dest) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	name, err := blobName(desc.Digest)
+	if err != nil {
+		return fmt.Errorf("dir %s: %w", d.final, err)
+	}
+	if err := writeVerified(ctx, d.stage, name, desc, r); err != nil {
+		return fmt.Errorf("dir %s: blob %s: %w", d.final, desc.Digest, err)
+	}
+	return nil
+}
+
+// PutManifest stores a manifest. A ref (tag or digest) marks it as the
+// image of the directory (manifest.json); "" stores it as a child,
+// <hex>.manifest.json. Without any ref, Commit makes the manifest that no
+// other one points to the image.
+func (d *dest) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, ref string) error {
+	if err := content.VerifyBytes(raw, desc); err != nil {
+		return fmt.Errorf("dir %s: manifest %s: %w", d.final, desc.Digest, err)
+	}
+	name, err := blobName(desc.Digest)
+	if err != nil {
+		return fmt.Errorf("dir %s: %w", d.final, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ref != "" {
+		if d.top != "" && d.top != desc.Digest {
+			return fmt.Errorf("dir %s: holds one image; already given %s, now %s: %w", d.final, d.top, desc.Digest, core.ErrUnsupported)
+		}
+		d.top = desc.Digest
+	}
+	if err := writeFileAtomic(d.stage, name+manifestSuffix, raw); err != nil {
+		return fmt.Errorf("dir %s: manifest %s: %w", d.final, desc.Digest, err)
+	}
+	d.manifests[desc.Digest] = raw
+	return nil
+}
+
+// chooseTop returns the digest of the directory's image.
+func (d *dest) chooseTop() (digest.Digest, error) {
+	if d.top != "" {
+		return d.top, nil
+	}
+	children := map[digest.Digest]bool{}
+	for _, raw := range d.manifests {
+		if m, err := manifest.Parse(raw, ""); err == nil && m.IsIndex() {
+			for _, c := range m.Manifests {
+				children[c.Digest] = true
+			}
+		}
+	}
+	var roots []digest.Digest
+	for dg := range d.manifests {
+		if !children[dg] {
+			roots = append(roots, dg)
+		}
+	}
+	switch len(roots) {
+	case 0:
+		return "", fmt.Errorf("dir %s: no manifest was written: %w", d.final, core.ErrInvalid)
+	case 1:
+		return roots[0], nil
+	}
+	return "", fmt.Errorf("dir %s: holds one image but %d unrelated manifests were written: %w", d.final, len(roots), core.ErrInvalid)
+}
+
+// Commit moves the staged image under the final name, replacing an image
+// directory that was there.
+func (d *dest) Commit(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.committed || d.closed {
+		return fmt.Errorf("dir %s: already committed or closed: %w", d.final, core.ErrInvalid)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	top, err := d.chooseTop()
+	if err != nil {
+		return err
+	}
+	// The image is manifest.json; skopeo keeps <hex>.manifest.json only for
+	// the children of an index.
+	name := top.Encoded()
+	if err := os.Rename(filepath.Join(d.stage, name+manifestSuffix), filepath.Join(d.stage, manifestFile)); err != nil {
+		return fmt.Errorf("dir %s: %w", d.final, err)
+	}
+	if err := syncDir(d.stage); err != nil {
+		return fmt.Errorf("dir %s: %w", d.final, err)
+	}
+	if err := swapInto(d.stage, d.final); err != nil {
+		return fmt.Errorf("dir %s: %w", d.final, err)
+	}
+	d.committed = true
+	return nil
+}
+
+// Close discards everything unless Commit succeeded.
+func (d *dest) Close(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if !d.committed {
+		return os.RemoveAll(d.stage)
+	}
+	return nil
+}
+
+// swapInto renames stage to final. An existing final directory (checked to
+// be empty or an image directory at open) is moved aside first and removed
+// once the new one is in place.
+func swapInto(stage, final string) error {
+	if _, err := os.Lstat(final); errors.Is(err, os.ErrNotExist) {
+		if err := os.Rename(stage, final); err != nil {
+			return err
+		}
+		return syncDir(filepath.Dir(final))
+	}
+	if err := replaceable(final); err != nil {
+		return err
+	}
+	old := stage + "-old"
+	if err := os.Rename(final, old); err != nil {
+		return err
+	}
+	if err := os.Rename(stage, final); err != nil {
+		_ = os.Rename(old, final)
+		return err
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
+}
+
+var _ pluginapi.Committer = (*dest)(nil)
+var _ pluginapi.Destination = (*dest)(nil)
+var _ pluginapi.Source = (*source)(nil)
+var _ pluginapi.BlobPather = (*source)(nil)

@@ -1,0 +1,14 @@
+// Package dirtransport implements the dir: transport: skopeo's directory
+// format, one image per directory.
+//
+// A directory holds a `version` file ("Directory Transport Version: 1.1"),
+// the top-level manifest or index as `manifest.json`, each blob (config,
+// layer) under its hex digest, and, for a multi-platform copy, every child
+// manifest as `<hex>.manifest.json`, exactly as skopeo 1.9 writes with
+// --all. Signature files (`signature-N`) written by skopeo are left where
+// they are when reading; the transport API does not carry signatures.
+//
+// A destination is built in a hidden sibling directory and moved under its
+// final name only by Commit, so a failed or cancelled copy leaves the
+// destination as it was.
+package dirtransport

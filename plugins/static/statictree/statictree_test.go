@@ -1,0 +1,280 @@
+package statictree
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"github.com/stevedore-oci/stevedore/core/staticfmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/layer/layertest"
+	"github.com/stevedore-oci/stevedore/core/layout"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// putAll writes blobs then the top manifest (children first).
+func putAll(t *testing.T, dst pluginapi.Destination, blobs []layertest.Blob, top layertest.Blob, ref string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, b := range blobs {
+		if strings.Contains(b.Desc.MediaType, "manifest") {
+			if err := dst.PutManifest(ctx, b.Desc, b.Data, ""); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := dst.PutBlob(ctx, b.Desc, bytes.NewReader(b.Data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dst.PutManifest(ctx, top.Desc, top.Data, ref); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var dockerImage = layertest.NewImage("static-docker", layertest.Options{Docker: true})
+
+func writeTree(t *testing.T, root string) (layertest.Image, layertest.Index) {
+	t.Helper()
+	img := layertest.NewImage("static", layertest.Options{})
+	ix := layertest.NewIndex("static-multi", "amd64", "arm64")
+	p := New(nil)
+	dst := openEP(t, p, Transport, root+":team/app", pluginapi.ModeWrite)
+	putAll(t, dst.(pluginapi.Destination), img.Blobs(), img.Manifest, "v1")
+	commitClose(t, dst)
+	dst = openEP(t, p, Transport, root+":team/app", pluginapi.ModeWrite)
+	putAll(t, dst.(pluginapi.Destination), ix.Blobs(), ix.Index, "multi")
+	commitClose(t, dst)
+	dst = openEP(t, p, Transport, root+":team/app", pluginapi.ModeWrite)
+	putAll(t, dst.(pluginapi.Destination), dockerImage.Blobs(), dockerImage.Manifest, "docker")
+	commitClose(t, dst)
+	return img, ix
+}
+
+func TestTreeLayoutAndReadBack(t *testing.T) {
+	root := t.TempDir()
+	img, ix := writeTree(t, root)
+	ctx := context.Background()
+	for _, f := range []string{
+		"v2/team/app/manifests/v1",
+		"v2/team/app/manifests/" + img.Manifest.Desc.Digest.String(),
+		"v2/team/app/manifests/multi",
+		"v2/team/app/manifests/" + ix.Images[1].Manifest.Desc.Digest.String(),
+		"v2/team/app/blobs/" + img.Layers[0].Desc.Digest.String(),
+		"v2/team/app/tags/list",
+	} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Fatalf("missing %s", f)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "v2/team/app/tags/list")); string(b) != `{"name":"team/app","tags":["docker","multi","v1"]}` {
+		t.Fatalf("tags/list %s", b)
+	}
+	src := openEP(t, New(nil), Transport, root+":team/app", pluginapi.ModeRead).(*source)
+	d, err := src.Resolve(ctx, "v1")
+	if err != nil || d.Digest != img.Manifest.Desc.Digest || d.MediaType != img.Manifest.Desc.MediaType {
+		t.Fatalf("v1: %+v %v", d, err)
+	}
+	if _, err := src.Resolve(ctx, ""); !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("default with three tags: %v", err)
+	}
+	if _, err := src.Resolve(ctx, "nope"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	if _, err := src.Resolve(ctx, "../../x"); !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("traversal: %v", err)
+	}
+	if got := readAllBlob(t, src, img.Layers[1].Desc, 3); !bytes.Equal(got, img.Layers[1].Data[3:]) {
+		t.Fatal("blob differs")
+	}
+	// Round trip through our own transport into a second tree.
+	other := t.TempDir()
+	dst := openEP(t, New(nil), Transport, other+":copy", pluginapi.ModeWrite)
+	top := copyImage(t, src, "multi", dst.(pluginapi.Destination), "m")
+	commitClose(t, dst)
+	src2 := openEP(t, New(nil), Transport, other, pluginapi.ModeRead).(*source)
+	if d, err := src2.Resolve(ctx, ""); err != nil || d.Digest != top.Digest || d.Digest != ix.Index.Desc.Digest {
+		t.Fatalf("read back %v %v", d, err)
+	}
+	if tags, _ := src2.ListTags(ctx); strings.Join(tags, ",") != "copy:m" {
+		t.Fatalf("tags %v", tags)
+	}
+}
+
+func TestUncommittedTagInvisible(t *testing.T) {
+	root := t.TempDir()
+	img := layertest.NewImage("unc", layertest.Options{})
+	dst := openEP(t, New(nil), Transport, root+":x", pluginapi.ModeWrite)
+	putAll(t, dst.(pluginapi.Destination), img.Blobs(), img.Manifest, "v1")
+	if err := dst.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "v2/x/manifests/v1")); !os.IsNotExist(err) {
+		t.Fatalf("tag visible without commit: %v", err)
+	}
+	bad := img.Layers[0]
+	dst = openEP(t, New(nil), Transport, root+":y", pluginapi.ModeWrite)
+	if err := dst.(pluginapi.Destination).PutBlob(context.Background(), bad.Desc, bytes.NewReader(bad.Data[1:])); !errors.Is(err, core.ErrSizeMismatch) {
+		t.Fatalf("short blob: %v", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "v2/y/blobs"))
+	if len(ents) != 0 {
+		t.Fatalf("left behind: %v", ents)
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestNginxServesTree: Debian's nginx serves a tree we wrote with the
+// generated configuration, and skopeo pulls from it with identical digests.
+func TestNginxServesTree(t *testing.T) {
+	needTool(t, "nginx")
+	needTool(t, "skopeo")
+	root := t.TempDir()
+	img, ix := writeTree(t, root)
+	addr := freePort(t)
+	conf, err := staticfmt.NginxConfig(root, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	cf := filepath.Join(work, "nginx.conf")
+	os.WriteFile(cf, []byte(conf), 0o644)
+	global := fmt.Sprintf("daemon off; user root; pid %s/nginx.pid; error_log %s/error.log;", work, work)
+	if out, err := exec.Command("nginx", "-t", "-p", work, "-c", cf, "-g", global).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s\n%s", err, out, conf)
+	}
+	cmd := exec.Command("nginx", "-p", work, "-c", cf, "-g", global)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// SIGTERM makes the master stop its workers; SIGKILL would
+		// orphan them.
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	base := "http://" + addr
+	var resp *http.Response
+	for i := 0; i < 100; i++ {
+		if resp, err = http.Get(base + "/v2/"); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("nginx did not start: %v\n%s", err, stderr.String())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Docker-Distribution-Api-Version") != "registry/2.0" {
+		t.Fatalf("/v2/: %d %v", resp.StatusCode, resp.Header)
+	}
+
+	head := func(path string) http.Header {
+		req, _ := http.NewRequest(http.MethodHead, base+path, nil)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != 200 {
+			t.Fatalf("HEAD %s: %d", path, r.StatusCode)
+		}
+		if r.Header.Values("Content-Type") == nil || len(r.Header.Values("Content-Type")) != 1 {
+			t.Fatalf("HEAD %s: Content-Type %v", path, r.Header.Values("Content-Type"))
+		}
+		return r.Header
+	}
+	for _, c := range []struct {
+		path, ct string
+		dg       digest.Digest
+	}{
+		{"/v2/team/app/manifests/v1", img.Manifest.Desc.MediaType, img.Manifest.Desc.Digest},
+		{"/v2/team/app/manifests/" + img.Manifest.Desc.Digest.String(), img.Manifest.Desc.MediaType, img.Manifest.Desc.Digest},
+		{"/v2/team/app/manifests/multi", ocispec.MediaTypeImageIndex, ix.Index.Desc.Digest},
+		{"/v2/team/app/blobs/" + img.Layers[0].Desc.Digest.String(), "application/octet-stream", img.Layers[0].Desc.Digest},
+	} {
+		h := head(c.path)
+		if h.Get("Content-Type") != c.ct || h.Get("Docker-Content-Digest") != c.dg.String() || h.Get("Docker-Distribution-Api-Version") != "registry/2.0" {
+			t.Fatalf("%s: headers %v", c.path, h)
+		}
+	}
+	if h := head("/v2/team/app/tags/list"); h.Get("Content-Type") != "application/json" {
+		t.Fatalf("tags/list: %v", h)
+	}
+	if r, err := http.Get(base + "/.stevedore/manifests.json"); err != nil || r.StatusCode != 404 {
+		t.Fatalf("sidecar served: %v %v", r, err)
+	}
+
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "single")
+	skopeo(t, "copy", "-q", "--src-tls-verify=false", "docker://"+addr+"/team/app:v1", "oci:"+out+":x")
+	if got := ociDigest(t, out, "x"); got != img.Manifest.Desc.Digest {
+		t.Fatalf("single: pulled %s, want %s", got, img.Manifest.Desc.Digest)
+	}
+	out = filepath.Join(tmp, "all")
+	skopeo(t, "copy", "-q", "--all", "--src-tls-verify=false", "docker://"+addr+"/team/app:multi", "oci:"+out+":x")
+	if got := ociDigest(t, out, "x"); got != ix.Index.Desc.Digest {
+		t.Fatalf("all: pulled %s, want %s", got, ix.Index.Desc.Digest)
+	}
+	// Docker schema 2 is served as such: skopeo sees the very bytes.
+	if raw := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+addr+"/team/app:docker"); raw != string(dockerImage.Manifest.Data) {
+		t.Fatalf("docker image served as %s", raw)
+	}
+	out = filepath.Join(tmp, "docker")
+	skopeo(t, "copy", "-q", "--src-tls-verify=false", "docker://"+addr+"/team/app:docker", "dir:"+out)
+	if b, _ := os.ReadFile(filepath.Join(out, "manifest.json")); digest.FromBytes(b) != dockerImage.Manifest.Desc.Digest {
+		t.Fatal("docker image pulled with another digest")
+	}
+	if tags := skopeo(t, "list-tags", "--tls-verify=false", "docker://"+addr+"/team/app"); !strings.Contains(tags, `"multi"`) || !strings.Contains(tags, `"v1"`) {
+		t.Fatalf("list-tags: %s", tags)
+	}
+}
+
+func ociDigest(t *testing.T, dir, tag string) digest.Digest {
+	t.Helper()
+	s, err := layout.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Resolve(context.Background(), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Digest
+}
+
+func TestConfigNeedsTree(t *testing.T) {
+	if _, err := staticfmt.NginxConfig(t.TempDir(), ""); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("empty dir: %v", err)
+	}
+}
