@@ -63,6 +63,8 @@ $XDG_DATA_HOME/stevedore/plugins.`,
 		newPluginsCmd(),
 		newVersionCmd(),
 		newStaticConfigCmd(),
+		newServeCmd(),
+		newGCCmd(),
 	)
 	for _, extra := range extraCommands {
 		root.AddCommand(extra())

@@ -1,0 +1,94 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stevedore-oci/stevedore/server"
+	"github.com/stevedore-oci/stevedore/server/storage"
+)
+
+func TestGC(t *testing.T) {
+	root := t.TempDir()
+	srv, err := server.NewServer(server.Options{Root: root, AnonymousWrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	keep := randomImage(t, "amd64", 2)
+	drop := randomImage(t, "arm64", 2)
+	pushImage(t, ts.URL, "a", "keep", keep)
+	pushImage(t, ts.URL, "a", "drop", drop)
+	pushImage(t, ts.URL, "b", "drop", drop)
+	orphan := newBlob("", randomBytes(3000))
+	pushBlob(t, ts.URL, "a", orphan)
+	if st, _, _ := do(t, "DELETE", ts.URL+"/v2/a/manifests/drop", nil); st != http.StatusAccepted {
+		t.Fatal("untag")
+	}
+	exists := func(repo string, b blob) bool {
+		_, err := os.Stat(filepath.Join(root, repo, "blobs/sha256", b.desc.Digest.Encoded()))
+		return err == nil
+	}
+	shared := func(b blob) bool {
+		_, err := os.Stat(filepath.Join(root, ".blobs/sha256", b.desc.Digest.Encoded()))
+		return err == nil
+	}
+	ctx := context.Background()
+	st := srv.Store()
+
+	// Within the grace period nothing goes: a push may be in progress.
+	rep, err := st.GC(ctx, storage.GCOptions{DeleteUntagged: true, Grace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BlobsUnlinked != 0 || rep.SharedRemoved != 0 || !exists("a", orphan) {
+		t.Fatalf("gc inside the grace period removed %+v", rep)
+	}
+	time.Sleep(20 * time.Millisecond)
+	// Dry run: reports, removes nothing.
+	rep, err = st.GC(ctx, storage.GCOptions{DryRun: true, DeleteUntagged: true, Grace: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.BlobsUnlinked == 0 || len(rep.ManifestsDropped) != 1 || !exists("a", orphan) || !exists("a", drop.layers[0]) {
+		t.Fatalf("dry run: %+v", rep)
+	}
+	// Without --delete-untagged the untagged manifest keeps its blobs.
+	if _, err := st.GC(ctx, storage.GCOptions{Grace: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if exists("a", orphan) || !exists("a", drop.layers[0]) {
+		t.Fatal("gc without --delete-untagged: orphan must go, untagged image must stay")
+	}
+	if st, _, _ := do(t, "GET", ts.URL+"/v2/a/manifests/"+drop.manifest.desc.Digest.String(), nil); st != 200 {
+		t.Fatalf("untagged manifest after gc: %d", st)
+	}
+	rep, err = st.GC(ctx, storage.GCOptions{DeleteUntagged: true, Grace: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.ManifestsDropped) != 1 || exists("a", drop.layers[0]) || exists("a", drop.manifest) {
+		t.Fatalf("gc --delete-untagged: %+v", rep)
+	}
+	if st, _, _ := do(t, "GET", ts.URL+"/v2/a/manifests/"+drop.manifest.desc.Digest.String(), nil); st != 404 {
+		t.Fatalf("dropped manifest still served: %d", st)
+	}
+	// Still used by repository b, so the shared copy stays; the orphan's goes.
+	if !shared(drop.layers[0]) || !exists("b", drop.layers[0]) || shared(orphan) {
+		t.Fatal("shared blobs after gc")
+	}
+	for _, b := range append([]blob{keep.manifest, keep.config}, keep.layers...) {
+		if !exists("a", b) {
+			t.Fatalf("gc removed %s of a tagged image", b.desc.Digest)
+		}
+	}
+	if st, _, _ := do(t, "GET", ts.URL+"/v2/a/manifests/keep", nil); st != 200 {
+		t.Fatalf("tagged image after gc: %d", st)
+	}
+}

@@ -1,0 +1,238 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core/manifest"
+)
+
+// GCOptions configure a garbage collection.
+type GCOptions struct {
+	// DryRun reports what would be removed and removes nothing.
+	DryRun bool
+	// DeleteUntagged also drops manifests that no tag reaches (directly,
+	// as an index child, or as a referrer of a kept manifest).
+	DeleteUntagged bool
+	// Grace keeps any blob linked or written within this window, so blobs
+	// of a push in progress (uploaded, manifest not yet pushed) survive
+	// (default 15 minutes).
+	Grace time.Duration
+	// UploadTTL removes upload sessions idle for longer (default 24h).
+	UploadTTL time.Duration
+}
+
+// GCReport says what a collection removed (or would remove).
+type GCReport struct {
+	Repositories     int
+	ManifestsDropped []string // repo@digest entries removed from index.json
+	BlobsUnlinked    int      // per-repository links removed
+	SharedRemoved    int      // shared blobs no repository links any more
+	BytesFreed       int64    // size of the shared blobs removed
+	UploadsRemoved   int
+}
+
+// GC is a mark-and-sweep collection that is safe beside a running server:
+// each repository is swept under its index lock (the lock a manifest PUT
+// holds while it checks references), blobs touched within Grace are kept,
+// and upload sessions are left alone until they expire.
+func (s *Store) GC(ctx context.Context, o GCOptions) (GCReport, error) {
+	if o.Grace <= 0 {
+		o.Grace = 15 * time.Minute
+	}
+	if o.UploadTTL <= 0 {
+		o.UploadTTL = 24 * time.Hour
+	}
+	var rep GCReport
+	s.catalogMu.Lock()
+	s.catalogCache = nil
+	s.catalogMu.Unlock()
+	repos, err := s.Repositories(ctx)
+	if err != nil {
+		return rep, err
+	}
+	cutoff := time.Now().Add(-o.Grace)
+	for _, name := range repos {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		if err := s.gcRepo(ctx, name, o, cutoff, &rep); err != nil {
+			return rep, err
+		}
+		rep.Repositories++
+	}
+	// Shared blobs that no repository links any more.
+	base := filepath.Join(s.root, blobsDirName)
+	algs, _ := os.ReadDir(base)
+	for _, a := range algs {
+		dir := filepath.Join(base, a.Name())
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			p := filepath.Join(dir, e.Name())
+			fi, err := os.Lstat(p)
+			if err != nil || !fi.Mode().IsRegular() || nlink(fi) > 1 || ctime(fi).After(cutoff) {
+				continue
+			}
+			rep.SharedRemoved++
+			rep.BytesFreed += fi.Size()
+			if !o.DryRun {
+				_ = os.Remove(p)
+			}
+		}
+	}
+	if !o.DryRun {
+		rep.UploadsRemoved = s.SweepUploads(o.UploadTTL)
+	}
+	return rep, nil
+}
+
+func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff time.Time, rep *GCReport) error {
+	r := s.repo(name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	unlock, err := flock(ctx, filepath.Join(r.dir, lockFileName))
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", name, err)
+	}
+	defer unlock()
+	p := filepath.Join(r.dir, ocispec.ImageIndexFile)
+	idx, _, err := readIndex(p)
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", name, err)
+	}
+	marked := map[digest.Digest]bool{}
+	subjects := map[digest.Digest]digest.Digest{} // manifest -> its subject
+	var walk func(d digest.Digest, depth int)
+	walk = func(d digest.Digest, depth int) {
+		if marked[d] || depth > 16 {
+			return
+		}
+		marked[d] = true
+		f, err := s.OpenBlob(name, d)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		var raw []byte
+		if fi, err := f.Stat(); err == nil && fi.Size() <= 4<<20 {
+			raw = make([]byte, fi.Size())
+			if _, err := f.ReadAt(raw, 0); err != nil {
+				return
+			}
+		}
+		m, err := manifest.Parse(raw, "")
+		if err != nil {
+			return
+		}
+		if m.Subject != nil {
+			subjects[d] = m.Subject.Digest
+		}
+		for _, c := range m.Children() {
+			if manifest.IsManifest(c.MediaType) {
+				walk(c.Digest, depth+1)
+			} else {
+				marked[c.Digest] = true
+			}
+		}
+	}
+	keep := map[digest.Digest]bool{}
+	recent := func(d digest.Digest) bool {
+		fi, err := os.Lstat(s.repoBlobPath(name, d))
+		return err == nil && ctime(fi).After(cutoff)
+	}
+	for _, e := range idx.Manifests {
+		// An untagged manifest pushed within the grace period may be the
+		// child of an index whose push is still in progress.
+		if !o.DeleteUntagged || e.Annotations[ocispec.AnnotationRefName] != "" || recent(e.Digest) {
+			keep[e.Digest] = true
+			walk(e.Digest, 0)
+		}
+	}
+	if o.DeleteUntagged {
+		// Referrers of kept manifests are kept too, transitively.
+		for _, e := range idx.Manifests {
+			if !keep[e.Digest] {
+				walk(e.Digest, 0) // only to learn subjects; marks are redone below
+			}
+		}
+		for changed := true; changed; {
+			changed = false
+			for _, e := range idx.Manifests {
+				if sub, ok := subjects[e.Digest]; ok && !keep[e.Digest] && keep[sub] {
+					keep[e.Digest] = true
+					changed = true
+				}
+			}
+		}
+		marked = map[digest.Digest]bool{}
+		for d := range keep {
+			walk(d, 0)
+		}
+		var kept []ocispec.Descriptor
+		for _, e := range idx.Manifests {
+			if keep[e.Digest] {
+				kept = append(kept, e)
+			} else {
+				rep.ManifestsDropped = append(rep.ManifestsDropped, name+"@"+e.Digest.String())
+			}
+		}
+		if len(kept) != len(idx.Manifests) && !o.DryRun {
+			if kept == nil {
+				kept = []ocispec.Descriptor{}
+			}
+			idx.Manifests = kept
+			b, err := json.Marshal(idx)
+			if err != nil {
+				return err
+			}
+			if err := writeFileAtomic(p, b); err != nil {
+				return fmt.Errorf("repository %s: write index.json: %w", name, err)
+			}
+			r.snapMu.Lock()
+			r.snap = nil
+			r.snapMu.Unlock()
+		}
+	}
+	// Sweep this repository's links.
+	base := filepath.Join(r.dir, ocispec.ImageBlobsDir)
+	algs, _ := os.ReadDir(base)
+	for _, a := range algs {
+		dir := filepath.Join(base, a.Name())
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			fp := filepath.Join(dir, e.Name())
+			fi, err := os.Lstat(fp)
+			if err != nil || fi.IsDir() || ctime(fi).After(cutoff) {
+				continue
+			}
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
+				if !o.DryRun {
+					_ = os.Remove(fp)
+				}
+				continue
+			}
+			d := digest.NewDigestFromEncoded(digest.Algorithm(a.Name()), e.Name())
+			if marked[d] {
+				continue
+			}
+			rep.BlobsUnlinked++
+			if nlink(fi) <= 1 {
+				// The repository held the only copy (a blob written by
+				// another tool): its bytes are freed here.
+				rep.BytesFreed += fi.Size()
+			}
+			if !o.DryRun {
+				_ = os.Remove(fp)
+			}
+		}
+	}
+	return nil
+}
