@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -109,7 +111,7 @@ func (s *Store) ReadBlob(ctx context.Context, desc ocispec.Descriptor, max int64
 		return nil, err
 	}
 	defer f.Close()
-	b, err := content.ReadAllVerified(ctxReader{ctx, f}, desc, max)
+	b, err := content.ReadAllVerified(atomicfile.ContextReader(ctx, f), desc, max)
 	if err != nil {
 		return nil, fmt.Errorf("oci layout %s: blob %s: %w", s.dir, desc.Digest, err)
 	}
@@ -168,7 +170,7 @@ func (s *Store) WriteBlob(ctx context.Context, desc ocispec.Descriptor, r io.Rea
 			err = fmt.Errorf("oci layout %s: blob %s: %w", s.dir, desc.Digest, err)
 		}
 	}()
-	vr := content.NewVerifyReader(ctxReader{ctx, r}, desc)
+	vr := content.NewVerifyReader(atomicfile.ContextReader(ctx, r), desc)
 	if _, err = io.Copy(f, vr); err != nil {
 		return err
 	}
@@ -236,7 +238,7 @@ func (s *Store) WriteBlobFile(ctx context.Context, desc ocispec.Descriptor, src 
 		if err := os.Rename(tmp, final); err != nil {
 			return err
 		}
-		return syncDir(dir)
+		return atomicfile.SyncDir(dir)
 	}
 	// Not linkable (other filesystem, or not allowed): copy.
 	in, err := os.Open(src)
@@ -278,7 +280,7 @@ func (s *Store) WriteBlobFile(ctx context.Context, desc ocispec.Descriptor, src 
 
 // verifyFile hashes f from its current offset to the end against desc.
 func verifyFile(ctx context.Context, f *os.File, desc ocispec.Descriptor) error {
-	vr := content.NewVerifyReader(ctxReader{ctx, f}, desc)
+	vr := content.NewVerifyReader(atomicfile.ContextReader(ctx, f), desc)
 	if _, err := io.Copy(io.Discard, vr); err != nil {
 		return err
 	}
@@ -303,5 +305,5 @@ func commitTemp(f *os.File, tmp, final string) error {
 	if err := os.Rename(tmp, final); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(final))
+	return atomicfile.SyncDir(filepath.Dir(final))
 }

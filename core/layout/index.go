@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -71,7 +73,7 @@ func (s *Store) writeIndex(idx ocispec.Index) error {
 	if err != nil {
 		return fmt.Errorf("oci layout %s: encode %s: %w", s.dir, ocispec.ImageIndexFile, err)
 	}
-	if err := writeFileAtomic(s.indexPath(), b); err != nil {
+	if err := atomicfile.Write(s.indexPath(), b); err != nil {
 		return fmt.Errorf("oci layout %s: write %s: %w", s.dir, ocispec.ImageIndexFile, err)
 	}
 	return nil

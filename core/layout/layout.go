@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
+
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
@@ -80,7 +82,7 @@ func Create(dir string) (*Store, error) {
 	case err == nil:
 	case errors.Is(err, core.ErrNotFound):
 		b, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-		if err := writeFileAtomic(filepath.Join(dir, ocispec.ImageLayoutFile), b); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, ocispec.ImageLayoutFile), b); err != nil {
 			return nil, fmt.Errorf("oci layout %s: write %s: %w", dir, ocispec.ImageLayoutFile, err)
 		}
 	default:

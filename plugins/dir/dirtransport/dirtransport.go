@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -271,7 +273,7 @@ func openDest(final string) (*dest, error) {
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}
 	d := &dest{final: abs, stage: stage, manifests: map[digest.Digest][]byte{}}
-	if err := writeFileAtomic(stage, versionFile, []byte(versionContent)); err != nil {
+	if err := atomicfile.Write(filepath.Join(stage, versionFile), []byte(versionContent)); err != nil {
 		os.RemoveAll(stage)
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}
@@ -311,7 +313,7 @@ func (d *dest) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader
 	if err != nil {
 		return fmt.Errorf("dir %s: %w", d.final, err)
 	}
-	if err := writeVerified(ctx, d.stage, name, desc, r); err != nil {
+	if err := atomicfile.WriteVerified(ctx, filepath.Join(d.stage, name), desc, r); err != nil {
 		return fmt.Errorf("dir %s: blob %s: %w", d.final, desc.Digest, err)
 	}
 	return nil
@@ -337,7 +339,7 @@ func (d *dest) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []b
 		}
 		d.top = desc.Digest
 	}
-	if err := writeFileAtomic(d.stage, name+manifestSuffix, raw); err != nil {
+	if err := atomicfile.Write(filepath.Join(d.stage, name+manifestSuffix), raw); err != nil {
 		return fmt.Errorf("dir %s: manifest %s: %w", d.final, desc.Digest, err)
 	}
 	d.manifests[desc.Digest] = raw
@@ -393,7 +395,7 @@ func (d *dest) Commit(ctx context.Context) error {
 	if err := os.Rename(filepath.Join(d.stage, name+manifestSuffix), filepath.Join(d.stage, manifestFile)); err != nil {
 		return fmt.Errorf("dir %s: %w", d.final, err)
 	}
-	if err := syncDir(d.stage); err != nil {
+	if err := atomicfile.SyncDir(d.stage); err != nil {
 		return fmt.Errorf("dir %s: %w", d.final, err)
 	}
 	if err := swapInto(d.stage, d.final); err != nil {
@@ -425,7 +427,7 @@ func swapInto(stage, final string) error {
 		if err := os.Rename(stage, final); err != nil {
 			return err
 		}
-		return syncDir(filepath.Dir(final))
+		return atomicfile.SyncDir(filepath.Dir(final))
 	}
 	if err := replaceable(final); err != nil {
 		return err
@@ -438,7 +440,7 @@ func swapInto(stage, final string) error {
 		_ = os.Rename(old, final)
 		return err
 	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(final)); err != nil {
 		return err
 	}
 	return os.RemoveAll(old)

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stevedore-oci/stevedore/internal/peertest"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -83,17 +86,17 @@ func TestSkopeoRoundTrip(t *testing.T) {
 				want = img.Manifest.Desc.Digest
 			}
 			a := filepath.Join(tmp, "a")
-			skopeo(t, append(args, "oci:"+fx+":t", "dir:"+a)...)
+			peertest.Skopeo(t, append(args, "oci:"+fx+":t", "dir:"+a)...)
 
 			p := New(nil)
-			src := openEP(t, p, Transport, a, pluginapi.ModeRead).(pluginapi.Source)
+			src := transporttest.OpenEndpoint(t, p, Transport, a, pluginapi.ModeRead).(pluginapi.Source)
 			b := filepath.Join(tmp, "b")
-			dst := openEP(t, p, Transport, b, pluginapi.ModeWrite)
-			top := copyImage(t, src, "", dst.(pluginapi.Destination), "")
+			dst := transporttest.OpenEndpoint(t, p, Transport, b, pluginapi.ModeWrite)
+			top := transporttest.CopyImage(t, src, "", dst.(pluginapi.Destination), "")
 			if top.Digest != want {
 				t.Fatalf("resolved %s, want %s", top.Digest, want)
 			}
-			commitClose(t, dst)
+			transporttest.CommitClose(t, dst)
 			src.(pluginapi.Endpoint).Close(context.Background())
 
 			fa, fb := listDir(t, a), listDir(t, b)
@@ -106,7 +109,7 @@ func TestSkopeoRoundTrip(t *testing.T) {
 				}
 			}
 			c := filepath.Join(tmp, "c")
-			skopeo(t, append(args, "dir:"+b, "oci:"+c+":t")...)
+			peertest.Skopeo(t, append(args, "dir:"+b, "oci:"+c+":t")...)
 			if got := ociDigest(t, c, "t"); got != want {
 				t.Fatalf("skopeo read back %s, want %s", got, want)
 			}
@@ -123,7 +126,7 @@ func TestWrittenReadBySkopeo(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := filepath.Join(tmp, "d")
-	dst := openEP(t, New(nil), Transport, d, pluginapi.ModeWrite).(*dest)
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, d, pluginapi.ModeWrite).(*dest)
 	ctx := context.Background()
 	for _, b := range ix.Blobs() {
 		if strings.Contains(b.Desc.MediaType, "manifest") {
@@ -139,13 +142,13 @@ func TestWrittenReadBySkopeo(t *testing.T) {
 	if err := dst.PutManifest(ctx, ix.Index.Desc, ix.Index.Data, ""); err != nil {
 		t.Fatal(err)
 	}
-	commitClose(t, dst)
-	raw := skopeo(t, "inspect", "--raw", "dir:"+d)
+	transporttest.CommitClose(t, dst)
+	raw := peertest.Skopeo(t, "inspect", "--raw", "dir:"+d)
 	if raw != string(ix.Index.Data) {
 		t.Fatalf("skopeo sees manifest %q", raw)
 	}
 	out := filepath.Join(tmp, "out")
-	skopeo(t, "copy", "-q", "--all", "dir:"+d, "oci:"+out+":x")
+	peertest.Skopeo(t, "copy", "-q", "--all", "dir:"+d, "oci:"+out+":x")
 	if got := ociDigest(t, out, "x"); got != ix.Index.Desc.Digest {
 		t.Fatalf("skopeo copied %s, want %s", got, ix.Index.Desc.Digest)
 	}
@@ -155,7 +158,7 @@ func TestSourceReads(t *testing.T) {
 	tmp := t.TempDir()
 	img := layertest.NewImage("src", layertest.Options{})
 	d := filepath.Join(tmp, "d")
-	dst := openEP(t, New(nil), Transport, d, pluginapi.ModeWrite).(*dest)
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, d, pluginapi.ModeWrite).(*dest)
 	ctx := context.Background()
 	for _, b := range img.Blobs() {
 		if err := dst.PutBlob(ctx, b.Desc, bytes.NewReader(b.Data)); err != nil {
@@ -165,11 +168,11 @@ func TestSourceReads(t *testing.T) {
 	if err := dst.PutManifest(ctx, img.Manifest.Desc, img.Manifest.Data, "latest"); err != nil {
 		t.Fatal(err)
 	}
-	commitClose(t, dst)
+	transporttest.CommitClose(t, dst)
 	if v, _ := os.ReadFile(filepath.Join(d, "version")); string(v) != "Directory Transport Version: 1.1\n" {
 		t.Fatalf("version %q", v)
 	}
-	src := openEP(t, New(nil), Transport, d, pluginapi.ModeRead).(*source)
+	src := transporttest.OpenEndpoint(t, New(nil), Transport, d, pluginapi.ModeRead).(*source)
 	top, err := src.Resolve(ctx, "")
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +187,7 @@ func TestSourceReads(t *testing.T) {
 		t.Fatalf("tag accepted: %v", err)
 	}
 	l := img.Layers[0]
-	if got := readAllBlob(t, src, l.Desc, 10); !bytes.Equal(got, l.Data[10:]) {
+	if got := transporttest.ReadBlob(t, src, l.Desc, 10); !bytes.Equal(got, l.Data[10:]) {
 		t.Fatal("offset read differs")
 	}
 	if _, err := src.GetBlob(ctx, ocispec.Descriptor{Digest: digest.FromString("nope")}, 0); !errors.Is(err, core.ErrNotFound) {
@@ -205,7 +208,7 @@ func TestDestinationAtomic(t *testing.T) {
 	d := filepath.Join(tmp, "d")
 
 	// A wrong blob is refused and leaves nothing.
-	dst := openEP(t, New(nil), Transport, d, pluginapi.ModeWrite).(*dest)
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, d, pluginapi.ModeWrite).(*dest)
 	bad := img.Layers[0].Desc
 	err := dst.PutBlob(ctx, bad, bytes.NewReader(append([]byte("x"), img.Layers[0].Data[1:]...)))
 	if !errors.Is(err, core.ErrDigestMismatch) {
@@ -231,7 +234,7 @@ func TestDestinationAtomic(t *testing.T) {
 
 	// Replacing a previous image works; replacing other files is refused.
 	for i := 0; i < 2; i++ {
-		dst = openEP(t, New(nil), Transport, d, pluginapi.ModeWrite).(*dest)
+		dst = transporttest.OpenEndpoint(t, New(nil), Transport, d, pluginapi.ModeWrite).(*dest)
 		for _, b := range img.Blobs() {
 			if err := dst.PutBlob(ctx, b.Desc, bytes.NewReader(b.Data)); err != nil {
 				t.Fatal(err)
@@ -240,7 +243,7 @@ func TestDestinationAtomic(t *testing.T) {
 		if err := dst.PutManifest(ctx, img.Manifest.Desc, img.Manifest.Data, ""); err != nil {
 			t.Fatal(err)
 		}
-		commitClose(t, dst)
+		transporttest.CommitClose(t, dst)
 	}
 	if ents, _ := os.ReadDir(tmp); len(ents) != 1 {
 		t.Fatalf("after replace: %v", ents)

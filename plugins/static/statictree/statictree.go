@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -286,7 +288,7 @@ func (d *dest) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader
 	if err := checkDigest(desc.Digest); err != nil {
 		return fmt.Errorf("static %s: %w", d.t.root, err)
 	}
-	if err := writeVerified(ctx, d.t.blobPath(d.name, desc.Digest), desc, r); err != nil {
+	if err := atomicfile.WriteVerified(ctx, d.t.blobPath(d.name, desc.Digest), desc, r); err != nil {
 		return fmt.Errorf("static %s: %s: blob %s: %w", d.t.root, d.name, desc.Digest, err)
 	}
 	return nil
@@ -310,7 +312,7 @@ func (d *dest) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []b
 			return fmt.Errorf("static %s: %w", d.t.root, err)
 		}
 	}
-	if err := writeVerified(ctx, d.t.manifestPath(d.name, desc.Digest.String()), desc, strings.NewReader(string(raw))); err != nil {
+	if err := atomicfile.WriteVerified(ctx, d.t.manifestPath(d.name, desc.Digest.String()), desc, strings.NewReader(string(raw))); err != nil {
 		return fmt.Errorf("static %s: %s: manifest %s: %w", d.t.root, d.name, desc.Digest, err)
 	}
 	e := entry{MediaType: mt, Digest: desc.Digest, Size: desc.Size}
@@ -353,7 +355,7 @@ func (d *dest) Commit(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("static %s: %s: manifest %s: %w", d.t.root, d.name, e.Digest, err)
 		}
-		if err := writeFileAtomic(d.t.manifestPath(d.name, tag), raw); err != nil {
+		if err := atomicfile.Write(d.t.manifestPath(d.name, tag), raw); err != nil {
 			return fmt.Errorf("static %s: %s:%s: %w", d.t.root, d.name, tag, err)
 		}
 		refs[tag] = e
@@ -362,14 +364,14 @@ func (d *dest) Commit(ctx context.Context) error {
 		Name string   `json:"name"`
 		Tags []string `json:"tags"`
 	}{d.name, tagsOf(refs)})
-	if err := writeFileAtomic(d.t.tagsListPath(d.name), list); err != nil {
+	if err := atomicfile.Write(d.t.tagsListPath(d.name), list); err != nil {
 		return fmt.Errorf("static %s: %s: tags/list: %w", d.t.root, d.name, err)
 	}
 	b, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(d.t.root, indexFile), b); err != nil {
+	if err := atomicfile.Write(filepath.Join(d.t.root, indexFile), b); err != nil {
 		return fmt.Errorf("static %s: %w", d.t.root, err)
 	}
 	if err := d.t.writeServerMaps(idx); err != nil {

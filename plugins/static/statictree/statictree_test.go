@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/stevedore-oci/stevedore/core/staticfmt"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +14,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stevedore-oci/stevedore/core/staticfmt"
+	"github.com/stevedore-oci/stevedore/internal/peertest"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -52,15 +55,15 @@ func writeTree(t *testing.T, root string) (layertest.Image, layertest.Index) {
 	img := layertest.NewImage("static", layertest.Options{})
 	ix := layertest.NewIndex("static-multi", "amd64", "arm64")
 	p := New(nil)
-	dst := openEP(t, p, Transport, root+":team/app", pluginapi.ModeWrite)
+	dst := transporttest.OpenEndpoint(t, p, Transport, root+":team/app", pluginapi.ModeWrite)
 	putAll(t, dst.(pluginapi.Destination), img.Blobs(), img.Manifest, "v1")
-	commitClose(t, dst)
-	dst = openEP(t, p, Transport, root+":team/app", pluginapi.ModeWrite)
+	transporttest.CommitClose(t, dst)
+	dst = transporttest.OpenEndpoint(t, p, Transport, root+":team/app", pluginapi.ModeWrite)
 	putAll(t, dst.(pluginapi.Destination), ix.Blobs(), ix.Index, "multi")
-	commitClose(t, dst)
-	dst = openEP(t, p, Transport, root+":team/app", pluginapi.ModeWrite)
+	transporttest.CommitClose(t, dst)
+	dst = transporttest.OpenEndpoint(t, p, Transport, root+":team/app", pluginapi.ModeWrite)
 	putAll(t, dst.(pluginapi.Destination), dockerImage.Blobs(), dockerImage.Manifest, "docker")
-	commitClose(t, dst)
+	transporttest.CommitClose(t, dst)
 	return img, ix
 }
 
@@ -83,7 +86,7 @@ func TestTreeLayoutAndReadBack(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(root, "v2/team/app/tags/list")); string(b) != `{"name":"team/app","tags":["docker","multi","v1"]}` {
 		t.Fatalf("tags/list %s", b)
 	}
-	src := openEP(t, New(nil), Transport, root+":team/app", pluginapi.ModeRead).(*source)
+	src := transporttest.OpenEndpoint(t, New(nil), Transport, root+":team/app", pluginapi.ModeRead).(*source)
 	d, err := src.Resolve(ctx, "v1")
 	if err != nil || d.Digest != img.Manifest.Desc.Digest || d.MediaType != img.Manifest.Desc.MediaType {
 		t.Fatalf("v1: %+v %v", d, err)
@@ -97,15 +100,15 @@ func TestTreeLayoutAndReadBack(t *testing.T) {
 	if _, err := src.Resolve(ctx, "../../x"); !errors.Is(err, core.ErrInvalid) {
 		t.Fatalf("traversal: %v", err)
 	}
-	if got := readAllBlob(t, src, img.Layers[1].Desc, 3); !bytes.Equal(got, img.Layers[1].Data[3:]) {
+	if got := transporttest.ReadBlob(t, src, img.Layers[1].Desc, 3); !bytes.Equal(got, img.Layers[1].Data[3:]) {
 		t.Fatal("blob differs")
 	}
 	// Round trip through our own transport into a second tree.
 	other := t.TempDir()
-	dst := openEP(t, New(nil), Transport, other+":copy", pluginapi.ModeWrite)
-	top := copyImage(t, src, "multi", dst.(pluginapi.Destination), "m")
-	commitClose(t, dst)
-	src2 := openEP(t, New(nil), Transport, other, pluginapi.ModeRead).(*source)
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, other+":copy", pluginapi.ModeWrite)
+	top := transporttest.CopyImage(t, src, "multi", dst.(pluginapi.Destination), "m")
+	transporttest.CommitClose(t, dst)
+	src2 := transporttest.OpenEndpoint(t, New(nil), Transport, other, pluginapi.ModeRead).(*source)
 	if d, err := src2.Resolve(ctx, ""); err != nil || d.Digest != top.Digest || d.Digest != ix.Index.Desc.Digest {
 		t.Fatalf("read back %v %v", d, err)
 	}
@@ -117,7 +120,7 @@ func TestTreeLayoutAndReadBack(t *testing.T) {
 func TestUncommittedTagInvisible(t *testing.T) {
 	root := t.TempDir()
 	img := layertest.NewImage("unc", layertest.Options{})
-	dst := openEP(t, New(nil), Transport, root+":x", pluginapi.ModeWrite)
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, root+":x", pluginapi.ModeWrite)
 	putAll(t, dst.(pluginapi.Destination), img.Blobs(), img.Manifest, "v1")
 	if err := dst.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -126,7 +129,7 @@ func TestUncommittedTagInvisible(t *testing.T) {
 		t.Fatalf("tag visible without commit: %v", err)
 	}
 	bad := img.Layers[0]
-	dst = openEP(t, New(nil), Transport, root+":y", pluginapi.ModeWrite)
+	dst = transporttest.OpenEndpoint(t, New(nil), Transport, root+":y", pluginapi.ModeWrite)
 	if err := dst.(pluginapi.Destination).PutBlob(context.Background(), bad.Desc, bytes.NewReader(bad.Data[1:])); !errors.Is(err, core.ErrSizeMismatch) {
 		t.Fatalf("short blob: %v", err)
 	}
@@ -148,8 +151,8 @@ func freePort(t *testing.T) string {
 // TestNginxServesTree: Debian's nginx serves a tree we wrote with the
 // generated configuration, and skopeo pulls from it with identical digests.
 func TestNginxServesTree(t *testing.T) {
-	needTool(t, "nginx")
-	needTool(t, "skopeo")
+	peertest.Need(t, "nginx")
+	peertest.Need(t, "skopeo")
 	root := t.TempDir()
 	img, ix := writeTree(t, root)
 	addr := freePort(t)
@@ -237,25 +240,25 @@ func TestNginxServesTree(t *testing.T) {
 
 	tmp := t.TempDir()
 	out := filepath.Join(tmp, "single")
-	skopeo(t, "copy", "-q", "--src-tls-verify=false", "docker://"+addr+"/team/app:v1", "oci:"+out+":x")
+	peertest.Skopeo(t, "copy", "-q", "--src-tls-verify=false", "docker://"+addr+"/team/app:v1", "oci:"+out+":x")
 	if got := ociDigest(t, out, "x"); got != img.Manifest.Desc.Digest {
 		t.Fatalf("single: pulled %s, want %s", got, img.Manifest.Desc.Digest)
 	}
 	out = filepath.Join(tmp, "all")
-	skopeo(t, "copy", "-q", "--all", "--src-tls-verify=false", "docker://"+addr+"/team/app:multi", "oci:"+out+":x")
+	peertest.Skopeo(t, "copy", "-q", "--all", "--src-tls-verify=false", "docker://"+addr+"/team/app:multi", "oci:"+out+":x")
 	if got := ociDigest(t, out, "x"); got != ix.Index.Desc.Digest {
 		t.Fatalf("all: pulled %s, want %s", got, ix.Index.Desc.Digest)
 	}
 	// Docker schema 2 is served as such: skopeo sees the very bytes.
-	if raw := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+addr+"/team/app:docker"); raw != string(dockerImage.Manifest.Data) {
+	if raw := peertest.Skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+addr+"/team/app:docker"); raw != string(dockerImage.Manifest.Data) {
 		t.Fatalf("docker image served as %s", raw)
 	}
 	out = filepath.Join(tmp, "docker")
-	skopeo(t, "copy", "-q", "--src-tls-verify=false", "docker://"+addr+"/team/app:docker", "dir:"+out)
+	peertest.Skopeo(t, "copy", "-q", "--src-tls-verify=false", "docker://"+addr+"/team/app:docker", "dir:"+out)
 	if b, _ := os.ReadFile(filepath.Join(out, "manifest.json")); digest.FromBytes(b) != dockerImage.Manifest.Desc.Digest {
 		t.Fatal("docker image pulled with another digest")
 	}
-	if tags := skopeo(t, "list-tags", "--tls-verify=false", "docker://"+addr+"/team/app"); !strings.Contains(tags, `"multi"`) || !strings.Contains(tags, `"v1"`) {
+	if tags := peertest.Skopeo(t, "list-tags", "--tls-verify=false", "docker://"+addr+"/team/app"); !strings.Contains(tags, `"multi"`) || !strings.Contains(tags, `"v1"`) {
 		t.Fatalf("list-tags: %s", tags)
 	}
 }

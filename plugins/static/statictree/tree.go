@@ -14,8 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
+
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/stevedore-oci/stevedore/core"
@@ -181,7 +182,7 @@ func (t tree) writeServerMaps(idx treeIndex) error {
 		}
 	}
 	for name, b := range map[string][]byte{staticfmt.NginxTypesMap: types.Bytes(), staticfmt.NginxDigestsMap: digests.Bytes(), staticfmt.CaddyMap: caddy.Bytes()} {
-		if err := writeFileAtomic(filepath.Join(t.root, name), b); err != nil {
+		if err := atomicfile.Write(filepath.Join(t.root, name), b); err != nil {
 			return err
 		}
 	}
@@ -198,58 +199,4 @@ func tagsOf(refs map[string]entry) []string {
 	}
 	sort.Strings(tags)
 	return tags
-}
-
-// ctxReader stops a copy promptly once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-// writeVerified writes r to path through a temporary file in the same
-// directory that is verified against desc, fsynced and renamed.
-func writeVerified(ctx context.Context, path string, desc ocispec.Descriptor, r io.Reader) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	vr := content.NewVerifyReader(ctxReader{ctx, r}, desc)
-	if _, err = io.Copy(f, vr); err != nil {
-		return err
-	}
-	if !vr.Verified() {
-		return fmt.Errorf("stream ended unverified: %w", core.ErrInvalid)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	return writeVerified(context.Background(), path, ocispec.Descriptor{Digest: digest.FromBytes(b), Size: int64(len(b))}, bytes.NewReader(b))
 }

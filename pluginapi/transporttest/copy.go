@@ -1,11 +1,8 @@
-package dirtransport
+package transporttest
 
 import (
 	"context"
 	"io"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -14,34 +11,10 @@ import (
 	"github.com/stevedore-oci/stevedore/pluginapi"
 )
 
-// needTool skips when a peer tool is missing, except in CI where it fails.
-func needTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed", name)
-	}
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func skopeo(t *testing.T, args ...string) string {
-	needTool(t, "skopeo")
-	return run(t, "skopeo", append([]string{"--insecure-policy"}, args...)...)
-}
-
-// copyImage copies the image ref of src to dst under dstRef, children
-// before parents, as the host's copy engine does.
-func copyImage(t *testing.T, src pluginapi.Source, ref string, dst pluginapi.Destination, dstRef string) ocispec.Descriptor {
+// CopyImage copies the image ref of src to dst under dstRef, children before
+// parents as the host's copy engine does, without the host's checks: a
+// transport's own tests use it to move real images between endpoints.
+func CopyImage(t testing.TB, src pluginapi.Source, ref string, dst pluginapi.Destination, dstRef string) ocispec.Descriptor {
 	t.Helper()
 	ctx := context.Background()
 	top, err := src.Resolve(ctx, ref)
@@ -86,7 +59,8 @@ func copyImage(t *testing.T, src pluginapi.Source, ref string, dst pluginapi.Des
 	return top
 }
 
-func openEP(t *testing.T, p pluginapi.Plugin, transport, loc string, mode pluginapi.Mode) pluginapi.Endpoint {
+// OpenEndpoint opens loc through p, failing the test on error.
+func OpenEndpoint(t testing.TB, p pluginapi.Plugin, transport, loc string, mode pluginapi.Mode) pluginapi.Endpoint {
 	t.Helper()
 	ep, err := p.Open(context.Background(), pluginapi.OpenRequest{Transport: transport, Location: loc, Mode: mode})
 	if err != nil {
@@ -95,7 +69,8 @@ func openEP(t *testing.T, p pluginapi.Plugin, transport, loc string, mode plugin
 	return ep
 }
 
-func commitClose(t *testing.T, ep pluginapi.Endpoint) {
+// CommitClose commits ep when it is a Committer, then closes it.
+func CommitClose(t testing.TB, ep pluginapi.Endpoint) {
 	t.Helper()
 	if c, ok := ep.(pluginapi.Committer); ok {
 		if err := c.Commit(context.Background()); err != nil {
@@ -107,7 +82,8 @@ func commitClose(t *testing.T, ep pluginapi.Endpoint) {
 	}
 }
 
-func readAllBlob(t *testing.T, src pluginapi.Source, d ocispec.Descriptor, off int64) []byte {
+// ReadBlob reads a whole blob from offset off.
+func ReadBlob(t testing.TB, src pluginapi.Source, d ocispec.Descriptor, off int64) []byte {
 	t.Helper()
 	rc, err := src.GetBlob(context.Background(), d, off)
 	if err != nil {

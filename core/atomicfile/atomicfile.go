@@ -1,0 +1,105 @@
+// Package atomicfile writes files so that they appear whole and verified or
+// not at all: a temporary file in the target's directory, content verified
+// against its descriptor, fsync, rename, directory fsync. Every store in
+// Stevedore (layouts, dir:, static trees, the registry server) writes this
+// way. It must never import host, plugins, pluginapi or cmd.
+package atomicfile
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+)
+
+// Perm is the mode of files made visible. Temporary files are created 0600
+// and widened just before the rename.
+const Perm = 0o644
+
+// TmpPrefix starts the name of every temporary file; such names are never
+// valid digests or tags.
+const TmpPrefix = ".tmp-"
+
+// ContextReader stops a copy promptly once ctx is done.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// SyncDir makes a rename or a new entry in dir durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// WriteVerified writes r to path: the bytes go to a temporary file in the
+// same directory (created if missing) and must match desc's size and digest
+// before the file is fsynced and renamed into place. On any error nothing
+// is left behind and an existing file at path is untouched.
+func WriteVerified(ctx context.Context, path string, desc ocispec.Descriptor, r io.Reader) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, TmpPrefix+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	vr := content.NewVerifyReader(ContextReader(ctx, r), desc)
+	if _, err = io.Copy(f, vr); err != nil {
+		return err
+	}
+	if !vr.Verified() {
+		return fmt.Errorf("%s: stream ended unverified: %w", path, core.ErrInvalid)
+	}
+	if err = f.Chmod(Perm); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return SyncDir(dir)
+}
+
+// Write replaces path with data the same way: readers see the old or the
+// new content, never a mix.
+func Write(path string, data []byte) error {
+	return WriteVerified(context.Background(), path, ocispec.Descriptor{Digest: digest.FromBytes(data), Size: int64(len(data))}, bytes.NewReader(data))
+}

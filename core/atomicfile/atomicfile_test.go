@@ -1,0 +1,54 @@
+package atomicfile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+)
+
+func TestWriteVerified(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "f")
+	good := []byte("hello")
+	desc := ocispec.Descriptor{Digest: digest.FromBytes(good), Size: 5}
+	if err := WriteVerified(context.Background(), path, desc, bytes.NewReader(good)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "hello" {
+		t.Fatalf("content %q", b)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != Perm {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	// Wrong content: refused, the old file stays, no temp file is left.
+	err := WriteVerified(context.Background(), path, desc, bytes.NewReader([]byte("hellO")))
+	if !errors.Is(err, core.ErrDigestMismatch) {
+		t.Fatalf("err = %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := WriteVerified(ctx, path, desc, bytes.NewReader(good)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "hello" {
+		t.Fatalf("old content lost: %q", b)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
+	}
+	if err := Write(path, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new" {
+		t.Fatalf("Write: %q", b)
+	}
+}
