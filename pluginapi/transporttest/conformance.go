@@ -147,35 +147,59 @@ func (k *kit) testSingleImage(t *testing.T) {
 			t.Fatalf("PutManifest: %v", err)
 		}
 		if !k.h.WriteThenRead && has(ep, pluginapi.CapSource) {
-			checkArtifact(t, as[pluginapi.Source](t, ep, pluginapi.CapSource), img, k.readRef(img, "v1"))
+			k.check(t, as[pluginapi.Source](t, ep, pluginapi.CapSource), img, k.readRef(img, "v1"))
 		}
 		finish(t, ep)
 	}
 	_, src := k.source(t, loc)
-	checkArtifact(t, src, img, k.readRef(img, "v1"))
+	served := k.check(t, src, img, k.readRef(img, "v1"))
 	if !k.h.NoDigestRefs {
-		checkArtifact(t, src, img, img.Manifest.Descriptor.Digest.String())
+		k.check(t, src, img, served.Digest.String())
 	}
 	if k.h.SingleImage || k.h.NoTags {
-		checkArtifact(t, src, img, "")
+		k.check(t, src, img, "")
 	}
 }
 
 func (k *kit) testIndex(t *testing.T) {
 	if k.h.NoIndex {
-		t.Skip("the format cannot hold an index (NoIndex)")
+		k.testNoIndex(t)
+		return
 	}
 	loc := k.h.NewLocation(t)
 	ix := RandomIndex(10, 2, k.h.LayerSize)
 	k.store(t, loc, ix, "multi")
 	_, src := k.source(t, loc)
-	checkArtifact(t, src, ix, k.readRef(ix, "multi"))
+	top := k.check(t, src, ix, k.readRef(ix, "multi"))
 	if k.h.NoDigestRefs {
 		return
 	}
-	for _, im := range ix.Images {
-		checkArtifact(t, src, im, im.Manifest.Descriptor.Digest.String())
+	children := ix.ChildManifests()
+	if k.h.ConvertsManifests {
+		// Each image was converted too: read it by its served digest.
+		served := servedManifests(t, src, top)
+		for i := range children {
+			children[i].Descriptor = served[i]
+		}
 	}
+	for i, im := range ix.Images {
+		k.check(t, src, im, children[i].Descriptor.Digest.String())
+	}
+}
+
+// testNoIndex: a format that cannot hold an index refuses one, with
+// core.ErrUnsupported so that the host can tell the user to pick a
+// platform, rather than storing something else.
+func (k *kit) testNoIndex(t *testing.T) {
+	if k.h.ReadOnly {
+		t.Skip("the format cannot hold an index (NoIndex) and the transport cannot write")
+	}
+	ix := RandomIndex(10, 1, 1000)
+	ep, d := k.dest(t, k.h.NewLocation(t))
+	putArtifact(t, d, ix) // the images are accepted
+	err := d.PutManifest(context.Background(), ix.Index.Descriptor, ix.Index.Data, k.writeRef(ix, "multi"))
+	wantErr(t, "PutManifest of an index on a NoIndex format", err, core.ErrUnsupported)
+	_ = ep.Close(context.Background())
 }
 
 func (k *kit) testUntagged(t *testing.T) {
@@ -186,7 +210,13 @@ func (k *kit) testUntagged(t *testing.T) {
 	img := RandomImage(20, 1, 1000)
 	k.store(t, loc, img) // written with its own digest as ref
 	ep, src := k.source(t, loc)
-	checkArtifact(t, src, img, img.Manifest.Descriptor.Digest.String())
+	if k.h.ConvertsManifests {
+		// The written digest is gone; the only image is the default.
+		served := k.check(t, src, img, "")
+		k.check(t, src, img, served.Digest.String())
+	} else {
+		checkArtifact(t, src, img, img.Manifest.Descriptor.Digest.String())
+	}
 	if has(ep, pluginapi.CapListTags) {
 		tags, err := as[pluginapi.TagLister](t, ep, pluginapi.CapListTags).ListTags(context.Background())
 		if err != nil {
@@ -219,8 +249,10 @@ func (k *kit) testListTags(t *testing.T) {
 		t.Fatalf("ListTags: %v", err)
 	}
 	slices.Sort(tags)
-	if !slices.Equal(tags, []string{"a", "b", "c"}) {
-		t.Fatalf("ListTags = %v, want [a b c]", tags)
+	want := []string{k.tag("a"), k.tag("b"), k.tag("c")}
+	slices.Sort(want)
+	if !slices.Equal(tags, want) {
+		t.Fatalf("ListTags = %v, want %v", tags, want)
 	}
 }
 
@@ -249,30 +281,37 @@ func (k *kit) testDelete(t *testing.T) {
 	a := RandomImage(40, 1, 1000)
 	k.store(t, loc, a, "keep", "drop")
 	var b Image
+	var bDigest string // what b is deleted by: the digest it is served under
 	if !k.h.SingleImage && !k.h.NoDigestRefs {
 		b = RandomImage(41, 1, 1000)
 		k.store(t, loc, b, "gone")
+		bDigest = b.Manifest.Descriptor.Digest.String()
+		if k.h.ConvertsManifests {
+			bep, src := k.source(t, loc)
+			bDigest = k.check(t, src, b, k.tag("gone")).Digest.String()
+			_ = bep.Close(ctx)
+		}
 	}
 	ep, del := k.deleter(t, loc)
 	if del == nil {
 		t.Skipf("no endpoint advertises %q", pluginapi.CapDelete)
 	}
-	if err := del.Delete(ctx, "drop"); err != nil {
-		t.Fatalf("Delete(drop): %v", err)
+	if err := del.Delete(ctx, k.tag("drop")); err != nil {
+		t.Fatalf("Delete(%s): %v", k.tag("drop"), err)
 	}
-	wantErr(t, "Delete of a deleted tag", del.Delete(ctx, "drop"), core.ErrNotFound)
-	if b.Manifest.Data != nil {
-		if err := del.Delete(ctx, b.Manifest.Descriptor.Digest.String()); err != nil {
+	wantErr(t, "Delete of a deleted tag", del.Delete(ctx, k.tag("drop")), core.ErrNotFound)
+	if bDigest != "" {
+		if err := del.Delete(ctx, bDigest); err != nil {
 			t.Fatalf("Delete(digest): %v", err)
 		}
 	}
 	finish(t, ep)
 	rep, src := k.source(t, loc)
-	_, err := src.Resolve(ctx, "drop")
+	_, err := src.Resolve(ctx, k.tag("drop"))
 	wantErr(t, "Resolve of a deleted tag", err, core.ErrNotFound)
-	checkArtifact(t, src, a, "keep")
-	if b.Manifest.Data != nil {
-		_, err := src.Resolve(ctx, "gone")
+	k.check(t, src, a, k.tag("keep"))
+	if bDigest != "" {
+		_, err := src.Resolve(ctx, k.tag("gone"))
 		wantErr(t, "Resolve of a tag whose manifest was deleted by digest", err, core.ErrNotFound)
 	}
 	if has(rep, pluginapi.CapListTags) {
@@ -280,8 +319,8 @@ func (k *kit) testDelete(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ListTags: %v", err)
 		}
-		if !slices.Equal(tags, []string{"keep"}) {
-			t.Fatalf("ListTags after Delete = %v, want [keep]", tags)
+		if !slices.Equal(tags, []string{k.tag("keep")}) {
+			t.Fatalf("ListTags after Delete = %v, want [%s]", tags, k.tag("keep"))
 		}
 	}
 }
@@ -341,7 +380,7 @@ func (k *kit) testNotFound(t *testing.T) {
 	ep, src := k.source(t, loc)
 	missing := missingBlob()
 	if !k.h.NoTags {
-		_, err := src.Resolve(ctx, "transporttest-missing")
+		_, err := src.Resolve(ctx, k.tag("transporttest-missing"))
 		wantErr(t, "Resolve of a missing tag", err, core.ErrNotFound)
 	}
 	if !k.h.NoDigestRefs {
@@ -411,7 +450,7 @@ func (k *kit) testConcurrentPutBlob(t *testing.T) {
 	}
 	finish(t, ep)
 	_, src := k.source(t, loc)
-	checkArtifact(t, src, img, k.readRef(img, "v1"))
+	k.check(t, src, img, k.readRef(img, "v1"))
 }
 
 // testPutBlobExisting: storing a blob the destination already has succeeds,
@@ -441,18 +480,23 @@ func (k *kit) testPutBlobExisting(t *testing.T) {
 	}
 	finish(t, ep)
 	_, src := k.source(t, loc)
-	checkArtifact(t, src, img, k.readRef(img, "v1"))
+	k.check(t, src, img, k.readRef(img, "v1"))
 }
 
 func (k *kit) testBlobPath(t *testing.T) {
 	loc := k.h.NewLocation(t)
 	img := RandomImage(80, 2, 1000)
 	k.store(t, loc, img, "v1")
-	ep, _ := k.source(t, loc)
+	ep, src := k.source(t, loc)
 	if !has(ep, pluginapi.CapBlobPath) {
 		t.Skipf("source does not advertise %q", pluginapi.CapBlobPath)
 	}
 	bp := as[pluginapi.BlobPather](t, ep, pluginapi.CapBlobPath)
+	if k.h.ConvertsManifests {
+		// The paths are those of what is stored: the served blobs.
+		desc := k.check(t, src, img, k.readRef(img, "v1"))
+		img = servedImage(t, src, desc)
+	}
 	for _, b := range append(img.Blobs(), img.Manifest) {
 		p, err := bp.BlobPath(context.Background(), b.Descriptor)
 		if err != nil {
@@ -501,7 +545,7 @@ func (k *kit) testPutBlobFile(t *testing.T) {
 	}
 	finish(t, ep)
 	_, src := k.source(t, loc)
-	checkArtifact(t, src, img, k.readRef(img, "v1"))
+	k.check(t, src, img, k.readRef(img, "v1"))
 }
 
 func (k *kit) testMount(t *testing.T) {
@@ -549,12 +593,17 @@ func (k *kit) testMount(t *testing.T) {
 	}
 	finish(t, ep)
 	_, src := k.source(t, loc)
-	checkArtifact(t, src, img, k.readRef(img, "v1"))
+	k.check(t, src, img, k.readRef(img, "v1"))
 }
 
 func (k *kit) testReferrers(t *testing.T) {
 	if k.h.SingleImage {
 		t.Skip("a single-image format cannot hold an image and its referrers")
+	}
+	if k.h.ConvertsManifests {
+		// A referrer names its subject by digest, which a converting
+		// format changes; what it should then list is not settled.
+		t.Skip("not checked for formats that convert manifests (ConvertsManifests)")
 	}
 	ctx := context.Background()
 	loc := k.h.NewLocation(t)

@@ -48,6 +48,26 @@ type Harness struct {
 	WriteThenRead bool
 	// LayerSize is the payload size of generated layers (default 300 KiB).
 	LayerSize int64
+
+	// ConvertsManifests: the format stores images in another form than
+	// written (docker-archive keeps layers uncompressed), so what it serves
+	// back has other layer descriptors and another manifest digest. Instead
+	// of comparing bytes with what was written, the kit then checks what a
+	// conversion must keep: Resolve gives a valid manifest (index) whose
+	// served bytes match the descriptor; an index lists one converted image
+	// per written one, in order, with the same platforms; an image has the
+	// written config (same digest and bytes) and as many layers as written,
+	// each served layer matching its descriptor (also read from offsets) and
+	// decompressing to the written layer's uncompressed content (diff ID).
+	// The written digests must then resolve to ErrNotFound (unless the
+	// conversion left them unchanged), the served ones to the same
+	// descriptor. An image written untagged is read back with "": it is the
+	// location's only image.
+	ConvertsManifests bool
+	// TagRef turns a kit tag ("v1", "a", ...) into the ref the transport
+	// names images with, e.g. docker-archive "a" -> "kit/a:v1"; ListTags
+	// must list them in that form. Default: the tag as is.
+	TagRef func(tag string) string
 }
 
 // Run runs the conformance subtests against h.
@@ -165,13 +185,21 @@ func finish(t *testing.T, ep pluginapi.Endpoint) {
 	}
 }
 
+// tag is the transport's ref for a kit tag (see Harness.TagRef).
+func (k *kit) tag(tag string) string {
+	if k.h.TagRef == nil {
+		return tag
+	}
+	return k.h.TagRef(tag)
+}
+
 // writeRef is the ref an artifact is written under: the tag, or for formats
 // without names (and for "") the artifact's own digest.
 func (k *kit) writeRef(a Artifact, tag string) string {
 	if tag == "" || k.h.NoTags {
 		return a.Top().Descriptor.Digest.String()
 	}
-	return tag
+	return k.tag(tag)
 }
 
 // readRef is how a written artifact is read back.
@@ -182,7 +210,7 @@ func (k *kit) readRef(a Artifact, tag string) string {
 	case tag == "":
 		return a.Top().Descriptor.Digest.String()
 	}
-	return tag
+	return k.tag(tag)
 }
 
 // putArtifact writes a's blobs, child manifests and top-level manifest
@@ -216,8 +244,8 @@ func (k *kit) store(t *testing.T, loc string, a Artifact, tags ...string) {
 	}
 	if k.h.ReadOnly {
 		for _, tag := range tags {
-			ref := tag
-			if k.h.NoTags {
+			ref := k.tag(tag)
+			if k.h.NoTags || tag == "" {
 				ref = ""
 			}
 			k.h.Seed(t, loc, ref, a)

@@ -21,23 +21,36 @@ import (
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/core/layer"
+	"github.com/stevedore-oci/stevedore/core/manifest"
 	"github.com/stevedore-oci/stevedore/pluginapi"
 	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 )
 
 // memPlugin is a small in-memory transport "mem" used to prove the kit: it
 // passes as written, and each bug it can be told to have must make a
-// specific subtest fail.
+// specific subtest fail. With convert it stores what it is given in
+// another form, as docker-archive does: gzip'd layers decompressed, and
+// manifests rewritten to point at them. With noIndex it refuses indexes.
 type memPlugin struct {
-	bug    string
-	mu     sync.Mutex
-	stores map[string]*memStore
+	bug     string
+	convert bool
+	noIndex bool
+	mu      sync.Mutex
+	stores  map[string]*memStore
 }
 
 type memStore struct {
 	mu    sync.Mutex
 	blobs map[digest.Digest][]byte
 	index []memEntry
+	// conv maps what was written (a gzip'd layer, a manifest) to what is
+	// stored instead (convert only).
+	conv map[digest.Digest]ocispec.Descriptor
+}
+
+func newMemStore() *memStore {
+	return &memStore{blobs: map[digest.Digest][]byte{}, conv: map[digest.Digest]ocispec.Descriptor{}}
 }
 
 type memEntry struct {
@@ -61,10 +74,10 @@ func (p *memPlugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginap
 		if req.Mode == pluginapi.ModeRead {
 			return nil, fmt.Errorf("mem:%s: %w", req.Location, core.ErrNotFound)
 		}
-		s = &memStore{blobs: map[digest.Digest][]byte{}}
+		s = newMemStore()
 		p.stores[req.Location] = s
 	}
-	r := &memReader{s: s, bug: p.bug}
+	r := &memReader{s: s, bug: p.bug, convert: p.convert, noIndex: p.noIndex}
 	if req.Mode == pluginapi.ModeWrite {
 		if p.bug == "caps-lie" {
 			return &lyingWriter{memWriter{r}}, nil
@@ -75,8 +88,10 @@ func (p *memPlugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginap
 }
 
 type memReader struct {
-	s   *memStore
-	bug string
+	s       *memStore
+	bug     string
+	convert bool
+	noIndex bool
 }
 
 func (r *memReader) Close(context.Context) error { return nil }
@@ -141,6 +156,9 @@ func (r *memReader) ListTags(context.Context) ([]string, error) {
 	tags := []string{}
 	for _, e := range r.s.index {
 		if e.name != "" {
+			if r.bug == "tag-form" {
+				e.name = strings.TrimPrefix(e.name, "kit/")
+			}
 			tags = append(tags, e.name)
 		}
 	}
@@ -153,7 +171,8 @@ func (w *memWriter) HasBlob(_ context.Context, desc ocispec.Descriptor) (bool, e
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
 	_, ok := w.s.blobs[desc.Digest]
-	return ok, nil
+	_, converted := w.s.conv[desc.Digest]
+	return ok || converted, nil
 }
 
 func (w *memWriter) PutBlob(_ context.Context, desc ocispec.Descriptor, r io.Reader) error {
@@ -167,20 +186,128 @@ func (w *memWriter) PutBlob(_ context.Context, desc ocispec.Descriptor, r io.Rea
 	if err != nil {
 		return err
 	}
+	if w.convert && layer.Detect(b) == layer.Gzip {
+		return w.putDecompressed(desc, b)
+	}
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
 	w.s.blobs[desc.Digest] = b
 	return nil
 }
 
+// putDecompressed stores a gzip'd layer uncompressed.
+func (w *memWriter) putDecompressed(desc ocispec.Descriptor, gz []byte) error {
+	rc, _, err := layer.Decompress(bytes.NewReader(gz))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	plain, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	if w.bug == "wrong-diffid" {
+		plain = append(plain, make([]byte, 512)...) // still a valid tar
+	}
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	d := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(plain), Size: int64(len(plain))}
+	w.s.blobs[d.Digest] = plain
+	w.s.conv[desc.Digest] = d
+	return nil
+}
+
+// stored is what the blob or manifest written as desc is stored as.
+func (w *memWriter) stored(desc ocispec.Descriptor) (ocispec.Descriptor, error) {
+	if d, ok := w.s.conv[desc.Digest]; ok {
+		return d, nil
+	}
+	if b, ok := w.s.blobs[desc.Digest]; ok {
+		return ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: int64(len(b))}, nil
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("%s: %w", desc.Digest, core.ErrNotFound)
+}
+
+// convertManifest stores the manifest raw (written as desc) rewritten to
+// point at what its children are stored as, and returns its descriptor.
+func (w *memWriter) convertManifest(desc ocispec.Descriptor, raw []byte) (ocispec.Descriptor, error) {
+	m, err := manifest.Parse(raw, desc.MediaType)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	var out []byte
+	if m.IsIndex() {
+		ix := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
+		ix.SchemaVersion = 2
+		for _, c := range m.Manifests {
+			st, err := w.stored(c)
+			if err != nil {
+				return ocispec.Descriptor{}, err
+			}
+			st.Platform = c.Platform
+			ix.Manifests = append(ix.Manifests, st)
+		}
+		out, _ = json.Marshal(ix)
+	} else {
+		im := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Layers: []ocispec.Descriptor{}}
+		im.SchemaVersion = 2
+		if im.Config, err = w.stored(m.Config); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		if w.bug == "config" { // a config that is not the one written
+			cfg := append(slices.Clone(w.s.blobs[im.Config.Digest]), '\n')
+			im.Config.Digest, im.Config.Size = digest.FromBytes(cfg), int64(len(cfg))
+			w.s.blobs[im.Config.Digest] = cfg
+		}
+		for _, l := range m.Layers {
+			st, err := w.stored(l)
+			if err != nil {
+				return ocispec.Descriptor{}, err
+			}
+			im.Layers = append(im.Layers, st)
+		}
+		if w.bug == "drop-layer" {
+			im.Layers = im.Layers[:len(im.Layers)-1]
+		}
+		out, _ = json.Marshal(im)
+	}
+	d := ocispec.Descriptor{MediaType: m.MediaType, Digest: digest.FromBytes(out), Size: int64(len(out))}
+	if m.IsIndex() {
+		d.MediaType = ocispec.MediaTypeImageIndex
+	} else {
+		d.MediaType = ocispec.MediaTypeImageManifest
+	}
+	w.s.blobs[d.Digest] = out
+	w.s.conv[desc.Digest] = d
+	if w.bug == "written-digest" { // keeps the written manifest too
+		w.s.blobs[desc.Digest] = raw
+	}
+	return d, nil
+}
+
 func (w *memWriter) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, ref string) error {
-	if err := w.PutBlob(ctx, desc, bytes.NewReader(raw)); err != nil {
+	if w.noIndex && bytes.Contains(raw, []byte(`"manifests"`)) && w.bug != "accepts-index" {
+		return fmt.Errorf("mem: no indexes here: %w", core.ErrUnsupported)
+	}
+	untagged := ref == desc.Digest.String()
+	if w.convert {
+		if err := content.VerifyBytes(raw, desc); err != nil {
+			return err
+		}
+		d, err := w.convertManifest(desc, raw)
+		if err != nil {
+			return err
+		}
+		desc = d
+	} else if err := w.PutBlob(ctx, desc, bytes.NewReader(raw)); err != nil {
 		return err
 	}
 	if ref == "" {
 		return nil
 	}
-	if ref == desc.Digest.String() {
+	if untagged {
 		ref = ""
 	}
 	w.s.mu.Lock()
@@ -214,8 +341,19 @@ func (l *lyingWriter) Capabilities() []string {
 	return slices.DeleteFunc(pluginapi.Capabilities(&l.memWriter), func(c string) bool { return c == pluginapi.CapDelete })
 }
 
-func memHarness(bug string) transporttest.Harness {
-	p := &memPlugin{bug: bug, stores: map[string]*memStore{}}
+// Kit modes of the mem transport.
+const (
+	modePlain     = ""
+	modeConvert   = "convert"   // stores converted, with NAME:TAG-like refs
+	modeUnflagged = "unflagged" // converts, but the harness does not say so
+	modeNoIndex   = "noindex"   // refuses indexes
+)
+
+func memHarness(bug string) transporttest.Harness { return memHarnessFor(modePlain, bug) }
+
+func memHarnessFor(mode, bug string) transporttest.Harness {
+	convert := mode == modeConvert || mode == modeUnflagged
+	p := &memPlugin{bug: bug, convert: convert, noIndex: mode == modeNoIndex, stores: map[string]*memStore{}}
 	var n int
 	var mu sync.Mutex
 	return transporttest.Harness{
@@ -227,12 +365,31 @@ func memHarness(bug string) transporttest.Harness {
 			n++
 			return fmt.Sprintf("loc%d", n)
 		},
-		LayerSize: 20 << 10,
+		LayerSize:         20 << 10,
+		ConvertsManifests: mode == modeConvert,
+		NoIndex:           mode == modeNoIndex,
+		TagRef: func(tag string) string {
+			if convert {
+				return "kit/" + tag + ":v1"
+			}
+			return tag
+		},
 	}
 }
 
 func TestKitPassesCorrectTransport(t *testing.T) {
 	transporttest.Run(t, memHarness(""))
+}
+
+// TestKitPassesConvertingTransport: a transport that stores layers
+// uncompressed and serves rewritten manifests (and indexes) passes with
+// ConvertsManifests.
+func TestKitPassesConvertingTransport(t *testing.T) {
+	transporttest.Run(t, memHarnessFor(modeConvert, ""))
+}
+
+func TestKitPassesNoIndexTransport(t *testing.T) {
+	transporttest.Run(t, memHarnessFor(modeNoIndex, ""))
 }
 
 // TestKitReadOnly runs the kit on a transport that cannot write, with
@@ -245,7 +402,7 @@ func TestKitReadOnly(t *testing.T) {
 		p.mu.Lock()
 		s := p.stores[loc]
 		if s == nil {
-			s = &memStore{blobs: map[digest.Digest][]byte{}}
+			s = newMemStore()
 			p.stores[loc] = s
 		}
 		p.mu.Unlock()
@@ -265,7 +422,10 @@ func TestKitReadOnly(t *testing.T) {
 	transporttest.Run(t, h)
 }
 
-const bugEnv = "TRANSPORTTEST_KIT_BUG"
+const (
+	bugEnv  = "TRANSPORTTEST_KIT_BUG"
+	modeEnv = "TRANSPORTTEST_KIT_MODE"
+)
 
 // TestKitHelper runs the kit on a buggy transport in a child process.
 func TestKitHelper(t *testing.T) {
@@ -273,22 +433,36 @@ func TestKitHelper(t *testing.T) {
 	if bug == "" {
 		t.Skip("only runs as a child of TestKitCatchesBugs")
 	}
-	transporttest.Run(t, memHarness(bug))
+	transporttest.Run(t, memHarnessFor(os.Getenv(modeEnv), bug))
 }
 
 func TestKitCatchesBugs(t *testing.T) {
-	tests := []struct{ bug, failing string }{
-		{"no-verify", "DigestMismatch"},
-		{"offset", "SingleImage"},
-		{"lost-tag", "ListTags"},
-		{"delete-noop", "Delete"},
-		{"notfound-wrong", "NotFound"},
-		{"caps-lie", "Capabilities"},
+	tests := []struct{ mode, bug, failing string }{
+		{modePlain, "no-verify", "DigestMismatch"},
+		{modePlain, "offset", "SingleImage"},
+		{modePlain, "lost-tag", "ListTags"},
+		{modePlain, "delete-noop", "Delete"},
+		{modePlain, "notfound-wrong", "NotFound"},
+		{modePlain, "caps-lie", "Capabilities"},
+		// A converting transport passes only because the harness says
+		// it converts: byte comparison fails it.
+		{modeUnflagged, "none", "SingleImage"},
+		// What ConvertsManifests still checks.
+		{modeConvert, "wrong-diffid", "SingleImage"},
+		{modeConvert, "config", "SingleImage"},
+		{modeConvert, "drop-layer", "SingleImage"},
+		{modeConvert, "written-digest", "SingleImage"},
+		{modeConvert, "offset", "SingleImage"},
+		{modeConvert, "wrong-diffid", "Index"},
+		{modeConvert, "no-verify", "DigestMismatch"},
+		{modeConvert, "delete-noop", "Delete"},
+		{modeConvert, "tag-form", "ListTags"},
+		{modeNoIndex, "accepts-index", "Index"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.bug, func(t *testing.T) {
+		t.Run(tt.mode+"/"+tt.bug+"/"+tt.failing, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestKitHelper$/^"+tt.failing+"$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), bugEnv+"="+tt.bug)
+			cmd.Env = append(os.Environ(), bugEnv+"="+tt.bug, modeEnv+"="+tt.mode)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
 				t.Fatalf("the kit passed a transport with bug %q:\n%s", tt.bug, out)

@@ -15,3 +15,18 @@ func TestConformanceOCIArchive(t *testing.T) {
 		WriteThenRead: true,
 	})
 }
+
+// TestConformanceDockerArchive: docker-archive stores layers uncompressed
+// (so it serves other manifests than written, with the same config), names
+// images NAME:TAG and holds no index.
+func TestConformanceDockerArchive(t *testing.T) {
+	transporttest.Run(t, transporttest.Harness{
+		Plugin:            New(nil),
+		Transport:         DockerArchive,
+		NewLocation:       func(t *testing.T) string { return filepath.Join(t.TempDir(), "d.tar") },
+		WriteThenRead:     true,
+		NoIndex:           true,
+		ConvertsManifests: true,
+		TagRef:            func(tag string) string { return "kit/" + tag + ":v1" },
+	})
+}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -24,15 +26,16 @@ import (
 // dockerDest writes a docker-archive. Layers are stored uncompressed, as
 // the format requires, under blobs/sha256/<diff ID>; configs under
 // blobs/sha256/<digest>. Several images (several PutManifest calls with
-// different refs) share one archive.
+// different refs) share one archive, and writing to an existing archive
+// adds to it (see carryOver).
 type dockerDest struct {
 	w   *tarWriter
 	log hclog.Logger
 
 	mu      sync.Mutex
 	diffIDs map[digest.Digest]stored // blob digest -> uncompressed member
-	images  []dockerItem             // manifest.json, in PutManifest order
-	byCfg   map[string]int           // config member -> position in images
+	images  []dockerItem             // manifest.json: carried over, then in PutManifest order
+	byCfg   map[digest.Digest]int    // config digest -> position in images
 }
 
 // stored is an uncompressed layer as written.
@@ -41,12 +44,101 @@ type stored struct {
 	size   int64
 }
 
-func newDockerDest(path string, log hclog.Logger) (*dockerDest, error) {
+func newDockerDest(ctx context.Context, path string, log hclog.Logger) (*dockerDest, error) {
 	w, err := newTarWriter(path)
 	if err != nil {
 		return nil, err
 	}
-	return &dockerDest{w: w, log: log, diffIDs: map[digest.Digest]stored{}, byCfg: map[string]int{}}, nil
+	d := &dockerDest{w: w, log: log, diffIDs: map[digest.Digest]stored{}, byCfg: map[digest.Digest]int{}}
+	if err := d.carryOver(ctx, path); err != nil {
+		w.discard()
+		return nil, err
+	}
+	return d, nil
+}
+
+// carryOver copies the images of an existing archive at path into the new
+// one, so that writing to an archive adds to it, as with oci-archive (a
+// tag written again moves to the new image). Only what manifest.json names
+// is carried, under the same member names: the images of a Docker 25+
+// archive are then served with manifests made from manifest.json (same
+// config digests). A file there that is not a docker-archive is refused
+// rather than overwritten; an empty one is written over.
+func (d *dockerDest) carryOver(ctx context.Context, path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() == 0 {
+		return nil
+	}
+	old, err := openDockerSource(ctx, path)
+	if err != nil {
+		return fmt.Errorf("archive %s: exists and is not a readable docker-archive, refusing to replace it (%v): %w", path, err, core.ErrExists)
+	}
+	defer old.Close(ctx)
+	for i, it := range old.items {
+		cfg, err := old.t.readFile(it.Config, content.MaxConfigSize)
+		if err != nil {
+			return fmt.Errorf("archive %s: carry over image @%d: %w", path, i, err)
+		}
+		item := dockerItem{RepoTags: []string{}, Layers: []string{}}
+		for j, name := range append([]string{it.Config}, it.Layers...) {
+			clean, err := d.carryMember(ctx, old, name)
+			if err != nil {
+				return fmt.Errorf("archive %s: carry over image @%d: %w", path, i, err)
+			}
+			if j == 0 {
+				item.Config = clean
+			} else {
+				item.Layers = append(item.Layers, clean)
+			}
+		}
+		for _, t := range it.RepoTags {
+			item.RepoTags = append(item.RepoTags, normalizeTag(t))
+		}
+		d.addImageLocked(digest.FromBytes(cfg), item)
+	}
+	return nil
+}
+
+// carryMember copies the file name of old into the new archive, under its
+// cleaned name, which it returns.
+func (d *dockerDest) carryMember(ctx context.Context, old *dockerSource, name string) (string, error) {
+	clean, err := layer.CleanName(name)
+	if err != nil {
+		return "", err
+	}
+	rc, size, err := old.t.open(name, 0)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	d.w.mu.Lock()
+	defer d.w.mu.Unlock()
+	if s, ok := d.w.entries[clean]; ok && s == size {
+		return clean, nil // shared by several images
+	}
+	if err := d.w.appendLocked(clean, size, ctxReader{ctx, rc}, nil); err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	return clean, nil
+}
+
+// addImageLocked adds item to manifest.json, or its tags to the entry of
+// the same config (one entry, several tags). Its tags are taken away from
+// every other entry: a tag names one image.
+func (d *dockerDest) addImageLocked(cfg digest.Digest, item dockerItem) {
+	for i := range d.images {
+		d.images[i].RepoTags = slices.DeleteFunc(d.images[i].RepoTags, func(t string) bool {
+			return slices.Contains(item.RepoTags, t)
+		})
+	}
+	if i, ok := d.byCfg[cfg]; ok {
+		for _, t := range item.RepoTags {
+			d.images[i].RepoTags = append(d.images[i].RepoTags, t)
+		}
+		return
+	}
+	d.byCfg[cfg] = len(d.images)
+	d.images = append(d.images, item)
 }
 
 func isConfig(mt string) bool { return mt == manifest.DockerConfig || mt == manifest.OCIConfig }
@@ -159,7 +251,7 @@ func (d *dockerDest) PutManifest(ctx context.Context, desc ocispec.Descriptor, r
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	item := dockerItem{Config: cfgName, RepoTags: []string{}}
+	item := dockerItem{Config: cfgName, RepoTags: []string{}, Layers: []string{}}
 	out := schema2{SchemaVersion: 2, MediaType: manifest.DockerManifest, Config: s2Desc{MediaType: manifest.DockerConfig, Size: m.Config.Size, Digest: m.Config.Digest}}
 	for _, l := range m.Layers {
 		st, ok := d.diffIDs[l.Digest]
@@ -173,17 +265,7 @@ func (d *dockerDest) PutManifest(ctx context.Context, desc ocispec.Descriptor, r
 	if tag := repoTag(ref); tag != "" {
 		item.RepoTags = append(item.RepoTags, tag)
 	}
-	if i, ok := d.byCfg[cfgName]; ok {
-		// The same image under another name: one entry, several tags.
-		for _, t := range item.RepoTags {
-			if !contains(d.images[i].RepoTags, t) {
-				d.images[i].RepoTags = append(d.images[i].RepoTags, t)
-			}
-		}
-	} else {
-		d.byCfg[cfgName] = len(d.images)
-		d.images = append(d.images, item)
-	}
+	d.addImageLocked(m.Config.Digest, item)
 	if b, err := json.Marshal(out); err == nil && digest.FromBytes(b) != desc.Digest {
 		d.log.Warn(fmt.Sprintf("docker-archive %s: layers are stored uncompressed as the format requires, so the manifest digest changes from %s to %s; the config digest (image ID) %s is unchanged", d.w.final, desc.Digest, digest.FromBytes(b), m.Config.Digest))
 	}
@@ -197,15 +279,6 @@ func repoTag(ref string) string {
 		return ""
 	}
 	return normalizeTag(ref)
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Commit writes manifest.json and repositories and moves the archive into
@@ -230,7 +303,7 @@ func (d *dockerDest) Commit(ctx context.Context) error {
 		if len(it.Layers) == 0 {
 			continue
 		}
-		top := strings.TrimPrefix(it.Layers[len(it.Layers)-1], "blobs/sha256/")
+		top := layerID(it.Layers[len(it.Layers)-1])
 		for _, t := range it.RepoTags {
 			i := strings.LastIndex(t, ":")
 			if i < 0 {
@@ -249,6 +322,16 @@ func (d *dockerDest) Commit(ctx context.Context) error {
 		}
 	}
 	return d.w.commit()
+}
+
+// layerID is the legacy ID of a layer member: the hex of
+// blobs/sha256/<hex>, the directory of <id>/layer.tar (docker save before
+// Docker 25).
+func layerID(name string) string {
+	if hex, ok := strings.CutPrefix(name, "blobs/sha256/"); ok {
+		return hex
+	}
+	return strings.TrimSuffix(name, "/layer.tar")
 }
 
 func (d *dockerDest) Close(ctx context.Context) error { return d.w.discard() }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -136,18 +137,13 @@ func (s *dockerSource) pick(ref string) (int, error) {
 	return 0, fmt.Errorf("archive %s: no image tagged %q (have %s): %w", s.t.path, ref, s.describe(), core.ErrNotFound)
 }
 
-// Resolve selects an image (see pick) and returns its manifest: the
-// original one when the archive carries an OCI layout (Docker 25+), else
-// a Docker schema 2 manifest made from manifest.json, as skopeo does.
+// Resolve selects an image (see pick, or by the digest of the manifest
+// Resolve serves for it) and returns its manifest: the original one when
+// the archive carries an OCI layout (Docker 25+), else a Docker schema 2
+// manifest made from manifest.json, as skopeo does.
 func (s *dockerSource) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
 	if d := digest.Digest(ref); d.Validate() == nil {
-		s.mu.Lock()
-		raw, ok := s.manifests[d]
-		s.mu.Unlock()
-		if ok {
-			return ocispec.Descriptor{MediaType: manifest.DockerManifest, Digest: d, Size: int64(len(raw))}, nil
-		}
-		return ocispec.Descriptor{}, fmt.Errorf("archive %s: docker-archive images are selected by NAME:TAG or @N, not digest %s: %w", s.t.path, d, core.ErrInvalid)
+		return s.resolveDigest(ctx, d)
 	}
 	i, err := s.pick(ref)
 	if err != nil {
@@ -155,6 +151,10 @@ func (s *dockerSource) Resolve(ctx context.Context, ref string) (ocispec.Descrip
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.resolveLocked(ctx, i)
+}
+
+func (s *dockerSource) resolveLocked(ctx context.Context, i int) (ocispec.Descriptor, error) {
 	if d, ok := s.resolved[i]; ok {
 		return d, nil
 	}
@@ -164,6 +164,30 @@ func (s *dockerSource) Resolve(ctx context.Context, ref string) (ocispec.Descrip
 	}
 	s.resolved[i] = d
 	return d, nil
+}
+
+// resolveDigest finds the image whose served manifest has digest d,
+// describing the images not described yet.
+func (s *dockerSource) resolveDigest(ctx context.Context, d digest.Digest) (ocispec.Descriptor, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var failed error // an image that cannot be described may be the one
+	for i := range s.items {
+		desc, err := s.resolveLocked(ctx, i)
+		if err != nil {
+			if failed == nil {
+				failed = fmt.Errorf("looking for manifest %s: image @%d: %w", d, i, err)
+			}
+			continue
+		}
+		if desc.Digest == d {
+			return desc, nil
+		}
+	}
+	if failed != nil {
+		return ocispec.Descriptor{}, failed
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("archive %s: no image has manifest %s (docker-archive stores layers uncompressed, so an image copied in has another manifest digest than at its source; select it by NAME:TAG or @N): %w", s.t.path, d, core.ErrNotFound)
 }
 
 func (s *dockerSource) describeImage(ctx context.Context, it dockerItem) (ocispec.Descriptor, error) {
@@ -228,7 +252,6 @@ func (s *dockerSource) describeLayer(ctx context.Context, name string, diffID di
 		// whatever they hold (pullers sniff the compression); doing the
 		// same gives the same manifest digest as skopeo.
 		d.MediaType = manifest.DockerLayer
-		d.MediaType = manifest.DockerLayer
 	case layer.Zstd:
 		d.MediaType = dockerLayerZstd
 	default:
@@ -292,6 +315,9 @@ func (s *dockerSource) findOCIManifest(cfg digest.Digest) (ocispec.Descriptor, b
 	return look(s.oci.Manifests, 0)
 }
 
+// GetManifest serves a manifest Resolve made or found; on an endpoint
+// that has not resolved it yet (the host may resolve on another), it
+// looks for the image first.
 func (s *dockerSource) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
 	s.mu.Lock()
 	raw, ok := s.manifests[desc.Digest]
@@ -299,7 +325,19 @@ func (s *dockerSource) GetManifest(ctx context.Context, desc ocispec.Descriptor)
 	if ok {
 		return bytes.Clone(raw), nil
 	}
-	return readManifestBlob(s.t, desc)
+	raw, err := readManifestBlob(s.t, desc)
+	if errors.Is(err, core.ErrNotFound) && desc.Digest.Validate() == nil {
+		if _, rerr := s.resolveDigest(ctx, desc.Digest); rerr == nil {
+			s.mu.Lock()
+			raw, ok = s.manifests[desc.Digest]
+			s.mu.Unlock()
+			if ok {
+				return bytes.Clone(raw), nil
+			}
+			return readManifestBlob(s.t, desc)
+		}
+	}
+	return raw, err
 }
 
 func (s *dockerSource) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
@@ -311,9 +349,28 @@ func (s *dockerSource) GetBlob(ctx context.Context, desc ocispec.Descriptor, off
 		if name, err = blobName(desc.Digest); err != nil {
 			return nil, fmt.Errorf("archive %s: %w", s.t.path, err)
 		}
+		if !s.t.has(name) {
+			// Members not named by digest (docker save before 25) are
+			// known once the images are described, which another
+			// endpoint may have done.
+			if n, ok := s.findBlob(ctx, desc.Digest); ok {
+				name = n
+			}
+		}
 	}
 	rc, _, err := s.t.open(name, offset)
 	return rc, err
+}
+
+// findBlob describes every image and looks d up among their blobs.
+func (s *dockerSource) findBlob(ctx context.Context, d digest.Digest) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.items {
+		_, _ = s.resolveLocked(ctx, i) // a broken image has no blob to find
+	}
+	name, ok := s.blobs[d]
+	return name, ok
 }
 
 // ListTags lists the RepoTags of every image.

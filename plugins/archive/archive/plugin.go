@@ -44,7 +44,7 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 	case req.Transport == DockerArchive && req.Mode == pluginapi.ModeRead:
 		return openDockerSource(ctx, req.Location)
 	case req.Transport == DockerArchive && req.Mode == pluginapi.ModeWrite:
-		return newDockerDest(req.Location, p.log)
+		return newDockerDest(ctx, req.Location, p.log)
 	}
 	return nil, fmt.Errorf("%s:%s: transport or mode %s not served: %w", req.Transport, req.Location, req.Mode, core.ErrUnsupported)
 }
