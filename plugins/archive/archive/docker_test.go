@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stevedore-oci/stevedore/internal/peertest"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
@@ -58,11 +61,11 @@ func TestDockerArchiveSkopeoRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := filepath.Join(tmp, "a.tar")
-	skopeo(t, "copy", "-q", "oci:"+fx+":t", "docker-archive:"+a+":foo/bar:v1")
-	skopeoRaw := skopeo(t, "inspect", "--raw", "docker-archive:"+a)
+	peertest.Skopeo(t, "copy", "-q", "oci:"+fx+":t", "docker-archive:"+a+":foo/bar:v1")
+	skopeoRaw := peertest.Skopeo(t, "inspect", "--raw", "docker-archive:"+a)
 
 	p := New(nil)
-	src := openEP(t, p, DockerArchive, a, pluginapi.ModeRead).(pluginapi.Source)
+	src := transporttest.OpenEndpoint(t, p, DockerArchive, a, pluginapi.ModeRead).(pluginapi.Source)
 	defer src.(pluginapi.Endpoint).Close(context.Background())
 	for _, ref := range []string{"", "foo/bar:v1", "docker.io/foo/bar:v1", "@0"} {
 		_, raw := getManifest(t, src, ref)
@@ -78,14 +81,14 @@ func TestDockerArchiveSkopeoRoundTrip(t *testing.T) {
 	}
 
 	b := filepath.Join(tmp, "b.tar")
-	dst := openEP(t, p, DockerArchive, b, pluginapi.ModeWrite)
-	copyImage(t, src, "foo/bar:v1", dst.(pluginapi.Destination), "foo/bar:v1")
-	commitClose(t, dst)
-	if got := skopeo(t, "inspect", "--raw", "docker-archive:"+b+":foo/bar:v1"); got != skopeoRaw {
+	dst := transporttest.OpenEndpoint(t, p, DockerArchive, b, pluginapi.ModeWrite)
+	transporttest.CopyImage(t, src, "foo/bar:v1", dst.(pluginapi.Destination), "foo/bar:v1")
+	transporttest.CommitClose(t, dst)
+	if got := peertest.Skopeo(t, "inspect", "--raw", "docker-archive:"+b+":foo/bar:v1"); got != skopeoRaw {
 		t.Fatalf("skopeo reads our archive as\n%s\nwant\n%s", got, skopeoRaw)
 	}
 	c := filepath.Join(tmp, "c")
-	skopeo(t, "copy", "-q", "docker-archive:"+b, "oci:"+c+":x")
+	peertest.Skopeo(t, "copy", "-q", "docker-archive:"+b, "oci:"+c+":x")
 	if got := configDigest(t, readOCIManifest(t, c, "x")); got != img.Config.Desc.Digest {
 		t.Fatalf("config %s, want %s", got, img.Config.Desc.Digest)
 	}
@@ -112,7 +115,7 @@ func TestDockerArchiveWriteMulti(t *testing.T) {
 	one := layertest.NewImage("one", layertest.Options{})
 	two := layertest.NewImage("two", layertest.Options{Layers: 3, Docker: true})
 	path := filepath.Join(tmp, "multi.tar")
-	dst := openEP(t, p, DockerArchive, path, pluginapi.ModeWrite).(*dockerDest)
+	dst := transporttest.OpenEndpoint(t, p, DockerArchive, path, pluginapi.ModeWrite).(*dockerDest)
 	put := func(img layertest.Image, ref string) {
 		for _, b := range img.Blobs() {
 			if ok, _ := dst.HasBlob(ctx, b.Desc); ok {
@@ -132,12 +135,12 @@ func TestDockerArchiveWriteMulti(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatal("archive visible before commit")
 	}
-	commitClose(t, dst)
+	transporttest.CommitClose(t, dst)
 	if !strings.Contains(logBuf.String(), "manifest digest changes") || !strings.Contains(logBuf.String(), one.Config.Desc.Digest.String()) {
 		t.Fatalf("no warning about the manifest change: %q", logBuf.String())
 	}
 
-	src := openEP(t, p, DockerArchive, path, pluginapi.ModeRead).(*dockerSource)
+	src := transporttest.OpenEndpoint(t, p, DockerArchive, path, pluginapi.ModeRead).(*dockerSource)
 	defer src.Close(ctx)
 	if len(src.items) != 2 || strings.Join(src.items[0].RepoTags, ",") != "example.com/one:1,example.com/one:latest" {
 		t.Fatalf("manifest.json: %+v", src.items)
@@ -154,10 +157,10 @@ func TestDockerArchiveWriteMulti(t *testing.T) {
 		if configDigest(t, raw) != c.img.Config.Desc.Digest {
 			t.Fatalf("%s: wrong image", c.ref)
 		}
-		if got := skopeo(t, "inspect", "--raw", "docker-archive:"+path+":"+c.ref); got != string(raw) {
+		if got := peertest.Skopeo(t, "inspect", "--raw", "docker-archive:"+path+":"+c.ref); got != string(raw) {
 			t.Fatalf("%s: skopeo sees\n%s\nwe see\n%s", c.ref, got, raw)
 		}
-		if got := skopeo(t, "inspect", "--raw", "docker-archive:"+path+":"+c.at); got != string(raw) {
+		if got := peertest.Skopeo(t, "inspect", "--raw", "docker-archive:"+path+":"+c.at); got != string(raw) {
 			t.Fatalf("%s: skopeo sees another image", c.at)
 		}
 		m, _ := manifest.Parse(raw, "")
@@ -165,14 +168,14 @@ func TestDockerArchiveWriteMulti(t *testing.T) {
 			if l.Digest != c.img.DiffIDs[i] {
 				t.Fatalf("%s: layer %d is %s, want the diff ID %s", c.ref, i, l.Digest, c.img.DiffIDs[i])
 			}
-			if got := readAllBlob(t, src, l, 0); digest.FromBytes(got) != l.Digest {
+			if got := transporttest.ReadBlob(t, src, l, 0); digest.FromBytes(got) != l.Digest {
 				t.Fatalf("%s: layer %d content", c.ref, i)
 			}
 		}
 	}
 	// skopeo copies an image out with the config digest kept.
 	out := filepath.Join(tmp, "out")
-	skopeo(t, "copy", "-q", "docker-archive:"+path+":two:2", "oci:"+out+":x")
+	peertest.Skopeo(t, "copy", "-q", "docker-archive:"+path+":two:2", "oci:"+out+":x")
 	if got := configDigest(t, readOCIManifest(t, out, "x")); got != two.Config.Desc.Digest {
 		t.Fatalf("config %s", got)
 	}
@@ -182,7 +185,7 @@ func TestDockerArchiveRefusesIndexAndDiscards(t *testing.T) {
 	tmp := t.TempDir()
 	ctx := context.Background()
 	ix := layertest.NewIndex("ix", "amd64", "arm64")
-	dst := openEP(t, New(nil), DockerArchive, filepath.Join(tmp, "x.tar"), pluginapi.ModeWrite).(*dockerDest)
+	dst := transporttest.OpenEndpoint(t, New(nil), DockerArchive, filepath.Join(tmp, "x.tar"), pluginapi.ModeWrite).(*dockerDest)
 	if err := dst.PutManifest(ctx, ix.Index.Desc, ix.Index.Data, "x:1"); !errors.Is(err, core.ErrUnsupported) {
 		t.Fatalf("index: %v", err)
 	}
@@ -272,7 +275,7 @@ func TestDockerArchiveReadsLegacyAndCompressed(t *testing.T) {
 	os.WriteFile(plain, raw, 0o644)
 	os.WriteFile(gz, layertest.Gzip(raw), 0o644)
 	for _, path := range []string{plain, gz} {
-		src := openEP(t, New(nil), DockerArchive, path, pluginapi.ModeRead).(*dockerSource)
+		src := transporttest.OpenEndpoint(t, New(nil), DockerArchive, path, pluginapi.ModeRead).(*dockerSource)
 		for _, c := range []struct {
 			ref string
 			img layertest.Image
@@ -283,7 +286,7 @@ func TestDockerArchiveReadsLegacyAndCompressed(t *testing.T) {
 			}
 			pm, _ := manifest.Parse(m, "")
 			for _, l := range pm.Layers {
-				if got := readAllBlob(t, src, l, 0); digest.FromBytes(got) != l.Digest {
+				if got := transporttest.ReadBlob(t, src, l, 0); digest.FromBytes(got) != l.Digest {
 					t.Fatalf("%s %s: layer %s content differs", path, c.ref, l.Digest)
 				}
 			}
@@ -293,7 +296,7 @@ func TestDockerArchiveReadsLegacyAndCompressed(t *testing.T) {
 			}
 			// skopeo 1.9 reports size 0 for a layer stored as a symlink
 			// (docker save's de-duplication); compare digests only.
-			sm, err := manifest.Parse([]byte(skopeo(t, "inspect", "--raw", "docker-archive:"+path+":"+c.ref)), "")
+			sm, err := manifest.Parse([]byte(peertest.Skopeo(t, "inspect", "--raw", "docker-archive:"+path+":"+c.ref)), "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -362,14 +365,14 @@ func TestDockerArchiveReadsDocker25(t *testing.T) {
 	path := filepath.Join(tmp, "d25.tar")
 	os.WriteFile(path, buf.Bytes(), 0o644)
 
-	src := openEP(t, New(nil), DockerArchive, path, pluginapi.ModeRead).(*dockerSource)
+	src := transporttest.OpenEndpoint(t, New(nil), DockerArchive, path, pluginapi.ModeRead).(*dockerSource)
 	defer src.Close(ctx)
 	got, raw := getManifest(t, src, "d25")
 	if got.Digest != img.Manifest.Desc.Digest || !bytes.Equal(raw, img.Manifest.Data) {
 		t.Fatalf("resolved %s, want the original %s", got.Digest, img.Manifest.Desc.Digest)
 	}
 	for _, b := range img.Blobs() {
-		if !bytes.Equal(readAllBlob(t, src, b.Desc, 0), b.Data) {
+		if !bytes.Equal(transporttest.ReadBlob(t, src, b.Desc, 0), b.Data) {
 			t.Fatalf("blob %s differs", b.Desc.Digest)
 		}
 	}

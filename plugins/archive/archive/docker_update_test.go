@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
+
 	"github.com/opencontainers/go-digest"
 
 	"github.com/stevedore-oci/stevedore/core"
@@ -43,7 +45,7 @@ func checkImage(t *testing.T, src pluginapi.Source, ref string, img layertest.Im
 		t.Fatalf("%s selects config %s, want %s", ref, m.Config.Digest, img.Config.Desc.Digest)
 	}
 	for i, l := range m.Layers {
-		if got := digest.FromBytes(readAllBlob(t, src, l, 0)); got != img.DiffIDs[i] {
+		if got := digest.FromBytes(transporttest.ReadBlob(t, src, l, 0)); got != img.DiffIDs[i] {
 			t.Fatalf("%s: layer %d holds %s, want %s", ref, i, got, img.DiffIDs[i])
 		}
 	}
@@ -64,13 +66,13 @@ func TestDockerArchiveAddsToExisting(t *testing.T) {
 	if err := os.WriteFile(path, legacyArchive(t, a, b), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dst := openEP(t, New(nil), DockerArchive, path, pluginapi.ModeWrite).(*dockerDest)
+	dst := transporttest.OpenEndpoint(t, New(nil), DockerArchive, path, pluginapi.ModeWrite).(*dockerDest)
 	putImage(t, dst, c, "second:2") // was b's
 	putImage(t, dst, d, "third:3")
 	putImage(t, dst, c, "third:3") // moves from d, written in this session
-	commitClose(t, dst)
+	transporttest.CommitClose(t, dst)
 
-	src := openEP(t, New(nil), DockerArchive, path, pluginapi.ModeRead).(*dockerSource)
+	src := transporttest.OpenEndpoint(t, New(nil), DockerArchive, path, pluginapi.ModeRead).(*dockerSource)
 	defer src.Close(ctx)
 	if len(src.items) != 4 {
 		t.Fatalf("manifest.json holds %d images, want 4: %+v", len(src.items), src.items)
@@ -99,10 +101,10 @@ func TestDockerArchiveAddsToExisting(t *testing.T) {
 	}
 	empty := filepath.Join(tmp, "empty.tar")
 	os.WriteFile(empty, nil, 0o644)
-	dst = openEP(t, New(nil), DockerArchive, empty, pluginapi.ModeWrite).(*dockerDest)
+	dst = transporttest.OpenEndpoint(t, New(nil), DockerArchive, empty, pluginapi.ModeWrite).(*dockerDest)
 	putImage(t, dst, a, "a:1")
-	commitClose(t, dst)
-	src2 := openEP(t, New(nil), DockerArchive, empty, pluginapi.ModeRead).(*dockerSource)
+	transporttest.CommitClose(t, dst)
+	src2 := transporttest.OpenEndpoint(t, New(nil), DockerArchive, empty, pluginapi.ModeRead).(*dockerSource)
 	defer src2.Close(ctx)
 	checkImage(t, src2, "a:1", a)
 }
@@ -120,7 +122,7 @@ func TestDockerArchiveFreshEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func() pluginapi.Source {
-		src := openEP(t, New(nil), DockerArchive, path, pluginapi.ModeRead).(*dockerSource)
+		src := transporttest.OpenEndpoint(t, New(nil), DockerArchive, path, pluginapi.ModeRead).(*dockerSource)
 		t.Cleanup(func() { src.Close(ctx) })
 		return src
 	}
@@ -135,7 +137,7 @@ func TestDockerArchiveFreshEndpoint(t *testing.T) {
 	m, _ := manifest.Parse(raw, "")
 	fresh := open()
 	for _, l := range m.Children() {
-		if got := digest.FromBytes(readAllBlob(t, fresh, l, 0)); got != l.Digest {
+		if got := digest.FromBytes(transporttest.ReadBlob(t, fresh, l, 0)); got != l.Digest {
 			t.Fatalf("GetBlob %s on a fresh endpoint: content %s", l.Digest, got)
 		}
 	}

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stevedore-oci/stevedore/internal/peertest"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -73,31 +76,31 @@ func TestOCIArchiveSkopeoRoundTrip(t *testing.T) {
 			t.Setenv("TMPDIR", tmpdir)
 			want, flags := fixture(t, filepath.Join(tmp, "fx"), multi)
 			a := filepath.Join(tmp, "a.tar")
-			skopeo(t, append(append([]string{"copy", "-q"}, flags...), "oci:"+filepath.Join(tmp, "fx")+":t", "oci-archive:"+a+":t")...)
+			peertest.Skopeo(t, append(append([]string{"copy", "-q"}, flags...), "oci:"+filepath.Join(tmp, "fx")+":t", "oci-archive:"+a+":t")...)
 
 			p := New(nil)
-			src := openEP(t, p, OCIArchive, a, pluginapi.ModeRead).(pluginapi.Source)
+			src := transporttest.OpenEndpoint(t, p, OCIArchive, a, pluginapi.ModeRead).(pluginapi.Source)
 			emptyDir(t, tmpdir) // uncompressed: read in place, nothing unpacked
 			if tags, err := src.(pluginapi.TagLister).ListTags(context.Background()); err != nil || strings.Join(tags, ",") != "t" {
 				t.Fatalf("tags %v %v", tags, err)
 			}
 			b := filepath.Join(tmp, "out", "b.tar")
-			dst := openEP(t, p, OCIArchive, b, pluginapi.ModeWrite)
-			top := copyImage(t, src, "t", dst.(pluginapi.Destination), "v2")
+			dst := transporttest.OpenEndpoint(t, p, OCIArchive, b, pluginapi.ModeWrite)
+			top := transporttest.CopyImage(t, src, "t", dst.(pluginapi.Destination), "v2")
 			if top.Digest != want {
 				t.Fatalf("resolved %s, want %s", top.Digest, want)
 			}
 			if _, err := os.Stat(b); !os.IsNotExist(err) {
 				t.Fatalf("archive visible before commit: %v", err)
 			}
-			commitClose(t, dst)
+			transporttest.CommitClose(t, dst)
 			src.(pluginapi.Endpoint).Close(context.Background())
 			emptyDir(t, tmpdir)
 			if ents, _ := os.ReadDir(filepath.Dir(b)); len(ents) != 1 {
 				t.Fatalf("staging left behind: %v", ents)
 			}
 			c := filepath.Join(tmp, "c")
-			skopeo(t, append(append([]string{"copy", "-q"}, flags...), "oci-archive:"+b+":v2", "oci:"+c+":x")...)
+			peertest.Skopeo(t, append(append([]string{"copy", "-q"}, flags...), "oci-archive:"+b+":v2", "oci:"+c+":x")...)
 			if got := ociDigest(t, c, "x"); got != want {
 				t.Fatalf("skopeo read back %s, want %s", got, want)
 			}
@@ -116,13 +119,13 @@ func TestOCIArchiveCompressed(t *testing.T) {
 	gz := filepath.Join(tmp, "a.tar.gz")
 	os.WriteFile(gz, layertest.Gzip(raw), 0o644)
 
-	src := openEP(t, New(nil), OCIArchive, gz, pluginapi.ModeRead).(*ociSource)
+	src := transporttest.OpenEndpoint(t, New(nil), OCIArchive, gz, pluginapi.ModeRead).(*ociSource)
 	d, err := src.Resolve(context.Background(), "")
 	if err != nil || d.Digest != img.Manifest.Desc.Digest {
 		t.Fatalf("resolve %v %v", d, err)
 	}
 	l := img.Layers[1]
-	if got := readAllBlob(t, src, l.Desc, 7); !bytes.Equal(got, l.Data[7:]) {
+	if got := transporttest.ReadBlob(t, src, l.Desc, 7); !bytes.Equal(got, l.Data[7:]) {
 		t.Fatal("blob differs")
 	}
 	if ents, _ := os.ReadDir(tmpdir); len(ents) != 1 {
@@ -136,7 +139,7 @@ func TestOCIArchiveCompressed(t *testing.T) {
 func writeOCIArchive(t *testing.T, path string, img layertest.Image, ref string) {
 	t.Helper()
 	ctx := context.Background()
-	dst := openEP(t, New(nil), OCIArchive, path, pluginapi.ModeWrite).(*ociDest)
+	dst := transporttest.OpenEndpoint(t, New(nil), OCIArchive, path, pluginapi.ModeWrite).(*ociDest)
 	for _, b := range img.Blobs() {
 		if err := dst.PutBlob(ctx, b.Desc, bytes.NewReader(b.Data)); err != nil {
 			t.Fatal(err)
@@ -145,7 +148,7 @@ func writeOCIArchive(t *testing.T, path string, img layertest.Image, ref string)
 	if err := dst.PutManifest(ctx, img.Manifest.Desc, img.Manifest.Data, ref); err != nil {
 		t.Fatal(err)
 	}
-	commitClose(t, dst)
+	transporttest.CommitClose(t, dst)
 }
 
 func TestOCIArchiveFailuresLeaveNothing(t *testing.T) {
@@ -154,7 +157,7 @@ func TestOCIArchiveFailuresLeaveNothing(t *testing.T) {
 	img := layertest.NewImage("fail", layertest.Options{})
 	path := filepath.Join(tmp, "x.tar")
 
-	dst := openEP(t, New(nil), OCIArchive, path, pluginapi.ModeWrite).(*ociDest)
+	dst := transporttest.OpenEndpoint(t, New(nil), OCIArchive, path, pluginapi.ModeWrite).(*ociDest)
 	good, bad := img.Layers[0], img.Layers[1]
 	if err := dst.PutBlob(ctx, bad.Desc, bytes.NewReader(append([]byte{'!'}, bad.Data[1:]...))); !errors.Is(err, core.ErrDigestMismatch) {
 		t.Fatalf("corrupt blob: %v", err)
@@ -172,7 +175,7 @@ func TestOCIArchiveFailuresLeaveNothing(t *testing.T) {
 	emptyDir(t, tmp)
 
 	// After refused blobs, the archive written is still whole and valid.
-	dst = openEP(t, New(nil), OCIArchive, path, pluginapi.ModeWrite).(*ociDest)
+	dst = transporttest.OpenEndpoint(t, New(nil), OCIArchive, path, pluginapi.ModeWrite).(*ociDest)
 	if err := dst.PutBlob(ctx, bad.Desc, bytes.NewReader(bad.Data[:10])); err == nil {
 		t.Fatal("short blob accepted")
 	}
@@ -184,15 +187,15 @@ func TestOCIArchiveFailuresLeaveNothing(t *testing.T) {
 	if err := dst.PutManifest(ctx, img.Manifest.Desc, img.Manifest.Data, "t"); err != nil {
 		t.Fatal(err)
 	}
-	commitClose(t, dst)
+	transporttest.CommitClose(t, dst)
 	out := filepath.Join(tmp, "out")
-	skopeo(t, "copy", "-q", "oci-archive:"+path+":t", "oci:"+out+":t")
+	peertest.Skopeo(t, "copy", "-q", "oci-archive:"+path+":t", "oci:"+out+":t")
 	if got := ociDigest(t, out, "t"); got != img.Manifest.Desc.Digest {
 		t.Fatalf("got %s", got)
 	}
 	// tar itself must agree that the archive is well formed.
-	needTool(t, "tar")
-	list := run(t, "tar", "-tf", path)
+	peertest.Need(t, "tar")
+	list := peertest.Run(t, "tar", "-tf", path)
 	if strings.Count(list, "blobs/sha256/"+bad.Desc.Digest.Encoded()) != 1 {
 		t.Fatalf("refused blob left a member:\n%s", list)
 	}
@@ -203,7 +206,7 @@ func TestOCIArchiveResolve(t *testing.T) {
 	ctx := context.Background()
 	a, b := layertest.NewImage("r1", layertest.Options{}), layertest.NewImage("r2", layertest.Options{Docker: true})
 	path := filepath.Join(tmp, "two.tar")
-	dst := openEP(t, New(nil), OCIArchive, path, pluginapi.ModeWrite).(*ociDest)
+	dst := transporttest.OpenEndpoint(t, New(nil), OCIArchive, path, pluginapi.ModeWrite).(*ociDest)
 	for _, img := range []layertest.Image{a, b} {
 		for _, bl := range img.Blobs() {
 			if err := dst.PutBlob(ctx, bl.Desc, bytes.NewReader(bl.Data)); err != nil {
@@ -213,9 +216,9 @@ func TestOCIArchiveResolve(t *testing.T) {
 	}
 	dst.PutManifest(ctx, a.Manifest.Desc, a.Manifest.Data, "one")
 	dst.PutManifest(ctx, b.Manifest.Desc, b.Manifest.Data, b.Manifest.Desc.Digest.String())
-	commitClose(t, dst)
+	transporttest.CommitClose(t, dst)
 
-	src := openEP(t, New(nil), OCIArchive, path, pluginapi.ModeRead).(*ociSource)
+	src := transporttest.OpenEndpoint(t, New(nil), OCIArchive, path, pluginapi.ModeRead).(*ociSource)
 	defer src.Close(ctx)
 	if d, err := src.Resolve(ctx, "one"); err != nil || d.Digest != a.Manifest.Desc.Digest {
 		t.Fatalf("one: %v %v", d, err)
@@ -237,7 +240,7 @@ func TestOCIArchiveResolve(t *testing.T) {
 func TestOCIArchiveRefusesUnsafeTar(t *testing.T) {
 	tmp := t.TempDir()
 	path := filepath.Join(tmp, "evil.tar")
-	needTool(t, "tar")
+	peertest.Need(t, "tar")
 	os.MkdirAll(filepath.Join(tmp, "x"), 0o755)
 	os.WriteFile(filepath.Join(tmp, "x", "index.json"), []byte("{}"), 0o644)
 	cmd := exec.Command("tar", "-cf", path, "-P", "--transform", "s,^,../,", "-C", filepath.Join(tmp, "x"), "index.json")
