@@ -5,7 +5,7 @@ PLUGINS   := oci:oci-layout docker:docker dir:dir archive:archive static:static
 GOTEST    ?= $(GO) test -race -count=1 -timeout 19m
 export CGO_ENABLED ?= 1
 
-.PHONY: all build demo test test-deps unit fuzz vet proto bench clean
+.PHONY: all build demo test test-deps unit examples fuzz vet proto bench clean
 
 all: build
 
@@ -26,7 +26,7 @@ demo: build
 	./scripts/demo.sh
 
 # Installs what the tests need that is missing, then runs every test.
-test: test-deps vet unit fuzz
+test: test-deps vet unit examples fuzz
 
 test-deps:
 	./scripts/test-deps.sh
@@ -37,6 +37,15 @@ vet:
 
 unit: build
 	$(GOTEST) ./...
+
+# Each example is a Go module of its own, built, vetted and tested as its
+# author would, against this checkout (replace => ../..).
+EXAMPLES := $(patsubst %/go.mod,%,$(wildcard examples/*/go.mod))
+examples:
+	@set -e; for d in $(EXAMPLES); do \
+		echo "== $$d"; \
+		(cd $$d && $(GO) vet ./... && $(GO) test -race -count=1 ./...); \
+	done
 
 # Each fuzz target runs briefly; the seed corpora also run in `unit`.
 FUZZTIME ?= 10s

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -27,6 +28,15 @@ type Options struct {
 	// InProcess plugins serve their transports without a process, ahead of
 	// any binary on the search path. Useful to embedders and tests.
 	InProcess []pluginapi.Plugin
+	// Pins, if set, are the sha256 sums pinned plugin binaries must have
+	// (see LoadPins); a binary that differs is refused before it runs.
+	Pins *Pins
+	// CallTimeout bounds each control call to a plugin process, and
+	// IdleTimeout the time a blob transfer may wait on a plugin without a
+	// byte moving. Zero means $STEVEDORE_PLUGIN_CALL_TIMEOUT and
+	// $STEVEDORE_PLUGIN_IDLE_TIMEOUT, else DefaultCallTimeout and
+	// DefaultIdleTimeout; negative disables.
+	CallTimeout, IdleTimeout time.Duration
 }
 
 // Host discovers and runs transport plugins. It is safe for concurrent use.
@@ -35,6 +45,7 @@ type Host struct {
 	logger    hclog.Logger
 	search    []string
 	inProcess map[string]pluginapi.Plugin
+	launchCfg launchConfig
 
 	mu        sync.Mutex
 	bins      []PluginBinary
@@ -48,7 +59,12 @@ type Host struct {
 
 // New creates a Host. It starts no process until a call needs a transport.
 func New(opts Options) (*Host, error) {
+	lc, err := newLaunchConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	h := &Host{
+		launchCfg: lc,
 		logger:    opts.Logger,
 		search:    opts.SearchPath,
 		inProcess: map[string]pluginapi.Plugin{},
@@ -165,7 +181,7 @@ func (h *Host) startLocked(ctx context.Context, b PluginBinary) (*running, error
 		}
 		h.plane = dp
 	}
-	r, err := launch(ctx, b, h.socketDir, h.plane, h.logger)
+	r, err := launch(ctx, b, h.socketDir, h.plane, h.logger, h.launchCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +207,9 @@ func (h *Host) servedBy(ctx context.Context, transport string) (pluginapi.Plugin
 	}
 	bins := h.binariesLocked()
 	var errs []string
+	// The binary named after the transport is the one meant to serve it:
+	// when it is refused (pin, protocol) or crashes, say that, not "none".
+	var exactErr error
 	for _, b := range candidates(bins, transport) {
 		if _, started := h.running[b.Name]; started {
 			continue
@@ -200,7 +219,10 @@ func (h *Host) servedBy(ctx context.Context, transport string) (pluginapi.Plugin
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
 			}
-			h.logger.Warn("plugin failed to start", "path", b.Path, "error", err)
+			h.logger.Debug("plugin failed to start", "path", b.Path, "error", err)
+			if b.Name == transport && exactErr == nil {
+				exactErr = err
+			}
 			errs = append(errs, err.Error())
 			continue
 		}
@@ -209,6 +231,9 @@ func (h *Host) servedBy(ctx context.Context, transport string) (pluginapi.Plugin
 				return r.remote, r, nil
 			}
 		}
+	}
+	if exactErr != nil {
+		return nil, nil, exactErr
 	}
 	msg := fmt.Sprintf("no plugin serves transport %q (searched %s", transport, strings.Join(h.search, ":"))
 	if len(bins) == 0 {

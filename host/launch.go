@@ -2,10 +2,12 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -46,35 +48,160 @@ func pluginEnv(socketDir string) []string {
 	return append(env, "PLUGIN_UNIX_SOCKET_DIR="+socketDir)
 }
 
+// Timeouts of plugin calls. A plugin that stops answering must not hang
+// the host: control calls (open, resolve, manifests, has-blob, tags, delete,
+// close...) get a per-call deadline, and blob transfers are given up when no
+// byte moves for the inactivity timeout. Commit and PutBlobFile do bulk work
+// inside the plugin with nothing to watch, so only cancellation bounds them.
+const (
+	// EnvCallTimeout overrides DefaultCallTimeout (a Go duration such as
+	// "90s", or plain seconds; "0" or "off" disables it).
+	EnvCallTimeout = "STEVEDORE_PLUGIN_CALL_TIMEOUT"
+	// EnvIdleTimeout overrides DefaultIdleTimeout, in the same format.
+	EnvIdleTimeout = "STEVEDORE_PLUGIN_IDLE_TIMEOUT"
+	// DefaultCallTimeout bounds one control call to a plugin.
+	DefaultCallTimeout = 2 * time.Minute
+	// DefaultIdleTimeout bounds the time a blob transfer may go without a
+	// byte moving while it waits on the plugin.
+	DefaultIdleTimeout = time.Minute
+	// startTimeout bounds a plugin's start and handshake.
+	startTimeout = 20 * time.Second
+)
+
+// launchConfig is what every launch of one Host shares.
+type launchConfig struct {
+	pins        *Pins
+	callTimeout time.Duration // <= 0: none
+	idleTimeout time.Duration // <= 0: none
+}
+
+// newLaunchConfig resolves the launch settings of opts: a zero timeout
+// means the environment's, else the default; a negative one disables it.
+func newLaunchConfig(opts Options) (launchConfig, error) {
+	call, err := timeoutSetting(opts.CallTimeout, EnvCallTimeout, DefaultCallTimeout)
+	if err != nil {
+		return launchConfig{}, err
+	}
+	idle, err := timeoutSetting(opts.IdleTimeout, EnvIdleTimeout, DefaultIdleTimeout)
+	if err != nil {
+		return launchConfig{}, err
+	}
+	return launchConfig{pins: opts.Pins, callTimeout: call, idleTimeout: idle}, nil
+}
+
+func timeoutSetting(opt time.Duration, env string, def time.Duration) (time.Duration, error) {
+	if opt != 0 {
+		return opt, nil
+	}
+	v := strings.TrimSpace(os.Getenv(env))
+	switch v {
+	case "":
+		return def, nil
+	case "0", "off", "none":
+		return -1, nil
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs > 0 {
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a duration such as 90s or 5m, or off", env, v)
+	}
+	return d, nil
+}
+
 // running is one launched plugin process.
 type running struct {
 	bin    PluginBinary
 	client *plugin.Client
-	remote *pluginapi.RemotePlugin
+	remote *guardedPlugin
 	info   pluginapi.PluginInfo
 }
 
-// launch starts a plugin binary and completes the handshake. The process is
-// in its own process group (Ctrl-C reaches only the host, which shuts it
-// down) and gets SIGKILL from the kernel if the host thread that started it
-// dies.
-func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *pluginapi.DataPlane, logger hclog.Logger) (*running, error) {
+// launch starts a plugin binary and completes the handshake. A pinned
+// binary is hashed first and refused when its sum differs; go-plugin hashes
+// it again just before starting it. The process is in its own process group
+// (Ctrl-C reaches only the host, which shuts it down) and gets SIGKILL from
+// the kernel if the host thread that started it dies.
+func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *pluginapi.DataPlane, logger hclog.Logger, lc launchConfig) (*running, error) {
+	reattach, err := pluginapi.Reattach(bin.Name)
+	if err != nil {
+		return nil, &PluginError{Plugin: bin.Name, Path: bin.Path, Err: err}
+	}
+	var sum []byte
+	if reattach == nil {
+		if sum, err = lc.pins.check(bin); err != nil {
+			return nil, err
+		}
+	}
 	cmd := exec.Command(bin.Path)
 	cmd.Env = pluginEnv(socketDir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cfg := pluginapi.ClientConfig(cmd, logger.Named(bin.Name))
+	cfg := pluginapi.ClientConfig(cmd, lifecycleLogger{logger.Named(bin.Name)})
 	cfg.SkipHostEnv = true
-	cfg.StartTimeout = 20 * time.Second
+	cfg.StartTimeout = startTimeout
+	if sum != nil {
+		// A fresh hash per client: SecureConfig writes into it.
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	if reattach != nil {
+		// A process run by hand under a debugger: use it, do not start
+		// the binary, do not check its pin.
+		logger.Warn("using a plugin process started by hand ("+pluginapi.EnvReattach+")", "plugin", bin.Name, "pid", reattach.Pid)
+		cfg.Cmd, cfg.Reattach = nil, reattach
+		// go-plugin does not negotiate on reattach: give it the set of
+		// the version written in the setting.
+		cfg.Plugins = cfg.VersionedPlugins[reattach.ProtocolVersion]
+		if cfg.Plugins == nil {
+			return nil, &PluginError{Plugin: bin.Name, Path: bin.Path, Err: &pluginapi.ProtocolError{
+				PluginVersions: []int{reattach.ProtocolVersion}, HostVersions: pluginapi.ProtocolVersions}}
+		}
+	}
 	client := plugin.NewClient(cfg)
 	fail := func(err error) (*running, error) {
 		client.Kill()
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			// The file changed between our hash and go-plugin's.
+			actual, _ := FileSHA256(bin.Path)
+			expected, _ := lc.pins.For(bin)
+			err = &ChecksumError{Expected: expected, Actual: actual, PinFile: lc.pins.File}
+		}
 		return nil, &PluginError{Plugin: bin.Name, Path: bin.Path, Err: err}
 	}
 	remote, err := pluginapi.Dispense(client, pluginapi.WithDataPlane(plane))
 	if err != nil {
 		return fail(err)
 	}
-	return &running{bin: bin, client: client, remote: remote, info: remote.Info()}, nil
+	g := &guard{bin: bin, client: client, call: lc.callTimeout, idle: lc.idleTimeout}
+	return &running{bin: bin, client: client, remote: &guardedPlugin{RemotePlugin: remote, g: g}, info: remote.Info()}, nil
+}
+
+// lifecycleLogger is go-plugin's logger for one plugin. go-plugin reports
+// a plugin's exit and a forced kill as errors and warnings; the host's
+// own error says what happened (once, on one line), so those drop to debug.
+// The plugin's own log lines, re-logged under a Named logger, pass as they
+// are.
+type lifecycleLogger struct{ hclog.Logger }
+
+var quietLifecycle = map[string]bool{
+	"plugin process exited":            true,
+	"plugin failed to exit gracefully": true,
+}
+
+func (l lifecycleLogger) Error(msg string, args ...interface{}) {
+	if quietLifecycle[msg] {
+		l.Logger.Debug(msg, args...)
+		return
+	}
+	l.Logger.Error(msg, args...)
+}
+
+func (l lifecycleLogger) Warn(msg string, args ...interface{}) {
+	if quietLifecycle[msg] {
+		l.Logger.Debug(msg, args...)
+		return
+	}
+	l.Logger.Warn(msg, args...)
 }
 
 // PluginError names the plugin a failure came from.
@@ -85,6 +212,11 @@ type PluginError struct {
 }
 
 func (e *PluginError) Error() string {
+	var inner *PluginError
+	if errors.As(e.Err, &inner) && inner.Path == e.Path {
+		// Already named, with what happened: say it once.
+		return inner.Error()
+	}
 	msg := e.Err.Error()
 	if strings.Contains(msg, "Unrecognized remote plugin message") {
 		msg = "it is not a Stevedore plugin or printed to stdout before the handshake (" + firstLine(msg) + ")"

@@ -37,8 +37,9 @@ func newGRPCServer(p Plugin, dataPlane bool) *grpcServer {
 }
 
 func (s *grpcServer) Info(context.Context, *transportv1.InfoRequest) (*transportv1.InfoResponse, error) {
-	versions := make([]int32, 0, len(ProtocolVersions))
-	for _, v := range ProtocolVersions {
+	served := servedVersions()
+	versions := make([]int32, 0, len(served))
+	for _, v := range served {
 		versions = append(versions, int32(v))
 	}
 	return &transportv1.InfoResponse{

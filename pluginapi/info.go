@@ -3,10 +3,17 @@ package pluginapi
 import "runtime/debug"
 
 // Versioner may be implemented by a Plugin to report its version in Info.
-// Without it the main module's version from the build info is used.
+// Without it the version stamped at link time is used, else the main
+// module's version from the build info.
 type Versioner interface {
 	Version() string
 }
+
+// linkVersion is a plugin binary's version stamped at link time, for plugins
+// without a Versioner:
+//
+//	go build -ldflags "-X github.com/stevedore-oci/stevedore/pluginapi.linkVersion=1.2.3" ./cmd/my-plugin
+var linkVersion string
 
 // PluginInfo is what a plugin says about itself (the Info RPC).
 type PluginInfo struct {
@@ -25,6 +32,9 @@ type PluginInfo struct {
 func pluginVersion(p Plugin) string {
 	if v, ok := p.(Versioner); ok {
 		return v.Version()
+	}
+	if linkVersion != "" {
+		return linkVersion
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		return bi.Main.Version

@@ -2,7 +2,13 @@ package pluginapi
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +21,16 @@ const (
 	// EnvPluginLogLevel sets a plugin's log level (trace, debug, info, warn,
 	// error, off); the default is warn.
 	EnvPluginLogLevel = "STEVEDORE_PLUGIN_LOG_LEVEL"
+	// EnvPluginDebug, set when a plugin binary is run by hand (not by a
+	// host), makes Serve run it for a debugger and print the
+	// EnvReattach setting a host needs to use it.
+	EnvPluginDebug = "STEVEDORE_PLUGIN_DEBUG"
+	// EnvReattach tells a host to use already running plugin processes
+	// instead of starting their binaries: a JSON object from plugin name
+	// (the binary name without "stevedore-transport-") to ReattachInfo.
+	EnvReattach = "STEVEDORE_PLUGIN_REATTACH"
+	// binaryPrefix starts a plugin binary's file name.
+	binaryPrefix = "stevedore-transport-"
 	// maxRecvMsgSize lifts go-plugin's 4 MiB default, which a 1 MiB chunk
 	// stream and large manifests or tag lists must fit under with room.
 	maxRecvMsgSize = 16 << 20
@@ -53,11 +69,27 @@ func Logger() hclog.Logger { return pluginLogger() }
 // the first stdout line.
 func Serve(p Plugin) {
 	logger := Logger()
+	if os.Getenv(EnvPluginDebug) != "" && os.Getenv(Handshake.MagicCookieKey) == "" {
+		serveDebug(p, logger) // does not return
+	}
+	versions := servedVersions()
+	if hostVersions, ok := os.LookupEnv("PLUGIN_PROTOCOL_VERSIONS"); ok && !shareVersion(versions, parseVersions(hostVersions)) {
+		// go-plugin would announce its lowest version and the host could
+		// only name that one: name them all, in place of the handshake.
+		fmt.Fprintf(os.Stdout, "%s: plugin speaks %s; host offers %s\n", mismatchTag, formatVersions(versions), hostVersions)
+		os.Exit(1)
+	}
 	gp := &GRPCPlugin{Impl: p, dataPlane: os.Getenv(EnvDataPlane) != "grpc"}
 	go watchParent(logger, gp)
+	sets := make(map[int]plugin.PluginSet, len(versions))
+	for _, v := range versions {
+		// One implementation serves every version while there is one
+		// proto; a new proto version adds its own server here.
+		sets[v] = plugin.PluginSet{PluginName: gp}
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginName: gp}},
+		VersionedPlugins: sets,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, grpc.MaxRecvMsgSize(maxRecvMsgSize))
 			return grpc.NewServer(opts...)
@@ -68,6 +100,53 @@ func Serve(p Plugin) {
 	// by itself on a misconfiguration it has reported).
 	closeOpen(gp)
 	os.Exit(0)
+}
+
+// serveDebug runs the plugin on its own, for a debugger: it prints the
+// STEVEDORE_PLUGIN_REATTACH setting under which a host uses this process
+// instead of starting the binary, and serves until interrupted.
+func serveDebug(p Plugin, logger hclog.Logger) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	gp := &GRPCPlugin{Impl: p, dataPlane: os.Getenv(EnvDataPlane) != "grpc"}
+	versions := servedVersions()
+	reattach := make(chan *plugin.ReattachConfig, 1)
+	closed := make(chan struct{})
+	go plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		// The host does not negotiate with a reattached plugin: it speaks
+		// the version written in the reattach setting, our newest.
+		VersionedPlugins: map[int]plugin.PluginSet{versions[len(versions)-1]: {PluginName: gp}},
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxRecvMsgSize))...)
+		},
+		Logger: logger,
+		Test:   &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed},
+	})
+	var rc *plugin.ReattachConfig
+	select {
+	case rc = <-reattach:
+	case <-closed:
+		os.Exit(1)
+	}
+	name := strings.TrimPrefix(filepath.Base(os.Args[0]), binaryPrefix)
+	b, _ := json.Marshal(map[string]ReattachInfo{name: {
+		Protocol: string(rc.Protocol), ProtocolVersion: rc.ProtocolVersion, Pid: rc.Pid,
+		Network: rc.Addr.Network(), Address: rc.Addr.String(),
+	}})
+	fmt.Fprintf(os.Stdout, "Plugin %s is serving for a debugger. In the shell that runs stevedore:\n\n\texport %s='%s'\n\nCtrl-C stops it.\n", name, EnvReattach, b)
+	<-closed
+	closeOpen(gp)
+	os.Exit(0)
+}
+
+func shareVersion(a, b []int) bool {
+	for _, v := range a {
+		if slices.Contains(b, v) {
+			return true
+		}
+	}
+	return false
 }
 
 func closeOpen(gp *GRPCPlugin) {

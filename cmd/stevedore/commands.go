@@ -83,12 +83,23 @@ func newManifestDigestCmd() *cobra.Command {
 }
 
 func newPluginsCmd() *cobra.Command {
-	var jsonOut bool
+	var jsonOut, checksums bool
 	cmd := &cobra.Command{
 		Use:   "plugins",
 		Short: "List transport plugins: transports served, protocol, path, sha256, shadowed copies",
-		Args:  cobra.NoArgs,
+		Long: `List the transport plugins on the search path, first match of a name wins:
+$STEVEDORE_PLUGIN_PATH, the directory of stevedore, $XDG_DATA_HOME/stevedore/plugins.
+A binary earlier on the path overrides ("shadows") a later one of the same name.
+
+--checksums prints the sha256 of each binary without starting any, in the pin-file
+format: save it as $XDG_CONFIG_HOME/stevedore/plugins.lock (or pass --plugin-lock FILE)
+and stevedore refuses any pinned plugin whose binary changes.`,
+		Example: "  stevedore plugins\n  stevedore plugins --checksums > ~/.config/stevedore/plugins.lock",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if checksums {
+				return printChecksums(cmd.OutOrStdout())
+			}
 			h, err := getHost()
 			if err != nil {
 				return err
@@ -117,22 +128,43 @@ func newPluginsCmd() *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), rows)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tTRANSPORTS\tPROTOCOL\tPATH\tSHA256")
+			fmt.Fprintln(tw, "NAME\tTRANSPORTS\tVERSION\tPROTOCOL\tPATH\tSHA256")
 			for _, r := range rows {
 				tr := strings.Join(r.Transports, ",")
 				if r.Error != "" {
 					tr = "ERROR: " + r.Error
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, tr, ints(r.Protocols), r.Path, r.SHA256)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, tr, r.Version, ints(r.Protocols), r.Path, r.SHA256)
 				for _, s := range r.Shadowed {
-					fmt.Fprintf(tw, "  (shadowed)\t\t\t%s\t\n", s)
+					fmt.Fprintf(tw, "  (shadowed)\t\t\t\t%s\t\n", s)
 				}
 			}
 			return tw.Flush()
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&checksums, "checksums", false, "print \"SHA256  NAME\" per plugin binary (the pin-file format) without starting any")
 	return cmd
+}
+
+// printChecksums writes the pin-file lines of the plugins that win on the
+// search path; shadowed binaries follow as comments, by path.
+func printChecksums(w io.Writer) error {
+	bins := host.Discover(host.DefaultSearchPath())
+	fmt.Fprintln(w, "# stevedore plugin pins: SHA256  NAME-OR-PATH (see stevedore plugins --help)")
+	for _, b := range bins {
+		sum, err := host.FileSHA256(b.Path)
+		if err != nil {
+			return fmt.Errorf("plugin %s: %w", b.Name, err)
+		}
+		fmt.Fprintf(w, "%s  %s\n", sum, b.Name)
+		for _, sh := range b.Shadowed {
+			if sum, err := host.FileSHA256(sh); err == nil {
+				fmt.Fprintf(w, "# shadowed: %s  %s\n", sum, sh)
+			}
+		}
+	}
+	return nil
 }
 
 func ints(v []int) string {

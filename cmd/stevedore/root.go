@@ -11,7 +11,8 @@ import (
 )
 
 var (
-	globalDebug bool
+	globalDebug      bool
+	globalPluginLock string
 
 	hostOnce sync.Once
 	theHost  *host.Host
@@ -27,7 +28,12 @@ func getHost() (*host.Host, error) {
 			level = hclog.Debug
 		}
 		logger := hclog.New(&hclog.LoggerOptions{Name: "stevedore", Level: level, Output: os.Stderr})
-		theHost, hostErr = host.New(host.Options{Logger: logger})
+		pins, err := host.LoadPins(globalPluginLock)
+		if err != nil {
+			hostErr = err
+			return
+		}
+		theHost, hostErr = host.New(host.Options{Logger: logger, Pins: pins})
 	})
 	return theHost, hostErr
 }
@@ -51,6 +57,7 @@ plugins found on $STEVEDORE_PLUGIN_PATH, next to the stevedore binary, and in
 $XDG_DATA_HOME/stevedore/plugins.`,
 	}
 	root.PersistentFlags().BoolVar(&globalDebug, "debug", false, "log debug output of the host and plugins to stderr")
+	root.PersistentFlags().StringVar(&globalPluginLock, "plugin-lock", "", "pin file of plugin sha256 sums (\"SHA256  NAME-OR-PATH\" lines); a plugin that differs is refused (default $XDG_CONFIG_HOME/stevedore/plugins.lock if it exists)")
 	// Accepted for skopeo compatibility; stevedore has no signature policy yet.
 	root.PersistentFlags().Bool("insecure-policy", false, "accepted for skopeo compatibility (no effect)")
 	root.PersistentFlags().MarkHidden("insecure-policy")
@@ -65,6 +72,8 @@ $XDG_DATA_HOME/stevedore/plugins.`,
 		newStaticConfigCmd(),
 		newServeCmd(),
 		newGCCmd(),
+		newLoginCmd(),
+		newLogoutCmd(),
 	)
 	for _, extra := range extraCommands {
 		root.AddCommand(extra())

@@ -9,6 +9,13 @@
 //	deny-put=true  PutBlob reads nothing and fails (wrapping core.ErrDenied)
 //	synthetic=true GetBlob serves desc.Size bytes of a fixed pattern for any
 //	               digest (for benchmarks; the bytes do not match the digest)
+//	crash-after=N  GetBlob kills the plugin process (exit status 3) after N bytes
+//	hang=CALL      CALL (open, resolve, get-manifest, has-blob) never returns,
+//	               whatever its context: a deadlocked plugin
+//	seed=DIR       an empty store is first filled from the OCI layout at DIR
+//
+// Plugin.Defaults supplies options that a request does not set (the
+// stevedore-plugin-mem binary reads them from STEVEDORE_MEM_OPTIONS).
 //
 // A read-mode endpoint is a Source and TagLister; a write-mode endpoint is
 // also a Destination and Deleter. It is test code: blobs are held in memory.
@@ -17,8 +24,11 @@ package testplugin
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -28,6 +38,7 @@ import (
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/content"
+	coremanifest "github.com/stevedore-oci/stevedore/core/manifest"
 	"github.com/stevedore-oci/stevedore/pluginapi"
 )
 
@@ -36,6 +47,9 @@ const Transport = "mem"
 
 // Plugin is the in-memory transport plugin.
 type Plugin struct {
+	// Defaults are options used when an OpenRequest does not set them.
+	Defaults map[string]string
+
 	mu     sync.Mutex
 	stores map[string]*store
 }
@@ -57,6 +71,16 @@ func (p *Plugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginapi.E
 	if req.Location == "" {
 		return nil, fmt.Errorf("mem: empty location: %w", core.ErrInvalid)
 	}
+	opts := map[string]string{}
+	for k, v := range p.Defaults {
+		opts[k] = v
+	}
+	for k, v := range req.Options {
+		opts[k] = v
+	}
+	if opts["hang"] == "open" {
+		select {} // a deadlocked plugin: the host must give up on its own
+	}
 	p.mu.Lock()
 	s := p.stores[req.Location]
 	if s == nil {
@@ -64,18 +88,26 @@ func (p *Plugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginapi.E
 		p.stores[req.Location] = s
 	}
 	p.mu.Unlock()
-	r := &reader{s: s, name: "mem:" + req.Location}
-	for k, v := range req.Options {
+	r := &reader{s: s, name: "mem:" + req.Location, hang: opts["hang"]}
+	if dir := opts["seed"]; dir != "" {
+		if err := s.seed(dir); err != nil {
+			return nil, fmt.Errorf("%s: seed from %s: %w", r.name, dir, err)
+		}
+	}
+	for k, v := range opts {
 		switch k {
-		case "fail-after", "stall-after":
+		case "fail-after", "stall-after", "crash-after":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("%s: option %s=%q: %w", r.name, k, v, core.ErrInvalid)
 			}
-			if k == "fail-after" {
+			switch k {
+			case "fail-after":
 				r.failAfter = n
-			} else {
+			case "stall-after":
 				r.stallAfter = n
+			default:
+				r.crashAfter = n
 			}
 		case "synthetic":
 			r.synthetic = v == "true"
@@ -103,20 +135,75 @@ type store struct {
 	tags      map[string]digest.Digest
 }
 
+// seed fills an empty store from the OCI layout at dir: every blob, every
+// blob that parses as a manifest also as a manifest, and the tags of
+// index.json.
+func (s *store) seed(dir string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.blobs) > 0 {
+		return nil
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, ocispec.ImageIndexFile))
+	if err != nil {
+		return err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return fmt.Errorf("index.json: %w", err)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, ocispec.ImageBlobsDir, "sha256"))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
+		if d.Validate() != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, ocispec.ImageBlobsDir, "sha256", e.Name()))
+		if err != nil {
+			return err
+		}
+		s.blobs[d] = b
+		if len(b) <= content.MaxManifestSize {
+			if mt, err := coremanifest.DetectMediaType(b); err == nil && coremanifest.IsManifest(mt) {
+				s.manifests[d] = manifest{desc: ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}, raw: b}
+			}
+		}
+	}
+	for _, m := range idx.Manifests {
+		if name := m.Annotations[ocispec.AnnotationRefName]; name != "" {
+			s.tags[name] = m.Digest
+		}
+	}
+	return nil
+}
+
 // reader is a read-mode endpoint: Source and TagLister.
 type reader struct {
 	s          *store
 	name       string
 	failAfter  int64
 	stallAfter int64
+	crashAfter int64
 	synthetic  bool
 	stallPut   bool
 	denyPut    bool
+	hang       string
+}
+
+// hangIf blocks forever when the endpoint was told to hang in call.
+func (r *reader) hangIf(call string) {
+	if r.hang == call {
+		select {}
+	}
 }
 
 func (r *reader) Close(context.Context) error { return nil }
 
 func (r *reader) Resolve(_ context.Context, ref string) (ocispec.Descriptor, error) {
+	r.hangIf("resolve")
 	if ref == "" {
 		ref = "latest"
 	}
@@ -137,6 +224,7 @@ func (r *reader) Resolve(_ context.Context, ref string) (ocispec.Descriptor, err
 }
 
 func (r *reader) GetManifest(_ context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	r.hangIf("get-manifest")
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	m, ok := r.s.manifests[desc.Digest]
@@ -165,6 +253,9 @@ func (r *reader) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset in
 	if r.failAfter > 0 || r.stallAfter > 0 {
 		src = &faulty{ctx: ctx, r: src, name: r.name, desc: desc, failAfter: r.failAfter, stallAfter: r.stallAfter}
 	}
+	if r.crashAfter > 0 {
+		src = &crasher{r: src, left: r.crashAfter}
+	}
 	return io.NopCloser(src), nil
 }
 
@@ -183,6 +274,7 @@ func (r *reader) ListTags(context.Context) ([]string, error) {
 type writer struct{ *reader }
 
 func (w *writer) HasBlob(_ context.Context, desc ocispec.Descriptor) (bool, error) {
+	w.hangIf("has-blob")
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
 	_, ok := w.s.blobs[desc.Digest]
@@ -264,6 +356,25 @@ func (f *faulty) Read(p []byte) (int, error) {
 	}
 	n, err := f.r.Read(p)
 	f.n += int64(n)
+	return n, err
+}
+
+// crasher kills the process once left bytes have been read: a plugin that
+// dies in the middle of a blob.
+type crasher struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *crasher) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		os.Exit(3)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
 	return n, err
 }
 
