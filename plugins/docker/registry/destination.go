@@ -1,0 +1,699 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry/remote/auth"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/core/manifest"
+)
+
+var octetStream = http.Header{"Content-Type": {"application/octet-stream"}}
+
+// HasBlob implements pluginapi.Destination with a HEAD request.
+func (w *Writer) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	step := "check blob " + desc.Digest.String()
+	if err := desc.Digest.Validate(); err != nil {
+		return false, w.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
+	}
+	ctx = w.scoped(ctx)
+	u, err := w.url(ctx, "/blobs/"+desc.Digest.String())
+	if err != nil {
+		return false, err
+	}
+	resp, err := w.do(ctx, http.MethodHead, u, nil, 0, nil)
+	if err != nil {
+		return false, w.fail(step, err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if desc.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != desc.Size {
+			return false, w.fail(step, &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: resp.ContentLength})
+		}
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, w.fail(step, &httpError{status: resp.StatusCode})
+}
+
+// PutBlob implements pluginapi.Destination. Blobs up to MonolithicMax go in
+// one PUT streamed from r; larger ones in ChunkSize PATCHes, also streamed,
+// that resume from the registry's offset when one breaks (see putChunks).
+// Nothing is buffered but the replay window. The registry verifies the
+// digest before the blob becomes visible (a mismatch is DIGEST_INVALID).
+func (w *Writer) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	step := "push blob " + desc.Digest.String()
+	if err := desc.Digest.Validate(); err != nil {
+		return w.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
+	}
+	if desc.Size < 0 {
+		return w.fail(step, fmt.Errorf("negative size %d: %w", desc.Size, core.ErrInvalid))
+	}
+	ctx = w.scoped(ctx)
+	loc, _, err := w.startUpload(ctx, "")
+	if err != nil {
+		return w.fail(step, err)
+	}
+	if desc.Size <= w.p.MonolithicMax {
+		err = w.putWhole(ctx, loc, desc, r)
+	} else {
+		err = w.putChunks(ctx, loc, desc, r)
+	}
+	if err != nil {
+		return w.fail(step, err)
+	}
+	return nil
+}
+
+// startUpload POSTs to the uploads endpoint (with a mount query when asked)
+// and returns the upload URL, or created when the registry answered 201 (a
+// mount that happened).
+func (w *Writer) startUpload(ctx context.Context, query string) (loc string, created bool, err error) {
+	u, err := w.url(ctx, "/blobs/uploads/"+query)
+	if err != nil {
+		return "", false, err
+	}
+	resp, err := w.do(ctx, http.MethodPost, u, nil, -1, nil)
+	if err != nil {
+		return "", false, err
+	}
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		resp.Body.Close()
+		return "", true, nil
+	case http.StatusAccepted:
+		resp.Body.Close()
+		loc, err := location(resp)
+		if err != nil {
+			return "", false, err
+		}
+		return loc, false, nil
+	}
+	return "", false, responseError(resp)
+}
+
+// location resolves the Location header of resp against its request URL.
+func location(resp *http.Response) (string, error) {
+	l := resp.Header.Get("Location")
+	if l == "" {
+		return "", fmt.Errorf("registry answered %s without a Location header: %w", resp.Status, core.ErrInvalid)
+	}
+	u, err := resp.Request.URL.Parse(l)
+	if err != nil {
+		return "", fmt.Errorf("registry sent a bad Location %q: %w", l, core.ErrInvalid)
+	}
+	return u.String(), nil
+}
+
+func withDigest(loc string, d digest.Digest) (string, error) {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set("digest", d.String())
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// cancelUpload abandons an upload session, best effort.
+func (w *Writer) cancelUpload(ctx context.Context, loc string) {
+	if loc == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if resp, err := w.do(ctx, http.MethodDelete, loc, nil, -1, nil); err == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
+}
+
+// sourceReader remembers the error of the reader it wraps, so that a
+// failure of the host's stream is told apart from a failure of the network.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+// exactReader yields exactly size bytes of r. A shorter stream is a size
+// error; a longer one fails before its last byte is handed on, so that the
+// request body never completes and the registry never commits the blob.
+type exactReader struct {
+	r      io.Reader
+	desc   ocispec.Descriptor
+	remain int64
+	n      int64
+}
+
+func (x *exactReader) Read(p []byte) (int, error) {
+	if x.remain == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > x.remain {
+		p = p[:x.remain]
+	}
+	n, err := io.ReadFull(x.r, p)
+	x.n += int64(n)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		return 0, &core.SizeMismatchError{Digest: x.desc.Digest, Expected: x.desc.Size, Actual: x.n}
+	}
+	if err != nil {
+		return 0, err
+	}
+	x.remain -= int64(n)
+	if x.remain == 0 {
+		var probe [1]byte
+		if m, _ := io.ReadFull(x.r, probe[:]); m > 0 {
+			return 0, &core.SizeMismatchError{Digest: x.desc.Digest, Expected: x.desc.Size, Actual: x.desc.Size + 1}
+		}
+	}
+	return n, nil
+}
+
+func (w *Writer) putWhole(ctx context.Context, loc string, desc ocispec.Descriptor, r io.Reader) error {
+	u, err := withDigest(loc, desc.Digest)
+	if err != nil {
+		return err
+	}
+	src := &sourceReader{r: &exactReader{r: r, desc: desc, remain: desc.Size}}
+	var body io.Reader = src
+	if desc.Size == 0 {
+		if _, err := src.Read(make([]byte, 1)); err != io.EOF {
+			w.cancelUpload(ctx, loc)
+			if err == nil {
+				err = &core.SizeMismatchError{Digest: desc.Digest, Actual: 1}
+			}
+			return err
+		}
+		body = nil
+	}
+	resp, err := w.do(ctx, http.MethodPut, u, body, desc.Size, octetStream)
+	if src.err != nil {
+		if err == nil {
+			resp.Body.Close()
+		}
+		w.cancelUpload(ctx, loc)
+		return src.err
+	}
+	if err != nil {
+		w.cancelUpload(ctx, loc)
+		return err
+	}
+	return checkCreated(resp, desc)
+}
+
+// checkCreated expects the 201 that completes an upload.
+func checkCreated(resp *http.Response, desc ocispec.Descriptor) error {
+	if resp.StatusCode != http.StatusCreated {
+		return responseError(resp)
+	}
+	resp.Body.Close()
+	if got := digest.Digest(resp.Header.Get("Docker-Content-Digest")); got != "" && got != desc.Digest {
+		return &core.DigestMismatchError{Expected: desc.Digest, Actual: got}
+	}
+	return nil
+}
+
+// replayRing keeps the last len(buf) bytes sent of an upload, so that a
+// PATCH that broke can be resumed from the registry's offset without
+// holding whole chunks in memory.
+type replayRing struct {
+	buf []byte
+	end int64 // absolute offset just past the newest byte kept
+}
+
+func (r *replayRing) write(p []byte) {
+	w := int64(len(r.buf))
+	if int64(len(p)) > w {
+		r.end += int64(len(p)) - w
+		p = p[int64(len(p))-w:]
+	}
+	for len(p) > 0 {
+		n := copy(r.buf[r.end%w:], p)
+		r.end += int64(n)
+		p = p[n:]
+	}
+}
+
+// holds reports whether the bytes from offset off to the end are kept.
+func (r *replayRing) holds(off int64) bool {
+	return off <= r.end && r.end-off <= int64(len(r.buf))
+}
+
+func (r *replayRing) readAt(p []byte, off int64) int {
+	w := int64(len(r.buf))
+	if n := r.end - off; int64(len(p)) > n {
+		p = p[:n]
+	}
+	total := 0
+	for len(p) > 0 {
+		n := copy(p, r.buf[off%w:])
+		p, off, total = p[n:], off+int64(n), total+n
+	}
+	return total
+}
+
+// patchBody feeds one PATCH covering [pos, end) of the blob: bytes already
+// read from the source come from the ring (after a resume), new ones from
+// the source, copied into the ring as they pass.
+type patchBody struct {
+	src      *sourceReader
+	desc     ocispec.Descriptor
+	ring     *replayRing
+	consumed *int64 // bytes read from the source so far
+	pos, end int64
+}
+
+func (b *patchBody) Read(p []byte) (int, error) {
+	if b.pos >= b.end {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.end-b.pos {
+		p = p[:b.end-b.pos]
+	}
+	if b.pos < *b.consumed {
+		if int64(len(p)) > *b.consumed-b.pos {
+			p = p[:*b.consumed-b.pos]
+		}
+		n := b.ring.readAt(p, b.pos)
+		b.pos += int64(n)
+		return n, nil
+	}
+	n, err := b.src.Read(p)
+	b.ring.write(p[:n])
+	*b.consumed += int64(n)
+	b.pos += int64(n)
+	if err == io.EOF {
+		if b.pos < b.end {
+			b.src.err = &core.SizeMismatchError{Digest: b.desc.Digest, Expected: b.desc.Size, Actual: *b.consumed}
+			return n, b.src.err
+		}
+		err = nil
+	}
+	return n, err
+}
+
+// putChunks uploads in PATCH requests of ChunkSize bytes, each streamed from
+// the source. When one breaks, the upload asks the registry how many bytes
+// it holds and goes on from there, replaying up to ReplayWindow bytes kept
+// in memory; a registry further behind (or one that drops the session, as
+// distribution does after a partial PATCH) fails the upload.
+func (w *Writer) putChunks(ctx context.Context, loc string, desc ocispec.Descriptor, r io.Reader) error {
+	src := &sourceReader{r: r}
+	ring := &replayRing{buf: w.p.getRing(max(1, min(w.p.ReplayWindow, desc.Size)))}
+	defer w.p.putRing(ring.buf)
+	var consumed, pos int64
+	failures := 0
+	for pos < desc.Size {
+		end := min(pos+w.p.ChunkSize, desc.Size)
+		body := &patchBody{src: src, desc: desc, ring: ring, consumed: &consumed, pos: pos, end: end}
+		next, err := w.patch(ctx, loc, pos, end-pos, body)
+		if err == nil {
+			loc, pos = next, end
+			continue
+		}
+		if src.err != nil {
+			w.cancelUpload(ctx, loc)
+			return src.err
+		}
+		if ctx.Err() != nil {
+			w.cancelUpload(ctx, loc)
+			return ctx.Err()
+		}
+		if !resumable(err) || failures >= w.p.MaxRetries {
+			w.cancelUpload(ctx, loc)
+			if failures > 0 {
+				// A resend after a break failed too (distribution, for
+				// one, refuses a session whose bytes moved past its state
+				// token).
+				return fmt.Errorf("upload broke at byte %d and cannot resume: %w", consumed, err)
+			}
+			return err
+		}
+		failures++
+		t := time.NewTimer(backoff(failures-1, w.p.RetryBase, w.p.RetryMax))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			w.cancelUpload(ctx, loc)
+			return ctx.Err()
+		case <-t.C:
+		}
+		got, next, serr := w.uploadStatus(ctx, loc)
+		if serr != nil {
+			w.cancelUpload(ctx, loc)
+			return fmt.Errorf("upload broke at byte %d (%v) and cannot resume: %w", consumed, oneLine(err.Error()), serr)
+		}
+		if !ring.holds(got) {
+			w.cancelUpload(ctx, loc)
+			return fmt.Errorf("upload broke at byte %d (%v); the registry holds %d bytes, outside the %d bytes kept to resume: %w", consumed, oneLine(err.Error()), got, len(ring.buf), core.ErrUnavailable)
+		}
+		loc, pos = next, got
+	}
+	var probe [1]byte
+	if m, _ := io.ReadFull(src, probe[:]); m > 0 {
+		w.cancelUpload(ctx, loc)
+		return &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: desc.Size + 1}
+	}
+	if src.err != nil {
+		w.cancelUpload(ctx, loc)
+		return src.err
+	}
+	u, err := withDigest(loc, desc.Digest)
+	if err != nil {
+		return err
+	}
+	resp, err := w.do(ctx, http.MethodPut, u, nil, 0, nil)
+	if err != nil || resp.StatusCode == http.StatusNotFound {
+		// The completing PUT may have worked with its answer lost (a retry
+		// then finds no session): the blob existing settles it.
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if has, herr := w.HasBlob(ctx, desc); herr == nil && has {
+			return nil
+		}
+		if err == nil {
+			err = &httpError{status: http.StatusNotFound, detail: "upload session gone"}
+		}
+		return err
+	}
+	return checkCreated(resp, desc)
+}
+
+// resumable reports whether a failed PATCH is worth resuming.
+func resumable(err error) bool {
+	var he *httpError
+	if errors.As(err, &he) {
+		return errors.Is(he, core.ErrUnavailable)
+	}
+	return true // a broken connection
+}
+
+// patch sends size bytes of body at offset start and returns the next
+// upload URL.
+func (w *Writer) patch(ctx context.Context, loc string, start, size int64, body io.Reader) (string, error) {
+	hdr := http.Header{
+		"Content-Type":  {"application/octet-stream"},
+		"Content-Range": {fmt.Sprintf("%d-%d", start, start+size-1)},
+	}
+	resp, err := w.do(ctx, http.MethodPatch, loc, body, size, hdr)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent {
+		return "", responseError(resp)
+	}
+	resp.Body.Close()
+	if end, ok := rangeEnd(resp.Header.Get("Range")); ok && end != start+size {
+		return "", fmt.Errorf("registry holds %d bytes after a PATCH up to %d: %w", end, start+size, core.ErrInvalid)
+	}
+	if resp.Header.Get("Location") == "" {
+		return loc, nil
+	}
+	return location(resp)
+}
+
+// rangeEnd parses an upload Range header "0-LAST" into the number of bytes
+// held ("0-0" is how distribution reports an empty upload).
+func rangeEnd(v string) (int64, bool) {
+	v = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "bytes="))
+	s, e, ok := strings.Cut(v, "-")
+	if !ok || strings.TrimSpace(s) != "0" {
+		return 0, false
+	}
+	last, err := strconv.ParseInt(strings.TrimSpace(e), 10, 64)
+	if err != nil || last < 0 {
+		return 0, false
+	}
+	if last == 0 {
+		return 0, true
+	}
+	return last + 1, true
+}
+
+// uploadStatus asks how many bytes an upload session holds.
+func (w *Writer) uploadStatus(ctx context.Context, loc string) (int64, string, error) {
+	resp, err := w.do(ctx, http.MethodGet, loc, nil, 0, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+		return 0, "", responseError(resp)
+	}
+	resp.Body.Close()
+	got, ok := rangeEnd(resp.Header.Get("Range"))
+	if !ok {
+		return 0, "", fmt.Errorf("upload status without a usable Range header (%q): %w", resp.Header.Get("Range"), core.ErrUnsupported)
+	}
+	next := loc
+	if resp.Header.Get("Location") != "" {
+		if next, err = location(resp); err != nil {
+			return 0, "", err
+		}
+	}
+	return got, next, nil
+}
+
+// MountBlob implements pluginapi.Mounter: a cross-repository mount when
+// fromLocation is on the same registry. It reports false when the registry
+// starts an upload instead (the session is cancelled) or refuses access to
+// the source.
+func (w *Writer) MountBlob(ctx context.Context, desc ocispec.Descriptor, fromLocation string) (bool, error) {
+	_, fromHost, fromRepo, err := SplitLocation(fromLocation)
+	if err != nil {
+		return false, err
+	}
+	if fromHost != w.host {
+		return false, nil
+	}
+	if fromRepo == w.repo {
+		return w.HasBlob(ctx, desc)
+	}
+	step := "mount blob " + desc.Digest.String() + " from " + fromRepo
+	if err := desc.Digest.Validate(); err != nil {
+		return false, w.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
+	}
+	ctx = w.scoped(ctx, auth.ScopeRepository(fromRepo, auth.ActionPull))
+	q := "?mount=" + url.QueryEscape(desc.Digest.String()) + "&from=" + url.QueryEscape(fromRepo)
+	loc, created, err := w.startUpload(ctx, q)
+	if errors.Is(err, core.ErrUnauthorized) || errors.Is(err, core.ErrDenied) {
+		// Registries answer 401 when the token lacks pull on the source
+		// (distribution does); copying the bytes may still be allowed.
+		return false, nil
+	}
+	if err != nil {
+		return false, w.fail(step, err)
+	}
+	if created {
+		return true, nil
+	}
+	w.cancelUpload(ctx, loc)
+	return false, nil
+}
+
+// PutManifest implements pluginapi.Destination: the manifest is stored by
+// digest first (oras-go then maintains the referrers tag index for a
+// manifest with a subject on registries without the referrers API), then
+// the tag, if any, is pointed at it.
+func (w *Writer) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, ref string) error {
+	step := "push manifest " + desc.Digest.String()
+	if err := content.VerifyBytes(raw, desc); err != nil {
+		return w.fail(step, err)
+	}
+	if desc.MediaType == "" {
+		mt, err := manifest.DetectMediaType(raw)
+		if err != nil {
+			return w.fail(step, err)
+		}
+		desc.MediaType = mt
+	}
+	var tag string
+	if ref != "" {
+		t, d, err := parseRef(ref)
+		if err != nil {
+			return w.fail(step, err)
+		}
+		if d != "" && d != desc.Digest {
+			return w.fail(step, fmt.Errorf("reference %s is not the manifest's digest: %w", d, core.ErrInvalid))
+		}
+		tag = t
+	}
+	ctx = w.scoped(ctx)
+	repo, err := w.repository(ctx)
+	if err != nil {
+		return err
+	}
+	if err := repo.Manifests().Push(ctx, desc, bytes.NewReader(raw)); err != nil {
+		return w.fail(step, err)
+	}
+	if tag == "" {
+		return nil
+	}
+	step = "tag " + tag + " as " + desc.Digest.String()
+	u, err := w.url(ctx, "/manifests/"+tag)
+	if err != nil {
+		return err
+	}
+	resp, err := w.do(ctx, http.MethodPut, u, bytes.NewReader(raw), int64(len(raw)), http.Header{"Content-Type": {desc.MediaType}})
+	if err != nil {
+		return w.fail(step, err)
+	}
+	if err := checkCreated(resp, desc); err != nil {
+		return w.fail(step, err)
+	}
+	return nil
+}
+
+// maxRetagScan bounds the tags examined when a registry cannot delete a tag
+// alone (see Delete).
+const maxRetagScan = 500
+
+// Delete implements pluginapi.Deleter. A digest deletes the manifest (and
+// so every tag pointing at it). A tag is deleted alone: with the OCI 1.1
+// tag DELETE where the registry supports it; elsewhere (docker-registry 2.x
+// answers 400) the manifest is deleted by digest and the repository's other
+// tags that pointed at it are put back.
+func (w *Writer) Delete(ctx context.Context, ref string) error {
+	ctx = w.scoped(ctx, auth.ScopeRepository(w.repo, auth.ActionPull, auth.ActionPush, auth.ActionDelete))
+	tag, _, err := parseRef(ref)
+	if err != nil {
+		return w.fail("delete "+ref, err)
+	}
+	desc, err := w.Resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if tag == "" {
+		return w.deleteManifest(ctx, desc)
+	}
+	step := "delete tag " + tag
+	u, err := w.url(ctx, "/manifests/"+tag)
+	if err != nil {
+		return err
+	}
+	resp, err := w.do(ctx, http.MethodDelete, u, nil, 0, nil)
+	if err != nil {
+		return w.fail(step, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusAccepted, http.StatusOK, http.StatusNoContent:
+		resp.Body.Close()
+		return nil
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		resp.Body.Close()
+	default:
+		return w.fail(step, responseError(resp))
+	}
+	// No tag deletion: delete the manifest, then restore the other tags.
+	others, err := w.tagsPointingAt(ctx, desc.Digest, tag)
+	if err != nil {
+		return w.fail(step, err)
+	}
+	var raw []byte
+	if len(others) > 0 {
+		if raw, err = w.GetManifest(ctx, desc); err != nil {
+			return err
+		}
+	}
+	if err := w.deleteManifest(ctx, desc); err != nil {
+		return err
+	}
+	for _, t := range others {
+		u, err := w.url(ctx, "/manifests/"+t)
+		if err != nil {
+			return err
+		}
+		resp, err := w.do(ctx, http.MethodPut, u, bytes.NewReader(raw), int64(len(raw)), http.Header{"Content-Type": {desc.MediaType}})
+		if err == nil {
+			err = checkCreated(resp, desc)
+		}
+		if err != nil {
+			return w.fail(fmt.Sprintf("%s: restore tag %s (the registry cannot delete a tag alone; %s was deleted)", step, t, desc.Digest), err)
+		}
+	}
+	return nil
+}
+
+// tagsPointingAt lists the tags other than except that resolve to d.
+func (w *Writer) tagsPointingAt(ctx context.Context, d digest.Digest, except string) ([]string, error) {
+	tags, err := w.ListTags(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(tags) > maxRetagScan {
+		return nil, fmt.Errorf("the registry cannot delete a tag alone and the repository has %d tags, too many to find those sharing the manifest; delete by digest (@%s) to remove the manifest with all its tags: %w", len(tags), d, core.ErrUnsupported)
+	}
+	var (
+		mu    sync.Mutex
+		found []string
+		first error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, 8)
+	)
+	for _, t := range tags {
+		if t == except {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			desc, err := w.Resolve(ctx, t)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && desc.Digest == d:
+				found = append(found, t)
+			case err != nil && !errors.Is(err, core.ErrNotFound) && first == nil:
+				first = err
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Strings(found)
+	return found, first
+}
+
+func (w *Writer) deleteManifest(ctx context.Context, desc ocispec.Descriptor) error {
+	step := "delete manifest " + desc.Digest.String()
+	repo, err := w.repository(ctx)
+	if err != nil {
+		return err
+	}
+	if err := repo.Delete(ctx, desc); err != nil {
+		err = convert(err)
+		if errors.Is(err, core.ErrUnsupported) {
+			err = fmt.Errorf("the registry does not allow deletes (distribution needs storage.delete.enabled): %w", err)
+		}
+		return w.fail(step, err)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+// Package registry is the docker:// transport: a client of registries that
+// speak the Docker Registry HTTP API V2 / OCI distribution-spec (Docker Hub,
+// GHCR, ECR, Harbor, distribution, zot, stevedore's own server). The plugin
+// binary plugins/docker wraps it with pluginapi.Serve.
+//
+// An endpoint's Location is a normalised "host/repository"
+// (docker.io/library/alpine, 127.0.0.1:5000/a/b); docker.io is reached at
+// registry-1.docker.io. Images in it are addressed by a tag or a digest.
+//
+// # Options
+//
+// OpenRequest.Options keys (unknown keys are ignored):
+//
+//	creds           "USER:PASSWORD" for the registry (skopeo --creds)
+//	registry-token  a bearer token sent as is (skopeo --registry-token)
+//	no-creds        "true": access the registry anonymously
+//	authfile        the only auth file to read (skopeo --authfile)
+//	tls-verify      "true" (default) or "false": skip certificate checks and
+//	                fall back to plain HTTP when the host does not speak TLS
+//	cert-dir        directory of CA certificates (*.crt) and client
+//	                certificate pairs (*.cert + *.key); without it
+//	                /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST
+//	                are read
+//	user-agent      User-Agent header (default "stevedore")
+//
+// Credentials are looked up like skopeo does, first match wins: creds or
+// registry-token; the authfile option alone when given; otherwise
+// $REGISTRY_AUTH_FILE (or ${XDG_RUNTIME_DIR}/containers/auth.json),
+// ${XDG_CONFIG_HOME:-~/.config}/containers/auth.json, and
+// $DOCKER_CONFIG/config.json (or ~/.docker/config.json). In each file
+// credHelpers, then credsStore (docker-credential-NAME on PATH), then auths
+// entries (most specific repository namespace first) are consulted. The
+// source used is named in 401/403 errors, never the secret.
+//
+// # Protocol
+//
+// oras.land/oras-go/v2 provides the authentication client (basic and bearer
+// challenges, a token cache keyed by scope so one token serves every request
+// of an endpoint, redirects that never carry Authorization to another
+// origin), the retry transport (bounded exponential backoff on 5xx, 429
+// with Retry-After, 408 and connection resets, applied here to idempotent
+// requests only), tag listing with Link pagination, the referrers API with
+// its tag-schema fallback, manifest push (which maintains the referrers tag
+// index for manifests with a subject on registries without the API) and
+// manifest delete. This package writes what oras-go lacks or does
+// differently: Resolve by HEAD then GET, manifest fetch that checks the bytes
+// against the requested digest, blob GET that resumes with Range after a
+// broken connection, uploads streamed from the caller's reader (one PUT up
+// to Plugin.MonolithicMax, PATCH chunks above it that resume from the
+// registry's reported offset by replaying the last Plugin.ReplayWindow
+// bytes), cross-repository mount that reports a refused mount instead of
+// copying, tag deletion, credential files and TLS settings.
+//
+// # Registry behaviours worth knowing
+//
+// Deleting a tag uses the OCI 1.1 tag DELETE; registries without it
+// (distribution 2.x answers 400) get the manifest deleted by digest and the
+// repository's other tags that pointed at it put back (scanning at most 500
+// tags). Deleting a digest removes the manifest and all its tags. A tag list
+// answered NAME_UNKNOWN is empty: distribution says so both for a missing
+// repository and for one holding only untagged manifests. distribution 2.x
+// cannot resume an upload after a PATCH broke half-way (it cancels a session
+// whose bytes moved past its state token); the upload then fails with a
+// cannot-resume error and the caller retries the blob.
+//
+// This package must never import host, cmd or other plugins.
+package registry

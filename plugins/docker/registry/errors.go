@@ -1,0 +1,207 @@
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/stevedore-oci/stevedore/core"
+)
+
+// httpError is a registry answer other than the one a step expects.
+type httpError struct {
+	status int
+	codes  []string
+	detail string
+}
+
+func (e *httpError) Error() string {
+	msg := fmt.Sprintf("HTTP %d %s", e.status, http.StatusText(e.status))
+	if e.detail != "" {
+		msg += ": " + e.detail
+	}
+	return msg
+}
+
+func (e *httpError) hasCode(code string) bool {
+	for _, c := range e.codes {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+// Unwrap maps the answer to the core sentinel callers test with errors.Is.
+func (e *httpError) Unwrap() error {
+	switch {
+	case e.hasCode("DIGEST_INVALID"):
+		return core.ErrDigestMismatch
+	case e.hasCode("SIZE_INVALID"):
+		return core.ErrSizeMismatch
+	case e.hasCode("BLOB_UNKNOWN"), e.hasCode("MANIFEST_BLOB_UNKNOWN"), e.hasCode("NAME_UNKNOWN"), e.hasCode("MANIFEST_UNKNOWN"):
+		return core.ErrNotFound
+	case e.hasCode("UNSUPPORTED"):
+		return core.ErrUnsupported
+	case e.hasCode("DENIED"):
+		return core.ErrDenied
+	case e.hasCode("UNAUTHORIZED"):
+		return core.ErrUnauthorized
+	case e.hasCode("TOOMANYREQUESTS"):
+		return core.ErrUnavailable
+	}
+	switch s := e.status; {
+	case s == http.StatusUnauthorized:
+		return core.ErrUnauthorized
+	case s == http.StatusForbidden:
+		return core.ErrDenied
+	case s == http.StatusNotFound:
+		return core.ErrNotFound
+	case s == http.StatusMethodNotAllowed, s == http.StatusNotImplemented:
+		return core.ErrUnsupported
+	case s == http.StatusConflict:
+		return core.ErrExists
+	case s == http.StatusRequestEntityTooLarge:
+		return core.ErrTooLarge
+	case s == http.StatusTooManyRequests, s == http.StatusRequestTimeout, s >= 500:
+		return core.ErrUnavailable
+	}
+	return core.ErrInvalid
+}
+
+// maxErrorBody caps how much of an error answer is read.
+const maxErrorBody = 64 << 10
+
+// responseError reads the error envelope of resp ({"errors":[{code,
+// message, detail}]}) and closes the body.
+func responseError(resp *http.Response) error {
+	defer resp.Body.Close()
+	e := &httpError{status: resp.StatusCode}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var env struct {
+		Errors []struct {
+			Code    string          `json:"code"`
+			Message string          `json:"message"`
+			Detail  json.RawMessage `json:"detail"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(b, &env) == nil && len(env.Errors) > 0 {
+		var parts []string
+		for _, x := range env.Errors {
+			e.codes = append(e.codes, x.Code)
+			p := x.Code
+			if x.Message != "" {
+				p += ": " + x.Message
+			}
+			if d := strings.TrimSpace(string(x.Detail)); d != "" && d != "null" && len(d) < 300 {
+				p += " (" + d + ")"
+			}
+			parts = append(parts, p)
+		}
+		e.detail = strings.Join(parts, "; ")
+	} else if s := strings.TrimSpace(string(b)); s != "" && len(s) < 300 && !strings.ContainsAny(s, "<>") {
+		e.detail = s
+	}
+	e.detail = oneLine(e.detail)
+	return e
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// convert turns errors of oras-go and net/http into errors wrapping core
+// sentinels, keeping context errors as they are.
+func convert(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var he *httpError
+	if errors.As(err, &he) {
+		return err
+	}
+	var er *errcode.ErrorResponse
+	if errors.As(err, &er) {
+		h := &httpError{status: er.StatusCode}
+		var parts []string
+		for _, x := range er.Errors {
+			h.codes = append(h.codes, x.Code)
+			parts = append(parts, x.Error())
+		}
+		h.detail = oneLine(strings.Join(parts, "; "))
+		if er.URL != nil && !strings.Contains(er.URL.Path, "/v2/") {
+			// The answer came from the token service, not the registry.
+			h.detail = oneLine(strings.TrimSpace("token service " + er.URL.Host + ": " + h.detail))
+		}
+		return h
+	}
+	switch {
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return fmt.Errorf("the registry asks for a login and no credentials were found: %w", core.ErrUnauthorized)
+	case errors.Is(err, errdef.ErrNotFound):
+		return fmt.Errorf("%s: %w", oneLine(err.Error()), core.ErrNotFound)
+	case errors.Is(err, errdef.ErrSizeExceedsLimit):
+		return fmt.Errorf("%s: %w", oneLine(err.Error()), core.ErrTooLarge)
+	case errors.Is(err, errdef.ErrUnsupported):
+		return fmt.Errorf("%s: %w", oneLine(err.Error()), core.ErrUnsupported)
+	}
+	if hint := tlsHint(err); hint != "" {
+		return fmt.Errorf("%s (%s): %w", oneLine(err.Error()), hint, core.ErrInvalid)
+	}
+	if isNetworkError(err) {
+		return fmt.Errorf("%s: %w", oneLine(err.Error()), core.ErrUnavailable)
+	}
+	return err
+}
+
+// tlsHint explains TLS failures that retrying cannot fix.
+func tlsHint(err error) string {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &cv), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
+		return "the registry's certificate is not trusted: add its CA with --cert-dir or /etc/containers/certs.d/HOST/ca.crt, or use --tls-verify=false"
+	case strings.Contains(err.Error(), "tls: certificate required"), strings.Contains(err.Error(), "tls: bad certificate"):
+		return "the registry wants a client certificate: put NAME.cert and NAME.key in --cert-dir or /etc/containers/certs.d/HOST"
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "the registry speaks plain HTTP: use --tls-verify=false"
+	}
+	return ""
+}
+
+func isNetworkError(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+}
+
+// fail wraps err with the registry, repository and step, and for 401/403
+// with the credentials source. The result is one line.
+func (e *endpoint) fail(step string, err error) error {
+	err = convert(err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("registry %s, repository %s: %s: %w", e.name, e.repo, step, err)
+	}
+	if errors.Is(err, core.ErrUnauthorized) || errors.Is(err, core.ErrDenied) {
+		return fmt.Errorf("registry %s, repository %s: %s: %w (credentials: %s)", e.name, e.repo, step, err, e.creds.describe())
+	}
+	return fmt.Errorf("registry %s, repository %s: %s: %w", e.name, e.repo, step, err)
+}

@@ -1,0 +1,307 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/internal/registrytest"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+func TestRetries(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := reg.Seed("r", "v1", 1, 1000)
+	p := testPlugin()
+	src := openReader(t, p, reg, "r", nil)
+
+	// 503 and 429 with Retry-After, then success.
+	reg.AddFault(registrytest.Fault{Kind: registrytest.Respond, Match: registrytest.MatchManifest(http.MethodHead, "v1"), Times: 1,
+		Status: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {"1"}}})
+	reg.AddFault(registrytest.Fault{Kind: registrytest.Respond, Match: registrytest.MatchManifest(http.MethodHead, "v1"), Times: 1,
+		Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}})
+	reg.ResetStats()
+	if d, err := src.Resolve(ctx, "v1"); err != nil || d.Digest != img.Manifest.Digest {
+		t.Fatalf("resolve after 503, 429: %v", err)
+	}
+	if n := reg.Stats().ByMethod["HEAD"]; n != 3 {
+		t.Fatalf("%d HEADs, want 3", n)
+	}
+
+	// A persistent 500 gives up after MaxRetries retries.
+	reg.AddFault(registrytest.Fault{Kind: registrytest.Respond, Match: registrytest.MatchBlobGet(img.Layers[0].Digest), Status: http.StatusInternalServerError})
+	reg.ResetStats()
+	_, err := src.GetBlob(ctx, img.Layers[0], 0)
+	mustIs(t, err, core.ErrUnavailable)
+	if n := reg.Stats().ByMethod["GET"]; n != p.MaxRetries+1 {
+		t.Fatalf("%d GETs, want %d", n, p.MaxRetries+1)
+	}
+	reg.ClearFaults()
+
+	// 404 is final: no retry.
+	reg.ResetStats()
+	_, err = src.Resolve(ctx, "missing")
+	mustIs(t, err, core.ErrNotFound)
+	if n := reg.Stats().Requests; n != 1 {
+		t.Fatalf("%d requests for a 404, want 1", n)
+	}
+}
+
+func TestRetryAfterParsing(t *testing.T) {
+	future := time.Now().Add(3 * time.Second).UTC().Format(http.TimeFormat)
+	for _, tc := range []struct {
+		v    string
+		ok   bool
+		more time.Duration
+	}{{"2", true, 2 * time.Second}, {future, true, time.Second}, {"", false, 0}, {"soon", false, 0}} {
+		d, ok := retryAfter(&http.Response{Header: http.Header{"Retry-After": {tc.v}}})
+		if ok != tc.ok || d < tc.more {
+			t.Errorf("Retry-After %q: %v %v", tc.v, d, ok)
+		}
+	}
+	p := &retryPolicy{max: 3, base: time.Millisecond, maxWait: time.Millisecond, retryAfterMax: 10 * time.Second}
+	if d, _ := p.Retry(0, &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"4"}}}, nil); d != 4*time.Second {
+		t.Errorf("Retry-After not honoured: %v", d)
+	}
+	if d, _ := p.Retry(3, &http.Response{StatusCode: 503, Header: http.Header{}}, nil); d >= 0 {
+		t.Errorf("retried past the limit")
+	}
+	if d, _ := p.Retry(0, &http.Response{StatusCode: 400, Header: http.Header{}}, nil); d >= 0 {
+		t.Errorf("retried a 400")
+	}
+}
+
+func TestListTags(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := reg.Seed("r", "a", 1, 10)
+	want := []string{"a"}
+	for _, tag := range []string{"b", "c", "d", "e"} {
+		if err := reg.PushManifest("r", tag, img.Manifest.MediaType, img.ManifestRaw); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, tag)
+	}
+	tags, err := openReader(t, testPlugin(), reg, "r", nil).ListTags(ctx)
+	slices.Sort(tags)
+	if err != nil || !slices.Equal(tags, want) {
+		t.Fatalf("tags %v, %v; want %v", tags, err, want)
+	}
+	// distribution reports NAME_UNKNOWN for a repository without tags.
+	if tags, err := openReader(t, testPlugin(), reg, "nope", nil).ListTags(ctx); err != nil || len(tags) != 0 {
+		t.Fatalf("tags of an unknown repository: %v %v", tags, err)
+	}
+}
+
+// TestTagPagination follows Link headers. docker-registry 2.8 ignores n and
+// answers with every tag at once, so a small fake serves the pages.
+func TestTagPagination(t *testing.T) {
+	all := []string{"a", "b", "c", "d", "e"}
+	var queries []string
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		if r.URL.Path != "/v2/r/tags/list" {
+			http.NotFound(w, r)
+			return
+		}
+		queries = append(queries, r.URL.RawQuery)
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		start := 0
+		if last := r.URL.Query().Get("last"); last != "" {
+			start = slices.Index(all, last) + 1
+		}
+		end := min(start+n, len(all))
+		if end < len(all) {
+			w.Header().Set("Link", fmt.Sprintf(`</v2/r/tags/list?n=%d&last=%s>; rel="next"`, n, all[end-1]))
+		}
+		json.NewEncoder(w).Encode(map[string]any{"name": "r", "tags": all[start:end]})
+	}))
+	defer ts.Close()
+	p := testPlugin()
+	p.TagPageSize = 2
+	e, err := p.Open(context.Background(), pluginapi.OpenRequest{Transport: "docker", Location: strings.TrimPrefix(ts.URL, "http://") + "/r",
+		Mode: pluginapi.ModeRead, Options: map[string]string{"tls-verify": "false"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags, err := e.(*Reader).ListTags(context.Background())
+	if err != nil || !slices.Equal(tags, all) {
+		t.Fatalf("tags %v %v", tags, err)
+	}
+	if want := []string{"n=2", "last=b&n=2", "last=d&n=2"}; !slices.Equal(queries, want) {
+		t.Fatalf("queries %q, want %q", queries, want)
+	}
+}
+
+// TestReferrers pushes an artifact whose subject is an image to a registry
+// without the referrers API (docker-registry 2.8): the push maintains the
+// sha256-HEX tag index, and listing finds it through the fallback.
+func TestReferrers(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := reg.Seed("r", "v1", 1, 10)
+	dst := openWriter(t, testPlugin(), reg, "r", nil)
+
+	empty := []byte("{}")
+	emptyDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(empty), Size: 2}
+	if err := dst.PutBlob(ctx, emptyDesc, strings.NewReader("{}")); err != nil {
+		t.Fatal(err)
+	}
+	subject := img.Manifest
+	raw, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     ocispec.MediaTypeImageManifest,
+		"artifactType":  "application/vnd.example.sbom",
+		"config":        emptyDesc,
+		"layers":        []ocispec.Descriptor{emptyDesc},
+		"subject":       subject,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	art := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
+	if err := dst.PutManifest(ctx, art, raw, ""); err != nil {
+		t.Fatal(err)
+	}
+	src := openReader(t, testPlugin(), reg, "r", nil)
+	refs, err := src.Referrers(ctx, subject.Digest, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) != 1 || refs[0].Digest != art.Digest || refs[0].ArtifactType != "application/vnd.example.sbom" {
+		t.Fatalf("referrers %+v", refs)
+	}
+	if refs, err := src.Referrers(ctx, subject.Digest, "application/other"); err != nil || len(refs) != 0 {
+		t.Fatalf("filtered referrers %+v %v", refs, err)
+	}
+	tags, _ := src.ListTags(ctx)
+	if !slices.Contains(tags, "sha256-"+subject.Digest.Encoded()) {
+		t.Fatalf("no fallback tag in %v", tags)
+	}
+	// No referrers at all is an empty list, not an error.
+	if refs, err := src.Referrers(ctx, img.Config.Digest, ""); err != nil || len(refs) != 0 {
+		t.Fatalf("referrers of a digest without any: %+v %v", refs, err)
+	}
+}
+
+// TestTLSSettings: a TLS registry without its CA is refused with a hint;
+// tls-verify=false reaches it; a plain HTTP registry needs tls-verify=false.
+func TestTLSSettings(t *testing.T) {
+	ctx := context.Background()
+	tlsReg := registrytest.Start(t, registrytest.Options{TLS: true})
+	tlsReg.Seed("r", "v1", 1, 10)
+	p := testPlugin()
+	_, err := openReader(t, p, tlsReg, "r", map[string]string{"cert-dir": ""}).Resolve(ctx, "v1")
+	mustIs(t, err, core.ErrInvalid)
+	if !strings.Contains(err.Error(), "not trusted") {
+		t.Fatalf("untrusted CA error: %v", err)
+	}
+	if _, err := openReader(t, p, tlsReg, "r", map[string]string{"cert-dir": "", "tls-verify": "false"}).Resolve(ctx, "v1"); err != nil {
+		t.Fatalf("tls-verify=false on TLS: %v", err)
+	}
+
+	plain := registrytest.Start(t, registrytest.Options{})
+	plain.Seed("r", "v1", 1, 10)
+	_, err = openReader(t, p, plain, "r", map[string]string{"tls-verify": ""}).Resolve(ctx, "v1")
+	if err == nil || !strings.Contains(err.Error(), "tls-verify=false") {
+		t.Fatalf("plain HTTP with verification: %v", err)
+	}
+}
+
+func TestOpenAndOptions(t *testing.T) {
+	p := New()
+	for _, tc := range []struct {
+		loc     string
+		opts    map[string]string
+		wantErr string
+	}{
+		{"docker.io/library/alpine", nil, ""},
+		{"127.0.0.1:5000/a/b", map[string]string{"creds": "u:p:with:colons", "tls-verify": "false", "x-unknown": "ignored"}, ""},
+		{"alpine", nil, "not a normalised"},
+		{"docker.io/library/alpine:3", nil, "tag"},
+		{"example.com/a", map[string]string{"creds": "nopassword"}, "USER:PASSWORD"},
+		{"example.com/a", map[string]string{"tls-verify": "maybe"}, "boolean"},
+		{"example.com/a", map[string]string{"creds": "u:p", "registry-token": "t"}, "exclusive"},
+		{"example.com/a", map[string]string{"creds": "u:p", "no-creds": "true"}, "conflicts"},
+		{"example.com/a", map[string]string{"cert-dir": "/nonexistent-dir"}, ""},
+	} {
+		e, err := p.Open(context.Background(), pluginapi.OpenRequest{Transport: "docker", Location: tc.loc, Mode: pluginapi.ModeRead, Options: tc.opts})
+		if tc.wantErr == "" {
+			if err != nil {
+				t.Errorf("%s %v: %v", tc.loc, tc.opts, err)
+				continue
+			}
+			e.Close(context.Background())
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s %v: %v, want %q", tc.loc, tc.opts, err, tc.wantErr)
+		}
+	}
+	name, host, repo, err := SplitLocation("docker.io/library/alpine")
+	if err != nil || name != "docker.io" || host != "registry-1.docker.io" || repo != "library/alpine" {
+		t.Fatalf("SplitLocation: %s %s %s %v", name, host, repo, err)
+	}
+	e, _ := p.Open(context.Background(), pluginapi.OpenRequest{Transport: "docker", Location: "example.com/a", Mode: pluginapi.ModeWrite})
+	caps := pluginapi.Capabilities(e)
+	for _, c := range []string{pluginapi.CapSource, pluginapi.CapDest, pluginapi.CapMount, pluginapi.CapDelete, pluginapi.CapListTags, pluginapi.CapReferrers} {
+		if !slices.Contains(caps, c) {
+			t.Errorf("write endpoint lacks %s (%v)", c, caps)
+		}
+	}
+	r, _ := p.Open(context.Background(), pluginapi.OpenRequest{Transport: "docker", Location: "example.com/a", Mode: pluginapi.ModeRead})
+	if caps := pluginapi.Capabilities(r); slices.Contains(caps, pluginapi.CapDest) || slices.Contains(caps, pluginapi.CapDelete) {
+		t.Errorf("read endpoint advertises writes: %v", caps)
+	}
+	_ = fmt.Sprint
+}
+
+// TestCertsDAndClientCert: without cert-dir the CA and the client
+// certificate come from certs.d/HOST (docker's layout), and a registry that
+// requires a client certificate gets it.
+func TestCertsDAndClientCert(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{TLS: true, ClientCert: true})
+	reg.Seed("r", "v1", 1, 10)
+	p := testPlugin()
+	caOnly := t.TempDir()
+	if b, err := os.ReadFile(reg.CAFile); err != nil || os.WriteFile(filepath.Join(caOnly, "ca.crt"), b, 0o644) != nil {
+		t.Fatal(err)
+	}
+	_, err := openReader(t, p, reg, "r", map[string]string{"cert-dir": caOnly}).Resolve(ctx, "v1")
+	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "wants a client certificate") {
+		t.Fatalf("without a client certificate: %v", err)
+	}
+	root := t.TempDir()
+	if err := os.CopyFS(filepath.Join(root, reg.Addr), os.DirFS(reg.CertDir)); err != nil {
+		t.Fatal(err)
+	}
+	saved := certsDRoots
+	certsDRoots = []string{filepath.Join(t.TempDir(), "none"), root}
+	defer func() { certsDRoots = saved }()
+	if _, err := openReader(t, p, reg, "r", map[string]string{"cert-dir": ""}).Resolve(ctx, "v1"); err != nil {
+		t.Fatalf("with certs.d/%s: %v", reg.Addr, err)
+	}
+	// A lone key without its certificate is a configuration error.
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "x.key"), []byte("k"), 0o600)
+	_, err = p.Open(ctx, pluginapi.OpenRequest{Transport: "docker", Location: reg.Ref("r"), Mode: pluginapi.ModeRead, Options: map[string]string{"cert-dir": bad}})
+	mustIs(t, err, core.ErrInvalid)
+}

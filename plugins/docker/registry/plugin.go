@@ -1,0 +1,201 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// TransportName is the transport this package serves.
+const TransportName = "docker"
+
+// Defaults of the tunables in Plugin.
+const (
+	DefaultMonolithicMax = 64 << 20
+	DefaultChunkSize     = 64 << 20
+	DefaultReplayWindow  = 8 << 20
+	DefaultMaxRetries    = 4
+)
+
+// Plugin serves the docker transport. The zero value is not usable; use New.
+type Plugin struct {
+	// MonolithicMax is the largest blob uploaded in one PUT; larger blobs
+	// are sent in ChunkSize PATCH requests that can resume.
+	MonolithicMax int64
+	// ChunkSize is the most one upload PATCH carries (requests stay under
+	// the body limits of proxies in front of registries).
+	ChunkSize int64
+	// ReplayWindow is how many of the last bytes sent of a chunked upload
+	// are kept in memory to resume it after a broken PATCH.
+	ReplayWindow int64
+	// MaxRetries bounds the retries of one request, and the resumptions of
+	// one blob transfer.
+	MaxRetries int
+	// RetryBase is the first backoff; it doubles per attempt up to RetryMax.
+	RetryBase, RetryMax time.Duration
+	// RetryAfterMax caps how long a Retry-After header can make us wait.
+	RetryAfterMax time.Duration
+	// TagPageSize asks for tag lists in pages of this size (0: the
+	// registry's default).
+	TagPageSize int
+
+	rings sync.Pool // replay windows of ReplayWindow bytes, reused
+}
+
+func (p *Plugin) getRing(n int64) []byte {
+	if n == p.ReplayWindow {
+		if b, ok := p.rings.Get().(*[]byte); ok && int64(len(*b)) == n {
+			return *b
+		}
+	}
+	return make([]byte, n)
+}
+
+func (p *Plugin) putRing(b []byte) {
+	if int64(len(b)) == p.ReplayWindow {
+		p.rings.Put(&b)
+	}
+}
+
+// New returns a Plugin with default settings.
+func New() *Plugin {
+	return &Plugin{
+		MonolithicMax: DefaultMonolithicMax,
+		ChunkSize:     DefaultChunkSize,
+		ReplayWindow:  DefaultReplayWindow,
+		MaxRetries:    DefaultMaxRetries,
+		RetryBase:     250 * time.Millisecond,
+		RetryMax:      5 * time.Second,
+		RetryAfterMax: 60 * time.Second,
+	}
+}
+
+// Transports implements pluginapi.Plugin.
+func (p *Plugin) Transports() []string { return []string{TransportName} }
+
+// options are the parsed OpenRequest.Options.
+type options struct {
+	username, password string
+	registryToken      string
+	noCreds            bool
+	authfile           string
+	tlsVerify          bool
+	certDir            string
+	userAgent          string
+}
+
+func parseOptions(m map[string]string) (options, error) {
+	o := options{tlsVerify: true, userAgent: "stevedore"}
+	if c, ok := m["creds"]; ok && c != "" {
+		u, p, found := strings.Cut(c, ":")
+		if !found || u == "" {
+			return o, fmt.Errorf("option creds must be USER:PASSWORD: %w", core.ErrInvalid)
+		}
+		o.username, o.password = u, p
+	}
+	o.registryToken = m["registry-token"]
+	if v, ok := m["no-creds"]; ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("option no-creds=%q is not a boolean: %w", v, core.ErrInvalid)
+		}
+		o.noCreds = b
+	}
+	if o.noCreds && (o.username != "" || o.registryToken != "") {
+		return o, fmt.Errorf("option no-creds conflicts with creds and registry-token: %w", core.ErrInvalid)
+	}
+	if o.username != "" && o.registryToken != "" {
+		return o, fmt.Errorf("options creds and registry-token are exclusive: %w", core.ErrInvalid)
+	}
+	o.authfile = m["authfile"]
+	if v, ok := m["tls-verify"]; ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("option tls-verify=%q is not a boolean: %w", v, core.ErrInvalid)
+		}
+		o.tlsVerify = b
+	}
+	o.certDir = m["cert-dir"]
+	if ua := m["user-agent"]; ua != "" {
+		o.userAgent = ua
+	}
+	return o, nil
+}
+
+// SplitLocation splits a normalised "host/repository" location into the
+// registry name (as in references), the host to dial (registry-1.docker.io
+// for docker.io) and the repository.
+func SplitLocation(location string) (name, host, repo string, err error) {
+	named, err := reference.ParseNamed(location)
+	if err != nil {
+		return "", "", "", fmt.Errorf("docker location %q is not a normalised host/repository: %v: %w", location, err, core.ErrInvalid)
+	}
+	if _, ok := named.(reference.Tagged); ok {
+		return "", "", "", fmt.Errorf("docker location %q must not carry a tag: %w", location, core.ErrInvalid)
+	}
+	if _, ok := named.(reference.Digested); ok {
+		return "", "", "", fmt.Errorf("docker location %q must not carry a digest: %w", location, core.ErrInvalid)
+	}
+	name, repo = reference.Domain(named), reference.Path(named)
+	return name, wireHost(name), repo, nil
+}
+
+// wireHost maps a registry name to the host that serves its API.
+func wireHost(name string) string {
+	if name == "docker.io" || name == "index.docker.io" {
+		return "registry-1.docker.io"
+	}
+	return name
+}
+
+// Open implements pluginapi.Plugin.
+func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.Endpoint, error) {
+	if req.Transport != TransportName {
+		return nil, fmt.Errorf("docker plugin cannot open transport %q: %w", req.Transport, core.ErrUnsupported)
+	}
+	name, host, repo, err := SplitLocation(req.Location)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := parseOptions(req.Options)
+	if err != nil {
+		return nil, fmt.Errorf("docker://%s: %w", req.Location, err)
+	}
+	e, err := newEndpoint(p, req.Location, name, host, repo, req.Mode, opts)
+	if err != nil {
+		return nil, err
+	}
+	switch req.Mode {
+	case pluginapi.ModeRead:
+		return &Reader{e}, nil
+	case pluginapi.ModeWrite:
+		return &Writer{e}, nil
+	}
+	return nil, fmt.Errorf("docker://%s: unknown mode %d: %w", req.Location, req.Mode, core.ErrInvalid)
+}
+
+// Reader is an endpoint opened for reading.
+type Reader struct{ *endpoint }
+
+// Writer is an endpoint opened for writing; it can also read what the
+// repository holds.
+type Writer struct{ *endpoint }
+
+var (
+	_ pluginapi.Source         = (*Reader)(nil)
+	_ pluginapi.TagLister      = (*Reader)(nil)
+	_ pluginapi.ReferrerLister = (*Reader)(nil)
+	_ pluginapi.Destination    = (*Writer)(nil)
+	_ pluginapi.Source         = (*Writer)(nil)
+	_ pluginapi.Mounter        = (*Writer)(nil)
+	_ pluginapi.Deleter        = (*Writer)(nil)
+	_ pluginapi.TagLister      = (*Writer)(nil)
+)

@@ -1,0 +1,163 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// resumableUploads is a minimal upload endpoint with the resume semantics of
+// the distribution spec (which docker-registry 2.8 lacks: it cancels a
+// session whose bytes moved past its state token). It keeps the bytes of a
+// PATCH cut short and reports them in the upload status.
+type resumableUploads struct {
+	mu       sync.Mutex
+	data     bytes.Buffer
+	cutPatch int   // cut the PATCH with this number (1-based)...
+	cutAfter int64 // ...after this many bytes
+	patches  int
+	ranges   []string // Content-Range of every PATCH
+	blobs    map[digest.Digest]bool
+	statuses int
+}
+
+func (s *resumableUploads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	const up = "/v2/r/blobs/uploads/"
+	switch {
+	case r.URL.Path == "/v2/":
+		w.WriteHeader(http.StatusOK)
+	case r.Method == http.MethodPost && r.URL.Path == up:
+		s.data.Reset()
+		w.Header().Set("Location", up+"u1")
+		w.WriteHeader(http.StatusAccepted)
+	case r.Method == http.MethodPatch && r.URL.Path == up+"u1":
+		s.ranges = append(s.ranges, r.Header.Get("Content-Range"))
+		var start, end int64
+		fmt.Sscanf(r.Header.Get("Content-Range"), "%d-%d", &start, &end)
+		if start != int64(s.data.Len()) {
+			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+		s.patches++
+		if s.patches == s.cutPatch {
+			io.CopyN(&s.data, r.Body, s.cutAfter)
+			panic(http.ErrAbortHandler)
+		}
+		io.Copy(&s.data, r.Body)
+		w.Header().Set("Location", up+"u1")
+		w.Header().Set("Range", fmt.Sprintf("0-%d", s.data.Len()-1))
+		w.WriteHeader(http.StatusAccepted)
+	case r.Method == http.MethodGet && r.URL.Path == up+"u1":
+		s.statuses++
+		w.Header().Set("Location", up+"u1")
+		w.Header().Set("Range", fmt.Sprintf("0-%d", s.data.Len()-1))
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodPut && r.URL.Path == up+"u1":
+		io.Copy(&s.data, r.Body)
+		d := digest.Digest(r.URL.Query().Get("digest"))
+		if digest.FromBytes(s.data.Bytes()) != d {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"errors":[{"code":"DIGEST_INVALID","message":"digest did not match"}]}`)
+			return
+		}
+		s.blobs[d] = true
+		w.Header().Set("Docker-Content-Digest", d.String())
+		w.WriteHeader(http.StatusCreated)
+	case r.Method == http.MethodDelete:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+// TestChunkResumeMidPatch cuts a PATCH half-way on a registry that keeps
+// partial bytes: the upload resumes from the registry's offset, resending
+// only the missing part of the chunk from the replay window. With a window
+// too small to reach back to that offset, the upload fails cleanly.
+func TestChunkResumeMidPatch(t *testing.T) {
+	// Cut the second PATCH (bytes 4000-7999) after 1500 bytes.
+	srv := &resumableUploads{blobs: map[digest.Digest]bool{}, cutPatch: 2, cutAfter: 1500}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	p := testPlugin()
+	p.MonolithicMax = 1000
+	p.ChunkSize = 4000
+	p.ReplayWindow = 4000
+	e, err := p.Open(context.Background(), pluginapi.OpenRequest{
+		Transport: "docker", Location: strings.TrimPrefix(ts.URL, "http://") + "/r", Mode: pluginapi.ModeWrite,
+		Options: map[string]string{"tls-verify": "false"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+
+	b, desc := randomBlob(t, 10_000)
+	reader := &countingSource{r: bytes.NewReader(b)}
+	if err := e.(*Writer).PutBlob(context.Background(), desc, reader); err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if !srv.blobs[desc.Digest] {
+		t.Fatal("blob not committed")
+	}
+	// The resumed PATCH starts a new chunk at the registry's offset.
+	want := []string{"0-3999", "4000-7999", "5500-9499", "9500-9999"}
+	if strings.Join(srv.ranges, " ") != strings.Join(want, " ") {
+		t.Fatalf("PATCH ranges %q, want %q", srv.ranges, want)
+	}
+	if srv.statuses != 1 {
+		t.Fatalf("%d status requests, want 1", srv.statuses)
+	}
+	if reader.total != len(b) {
+		t.Fatalf("source read %d bytes, want each byte once (%d)", reader.total, len(b))
+	}
+}
+
+type countingSource struct {
+	r     io.Reader
+	total int
+}
+
+func (c *countingSource) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.total += n
+	return n, err
+}
+
+func TestChunkResumeWindowTooSmall(t *testing.T) {
+	srv := &resumableUploads{blobs: map[digest.Digest]bool{}, cutPatch: 2, cutAfter: 1500}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	p := testPlugin()
+	p.MonolithicMax, p.ChunkSize, p.ReplayWindow = 1000, 4000, 1000
+	e, err := p.Open(context.Background(), pluginapi.OpenRequest{
+		Transport: "docker", Location: strings.TrimPrefix(ts.URL, "http://") + "/r", Mode: pluginapi.ModeWrite,
+		Options: map[string]string{"tls-verify": "false"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	b, desc := randomBlob(t, 10_000)
+	err = e.(*Writer).PutBlob(context.Background(), desc, bytes.NewReader(b))
+	if err == nil || !strings.Contains(err.Error(), "outside the 1000 bytes kept") {
+		t.Fatalf("got %v, want a cannot-resume error", err)
+	}
+	if srv.blobs[desc.Digest] {
+		t.Fatal("blob committed")
+	}
+}

@@ -1,0 +1,420 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/core/manifest"
+)
+
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// acceptHeader lists every manifest type we read, most preferred first.
+var acceptHeader = http.Header{"Accept": {strings.Join(manifest.Accept, ", ")}}
+
+// parseRef splits a reference into a tag or a digest.
+func parseRef(ref string) (tag string, dgst digest.Digest, err error) {
+	if ref == "" {
+		return "latest", "", nil
+	}
+	if strings.Contains(ref, ":") {
+		d, err := digest.Parse(ref)
+		if err != nil {
+			return "", "", fmt.Errorf("reference %q is neither a tag nor a valid digest: %v: %w", ref, err, core.ErrInvalid)
+		}
+		return "", d, nil
+	}
+	if !tagRE.MatchString(ref) {
+		return "", "", fmt.Errorf("reference %q is not a valid tag: %w", ref, core.ErrInvalid)
+	}
+	return ref, "", nil
+}
+
+// contentType returns the media type of a response without parameters.
+func contentType(resp *http.Response) string {
+	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
+// Resolve implements pluginapi.Source: HEAD first (cheap, and not counted by
+// Docker Hub's pull limit), GET when HEAD does not tell the digest, size and
+// type. A digest reference is checked against what the registry serves.
+func (e *endpoint) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	tag, want, err := parseRef(ref)
+	if err != nil {
+		return ocispec.Descriptor{}, e.fail("resolve", err)
+	}
+	reference := tag
+	if want != "" {
+		reference = want.String()
+	}
+	step := "resolve " + reference
+	ctx = e.scoped(ctx)
+	u, err := e.url(ctx, "/manifests/"+reference)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	resp, err := e.do(ctx, http.MethodHead, u, nil, 0, acceptHeader)
+	if err != nil {
+		return ocispec.Descriptor{}, e.fail(step, err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		mt := contentType(resp)
+		served := digest.Digest(resp.Header.Get("Docker-Content-Digest"))
+		d := want
+		if d == "" && served.Validate() == nil {
+			d = served
+		}
+		if want != "" && served != "" && served.Algorithm() == want.Algorithm() && served != want {
+			return ocispec.Descriptor{}, e.fail(step, &core.DigestMismatchError{Expected: want, Actual: served})
+		}
+		if manifest.IsManifest(mt) && d != "" && resp.ContentLength > 0 && resp.ContentLength <= content.MaxManifestSize {
+			return ocispec.Descriptor{MediaType: mt, Digest: d, Size: resp.ContentLength}, nil
+		}
+		if manifest.IsSchema1(mt) {
+			return ocispec.Descriptor{}, e.fail(step, manifest.ErrSchema1)
+		}
+	case http.StatusNotFound:
+		return ocispec.Descriptor{}, e.fail(step, fmt.Errorf("manifest %s not found: %w", reference, core.ErrNotFound))
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
+		return ocispec.Descriptor{}, e.fail(step, &httpError{status: resp.StatusCode})
+	default:
+		if resp.StatusCode >= 500 {
+			return ocispec.Descriptor{}, e.fail(step, &httpError{status: resp.StatusCode})
+		}
+	}
+	// HEAD was not conclusive (no digest header, no length, an odd type or
+	// an unusual status): GET the manifest and compute its descriptor.
+	raw, mt, err := e.fetchManifest(ctx, reference, "")
+	if err != nil {
+		return ocispec.Descriptor{}, e.fail(step, err)
+	}
+	alg := digest.Canonical
+	if want != "" {
+		alg = want.Algorithm()
+	}
+	d := alg.FromBytes(raw)
+	if want != "" && d != want {
+		return ocispec.Descriptor{}, e.fail(step, &core.DigestMismatchError{Expected: want, Actual: d})
+	}
+	return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, nil
+}
+
+// fetchManifest GETs a manifest (at most MaxManifestSize bytes) and returns
+// its bytes and media type (from Content-Type, or the body when the
+// registry sends a generic type). preferred goes first in Accept.
+func (e *endpoint) fetchManifest(ctx context.Context, reference, preferred string) ([]byte, string, error) {
+	u, err := e.url(ctx, "/manifests/"+reference)
+	if err != nil {
+		return nil, "", err
+	}
+	accept := acceptHeader
+	if preferred != "" && preferred != manifest.Accept[0] {
+		accept = http.Header{"Accept": {preferred + ", " + acceptHeader.Get("Accept")}}
+	}
+	resp, err := e.do(ctx, http.MethodGet, u, nil, 0, accept)
+	if err != nil {
+		return nil, "", err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		resp.Body.Close()
+		return nil, "", fmt.Errorf("manifest %s not found: %w", reference, core.ErrNotFound)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", responseError(resp)
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength > content.MaxManifestSize {
+		return nil, "", fmt.Errorf("manifest %s is %d bytes, over the %d byte limit: %w", reference, resp.ContentLength, content.MaxManifestSize, core.ErrTooLarge)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, content.MaxManifestSize+1))
+	if err != nil {
+		return nil, "", err
+	}
+	if len(raw) > content.MaxManifestSize {
+		return nil, "", fmt.Errorf("manifest %s is over the %d byte limit: %w", reference, content.MaxManifestSize, core.ErrTooLarge)
+	}
+	mt := contentType(resp)
+	if manifest.IsSchema1(mt) {
+		return nil, "", manifest.ErrSchema1
+	}
+	if !manifest.IsManifest(mt) {
+		detected, err := manifest.DetectMediaType(raw)
+		if err != nil {
+			return nil, "", err
+		}
+		if manifest.IsSchema1(detected) {
+			return nil, "", manifest.ErrSchema1
+		}
+		mt = detected
+	}
+	return raw, mt, nil
+}
+
+// GetManifest implements pluginapi.Source. The bytes are checked against
+// desc whatever headers the registry sent.
+func (e *endpoint) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	step := "get manifest " + desc.Digest.String()
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, e.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
+	}
+	ctx = e.scoped(ctx)
+	raw, _, err := e.fetchManifest(ctx, desc.Digest.String(), desc.MediaType)
+	if err != nil {
+		return nil, e.fail(step, err)
+	}
+	check := desc
+	if check.Size <= 0 {
+		check.Size = int64(len(raw))
+	}
+	if err := content.VerifyBytes(raw, check); err != nil {
+		return nil, e.fail(step, err)
+	}
+	return raw, nil
+}
+
+// GetBlob implements pluginapi.Source. It streams from offset; when the
+// connection breaks it asks again with a Range header for the rest, up to
+// MaxRetries times without progress.
+func (e *endpoint) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
+	step := "get blob " + desc.Digest.String()
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, e.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
+	}
+	if offset < 0 || (desc.Size > 0 && offset > desc.Size) {
+		return nil, e.fail(step, fmt.Errorf("offset %d outside the blob's %d bytes: %w", offset, desc.Size, core.ErrInvalid))
+	}
+	br := &blobReader{ctx: e.scoped(ctx), e: e, desc: desc, pos: offset, step: step}
+	if desc.Size > 0 && offset == desc.Size {
+		br.done = true
+		return br, nil
+	}
+	if err := br.open(); err != nil {
+		return nil, err
+	}
+	return br, nil
+}
+
+// blobReader reads a blob and reopens it at the current offset when the
+// stream breaks.
+type blobReader struct {
+	ctx  context.Context
+	e    *endpoint
+	desc ocispec.Descriptor
+	step string
+
+	body     io.ReadCloser
+	pos      int64 // absolute offset of the next byte
+	failures int   // consecutive failures without progress
+	lastFail int64 // pos at the last failure
+	done     bool
+	closed   bool
+}
+
+func (b *blobReader) open() error {
+	u, err := b.e.url(b.ctx, "/blobs/"+b.desc.Digest.String())
+	if err != nil {
+		return err
+	}
+	var hdr http.Header
+	if b.pos > 0 {
+		hdr = http.Header{"Range": {fmt.Sprintf("bytes=%d-", b.pos)}}
+	}
+	resp, err := b.e.do(b.ctx, http.MethodGet, u, nil, 0, hdr)
+	if err != nil {
+		return b.e.fail(b.step, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if b.pos > 0 {
+			// The registry ignored Range: skip what we already have.
+			if _, err := io.CopyN(io.Discard, resp.Body, b.pos); err != nil {
+				resp.Body.Close()
+				return b.e.fail(b.step, fmt.Errorf("skip to offset %d: %w", b.pos, err))
+			}
+		}
+	case http.StatusPartialContent:
+		start, ok := contentRangeStart(resp.Header.Get("Content-Range"))
+		if !ok || start != b.pos {
+			resp.Body.Close()
+			return b.e.fail(b.step, fmt.Errorf("asked for bytes from %d, got Content-Range %q: %w", b.pos, resp.Header.Get("Content-Range"), core.ErrInvalid))
+		}
+	case http.StatusNotFound:
+		resp.Body.Close()
+		return b.e.fail(b.step, fmt.Errorf("blob not found: %w", core.ErrNotFound))
+	default:
+		return b.e.fail(b.step, responseError(resp))
+	}
+	b.body = resp.Body
+	return nil
+}
+
+// contentRangeStart parses "bytes START-END/TOTAL".
+func contentRangeStart(v string) (int64, bool) {
+	v = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "bytes"))
+	s, _, ok := strings.Cut(v, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	return n, err == nil
+}
+
+func (b *blobReader) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errors.New("read of a closed blob stream")
+	}
+	if b.done {
+		return 0, io.EOF
+	}
+	for {
+		if b.body == nil {
+			if err := b.open(); err != nil {
+				return 0, err
+			}
+		}
+		n, err := b.body.Read(p)
+		b.pos += int64(n)
+		if err == nil {
+			return n, nil
+		}
+		if err == io.EOF && (b.desc.Size <= 0 || b.pos >= b.desc.Size) {
+			b.done = true
+			return n, io.EOF
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		b.body.Close()
+		b.body = nil
+		if cerr := b.ctx.Err(); cerr != nil {
+			return n, b.e.fail(b.step, cerr)
+		}
+		if b.pos > b.lastFail {
+			b.failures = 0
+		}
+		b.lastFail = b.pos
+		b.failures++
+		if b.failures > b.e.p.MaxRetries {
+			return n, b.e.fail(b.step, fmt.Errorf("stream broke at byte %d %d times: %v: %w", b.pos, b.failures, err, core.ErrUnavailable))
+		}
+		if b.failures > 1 {
+			t := time.NewTimer(backoff(b.failures-2, b.e.p.RetryBase, b.e.p.RetryMax))
+			select {
+			case <-b.ctx.Done():
+				t.Stop()
+				return n, b.e.fail(b.step, b.ctx.Err())
+			case <-t.C:
+			}
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// copyBufPool holds the buffers of blobReader.WriteTo.
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// WriteTo copies the rest of the blob to w through a 1 MiB buffer: io.Copy
+// into a socket would otherwise go through net's 32 KiB fallback buffer.
+func (b *blobReader) WriteTo(w io.Writer) (int64, error) {
+	bufp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bufp)
+	buf := *bufp
+	var total int64
+	for {
+		n, err := b.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+			if m < n {
+				return total, io.ErrShortWrite
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func (b *blobReader) Close() error {
+	b.closed = true
+	if b.body != nil {
+		err := b.body.Close()
+		b.body = nil
+		return err
+	}
+	return nil
+}
+
+// ListTags implements pluginapi.TagLister, following Link pagination. A
+// repository the registry does not know (NAME_UNKNOWN) has no tags:
+// distribution 2.x answers so both for a missing repository and for one that
+// holds only untagged manifests, and the two cannot be told apart.
+func (e *endpoint) ListTags(ctx context.Context) ([]string, error) {
+	repo, err := e.repository(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tags := []string{}
+	err = repo.Tags(e.scoped(ctx), "", func(page []string) error {
+		tags = append(tags, page...)
+		return nil
+	})
+	if err != nil {
+		var he *httpError
+		if c := convert(err); errors.As(c, &he) && he.status == http.StatusNotFound && he.hasCode("NAME_UNKNOWN") {
+			return []string{}, nil
+		}
+		return nil, e.fail("list tags", err)
+	}
+	return tags, nil
+}
+
+// Referrers implements pluginapi.ReferrerLister: the referrers API, or the
+// tag-schema fallback (tag sha256-HEX) on registries without it.
+func (e *endpoint) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
+	step := "list referrers of " + subject.String()
+	if err := subject.Validate(); err != nil {
+		return nil, e.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
+	}
+	repo, err := e.repository(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []ocispec.Descriptor{}
+	err = repo.Referrers(e.scoped(ctx), ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: subject}, artifactType, func(page []ocispec.Descriptor) error {
+		out = append(out, page...)
+		return nil
+	})
+	if err != nil {
+		return nil, e.fail(step, err)
+	}
+	return out, nil
+}
