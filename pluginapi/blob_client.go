@@ -257,7 +257,7 @@ func (e *RemoteEndpoint) PutBlob(ctx context.Context, desc ocispec.Descriptor, r
 	done := make(chan rpcResult, 1)
 	go func() {
 		_, err := e.p.client.PutBlob(callCtx, &transportv1.PutBlobRequest{
-			Handle: e.handle, DescriptorJson: b, DataPlane: dp.request(t),
+			Handle: e.handle, DescriptorJson: b, DataPlane: dp.request(t), HostVerified: HostVerified(ctx),
 		})
 		done <- rpcResult{err: fromStatus(err)}
 	}()
@@ -370,7 +370,7 @@ func (e *RemoteEndpoint) putBlobStream(ctx context.Context, descJSON []byte, des
 	if err != nil {
 		return fromStatus(err)
 	}
-	sendErr := stream.Send(&transportv1.PutBlobStreamRequest{Handle: e.handle, DescriptorJson: descJSON})
+	sendErr := stream.Send(&transportv1.PutBlobStreamRequest{Handle: e.handle, DescriptorJson: descJSON, HostVerified: HostVerified(ctx)})
 	var localErr error
 	if sendErr == nil {
 		localErr, sendErr = sendExact(desc, r, func(p []byte) error {

@@ -114,6 +114,9 @@ func (s *grpcServer) PutBlob(ctx context.Context, req *transportv1.PutBlobReques
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	if req.GetHostVerified() {
+		ctx = WithHostVerified(ctx)
+	}
 	if err := dst.PutBlob(ctx, desc, newSizedReader(ctx, conn, desc)); err != nil {
 		return nil, toStatus(err)
 	}
@@ -140,6 +143,9 @@ func (s *grpcServer) PutBlobStream(stream grpc.ClientStreamingServer[transportv1
 		}
 		return m.GetData(), nil
 	}}
+	if first.GetHostVerified() {
+		ctx = WithHostVerified(ctx)
+	}
 	if err := dst.PutBlob(ctx, desc, newSizedReader(ctx, cr, desc)); err != nil {
 		return toStatus(err)
 	}

@@ -90,7 +90,10 @@ type Destination interface {
 	HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error)
 	// PutBlob stores a blob from r, which yields exactly desc.Size bytes.
 	// It must verify the digest before the blob becomes visible and return
-	// an error wrapping core.ErrDigestMismatch otherwise.
+	// an error wrapping core.ErrDigestMismatch otherwise; when
+	// HostVerified(ctx) is true the host does that as bytes pass, and
+	// checking that exactly desc.Size bytes arrived before a clean end of
+	// stream is enough.
 	PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error
 	// PutManifest stores a manifest or index. ref is "" for a manifest stored
 	// only by digest (children of an index), otherwise the tag or

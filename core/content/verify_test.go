@@ -87,3 +87,22 @@ func TestReadAllVerifiedLimit(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestSizeReader(t *testing.T) {
+	good := bytes.Repeat([]byte("x"), 1000)
+	d := desc(good)
+	if got, err := io.ReadAll(NewSizeReader(bytes.NewReader(good), d)); err != nil || len(got) != 1000 {
+		t.Fatalf("match: %d bytes, %v", len(got), err)
+	}
+	// Other bytes of the right size pass: the digest is the caller's job.
+	other := bytes.Repeat([]byte("y"), 1000)
+	sr := NewSizeReader(bytes.NewReader(other), d)
+	if _, err := io.ReadAll(sr); err != nil || !sr.Verified() {
+		t.Fatalf("size-only: %v", err)
+	}
+	for _, b := range [][]byte{good[:999], append(append([]byte(nil), good...), 'z')} {
+		if _, err := io.ReadAll(NewSizeReader(bytes.NewReader(b), d)); !errors.Is(err, core.ErrSizeMismatch) {
+			t.Fatalf("%d bytes: err = %v", len(b), err)
+		}
+	}
+}

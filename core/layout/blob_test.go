@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
 )
 
 func newStore(t *testing.T) *Store {
@@ -352,5 +353,40 @@ func TestOpenBlobAndStatMissing(t *testing.T) {
 	}
 	if ok, err := s.HasBlob(ctx, ocispec.Descriptor{Digest: d, Size: 6}); ok || err != nil {
 		t.Fatalf("HasBlob = %v, %v", ok, err)
+	}
+}
+
+// WriteBlobSized trusts its caller for the digest, but a caller's verifying
+// reader cuts wrong content short, so it is still never visible; and the
+// size is checked here.
+func TestWriteBlobSized(t *testing.T) {
+	ctx := context.Background()
+	good := newBlob("application/octet-stream", bytes.Repeat([]byte("g"), 3<<20))
+	bad := bytes.Repeat([]byte("g"), 3<<20)
+	bad[len(bad)-1] = 'b'
+	for _, tt := range []struct {
+		name string
+		r    io.Reader
+		is   error
+	}{
+		{"verified wrong content", content.NewVerifyReader(bytes.NewReader(bad), good.desc), core.ErrDigestMismatch},
+		{"short", bytes.NewReader(good.data[:100]), core.ErrSizeMismatch},
+		{"long", io.MultiReader(bytes.NewReader(good.data), strings.NewReader("x")), core.ErrSizeMismatch},
+	} {
+		s := newStore(t)
+		err := s.WriteBlobSized(ctx, good.desc, tt.r)
+		if !errors.Is(err, tt.is) {
+			t.Fatalf("%s: err = %v, want %v", tt.name, err, tt.is)
+		}
+		if ok, _ := s.HasBlob(ctx, good.desc); ok {
+			t.Fatalf("%s: blob became visible", tt.name)
+		}
+	}
+	s := newStore(t)
+	if err := s.WriteBlobSized(ctx, good.desc, content.NewVerifyReader(bytes.NewReader(good.data), good.desc)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.HasBlob(ctx, good.desc); !ok {
+		t.Fatal("good blob not stored")
 	}
 }

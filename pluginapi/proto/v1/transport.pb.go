@@ -958,8 +958,11 @@ type PutBlobRequest struct {
 	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
 	DescriptorJson []byte                 `protobuf:"bytes,2,opt,name=descriptor_json,json=descriptorJson,proto3" json:"descriptor_json,omitempty"`
 	DataPlane      *DataPlane             `protobuf:"bytes,3,opt,name=data_plane,json=dataPlane,proto3" json:"data_plane,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The host verifies the stream's digest as it passes and cuts it short
+	// before the last byte of wrong content (see pluginapi.HostVerified).
+	HostVerified  bool `protobuf:"varint,4,opt,name=host_verified,json=hostVerified,proto3" json:"host_verified,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutBlobRequest) Reset() {
@@ -1013,6 +1016,13 @@ func (x *PutBlobRequest) GetDataPlane() *DataPlane {
 	return nil
 }
 
+func (x *PutBlobRequest) GetHostVerified() bool {
+	if x != nil {
+		return x.HostVerified
+	}
+	return false
+}
+
 type PutBlobResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1055,6 +1065,7 @@ type PutBlobStreamRequest struct {
 	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
 	DescriptorJson []byte                 `protobuf:"bytes,2,opt,name=descriptor_json,json=descriptorJson,proto3" json:"descriptor_json,omitempty"`
 	Data           []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	HostVerified   bool                   `protobuf:"varint,4,opt,name=host_verified,json=hostVerified,proto3" json:"host_verified,omitempty"` // first message only, as in PutBlobRequest
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1108,6 +1119,13 @@ func (x *PutBlobStreamRequest) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *PutBlobStreamRequest) GetHostVerified() bool {
+	if x != nil {
+		return x.HostVerified
+	}
+	return false
 }
 
 type PutManifestRequest struct {
@@ -1930,17 +1948,19 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
 	"\x0fdescriptor_json\x18\x02 \x01(\fR\x0edescriptorJson\")\n" +
 	"\x0fHasBlobResponse\x12\x16\n" +
-	"\x06exists\x18\x01 \x01(\bR\x06exists\"\x93\x01\n" +
+	"\x06exists\x18\x01 \x01(\bR\x06exists\"\xb8\x01\n" +
 	"\x0ePutBlobRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
 	"\x0fdescriptor_json\x18\x02 \x01(\fR\x0edescriptorJson\x12@\n" +
 	"\n" +
-	"data_plane\x18\x03 \x01(\v2!.stevedore.transport.v1.DataPlaneR\tdataPlane\"\x11\n" +
-	"\x0fPutBlobResponse\"k\n" +
+	"data_plane\x18\x03 \x01(\v2!.stevedore.transport.v1.DataPlaneR\tdataPlane\x12#\n" +
+	"\rhost_verified\x18\x04 \x01(\bR\fhostVerified\"\x11\n" +
+	"\x0fPutBlobResponse\"\x90\x01\n" +
 	"\x14PutBlobStreamRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
 	"\x0fdescriptor_json\x18\x02 \x01(\fR\x0edescriptorJson\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"y\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12#\n" +
+	"\rhost_verified\x18\x04 \x01(\bR\fhostVerified\"y\n" +
 	"\x12PutManifestRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
 	"\x0fdescriptor_json\x18\x02 \x01(\fR\x0edescriptorJson\x12\x10\n" +

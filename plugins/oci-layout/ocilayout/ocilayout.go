@@ -207,6 +207,9 @@ func (e *writeEndpoint) HasBlob(ctx context.Context, desc ocispec.Descriptor) (b
 
 // PutBlob implements pluginapi.Destination.
 func (e *writeEndpoint) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	if pluginapi.HostVerified(ctx) {
+		return e.store.WriteBlobSized(ctx, desc, r)
+	}
 	return e.store.WriteBlob(ctx, desc, r)
 }
 
