@@ -41,6 +41,7 @@ type endpoint struct {
 	opts     options
 	creds    *credResolver
 	base     *http.Transport
+	conn     *conn
 	client   *auth.Client
 	ref      orasregistry.Reference
 
@@ -50,31 +51,13 @@ type endpoint struct {
 }
 
 func newEndpoint(p *Plugin, location, name, host, repo string, mode pluginapi.Mode, opts options) (*endpoint, error) {
-	tlsConf, err := tlsConfig(name, host, opts)
+	c, err := p.conn(name, host, opts)
 	if err != nil {
 		return nil, fmt.Errorf("docker://%s: %w", location, err)
 	}
-	base := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   30 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		TLSClientConfig:       tlsConf,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   32,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   15 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		// Blob bytes must arrive as stored: no transparent gzip.
-		DisableCompression: true,
-		// Large buffers cut syscalls on multi-GiB blobs.
-		WriteBufferSize: 256 << 10,
-		ReadBufferSize:  256 << 10,
-	}
+	base := c.base
 	e := &endpoint{
-		p: p, location: location, name: name, host: host, repo: repo, mode: mode, opts: opts,
+		p: p, location: location, name: name, host: host, repo: repo, mode: mode, opts: opts, conn: c,
 		creds: &credResolver{name: name, repo: repo, opts: opts},
 		base:  base,
 		ref:   orasregistry.Reference{Registry: host, Repository: repo},
@@ -100,11 +83,48 @@ func newEndpoint(p *Plugin, location, name, host, repo string, mode pluginapi.Mo
 	return e, nil
 }
 
-// Close implements pluginapi.Endpoint.
-func (e *endpoint) Close(context.Context) error {
-	e.base.CloseIdleConnections()
-	return nil
+// conn returns the connection pool shared by endpoints of one registry with
+// the same TLS settings.
+func (p *Plugin) conn(name, host string, opts options) (*conn, error) {
+	key := connKey{host: host, tlsVerify: opts.tlsVerify, certDir: opts.certDir}
+	p.connMu.Lock()
+	defer p.connMu.Unlock()
+	if c, ok := p.conns[key]; ok {
+		return c, nil
+	}
+	tlsConf, err := tlsConfig(name, host, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{base: &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   30 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		TLSClientConfig:       tlsConf,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// Blob bytes must arrive as stored: no transparent gzip.
+		DisableCompression: true,
+		// Large buffers cut syscalls on multi-GiB blobs.
+		WriteBufferSize: 256 << 10,
+		ReadBufferSize:  256 << 10,
+	}}
+	if p.conns == nil {
+		p.conns = map[connKey]*conn{}
+	}
+	p.conns[key] = c
+	return c, nil
 }
+
+// Close implements pluginapi.Endpoint. Idle connections stay open for the
+// next endpoint of the same registry; the plugin process ends with the run.
+func (e *endpoint) Close(context.Context) error { return nil }
 
 // baseURL returns "https://host" or, when TLS verification is off and the
 // host does not speak TLS, "http://host" (what skopeo does with
@@ -113,7 +133,7 @@ func (e *endpoint) baseURL(ctx context.Context) (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.scheme == "" {
-		scheme, err := e.detectScheme(ctx)
+		scheme, err := e.sharedScheme(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -134,6 +154,20 @@ func (e *endpoint) baseURL(ctx context.Context) (string, error) {
 		}
 	}
 	return e.scheme + "://" + e.host, nil
+}
+
+// sharedScheme detects the scheme once per registry connection pool.
+func (e *endpoint) sharedScheme(ctx context.Context) (string, error) {
+	e.conn.mu.Lock()
+	defer e.conn.mu.Unlock()
+	if e.conn.scheme != "" {
+		return e.conn.scheme, nil
+	}
+	s, err := e.detectScheme(ctx)
+	if err == nil {
+		e.conn.scheme = s
+	}
+	return s, err
 }
 
 func (e *endpoint) detectScheme(ctx context.Context) (string, error) {

@@ -550,13 +550,31 @@ func (w *Writer) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw [
 	if err != nil {
 		return err
 	}
+	if tag != "" && !hasSubject(raw) {
+		// One PUT by tag stores the manifest and points the tag at it; the
+		// registry's Docker-Content-Digest is checked against desc.
+		return w.putTagged(ctx, desc, raw, tag)
+	}
 	if err := repo.Manifests().Push(ctx, desc, bytes.NewReader(raw)); err != nil {
 		return w.fail(step, err)
 	}
 	if tag == "" {
 		return nil
 	}
-	step = "tag " + tag + " as " + desc.Digest.String()
+	return w.putTagged(ctx, desc, raw, tag)
+}
+
+// hasSubject reports whether a manifest names a subject: oras-go must then
+// push it by digest to keep the referrers tag index of registries without
+// the referrers API.
+func hasSubject(raw []byte) bool {
+	m, err := manifest.Parse(raw, "")
+	return err != nil || m.Subject != nil
+}
+
+// putTagged PUTs the manifest under tag.
+func (w *Writer) putTagged(ctx context.Context, desc ocispec.Descriptor, raw []byte, tag string) error {
+	step := "tag " + tag + " as " + desc.Digest.String()
 	u, err := w.url(ctx, "/manifests/"+tag)
 	if err != nil {
 		return err

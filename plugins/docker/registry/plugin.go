@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,27 @@ type Plugin struct {
 	TagPageSize int
 
 	rings sync.Pool // replay windows of ReplayWindow bytes, reused
+
+	connMu sync.Mutex
+	conns  map[connKey]*conn // one HTTP transport per registry and TLS setting
+}
+
+// connKey identifies what endpoints may share: the host dialled and the TLS
+// settings (credentials differ per endpoint and live in its auth client).
+type connKey struct {
+	host      string
+	tlsVerify bool
+	certDir   string
+}
+
+// conn is a keep-alive connection pool to one registry, shared by every
+// endpoint of the plugin process (a sync opens two per repository), and the
+// scheme found for it when TLS verification is off.
+type conn struct {
+	base *http.Transport
+
+	mu     sync.Mutex
+	scheme string
 }
 
 func (p *Plugin) getRing(n int64) []byte {
