@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
 	"github.com/stevedore-oci/stevedore/core/manifest"
 	"github.com/stevedore-oci/stevedore/core/platform"
@@ -111,6 +114,9 @@ type copier struct {
 	done  map[digest.Digest]*blobOnce
 	stats struct{ copied, skipped, mounted, manifests atomic.Int64 }
 	bytes atomic.Int64
+	// share, when set (sync), moves each blob once per destination
+	// registry across copiers and mounts it where it already is.
+	share *blobShare
 }
 
 type blobOnce struct {
@@ -135,12 +141,19 @@ func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyRes
 	if err != nil {
 		return nil, c.src.wrap("resolve "+quote(srcRef), err)
 	}
+	return c.copyResolved(ctx, root, dstRef, c.opts.All)
+}
+
+// copyResolved copies the image or index root (already resolved at the
+// source) to dstRef. all overrides CopyOptions.All (sync copies referrers
+// whole).
+func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstRef string, all bool) (*CopyResult, error) {
 	m, err := c.fetchManifest(ctx, root)
 	if err != nil {
 		return nil, err
 	}
 	top := m
-	if m.IsIndex() && !c.opts.All {
+	if m.IsIndex() && !all {
 		top, err = c.selectPlatforms(ctx, m)
 		if err != nil {
 			return nil, err
@@ -339,8 +352,20 @@ func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor) error {
 			return
 		}
 		defer func() { <-c.sem }()
-		o.err = c.transferBlob(ctx, desc)
+		if c.share != nil {
+			o.err = c.share.transfer(ctx, c, desc)
+		} else {
+			o.err = c.transferBlob(ctx, desc)
+		}
 	})
+	if o.err != nil {
+		// Forget a failure so that a later image (or a retry) tries again.
+		c.mu.Lock()
+		if c.done[desc.Digest] == o {
+			delete(c.done, desc.Digest)
+		}
+		c.mu.Unlock()
+	}
 	return o.err
 }
 
@@ -399,11 +424,13 @@ func (c *copier) linkBlob(ctx context.Context, desc ocispec.Descriptor) (bool, e
 // streamBlob moves a blob's bytes from source to destination through the
 // host, verifying size and digest as they pass. The verifying reader
 // withholds the last byte of wrong content, so the destination never
-// receives a whole wrong blob even if it did not check.
+// receives a whole wrong blob even if it did not check. Local files are
+// read and written by the host itself where the endpoints allow it
+// (blob-path, stage-blob), so the bytes skip the plugin processes.
 func (c *copier) streamBlob(ctx context.Context, desc ocispec.Descriptor) error {
-	rc, err := c.src.GetBlob(ctx, desc, 0)
+	rc, err := c.openSourceBlob(ctx, desc)
 	if err != nil {
-		return c.src.wrap("get blob "+desc.Digest.String(), err)
+		return err
 	}
 	defer rc.Close()
 	c.emit(Event{Kind: BlobStart, Desc: desc})
@@ -412,7 +439,20 @@ func (c *copier) streamBlob(ctx context.Context, desc ocispec.Descriptor) error 
 	if c.opts.Progress != nil {
 		r = &progressReader{r: vr, desc: desc, emit: c.emit, step: 1 << 20}
 	}
-	if err := c.dst.PutBlob(ctx, desc, r); err != nil {
+	if st, ok := c.dst.Endpoint.(pluginapi.BlobStager); ok && c.dst.has(pluginapi.CapStageBlob) {
+		staged, err := c.stageBlob(ctx, st, desc, vr, r)
+		if err != nil {
+			return err
+		}
+		if staged {
+			c.stats.copied.Add(1)
+			c.bytes.Add(desc.Size)
+			c.emit(Event{Kind: BlobDone, Desc: desc, Bytes: desc.Size})
+			return nil
+		}
+		// The staged file is not usable from here: stream to the plugin.
+	}
+	if err := c.dst.PutBlob(pluginapi.WithHostVerified(ctx), desc, r); err != nil {
 		if verr := verifyErr(vr); verr != nil {
 			// The source sent wrong bytes: say so, not what the
 			// destination made of the cut stream.
@@ -427,6 +467,129 @@ func (c *copier) streamBlob(ctx context.Context, desc ocispec.Descriptor) error 
 	c.bytes.Add(desc.Size)
 	c.emit(Event{Kind: BlobDone, Desc: desc, Bytes: desc.Size})
 	return nil
+}
+
+// openSourceBlob opens a blob of the source for streaming: the local file
+// itself when the source has one (blob-path), so the bytes do not pass
+// through the source plugin, else GetBlob. The caller verifies either way.
+func (c *copier) openSourceBlob(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	if bp, ok := c.src.Endpoint.(pluginapi.BlobPather); ok && c.src.has(pluginapi.CapBlobPath) {
+		if path, err := bp.BlobPath(ctx, desc); err == nil && path != "" {
+			if f, err := openRegular(path, os.O_RDONLY); err == nil {
+				return f, nil
+			}
+		}
+		// No usable local file: ask the plugin for the bytes.
+	}
+	rc, err := c.src.GetBlob(ctx, desc, 0)
+	if err != nil {
+		return nil, c.src.wrap("get blob "+desc.Digest.String(), err)
+	}
+	return rc, nil
+}
+
+// openRegular opens path with flag, refusing anything but a regular file.
+func openRegular(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file: %w", path, core.ErrInvalid)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// stageBlob writes a blob into a file the destination staged (stage-blob)
+// from r, which reads vr, then has the destination commit it: the host
+// hashed every byte it wrote, so the commit is host-verified. Any failure
+// aborts the staged file. It reports false, having read nothing, when the
+// staged file cannot be used from this process (the plugin sees another
+// filesystem), so that the caller streams to the plugin instead.
+func (c *copier) stageBlob(ctx context.Context, st pluginapi.BlobStager, desc ocispec.Descriptor, vr *content.VerifyReader, r io.Reader) (bool, error) {
+	path, err := st.StageBlob(ctx, desc)
+	if err != nil {
+		if errors.Is(err, core.ErrUnsupported) {
+			return false, nil
+		}
+		return true, c.dst.wrap("stage blob "+desc.Digest.String(), err)
+	}
+	// Cleanup runs even when ctx is cancelled; the plugin's Close would
+	// remove the file otherwise.
+	abort := func() { _ = st.AbortStagedBlob(context.WithoutCancel(ctx), path) }
+	var f *os.File
+	if filepath.IsAbs(path) {
+		f, err = openRegular(path, os.O_WRONLY)
+	} else {
+		err = fmt.Errorf("staged path %q is not absolute: %w", path, core.ErrInvalid)
+	}
+	if err == nil {
+		if fi, serr := f.Stat(); serr != nil || fi.Size() != 0 {
+			// Not the fresh file the destination staged.
+			f.Close()
+			err = fmt.Errorf("staged file %s is not empty: %w", path, core.ErrInvalid)
+		}
+	}
+	if err != nil {
+		abort()
+		return false, nil
+	}
+	w := &stagedWriter{f: f}
+	bufp := stageBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(w, atomicfile.ContextReader(ctx, r), *bufp)
+	stageBufs.Put(bufp)
+	if err == nil && !vr.Verified() {
+		err = fmt.Errorf("blob %s: stream ended unverified: %w", desc.Digest, core.ErrInvalid)
+	}
+	if err == nil {
+		if err = f.Sync(); err != nil {
+			w.err = err
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err, w.err = cerr, cerr
+	}
+	if err != nil {
+		abort()
+		switch verr := verifyErr(vr); {
+		case verr != nil:
+			// The source sent wrong bytes: say so.
+			return true, c.src.wrap("blob "+desc.Digest.String(), verr)
+		case ctx.Err() != nil:
+			return true, ctx.Err()
+		case w.err != nil:
+			return true, c.dst.wrap("write staged blob "+desc.Digest.String()+" to "+path, w.err)
+		}
+		return true, c.src.wrap("get blob "+desc.Digest.String(), err)
+	}
+	if err := st.CommitStagedBlob(pluginapi.WithHostVerified(ctx), desc, path); err != nil {
+		return true, c.dst.wrap("commit staged blob "+desc.Digest.String(), err)
+	}
+	return true, nil
+}
+
+// stageBufs are the 1 MiB buffers of staged writes.
+var stageBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// stagedWriter writes to a staged file and keeps its write error apart from
+// the source's read errors. It has no ReadFrom, so io.CopyBuffer uses the
+// 1 MiB buffer.
+type stagedWriter struct {
+	f   *os.File
+	err error
+}
+
+func (w *stagedWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
 }
 
 // verifyErr returns the integrity failure a VerifyReader hit, if any.

@@ -160,6 +160,7 @@ var (
 	_ pluginapi.Committer      = (*guardedEndpoint)(nil)
 	_ pluginapi.BlobPather     = (*guardedEndpoint)(nil)
 	_ pluginapi.FilePutter     = (*guardedEndpoint)(nil)
+	_ pluginapi.BlobStager     = (*guardedEndpoint)(nil)
 )
 
 // Capabilities lists what the plugin advertised for this endpoint.
@@ -244,6 +245,28 @@ func (e *guardedEndpoint) Commit(ctx context.Context) error {
 func (e *guardedEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path string) error {
 	return e.g.bulk(ctx, "put blob "+desc.Digest.String()+" from "+path, func(ctx context.Context) error {
 		return e.e.PutBlobFile(ctx, desc, path)
+	})
+}
+
+func (e *guardedEndpoint) StageBlob(ctx context.Context, desc ocispec.Descriptor) (p string, err error) {
+	err = e.g.do(ctx, "stage blob "+desc.Digest.String(), func(ctx context.Context) (err error) {
+		p, err = e.e.StageBlob(ctx, desc)
+		return err
+	})
+	return p, err
+}
+
+// CommitStagedBlob fsyncs (and, unless host-verified, hashes) a whole blob
+// inside the plugin: bulk work, like PutBlobFile.
+func (e *guardedEndpoint) CommitStagedBlob(ctx context.Context, desc ocispec.Descriptor, path string) error {
+	return e.g.bulk(ctx, "commit staged blob "+desc.Digest.String(), func(ctx context.Context) error {
+		return e.e.CommitStagedBlob(ctx, desc, path)
+	})
+}
+
+func (e *guardedEndpoint) AbortStagedBlob(ctx context.Context, path string) error {
+	return e.g.do(ctx, "abort staged blob "+path, func(ctx context.Context) error {
+		return e.e.AbortStagedBlob(ctx, path)
 	})
 }
 

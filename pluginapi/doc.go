@@ -44,7 +44,9 @@
 // mounts), Committer (formats written at the end: nothing is visible before
 // Commit, and Close without Commit discards), BlobPather and FilePutter
 // (local files the host can hand from one plugin to another without
-// streaming).
+// streaming, or read itself), and BlobStager (a destination whose store is
+// local files lets the host write a blob into a staged file and commit it,
+// so the bytes skip the plugin process).
 //
 // Errors: wrap the core sentinels (core.ErrNotFound, ErrDigestMismatch,
 // ErrSizeMismatch, ErrUnsupported, ErrInvalid, ErrExists, ErrUnauthorized,

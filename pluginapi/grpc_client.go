@@ -141,6 +141,7 @@ var (
 	_ Committer      = (*RemoteEndpoint)(nil)
 	_ BlobPather     = (*RemoteEndpoint)(nil)
 	_ FilePutter     = (*RemoteEndpoint)(nil)
+	_ BlobStager     = (*RemoteEndpoint)(nil)
 )
 
 // Capabilities lists the capability names (Cap*) the plugin advertised.
@@ -308,5 +309,46 @@ func (e *RemoteEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descripto
 		return err
 	}
 	_, err = e.p.client.PutBlobFile(ctx, &transportv1.PutBlobFileRequest{Handle: e.handle, DescriptorJson: b, Path: path})
+	return fromStatus(err)
+}
+
+// StageBlob implements BlobStager.
+func (e *RemoteEndpoint) StageBlob(ctx context.Context, desc ocispec.Descriptor) (string, error) {
+	if err := e.need(CapStageBlob); err != nil {
+		return "", err
+	}
+	b, err := encodeDescriptor(desc)
+	if err != nil {
+		return "", err
+	}
+	resp, err := e.p.client.StageBlob(ctx, &transportv1.StageBlobRequest{Handle: e.handle, DescriptorJson: b})
+	if err != nil {
+		return "", fromStatus(err)
+	}
+	return resp.GetPath(), nil
+}
+
+// CommitStagedBlob implements BlobStager; HostVerified(ctx) travels with
+// the call.
+func (e *RemoteEndpoint) CommitStagedBlob(ctx context.Context, desc ocispec.Descriptor, path string) error {
+	if err := e.need(CapStageBlob); err != nil {
+		return err
+	}
+	b, err := encodeDescriptor(desc)
+	if err != nil {
+		return err
+	}
+	_, err = e.p.client.CommitStagedBlob(ctx, &transportv1.CommitStagedBlobRequest{
+		Handle: e.handle, DescriptorJson: b, Path: path, HostVerified: HostVerified(ctx),
+	})
+	return fromStatus(err)
+}
+
+// AbortStagedBlob implements BlobStager.
+func (e *RemoteEndpoint) AbortStagedBlob(ctx context.Context, path string) error {
+	if err := e.need(CapStageBlob); err != nil {
+		return err
+	}
+	_, err := e.p.client.AbortStagedBlob(ctx, &transportv1.AbortStagedBlobRequest{Handle: e.handle, Path: path})
 	return fromStatus(err)
 }

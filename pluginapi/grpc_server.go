@@ -284,3 +284,48 @@ func (s *grpcServer) PutBlobFile(ctx context.Context, req *transportv1.PutBlobFi
 	}
 	return &transportv1.PutBlobFileResponse{}, nil
 }
+
+func (s *grpcServer) StageBlob(ctx context.Context, req *transportv1.StageBlobRequest) (*transportv1.StageBlobResponse, error) {
+	st, err := endpointAs[BlobStager](s, req.GetHandle(), CapStageBlob)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := decodeDescriptor(req.GetDescriptorJson())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	p, err := st.StageBlob(ctx, desc)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.StageBlobResponse{Path: p}, nil
+}
+
+func (s *grpcServer) CommitStagedBlob(ctx context.Context, req *transportv1.CommitStagedBlobRequest) (*transportv1.CommitStagedBlobResponse, error) {
+	st, err := endpointAs[BlobStager](s, req.GetHandle(), CapStageBlob)
+	if err != nil {
+		return nil, err
+	}
+	desc, err := decodeDescriptor(req.GetDescriptorJson())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.GetHostVerified() {
+		ctx = WithHostVerified(ctx)
+	}
+	if err := st.CommitStagedBlob(ctx, desc, req.GetPath()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.CommitStagedBlobResponse{}, nil
+}
+
+func (s *grpcServer) AbortStagedBlob(ctx context.Context, req *transportv1.AbortStagedBlobRequest) (*transportv1.AbortStagedBlobResponse, error) {
+	st, err := endpointAs[BlobStager](s, req.GetHandle(), CapStageBlob)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.AbortStagedBlob(ctx, req.GetPath()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.AbortStagedBlobResponse{}, nil
+}

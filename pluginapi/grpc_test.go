@@ -83,6 +83,9 @@ func TestCapabilities(t *testing.T) {
 	_, checks["Referrers"] = w.Referrers(ctx, desc.Digest, "")
 	_, checks["BlobPath"] = w.BlobPath(ctx, desc)
 	_, checks["HasBlob"] = r.HasBlob(ctx, desc)
+	_, checks["StageBlob"] = w.StageBlob(ctx, desc)
+	checks["CommitStagedBlob"] = w.CommitStagedBlob(ctx, desc, "/nonexistent")
+	checks["AbortStagedBlob"] = w.AbortStagedBlob(ctx, "/nonexistent")
 	for name, err := range checks {
 		if !errors.Is(err, core.ErrUnsupported) || !strings.HasPrefix(err.Error(), "mem:caps: ") {
 			t.Errorf("%s: err = %v, want mem:caps: ... unsupported", name, err)

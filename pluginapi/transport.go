@@ -133,7 +133,9 @@ type Committer interface {
 }
 
 // BlobPather is implemented by sources whose blobs are plain local files. The
-// host may hand the path to a FilePutter destination instead of streaming.
+// host may hand the path to a FilePutter destination instead of streaming,
+// or read the file itself instead of calling GetBlob (it verifies the bytes
+// either way).
 type BlobPather interface {
 	BlobPath(ctx context.Context, desc ocispec.Descriptor) (string, error)
 }
@@ -143,6 +145,31 @@ type BlobPather interface {
 // content before it becomes visible.
 type FilePutter interface {
 	PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path string) error
+}
+
+// BlobStager is implemented by destinations that keep blobs as local files
+// and let the host write a blob's bytes straight into their store, so the
+// bytes do not pass through the plugin process. The host stages a file,
+// writes and fsyncs it, then commits or aborts it; nothing staged is visible
+// under any digest before CommitStagedBlob succeeds.
+type BlobStager interface {
+	// StageBlob creates a fresh, empty file (mode 0600) inside the store for
+	// desc's bytes and returns its absolute path.
+	StageBlob(ctx context.Context, desc ocispec.Descriptor) (path string, err error)
+	// CommitStagedBlob makes the file at path visible as desc. It refuses a
+	// path that this endpoint did not stage for desc, or that is already
+	// committed or aborted, with an error wrapping core.ErrInvalid. The file
+	// must hold exactly desc.Size bytes (else an error wrapping
+	// core.ErrSizeMismatch) with digest desc.Digest (else core.ErrDigestMismatch);
+	// when HostVerified(ctx) is true the host hashed the bytes as it wrote
+	// them, and checking the size is enough. The file is fsynced and renamed
+	// into place. On any failure with a staged path, the staged file is
+	// removed and nothing becomes visible.
+	CommitStagedBlob(ctx context.Context, desc ocispec.Descriptor, path string) error
+	// AbortStagedBlob removes a staged file that will not be committed. A
+	// path this endpoint did not stage is refused (core.ErrInvalid) and left
+	// alone.
+	AbortStagedBlob(ctx context.Context, path string) error
 }
 
 // Capability names, as advertised to the host.
@@ -156,6 +183,7 @@ const (
 	CapCommit      = "commit"
 	CapBlobPath    = "blob-path"
 	CapPutBlobFile = "put-blob-file"
+	CapStageBlob   = "stage-blob"
 )
 
 // Capabilities derives the capability list of an endpoint from the optional
@@ -185,5 +213,7 @@ func Capabilities(e Endpoint) []string {
 	add(ok, CapBlobPath)
 	_, ok = e.(FilePutter)
 	add(ok, CapPutBlobFile)
+	_, ok = e.(BlobStager)
+	add(ok, CapStageBlob)
 	return caps
 }

@@ -85,6 +85,17 @@ var unadvertised = map[string]func(ctx context.Context, ep pluginapi.Endpoint, l
 		}
 		return true, f.PutBlobFile(ctx, missingBlob(), filepath.Join(os.TempDir(), "transporttest-no-such-file"))
 	},
+	pluginapi.CapStageBlob: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
+		s, ok := ep.(pluginapi.BlobStager)
+		if !ok {
+			return false, nil
+		}
+		p, err := s.StageBlob(ctx, missingBlob())
+		if err == nil {
+			_ = s.AbortStagedBlob(ctx, p)
+		}
+		return true, err
+	},
 }
 
 func (k *kit) testCapabilities(t *testing.T) {

@@ -99,6 +99,7 @@ func Run(t *testing.T, h Harness) {
 		{"PutBlobExisting", k.testPutBlobExisting},
 		{"BlobPath", k.testBlobPath},
 		{"PutBlobFile", k.testPutBlobFile},
+		{"StageBlob", k.testStageBlob},
 		{"Mount", k.testMount},
 		{"Referrers", k.testReferrers},
 		{"CloseWithoutCommit", k.testCloseWithoutCommit},

@@ -80,9 +80,9 @@ func (p *memPlugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginap
 	r := &memReader{s: s, bug: p.bug, convert: p.convert, noIndex: p.noIndex}
 	if req.Mode == pluginapi.ModeWrite {
 		if p.bug == "caps-lie" {
-			return &lyingWriter{memWriter{r}}, nil
+			return &lyingWriter{memWriter{memReader: r}}, nil
 		}
-		return &memWriter{r}, nil
+		return &memWriter{memReader: r}, nil
 	}
 	return r, nil
 }
@@ -165,7 +165,10 @@ func (r *memReader) ListTags(context.Context) ([]string, error) {
 	return tags, nil
 }
 
-type memWriter struct{ *memReader }
+type memWriter struct {
+	*memReader
+	stg memStaging
+}
 
 func (w *memWriter) HasBlob(_ context.Context, desc ocispec.Descriptor) (bool, error) {
 	w.s.mu.Lock()
@@ -186,6 +189,11 @@ func (w *memWriter) PutBlob(_ context.Context, desc ocispec.Descriptor, r io.Rea
 	if err != nil {
 		return err
 	}
+	return w.keep(desc, b)
+}
+
+// keep stores a blob's bytes, checked by the caller.
+func (w *memWriter) keep(desc ocispec.Descriptor, b []byte) error {
 	if w.convert && layer.Detect(b) == layer.Gzip {
 		return w.putDecompressed(desc, b)
 	}
@@ -193,6 +201,90 @@ func (w *memWriter) PutBlob(_ context.Context, desc ocispec.Descriptor, r io.Rea
 	defer w.s.mu.Unlock()
 	w.s.blobs[desc.Digest] = b
 	return nil
+}
+
+// memStaging holds the files a mem destination staged (stage-blob), in a
+// temporary directory of its own.
+type memStaging struct {
+	mu    sync.Mutex
+	dir   string
+	files map[string]ocispec.Descriptor
+}
+
+func (w *memWriter) StageBlob(_ context.Context, desc ocispec.Descriptor) (string, error) {
+	w.stg.mu.Lock()
+	defer w.stg.mu.Unlock()
+	if w.stg.dir == "" {
+		dir, err := os.MkdirTemp("", "transporttest-mem-stage-")
+		if err != nil {
+			return "", err
+		}
+		w.stg.dir, w.stg.files = dir, map[string]ocispec.Descriptor{}
+	}
+	f, err := os.CreateTemp(w.stg.dir, "stage-")
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	w.stg.files[f.Name()] = desc
+	return f.Name(), nil
+}
+
+func (w *memWriter) take(path string, desc ocispec.Descriptor) error {
+	w.stg.mu.Lock()
+	defer w.stg.mu.Unlock()
+	staged, ok := w.stg.files[path]
+	if w.bug == "stage-any-path" {
+		return nil
+	}
+	if !ok {
+		return fmt.Errorf("%q was not staged here: %w", path, core.ErrInvalid)
+	}
+	delete(w.stg.files, path)
+	if desc.Digest != "" && (staged.Digest != desc.Digest || staged.Size != desc.Size) {
+		os.Remove(path)
+		return fmt.Errorf("%q was staged for %s: %w", path, staged.Digest, core.ErrInvalid)
+	}
+	return nil
+}
+
+func (w *memWriter) CommitStagedBlob(ctx context.Context, desc ocispec.Descriptor, path string) (err error) {
+	if err := w.take(path, desc); err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !pluginapi.HostVerified(ctx) && w.bug != "stage-trust":
+		if err := content.VerifyBytes(b, desc); err != nil {
+			return err
+		}
+	case int64(len(b)) != desc.Size && w.bug != "stage-no-size":
+		return &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: int64(len(b))}
+	}
+	return w.keep(desc, b)
+}
+
+func (w *memWriter) AbortStagedBlob(_ context.Context, path string) error {
+	if err := w.take(path, ocispec.Descriptor{}); err != nil {
+		return err
+	}
+	return os.Remove(path)
+}
+
+// Close removes what was staged and not committed.
+func (w *memWriter) Close(context.Context) error {
+	w.stg.mu.Lock()
+	defer w.stg.mu.Unlock()
+	if w.stg.dir == "" || w.bug == "stage-leak" {
+		return nil
+	}
+	err := os.RemoveAll(w.stg.dir)
+	w.stg.dir, w.stg.files = "", nil
+	return err
 }
 
 // putDecompressed stores a gzip'd layer uncompressed.
@@ -406,7 +498,7 @@ func TestKitReadOnly(t *testing.T) {
 			p.stores[loc] = s
 		}
 		p.mu.Unlock()
-		w := &memWriter{&memReader{s: s}}
+		w := &memWriter{memReader: &memReader{s: s}}
 		for _, b := range append(append(a.Blobs(), a.ChildManifests()...), a.Top()) {
 			if err := w.PutBlob(context.Background(), b.Descriptor, bytes.NewReader(b.Data)); err != nil {
 				t.Fatal(err)
@@ -444,6 +536,10 @@ func TestKitCatchesBugs(t *testing.T) {
 		{modePlain, "delete-noop", "Delete"},
 		{modePlain, "notfound-wrong", "NotFound"},
 		{modePlain, "caps-lie", "Capabilities"},
+		{modePlain, "stage-no-size", "StageBlob"},
+		{modePlain, "stage-trust", "StageBlob"},
+		{modePlain, "stage-any-path", "StageBlob"},
+		{modePlain, "stage-leak", "StageBlob"},
 		// A converting transport passes only because the harness says
 		// it converts: byte comparison fails it.
 		{modeUnflagged, "none", "SingleImage"},
@@ -462,7 +558,7 @@ func TestKitCatchesBugs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.mode+"/"+tt.bug+"/"+tt.failing, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestKitHelper$/^"+tt.failing+"$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), bugEnv+"="+tt.bug, modeEnv+"="+tt.mode)
+			cmd.Env = append(os.Environ(), bugEnv+"="+tt.bug, modeEnv+"="+tt.mode, "TMPDIR="+t.TempDir())
 			out, err := cmd.CombinedOutput()
 			if err == nil {
 				t.Fatalf("the kit passed a transport with bug %q:\n%s", tt.bug, out)

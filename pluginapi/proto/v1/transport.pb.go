@@ -1888,6 +1888,297 @@ func (*PutBlobFileResponse) Descriptor() ([]byte, []int) {
 	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{35}
 }
 
+type StageBlobRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	DescriptorJson []byte                 `protobuf:"bytes,2,opt,name=descriptor_json,json=descriptorJson,proto3" json:"descriptor_json,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StageBlobRequest) Reset() {
+	*x = StageBlobRequest{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageBlobRequest) ProtoMessage() {}
+
+func (x *StageBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageBlobRequest.ProtoReflect.Descriptor instead.
+func (*StageBlobRequest) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *StageBlobRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *StageBlobRequest) GetDescriptorJson() []byte {
+	if x != nil {
+		return x.DescriptorJson
+	}
+	return nil
+}
+
+type StageBlobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Absolute path of a fresh, empty file the host writes the blob into.
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StageBlobResponse) Reset() {
+	*x = StageBlobResponse{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageBlobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageBlobResponse) ProtoMessage() {}
+
+func (x *StageBlobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageBlobResponse.ProtoReflect.Descriptor instead.
+func (*StageBlobResponse) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *StageBlobResponse) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type CommitStagedBlobRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	DescriptorJson []byte                 `protobuf:"bytes,2,opt,name=descriptor_json,json=descriptorJson,proto3" json:"descriptor_json,omitempty"`
+	Path           string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	// The host hashed the bytes as it wrote the file and commits only a file
+	// whose digest matched (see pluginapi.HostVerified).
+	HostVerified  bool `protobuf:"varint,4,opt,name=host_verified,json=hostVerified,proto3" json:"host_verified,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitStagedBlobRequest) Reset() {
+	*x = CommitStagedBlobRequest{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitStagedBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitStagedBlobRequest) ProtoMessage() {}
+
+func (x *CommitStagedBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitStagedBlobRequest.ProtoReflect.Descriptor instead.
+func (*CommitStagedBlobRequest) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CommitStagedBlobRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *CommitStagedBlobRequest) GetDescriptorJson() []byte {
+	if x != nil {
+		return x.DescriptorJson
+	}
+	return nil
+}
+
+func (x *CommitStagedBlobRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *CommitStagedBlobRequest) GetHostVerified() bool {
+	if x != nil {
+		return x.HostVerified
+	}
+	return false
+}
+
+type CommitStagedBlobResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitStagedBlobResponse) Reset() {
+	*x = CommitStagedBlobResponse{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitStagedBlobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitStagedBlobResponse) ProtoMessage() {}
+
+func (x *CommitStagedBlobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitStagedBlobResponse.ProtoReflect.Descriptor instead.
+func (*CommitStagedBlobResponse) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{39}
+}
+
+type AbortStagedBlobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortStagedBlobRequest) Reset() {
+	*x = AbortStagedBlobRequest{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortStagedBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortStagedBlobRequest) ProtoMessage() {}
+
+func (x *AbortStagedBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortStagedBlobRequest.ProtoReflect.Descriptor instead.
+func (*AbortStagedBlobRequest) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *AbortStagedBlobRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *AbortStagedBlobRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type AbortStagedBlobResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortStagedBlobResponse) Reset() {
+	*x = AbortStagedBlobResponse{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortStagedBlobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortStagedBlobResponse) ProtoMessage() {}
+
+func (x *AbortStagedBlobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortStagedBlobResponse.ProtoReflect.Descriptor instead.
+func (*AbortStagedBlobResponse) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{41}
+}
+
 var File_pluginapi_proto_v1_transport_proto protoreflect.FileDescriptor
 
 const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
@@ -1999,12 +2290,27 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
 	"\x0fdescriptor_json\x18\x02 \x01(\fR\x0edescriptorJson\x12\x12\n" +
 	"\x04path\x18\x03 \x01(\tR\x04path\"\x15\n" +
-	"\x13PutBlobFileResponse*;\n" +
+	"\x13PutBlobFileResponse\"S\n" +
+	"\x10StageBlobRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
+	"\x0fdescriptor_json\x18\x02 \x01(\fR\x0edescriptorJson\"'\n" +
+	"\x11StageBlobResponse\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"\x93\x01\n" +
+	"\x17CommitStagedBlobRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
+	"\x0fdescriptor_json\x18\x02 \x01(\fR\x0edescriptorJson\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12#\n" +
+	"\rhost_verified\x18\x04 \x01(\bR\fhostVerified\"\x1a\n" +
+	"\x18CommitStagedBlobResponse\"D\n" +
+	"\x16AbortStagedBlobRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\"\x19\n" +
+	"\x17AbortStagedBlobResponse*;\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMODE_READ\x10\x01\x12\x0e\n" +
 	"\n" +
-	"MODE_WRITE\x10\x022\xb1\r\n" +
+	"MODE_WRITE\x10\x022\xfe\x0f\n" +
 	"\tTransport\x12Q\n" +
 	"\x04Info\x12#.stevedore.transport.v1.InfoRequest\x1a$.stevedore.transport.v1.InfoResponse\x12Q\n" +
 	"\x04Open\x12#.stevedore.transport.v1.OpenRequest\x1a$.stevedore.transport.v1.OpenResponse\x12T\n" +
@@ -2023,7 +2329,10 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\x06Delete\x12%.stevedore.transport.v1.DeleteRequest\x1a&.stevedore.transport.v1.DeleteResponse\x12W\n" +
 	"\x06Commit\x12%.stevedore.transport.v1.CommitRequest\x1a&.stevedore.transport.v1.CommitResponse\x12]\n" +
 	"\bBlobPath\x12'.stevedore.transport.v1.BlobPathRequest\x1a(.stevedore.transport.v1.BlobPathResponse\x12f\n" +
-	"\vPutBlobFile\x12*.stevedore.transport.v1.PutBlobFileRequest\x1a+.stevedore.transport.v1.PutBlobFileResponseBCZAgithub.com/stevedore-oci/stevedore/pluginapi/proto/v1;transportv1b\x06proto3"
+	"\vPutBlobFile\x12*.stevedore.transport.v1.PutBlobFileRequest\x1a+.stevedore.transport.v1.PutBlobFileResponse\x12`\n" +
+	"\tStageBlob\x12(.stevedore.transport.v1.StageBlobRequest\x1a).stevedore.transport.v1.StageBlobResponse\x12u\n" +
+	"\x10CommitStagedBlob\x12/.stevedore.transport.v1.CommitStagedBlobRequest\x1a0.stevedore.transport.v1.CommitStagedBlobResponse\x12r\n" +
+	"\x0fAbortStagedBlob\x12..stevedore.transport.v1.AbortStagedBlobRequest\x1a/.stevedore.transport.v1.AbortStagedBlobResponseBCZAgithub.com/stevedore-oci/stevedore/pluginapi/proto/v1;transportv1b\x06proto3"
 
 var (
 	file_pluginapi_proto_v1_transport_proto_rawDescOnce sync.Once
@@ -2038,50 +2347,56 @@ func file_pluginapi_proto_v1_transport_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginapi_proto_v1_transport_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pluginapi_proto_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_pluginapi_proto_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_pluginapi_proto_v1_transport_proto_goTypes = []any{
-	(Mode)(0),                    // 0: stevedore.transport.v1.Mode
-	(*InfoRequest)(nil),          // 1: stevedore.transport.v1.InfoRequest
-	(*InfoResponse)(nil),         // 2: stevedore.transport.v1.InfoResponse
-	(*OpenRequest)(nil),          // 3: stevedore.transport.v1.OpenRequest
-	(*OpenResponse)(nil),         // 4: stevedore.transport.v1.OpenResponse
-	(*CloseRequest)(nil),         // 5: stevedore.transport.v1.CloseRequest
-	(*CloseResponse)(nil),        // 6: stevedore.transport.v1.CloseResponse
-	(*ResolveRequest)(nil),       // 7: stevedore.transport.v1.ResolveRequest
-	(*ResolveResponse)(nil),      // 8: stevedore.transport.v1.ResolveResponse
-	(*GetManifestRequest)(nil),   // 9: stevedore.transport.v1.GetManifestRequest
-	(*GetManifestResponse)(nil),  // 10: stevedore.transport.v1.GetManifestResponse
-	(*DataPlane)(nil),            // 11: stevedore.transport.v1.DataPlane
-	(*GetBlobRequest)(nil),       // 12: stevedore.transport.v1.GetBlobRequest
-	(*GetBlobResponse)(nil),      // 13: stevedore.transport.v1.GetBlobResponse
-	(*GetBlobStreamRequest)(nil), // 14: stevedore.transport.v1.GetBlobStreamRequest
-	(*BlobChunk)(nil),            // 15: stevedore.transport.v1.BlobChunk
-	(*HasBlobRequest)(nil),       // 16: stevedore.transport.v1.HasBlobRequest
-	(*HasBlobResponse)(nil),      // 17: stevedore.transport.v1.HasBlobResponse
-	(*PutBlobRequest)(nil),       // 18: stevedore.transport.v1.PutBlobRequest
-	(*PutBlobResponse)(nil),      // 19: stevedore.transport.v1.PutBlobResponse
-	(*PutBlobStreamRequest)(nil), // 20: stevedore.transport.v1.PutBlobStreamRequest
-	(*PutManifestRequest)(nil),   // 21: stevedore.transport.v1.PutManifestRequest
-	(*PutManifestResponse)(nil),  // 22: stevedore.transport.v1.PutManifestResponse
-	(*MountBlobRequest)(nil),     // 23: stevedore.transport.v1.MountBlobRequest
-	(*MountBlobResponse)(nil),    // 24: stevedore.transport.v1.MountBlobResponse
-	(*ListTagsRequest)(nil),      // 25: stevedore.transport.v1.ListTagsRequest
-	(*ListTagsResponse)(nil),     // 26: stevedore.transport.v1.ListTagsResponse
-	(*ReferrersRequest)(nil),     // 27: stevedore.transport.v1.ReferrersRequest
-	(*ReferrersResponse)(nil),    // 28: stevedore.transport.v1.ReferrersResponse
-	(*DeleteRequest)(nil),        // 29: stevedore.transport.v1.DeleteRequest
-	(*DeleteResponse)(nil),       // 30: stevedore.transport.v1.DeleteResponse
-	(*CommitRequest)(nil),        // 31: stevedore.transport.v1.CommitRequest
-	(*CommitResponse)(nil),       // 32: stevedore.transport.v1.CommitResponse
-	(*BlobPathRequest)(nil),      // 33: stevedore.transport.v1.BlobPathRequest
-	(*BlobPathResponse)(nil),     // 34: stevedore.transport.v1.BlobPathResponse
-	(*PutBlobFileRequest)(nil),   // 35: stevedore.transport.v1.PutBlobFileRequest
-	(*PutBlobFileResponse)(nil),  // 36: stevedore.transport.v1.PutBlobFileResponse
-	nil,                          // 37: stevedore.transport.v1.OpenRequest.OptionsEntry
+	(Mode)(0),                        // 0: stevedore.transport.v1.Mode
+	(*InfoRequest)(nil),              // 1: stevedore.transport.v1.InfoRequest
+	(*InfoResponse)(nil),             // 2: stevedore.transport.v1.InfoResponse
+	(*OpenRequest)(nil),              // 3: stevedore.transport.v1.OpenRequest
+	(*OpenResponse)(nil),             // 4: stevedore.transport.v1.OpenResponse
+	(*CloseRequest)(nil),             // 5: stevedore.transport.v1.CloseRequest
+	(*CloseResponse)(nil),            // 6: stevedore.transport.v1.CloseResponse
+	(*ResolveRequest)(nil),           // 7: stevedore.transport.v1.ResolveRequest
+	(*ResolveResponse)(nil),          // 8: stevedore.transport.v1.ResolveResponse
+	(*GetManifestRequest)(nil),       // 9: stevedore.transport.v1.GetManifestRequest
+	(*GetManifestResponse)(nil),      // 10: stevedore.transport.v1.GetManifestResponse
+	(*DataPlane)(nil),                // 11: stevedore.transport.v1.DataPlane
+	(*GetBlobRequest)(nil),           // 12: stevedore.transport.v1.GetBlobRequest
+	(*GetBlobResponse)(nil),          // 13: stevedore.transport.v1.GetBlobResponse
+	(*GetBlobStreamRequest)(nil),     // 14: stevedore.transport.v1.GetBlobStreamRequest
+	(*BlobChunk)(nil),                // 15: stevedore.transport.v1.BlobChunk
+	(*HasBlobRequest)(nil),           // 16: stevedore.transport.v1.HasBlobRequest
+	(*HasBlobResponse)(nil),          // 17: stevedore.transport.v1.HasBlobResponse
+	(*PutBlobRequest)(nil),           // 18: stevedore.transport.v1.PutBlobRequest
+	(*PutBlobResponse)(nil),          // 19: stevedore.transport.v1.PutBlobResponse
+	(*PutBlobStreamRequest)(nil),     // 20: stevedore.transport.v1.PutBlobStreamRequest
+	(*PutManifestRequest)(nil),       // 21: stevedore.transport.v1.PutManifestRequest
+	(*PutManifestResponse)(nil),      // 22: stevedore.transport.v1.PutManifestResponse
+	(*MountBlobRequest)(nil),         // 23: stevedore.transport.v1.MountBlobRequest
+	(*MountBlobResponse)(nil),        // 24: stevedore.transport.v1.MountBlobResponse
+	(*ListTagsRequest)(nil),          // 25: stevedore.transport.v1.ListTagsRequest
+	(*ListTagsResponse)(nil),         // 26: stevedore.transport.v1.ListTagsResponse
+	(*ReferrersRequest)(nil),         // 27: stevedore.transport.v1.ReferrersRequest
+	(*ReferrersResponse)(nil),        // 28: stevedore.transport.v1.ReferrersResponse
+	(*DeleteRequest)(nil),            // 29: stevedore.transport.v1.DeleteRequest
+	(*DeleteResponse)(nil),           // 30: stevedore.transport.v1.DeleteResponse
+	(*CommitRequest)(nil),            // 31: stevedore.transport.v1.CommitRequest
+	(*CommitResponse)(nil),           // 32: stevedore.transport.v1.CommitResponse
+	(*BlobPathRequest)(nil),          // 33: stevedore.transport.v1.BlobPathRequest
+	(*BlobPathResponse)(nil),         // 34: stevedore.transport.v1.BlobPathResponse
+	(*PutBlobFileRequest)(nil),       // 35: stevedore.transport.v1.PutBlobFileRequest
+	(*PutBlobFileResponse)(nil),      // 36: stevedore.transport.v1.PutBlobFileResponse
+	(*StageBlobRequest)(nil),         // 37: stevedore.transport.v1.StageBlobRequest
+	(*StageBlobResponse)(nil),        // 38: stevedore.transport.v1.StageBlobResponse
+	(*CommitStagedBlobRequest)(nil),  // 39: stevedore.transport.v1.CommitStagedBlobRequest
+	(*CommitStagedBlobResponse)(nil), // 40: stevedore.transport.v1.CommitStagedBlobResponse
+	(*AbortStagedBlobRequest)(nil),   // 41: stevedore.transport.v1.AbortStagedBlobRequest
+	(*AbortStagedBlobResponse)(nil),  // 42: stevedore.transport.v1.AbortStagedBlobResponse
+	nil,                              // 43: stevedore.transport.v1.OpenRequest.OptionsEntry
 }
 var file_pluginapi_proto_v1_transport_proto_depIdxs = []int32{
 	0,  // 0: stevedore.transport.v1.OpenRequest.mode:type_name -> stevedore.transport.v1.Mode
-	37, // 1: stevedore.transport.v1.OpenRequest.options:type_name -> stevedore.transport.v1.OpenRequest.OptionsEntry
+	43, // 1: stevedore.transport.v1.OpenRequest.options:type_name -> stevedore.transport.v1.OpenRequest.OptionsEntry
 	11, // 2: stevedore.transport.v1.GetBlobRequest.data_plane:type_name -> stevedore.transport.v1.DataPlane
 	11, // 3: stevedore.transport.v1.PutBlobRequest.data_plane:type_name -> stevedore.transport.v1.DataPlane
 	1,  // 4: stevedore.transport.v1.Transport.Info:input_type -> stevedore.transport.v1.InfoRequest
@@ -2102,26 +2417,32 @@ var file_pluginapi_proto_v1_transport_proto_depIdxs = []int32{
 	31, // 19: stevedore.transport.v1.Transport.Commit:input_type -> stevedore.transport.v1.CommitRequest
 	33, // 20: stevedore.transport.v1.Transport.BlobPath:input_type -> stevedore.transport.v1.BlobPathRequest
 	35, // 21: stevedore.transport.v1.Transport.PutBlobFile:input_type -> stevedore.transport.v1.PutBlobFileRequest
-	2,  // 22: stevedore.transport.v1.Transport.Info:output_type -> stevedore.transport.v1.InfoResponse
-	4,  // 23: stevedore.transport.v1.Transport.Open:output_type -> stevedore.transport.v1.OpenResponse
-	6,  // 24: stevedore.transport.v1.Transport.Close:output_type -> stevedore.transport.v1.CloseResponse
-	8,  // 25: stevedore.transport.v1.Transport.Resolve:output_type -> stevedore.transport.v1.ResolveResponse
-	10, // 26: stevedore.transport.v1.Transport.GetManifest:output_type -> stevedore.transport.v1.GetManifestResponse
-	13, // 27: stevedore.transport.v1.Transport.GetBlob:output_type -> stevedore.transport.v1.GetBlobResponse
-	15, // 28: stevedore.transport.v1.Transport.GetBlobStream:output_type -> stevedore.transport.v1.BlobChunk
-	17, // 29: stevedore.transport.v1.Transport.HasBlob:output_type -> stevedore.transport.v1.HasBlobResponse
-	19, // 30: stevedore.transport.v1.Transport.PutBlob:output_type -> stevedore.transport.v1.PutBlobResponse
-	19, // 31: stevedore.transport.v1.Transport.PutBlobStream:output_type -> stevedore.transport.v1.PutBlobResponse
-	22, // 32: stevedore.transport.v1.Transport.PutManifest:output_type -> stevedore.transport.v1.PutManifestResponse
-	24, // 33: stevedore.transport.v1.Transport.MountBlob:output_type -> stevedore.transport.v1.MountBlobResponse
-	26, // 34: stevedore.transport.v1.Transport.ListTags:output_type -> stevedore.transport.v1.ListTagsResponse
-	28, // 35: stevedore.transport.v1.Transport.Referrers:output_type -> stevedore.transport.v1.ReferrersResponse
-	30, // 36: stevedore.transport.v1.Transport.Delete:output_type -> stevedore.transport.v1.DeleteResponse
-	32, // 37: stevedore.transport.v1.Transport.Commit:output_type -> stevedore.transport.v1.CommitResponse
-	34, // 38: stevedore.transport.v1.Transport.BlobPath:output_type -> stevedore.transport.v1.BlobPathResponse
-	36, // 39: stevedore.transport.v1.Transport.PutBlobFile:output_type -> stevedore.transport.v1.PutBlobFileResponse
-	22, // [22:40] is the sub-list for method output_type
-	4,  // [4:22] is the sub-list for method input_type
+	37, // 22: stevedore.transport.v1.Transport.StageBlob:input_type -> stevedore.transport.v1.StageBlobRequest
+	39, // 23: stevedore.transport.v1.Transport.CommitStagedBlob:input_type -> stevedore.transport.v1.CommitStagedBlobRequest
+	41, // 24: stevedore.transport.v1.Transport.AbortStagedBlob:input_type -> stevedore.transport.v1.AbortStagedBlobRequest
+	2,  // 25: stevedore.transport.v1.Transport.Info:output_type -> stevedore.transport.v1.InfoResponse
+	4,  // 26: stevedore.transport.v1.Transport.Open:output_type -> stevedore.transport.v1.OpenResponse
+	6,  // 27: stevedore.transport.v1.Transport.Close:output_type -> stevedore.transport.v1.CloseResponse
+	8,  // 28: stevedore.transport.v1.Transport.Resolve:output_type -> stevedore.transport.v1.ResolveResponse
+	10, // 29: stevedore.transport.v1.Transport.GetManifest:output_type -> stevedore.transport.v1.GetManifestResponse
+	13, // 30: stevedore.transport.v1.Transport.GetBlob:output_type -> stevedore.transport.v1.GetBlobResponse
+	15, // 31: stevedore.transport.v1.Transport.GetBlobStream:output_type -> stevedore.transport.v1.BlobChunk
+	17, // 32: stevedore.transport.v1.Transport.HasBlob:output_type -> stevedore.transport.v1.HasBlobResponse
+	19, // 33: stevedore.transport.v1.Transport.PutBlob:output_type -> stevedore.transport.v1.PutBlobResponse
+	19, // 34: stevedore.transport.v1.Transport.PutBlobStream:output_type -> stevedore.transport.v1.PutBlobResponse
+	22, // 35: stevedore.transport.v1.Transport.PutManifest:output_type -> stevedore.transport.v1.PutManifestResponse
+	24, // 36: stevedore.transport.v1.Transport.MountBlob:output_type -> stevedore.transport.v1.MountBlobResponse
+	26, // 37: stevedore.transport.v1.Transport.ListTags:output_type -> stevedore.transport.v1.ListTagsResponse
+	28, // 38: stevedore.transport.v1.Transport.Referrers:output_type -> stevedore.transport.v1.ReferrersResponse
+	30, // 39: stevedore.transport.v1.Transport.Delete:output_type -> stevedore.transport.v1.DeleteResponse
+	32, // 40: stevedore.transport.v1.Transport.Commit:output_type -> stevedore.transport.v1.CommitResponse
+	34, // 41: stevedore.transport.v1.Transport.BlobPath:output_type -> stevedore.transport.v1.BlobPathResponse
+	36, // 42: stevedore.transport.v1.Transport.PutBlobFile:output_type -> stevedore.transport.v1.PutBlobFileResponse
+	38, // 43: stevedore.transport.v1.Transport.StageBlob:output_type -> stevedore.transport.v1.StageBlobResponse
+	40, // 44: stevedore.transport.v1.Transport.CommitStagedBlob:output_type -> stevedore.transport.v1.CommitStagedBlobResponse
+	42, // 45: stevedore.transport.v1.Transport.AbortStagedBlob:output_type -> stevedore.transport.v1.AbortStagedBlobResponse
+	25, // [25:46] is the sub-list for method output_type
+	4,  // [4:25] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -2138,7 +2459,7 @@ func file_pluginapi_proto_v1_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginapi_proto_v1_transport_proto_rawDesc), len(file_pluginapi_proto_v1_transport_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

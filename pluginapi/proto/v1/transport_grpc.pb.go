@@ -35,24 +35,27 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Transport_Info_FullMethodName          = "/stevedore.transport.v1.Transport/Info"
-	Transport_Open_FullMethodName          = "/stevedore.transport.v1.Transport/Open"
-	Transport_Close_FullMethodName         = "/stevedore.transport.v1.Transport/Close"
-	Transport_Resolve_FullMethodName       = "/stevedore.transport.v1.Transport/Resolve"
-	Transport_GetManifest_FullMethodName   = "/stevedore.transport.v1.Transport/GetManifest"
-	Transport_GetBlob_FullMethodName       = "/stevedore.transport.v1.Transport/GetBlob"
-	Transport_GetBlobStream_FullMethodName = "/stevedore.transport.v1.Transport/GetBlobStream"
-	Transport_HasBlob_FullMethodName       = "/stevedore.transport.v1.Transport/HasBlob"
-	Transport_PutBlob_FullMethodName       = "/stevedore.transport.v1.Transport/PutBlob"
-	Transport_PutBlobStream_FullMethodName = "/stevedore.transport.v1.Transport/PutBlobStream"
-	Transport_PutManifest_FullMethodName   = "/stevedore.transport.v1.Transport/PutManifest"
-	Transport_MountBlob_FullMethodName     = "/stevedore.transport.v1.Transport/MountBlob"
-	Transport_ListTags_FullMethodName      = "/stevedore.transport.v1.Transport/ListTags"
-	Transport_Referrers_FullMethodName     = "/stevedore.transport.v1.Transport/Referrers"
-	Transport_Delete_FullMethodName        = "/stevedore.transport.v1.Transport/Delete"
-	Transport_Commit_FullMethodName        = "/stevedore.transport.v1.Transport/Commit"
-	Transport_BlobPath_FullMethodName      = "/stevedore.transport.v1.Transport/BlobPath"
-	Transport_PutBlobFile_FullMethodName   = "/stevedore.transport.v1.Transport/PutBlobFile"
+	Transport_Info_FullMethodName             = "/stevedore.transport.v1.Transport/Info"
+	Transport_Open_FullMethodName             = "/stevedore.transport.v1.Transport/Open"
+	Transport_Close_FullMethodName            = "/stevedore.transport.v1.Transport/Close"
+	Transport_Resolve_FullMethodName          = "/stevedore.transport.v1.Transport/Resolve"
+	Transport_GetManifest_FullMethodName      = "/stevedore.transport.v1.Transport/GetManifest"
+	Transport_GetBlob_FullMethodName          = "/stevedore.transport.v1.Transport/GetBlob"
+	Transport_GetBlobStream_FullMethodName    = "/stevedore.transport.v1.Transport/GetBlobStream"
+	Transport_HasBlob_FullMethodName          = "/stevedore.transport.v1.Transport/HasBlob"
+	Transport_PutBlob_FullMethodName          = "/stevedore.transport.v1.Transport/PutBlob"
+	Transport_PutBlobStream_FullMethodName    = "/stevedore.transport.v1.Transport/PutBlobStream"
+	Transport_PutManifest_FullMethodName      = "/stevedore.transport.v1.Transport/PutManifest"
+	Transport_MountBlob_FullMethodName        = "/stevedore.transport.v1.Transport/MountBlob"
+	Transport_ListTags_FullMethodName         = "/stevedore.transport.v1.Transport/ListTags"
+	Transport_Referrers_FullMethodName        = "/stevedore.transport.v1.Transport/Referrers"
+	Transport_Delete_FullMethodName           = "/stevedore.transport.v1.Transport/Delete"
+	Transport_Commit_FullMethodName           = "/stevedore.transport.v1.Transport/Commit"
+	Transport_BlobPath_FullMethodName         = "/stevedore.transport.v1.Transport/BlobPath"
+	Transport_PutBlobFile_FullMethodName      = "/stevedore.transport.v1.Transport/PutBlobFile"
+	Transport_StageBlob_FullMethodName        = "/stevedore.transport.v1.Transport/StageBlob"
+	Transport_CommitStagedBlob_FullMethodName = "/stevedore.transport.v1.Transport/CommitStagedBlob"
+	Transport_AbortStagedBlob_FullMethodName  = "/stevedore.transport.v1.Transport/AbortStagedBlob"
 )
 
 // TransportClient is the client API for Transport service.
@@ -82,6 +85,11 @@ type TransportClient interface {
 	Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error)
 	BlobPath(ctx context.Context, in *BlobPathRequest, opts ...grpc.CallOption) (*BlobPathResponse, error)
 	PutBlobFile(ctx context.Context, in *PutBlobFileRequest, opts ...grpc.CallOption) (*PutBlobFileResponse, error)
+	// stage-blob: the host writes a blob into a file the destination staged,
+	// then commits (or aborts) it; the bytes do not pass through the plugin.
+	StageBlob(ctx context.Context, in *StageBlobRequest, opts ...grpc.CallOption) (*StageBlobResponse, error)
+	CommitStagedBlob(ctx context.Context, in *CommitStagedBlobRequest, opts ...grpc.CallOption) (*CommitStagedBlobResponse, error)
+	AbortStagedBlob(ctx context.Context, in *AbortStagedBlobRequest, opts ...grpc.CallOption) (*AbortStagedBlobResponse, error)
 }
 
 type transportClient struct {
@@ -284,6 +292,36 @@ func (c *transportClient) PutBlobFile(ctx context.Context, in *PutBlobFileReques
 	return out, nil
 }
 
+func (c *transportClient) StageBlob(ctx context.Context, in *StageBlobRequest, opts ...grpc.CallOption) (*StageBlobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StageBlobResponse)
+	err := c.cc.Invoke(ctx, Transport_StageBlob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *transportClient) CommitStagedBlob(ctx context.Context, in *CommitStagedBlobRequest, opts ...grpc.CallOption) (*CommitStagedBlobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommitStagedBlobResponse)
+	err := c.cc.Invoke(ctx, Transport_CommitStagedBlob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *transportClient) AbortStagedBlob(ctx context.Context, in *AbortStagedBlobRequest, opts ...grpc.CallOption) (*AbortStagedBlobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AbortStagedBlobResponse)
+	err := c.cc.Invoke(ctx, Transport_AbortStagedBlob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TransportServer is the server API for Transport service.
 // All implementations must embed UnimplementedTransportServer
 // for forward compatibility.
@@ -311,6 +349,11 @@ type TransportServer interface {
 	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
 	BlobPath(context.Context, *BlobPathRequest) (*BlobPathResponse, error)
 	PutBlobFile(context.Context, *PutBlobFileRequest) (*PutBlobFileResponse, error)
+	// stage-blob: the host writes a blob into a file the destination staged,
+	// then commits (or aborts) it; the bytes do not pass through the plugin.
+	StageBlob(context.Context, *StageBlobRequest) (*StageBlobResponse, error)
+	CommitStagedBlob(context.Context, *CommitStagedBlobRequest) (*CommitStagedBlobResponse, error)
+	AbortStagedBlob(context.Context, *AbortStagedBlobRequest) (*AbortStagedBlobResponse, error)
 	mustEmbedUnimplementedTransportServer()
 }
 
@@ -374,6 +417,15 @@ func (UnimplementedTransportServer) BlobPath(context.Context, *BlobPathRequest) 
 }
 func (UnimplementedTransportServer) PutBlobFile(context.Context, *PutBlobFileRequest) (*PutBlobFileResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PutBlobFile not implemented")
+}
+func (UnimplementedTransportServer) StageBlob(context.Context, *StageBlobRequest) (*StageBlobResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method StageBlob not implemented")
+}
+func (UnimplementedTransportServer) CommitStagedBlob(context.Context, *CommitStagedBlobRequest) (*CommitStagedBlobResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CommitStagedBlob not implemented")
+}
+func (UnimplementedTransportServer) AbortStagedBlob(context.Context, *AbortStagedBlobRequest) (*AbortStagedBlobResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AbortStagedBlob not implemented")
 }
 func (UnimplementedTransportServer) mustEmbedUnimplementedTransportServer() {}
 func (UnimplementedTransportServer) testEmbeddedByValue()                   {}
@@ -702,6 +754,60 @@ func _Transport_PutBlobFile_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Transport_StageBlob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StageBlobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransportServer).StageBlob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Transport_StageBlob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransportServer).StageBlob(ctx, req.(*StageBlobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Transport_CommitStagedBlob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitStagedBlobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransportServer).CommitStagedBlob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Transport_CommitStagedBlob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransportServer).CommitStagedBlob(ctx, req.(*CommitStagedBlobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Transport_AbortStagedBlob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbortStagedBlobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransportServer).AbortStagedBlob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Transport_AbortStagedBlob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransportServer).AbortStagedBlob(ctx, req.(*AbortStagedBlobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Transport_ServiceDesc is the grpc.ServiceDesc for Transport service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -772,6 +878,18 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PutBlobFile",
 			Handler:    _Transport_PutBlobFile_Handler,
+		},
+		{
+			MethodName: "StageBlob",
+			Handler:    _Transport_StageBlob_Handler,
+		},
+		{
+			MethodName: "CommitStagedBlob",
+			Handler:    _Transport_CommitStagedBlob_Handler,
+		},
+		{
+			MethodName: "AbortStagedBlob",
+			Handler:    _Transport_AbortStagedBlob_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -240,6 +240,7 @@ type dest struct {
 	mu        sync.Mutex
 	manifests map[digest.Digest][]byte // put manifests, for choosing the top
 	top       digest.Digest            // set by a PutManifest with a ref
+	staged    map[string]ocispec.Descriptor
 	committed bool
 	closed    bool
 }
@@ -389,6 +390,13 @@ func (d *dest) Commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Staged blobs never committed must not move into the image.
+	for p := range d.staged {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("dir %s: %w", d.final, err)
+		}
+	}
+	d.staged = nil
 	// The image is manifest.json; skopeo keeps <hex>.manifest.json only for
 	// the children of an index.
 	name := top.Encoded()
@@ -446,7 +454,127 @@ func swapInto(stage, final string) error {
 	return os.RemoveAll(old)
 }
 
+// stagePrefix names files staged for the host to write (StageBlob).
+const stagePrefix = atomicfile.TmpPrefix + "stage-"
+
+// StageBlob implements pluginapi.BlobStager: an empty file in the staging
+// directory, remembered until it is committed, aborted or the endpoint is
+// committed or closed.
+func (d *dest) StageBlob(ctx context.Context, desc ocispec.Descriptor) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if _, err := blobName(desc.Digest); err != nil {
+		return "", fmt.Errorf("dir %s: %w", d.final, err)
+	}
+	if desc.Size < 0 {
+		return "", fmt.Errorf("dir %s: blob %s: negative size %d: %w", d.final, desc.Digest, desc.Size, core.ErrInvalid)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.committed || d.closed {
+		return "", fmt.Errorf("dir %s: already committed or closed: %w", d.final, core.ErrInvalid)
+	}
+	f, err := os.CreateTemp(d.stage, stagePrefix+"*")
+	if err != nil {
+		return "", fmt.Errorf("dir %s: blob %s: %w", d.final, desc.Digest, err)
+	}
+	p := f.Name()
+	if err := f.Close(); err != nil {
+		_ = os.Remove(p)
+		return "", fmt.Errorf("dir %s: blob %s: %w", d.final, desc.Digest, err)
+	}
+	if d.staged == nil {
+		d.staged = map[string]ocispec.Descriptor{}
+	}
+	d.staged[p] = desc
+	return p, nil
+}
+
+// take forgets a path this endpoint staged, so that it is committed or
+// aborted once; it refuses any other path.
+func (d *dest) take(path string) (ocispec.Descriptor, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	desc, ok := d.staged[path]
+	if !ok {
+		return desc, fmt.Errorf("dir %s: %q was not staged by this endpoint, or is already committed or aborted: %w", d.final, path, core.ErrInvalid)
+	}
+	delete(d.staged, path)
+	return desc, nil
+}
+
+// CommitStagedBlob implements pluginapi.BlobStager: the staged file becomes
+// the blob's file in the staging directory once its size (and, unless the
+// host hashed it as it wrote, its digest) is checked. On failure it is
+// removed.
+func (d *dest) CommitStagedBlob(ctx context.Context, desc ocispec.Descriptor, path string) (err error) {
+	staged, err := d.take(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(path)
+			err = fmt.Errorf("dir %s: staged blob %s: %w", d.final, desc.Digest, err)
+		}
+	}()
+	if staged.Digest != desc.Digest || staged.Size != desc.Size {
+		return fmt.Errorf("%q was staged for blob %s (%d bytes), not %d bytes: %w", path, staged.Digest, staged.Size, desc.Size, core.ErrInvalid)
+	}
+	name, err := blobName(desc.Digest)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("staged file is not a regular file: %w", core.ErrInvalid)
+	}
+	if fi.Size() != desc.Size {
+		return &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: fi.Size()}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if !pluginapi.HostVerified(ctx) {
+		vr := content.NewVerifyReader(atomicfile.ContextReader(ctx, f), desc)
+		if _, err := io.Copy(io.Discard, vr); err != nil {
+			return err
+		}
+		if !vr.Verified() {
+			return fmt.Errorf("staged file ended unverified: %w", core.ErrInvalid)
+		}
+	}
+	if err := f.Chmod(atomicfile.Perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := os.Rename(path, filepath.Join(d.stage, name)); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(d.stage)
+}
+
+// AbortStagedBlob implements pluginapi.BlobStager.
+func (d *dest) AbortStagedBlob(_ context.Context, path string) error {
+	if _, err := d.take(path); err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("dir %s: %w", d.final, err)
+	}
+	return nil
+}
+
 var _ pluginapi.Committer = (*dest)(nil)
+var _ pluginapi.BlobStager = (*dest)(nil)
 var _ pluginapi.Destination = (*dest)(nil)
 var _ pluginapi.Source = (*source)(nil)
 var _ pluginapi.BlobPather = (*source)(nil)

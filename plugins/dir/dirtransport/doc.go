@@ -10,5 +10,7 @@
 //
 // A destination is built in a hidden sibling directory and moved under its
 // final name only by Commit, so a failed or cancelled copy leaves the
-// destination as it was.
+// destination as it was. Destinations implement BlobStager: the host writes
+// a blob into a file staged in that directory; staged files not committed
+// are removed by Commit and Close.
 package dirtransport

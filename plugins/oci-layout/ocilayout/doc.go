@@ -16,8 +16,9 @@
 // Endpoints opened with ModeRead implement Source, TagLister,
 // ReferrerLister and BlobPather. ModeWrite endpoints add Destination,
 // Deleter, Mounter (the source location is another layout directory; the
-// blob is hard-linked or copied, then verified) and FilePutter. Delete
-// removes index.json entries only; blobs stay.
+// blob is hard-linked or copied, then verified), FilePutter and BlobStager
+// (staged files live in the layout's temporary directory; Close removes the
+// ones not committed). Delete removes index.json entries only; blobs stay.
 //
 // Referrers scans the manifests listed in index.json and reads each one:
 // cost grows with the number of entries, and referrers stored only as

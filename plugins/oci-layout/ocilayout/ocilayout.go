@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -52,7 +53,7 @@ func (*Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.E
 		if err != nil {
 			return nil, err
 		}
-		return &writeEndpoint{readEndpoint{store: s}}, nil
+		return &writeEndpoint{readEndpoint: readEndpoint{store: s}}, nil
 	}
 	return nil, fmt.Errorf("oci layout %s: unknown mode %d: %w", req.Location, req.Mode, core.ErrInvalid)
 }
@@ -191,6 +192,10 @@ func (e *readEndpoint) Referrers(ctx context.Context, subject digest.Digest, art
 // writeEndpoint is a layout opened as a destination; it can still read.
 type writeEndpoint struct {
 	readEndpoint
+
+	mu     sync.Mutex
+	staged map[string]ocispec.Descriptor // StageBlob paths not yet committed or aborted
+	closed bool
 }
 
 var (
@@ -198,7 +203,79 @@ var (
 	_ pluginapi.Deleter     = (*writeEndpoint)(nil)
 	_ pluginapi.Mounter     = (*writeEndpoint)(nil)
 	_ pluginapi.FilePutter  = (*writeEndpoint)(nil)
+	_ pluginapi.BlobStager  = (*writeEndpoint)(nil)
 )
+
+// Close implements pluginapi.Endpoint: staged files that were not committed
+// are removed.
+func (e *writeEndpoint) Close(context.Context) error {
+	e.mu.Lock()
+	staged := e.staged
+	e.staged, e.closed = nil, true
+	e.mu.Unlock()
+	var errs []error
+	for p := range staged {
+		errs = append(errs, e.store.AbortStaged(p))
+	}
+	return errors.Join(errs...)
+}
+
+// StageBlob implements pluginapi.BlobStager: an empty file in the layout's
+// temporary directory, remembered until it is committed, aborted or the
+// endpoint is closed.
+func (e *writeEndpoint) StageBlob(ctx context.Context, desc ocispec.Descriptor) (string, error) {
+	p, err := e.store.StageBlob(ctx, desc)
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		_ = e.store.AbortStaged(p)
+		return "", fmt.Errorf("oci layout %s: endpoint is closed: %w", e.store.Dir(), core.ErrInvalid)
+	}
+	if e.staged == nil {
+		e.staged = map[string]ocispec.Descriptor{}
+	}
+	e.staged[p] = desc
+	return p, nil
+}
+
+// take forgets a path this endpoint staged, so that it is committed or
+// aborted once; it refuses any other path.
+func (e *writeEndpoint) take(path string) (ocispec.Descriptor, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	desc, ok := e.staged[path]
+	if !ok {
+		return desc, fmt.Errorf("oci layout %s: %q was not staged by this endpoint, or is already committed or aborted: %w", e.store.Dir(), path, core.ErrInvalid)
+	}
+	delete(e.staged, path)
+	return desc, nil
+}
+
+// CommitStagedBlob implements pluginapi.BlobStager. The digest is checked
+// unless the host hashed the bytes as it wrote them.
+func (e *writeEndpoint) CommitStagedBlob(ctx context.Context, desc ocispec.Descriptor, path string) error {
+	staged, err := e.take(path)
+	if err != nil {
+		return err
+	}
+	if staged.Digest != desc.Digest || staged.Size != desc.Size {
+		_ = e.store.AbortStaged(path)
+		return fmt.Errorf("oci layout %s: %q was staged for blob %s (%d bytes), not %s (%d bytes): %w",
+			e.store.Dir(), path, staged.Digest, staged.Size, desc.Digest, desc.Size, core.ErrInvalid)
+	}
+	return e.store.CommitStaged(ctx, desc, path, pluginapi.HostVerified(ctx))
+}
+
+// AbortStagedBlob implements pluginapi.BlobStager.
+func (e *writeEndpoint) AbortStagedBlob(_ context.Context, path string) error {
+	if _, err := e.take(path); err != nil {
+		return err
+	}
+	return e.store.AbortStaged(path)
+}
 
 // HasBlob implements pluginapi.Destination.
 func (e *writeEndpoint) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {

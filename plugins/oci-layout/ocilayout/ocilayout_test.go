@@ -79,7 +79,7 @@ func TestOpen(t *testing.T) {
 	if got := pluginapi.Capabilities(r); !slices.Equal(got, wantRead) {
 		t.Errorf("ModeRead capabilities = %v, want %v", got, wantRead)
 	}
-	wantWrite := []string{pluginapi.CapSource, pluginapi.CapDest, pluginapi.CapListTags, pluginapi.CapReferrers, pluginapi.CapDelete, pluginapi.CapMount, pluginapi.CapBlobPath, pluginapi.CapPutBlobFile}
+	wantWrite := []string{pluginapi.CapSource, pluginapi.CapDest, pluginapi.CapListTags, pluginapi.CapReferrers, pluginapi.CapDelete, pluginapi.CapMount, pluginapi.CapBlobPath, pluginapi.CapPutBlobFile, pluginapi.CapStageBlob}
 	if got := pluginapi.Capabilities(w); !slices.Equal(got, wantWrite) {
 		t.Errorf("ModeWrite capabilities = %v, want %v", got, wantWrite)
 	}
