@@ -1,0 +1,842 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/manifest"
+	"github.com/stevedore-oci/stevedore/core/ref"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// SyncKind says what a SyncJob's source names.
+type SyncKind string
+
+const (
+	// SyncImage copies one image: Source.Ref is a tag or a digest.
+	SyncImage SyncKind = "image"
+	// SyncRepository copies every tag of Source's location that the job's
+	// Tags filter selects (all tags without one). Refs are ignored.
+	SyncRepository SyncKind = "repository"
+)
+
+// TagFilter selects the tags of a repository job. host/syncspec builds
+// them from allow/deny regexes, semver constraints and "newest N".
+type TagFilter interface {
+	// Match reports whether a tag passes the filter's per-tag rules
+	// (everything but rules relative to other tags, such as newest N).
+	// Prune deletes destination tags that Match and the source lacks.
+	Match(tag string) bool
+	// Select returns the tags to copy out of a repository's tag list.
+	Select(tags []string) []string
+}
+
+// SyncJob is one entry of a sync: an image, or a repository's tags, and
+// where they go.
+type SyncJob struct {
+	// Name labels the job in reports (e.g. the YAML entry); optional.
+	Name string
+	Kind SyncKind
+	// Source and Target are parsed endpoints. For SyncImage, Target.Ref ""
+	// means the source's ref (a digest source is then stored untagged).
+	Source, Target ref.Endpoint
+	// Tags filters a repository's tags; nil selects them all.
+	Tags TagFilter
+	// Immutable reports tags that never change once published: such a tag
+	// present at the destination is skipped without asking the source.
+	Immutable func(tag string) bool
+	// All, Platforms: as in CopyOptions. For a mirror the natural choice
+	// is All (every platform, digests kept).
+	All       bool
+	Platforms []ocispec.Platform
+	// Referrers copies the referrers (signatures, SBOMs, attestations) of
+	// every image synced whose digest the copy preserved.
+	Referrers bool
+	// SrcOptions and DstOptions are handed to the transports.
+	SrcOptions, DstOptions map[string]string
+	// Jobs bounds the blobs in flight for this job (0: SyncOptions.Jobs).
+	Jobs int
+}
+
+// SyncOptions tune Sync.
+type SyncOptions struct {
+	// Parallel bounds the images copied at once (default 4). Tags are
+	// compared (a HEAD per side) 4 times as many at a time, and as many
+	// jobs may have their endpoints open.
+	Parallel int
+	// Jobs bounds the blobs in flight per job (default 4).
+	Jobs int
+	// DryRun resolves tags and digests and reports what would be copied
+	// and pruned; it opens no destination for writing.
+	DryRun bool
+	// KeepGoing carries on after a failed image; otherwise the first
+	// failure stops the run (images in flight are cancelled).
+	KeepGoing bool
+	// Prune deletes destination tags of repository jobs that their filter
+	// matches and that the source no longer has.
+	Prune bool
+	// Retries is how many more times an image is tried after a failure
+	// that may pass (core.ErrUnavailable: 429, 5xx, broken connections,
+	// once the transport's own retries are spent). RetryDelay is the first
+	// wait (default 1 s), doubled for each attempt.
+	Retries    int
+	RetryDelay time.Duration
+	// Limits bound the requests per registry (keyed by registry name as
+	// in references, e.g. "docker.io", "127.0.0.1:5000"); DefaultLimit
+	// applies to registries not listed.
+	Limits       map[string]RegistryLimit
+	DefaultLimit RegistryLimit
+	// OnImage, if set, is called as each image (or pruned tag) is done,
+	// one call at a time.
+	OnImage func(SyncImageResult)
+	// Progress, if set, receives blob events of every copy.
+	Progress func(Event)
+}
+
+// SyncAction is what Sync did with one image.
+type SyncAction string
+
+// Sync actions.
+const (
+	ActionCopied     SyncAction = "copied"
+	ActionSkipped    SyncAction = "skipped"     // Reason: up-to-date or immutable
+	ActionWouldCopy  SyncAction = "would-copy"  // dry run
+	ActionFailed     SyncAction = "failed"      // Error says why
+	ActionCancelled  SyncAction = "cancelled"   // stopped by an earlier failure
+	ActionPruned     SyncAction = "pruned"      // destination tag deleted
+	ActionWouldPrune SyncAction = "would-prune" // dry run
+)
+
+// Reasons for ActionSkipped.
+const (
+	ReasonUpToDate  = "up-to-date"
+	ReasonImmutable = "immutable"
+)
+
+// SyncImageResult reports one image of a sync.
+type SyncImageResult struct {
+	// Job is the index of the job in the list given to Sync; JobName its
+	// Name.
+	Job     int    `json:"job"`
+	JobName string `json:"jobName,omitempty"`
+	// Source and Target are endpoint strings (with the tag or digest).
+	// For a failure to list a repository, they name the repositories.
+	Source string     `json:"source"`
+	Target string     `json:"target"`
+	Action SyncAction `json:"action"`
+	Reason string     `json:"reason,omitempty"`
+	// SourceDigest is the source's top-level manifest or index;
+	// TargetDigest what the destination holds (or would hold) after the
+	// sync.
+	SourceDigest digest.Digest `json:"sourceDigest,omitempty"`
+	TargetDigest digest.Digest `json:"targetDigest,omitempty"`
+	// Referrers counts the referrers copied along.
+	Referrers int     `json:"referrers,omitempty"`
+	Attempts  int     `json:"attempts,omitempty"`
+	Error     string  `json:"error,omitempty"`
+	Seconds   float64 `json:"seconds"`
+
+	err error
+}
+
+// Err returns the error of a failed image.
+func (r SyncImageResult) Err() error { return r.err }
+
+// SyncReport summarises a sync run.
+type SyncReport struct {
+	DryRun    bool `json:"dryRun"`
+	Copied    int  `json:"copied"`
+	Skipped   int  `json:"skipped"`
+	WouldCopy int  `json:"wouldCopy"`
+	Failed    int  `json:"failed"`
+	Cancelled int  `json:"cancelled"`
+	Pruned    int  `json:"pruned"`
+	// Referrers copied in all.
+	Referrers int `json:"referrers"`
+	// Blob and byte counts over the run. A blob shared by several images
+	// of a job is counted once.
+	BlobsCopied  int   `json:"blobsCopied"`
+	BlobsMounted int   `json:"blobsMounted"`
+	BlobsSkipped int   `json:"blobsSkipped"`
+	BytesSent    int64 `json:"bytesSent"`
+	Manifests    int   `json:"manifests"`
+	// Images lists every image and pruned tag, in job then tag order.
+	Images  []SyncImageResult `json:"images"`
+	Seconds float64           `json:"seconds"`
+	// Duration is Seconds as a time.Duration.
+	Duration time.Duration `json:"-"`
+}
+
+// SyncError is returned by Sync when images failed; the report has the
+// details.
+type SyncError struct {
+	Failed int
+	First  error
+}
+
+func (e *SyncError) Error() string {
+	if e.Failed == 1 {
+		return fmt.Sprintf("sync: 1 image failed: %v", e.First)
+	}
+	return fmt.Sprintf("sync: %d images failed; first: %v", e.Failed, e.First)
+}
+
+func (e *SyncError) Unwrap() error { return e.First }
+
+// Sync mirrors the jobs' images. Per tag it asks the source and the
+// destination for the manifest digest (a HEAD each on registries) and
+// copies only when they differ; blobs the destination holds are never
+// sent again, and a blob that one repository of the destination registry
+// received is mounted into the others. It returns the report, and a
+// *SyncError when any image failed (the report is complete either way,
+// except for images a stopped run did not reach).
+func (h *Host) Sync(ctx context.Context, jobs []SyncJob, opts SyncOptions) (*SyncReport, error) {
+	start := time.Now()
+	for i, j := range jobs {
+		if err := checkJob(j); err != nil {
+			return nil, fmt.Errorf("sync job %d (%s): %w", i, jobLabel(j), err)
+		}
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 4
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Second
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	s := &syncRun{
+		h:        h,
+		opts:     opts,
+		parent:   ctx,
+		stop:     stop,
+		jobSem:   make(chan struct{}, opts.Parallel*checksPerCopy),
+		imageSem: make(chan struct{}, opts.Parallel),
+		checkSem: make(chan struct{}, opts.Parallel*checksPerCopy),
+		share:    newBlobShare(),
+		limiters: map[string]*limiter{},
+		results:  make([][]SyncImageResult, len(jobs)),
+		report:   &SyncReport{DryRun: opts.DryRun},
+	}
+	var wg sync.WaitGroup
+	for i := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case s.jobSem <- struct{}{}:
+			case <-runCtx.Done():
+				return
+			}
+			defer func() { <-s.jobSem }()
+			s.runJob(runCtx, i, jobs[i])
+		}()
+	}
+	wg.Wait()
+	rep := s.report
+	var first error
+	for _, rs := range s.results {
+		sort.SliceStable(rs, func(a, b int) bool { return rs[a].Target < rs[b].Target })
+		for _, r := range rs {
+			rep.Images = append(rep.Images, r)
+			switch r.Action {
+			case ActionCopied:
+				rep.Copied++
+			case ActionSkipped:
+				rep.Skipped++
+			case ActionWouldCopy:
+				rep.WouldCopy++
+			case ActionFailed:
+				rep.Failed++
+				if first == nil {
+					first = r.err
+				}
+			case ActionCancelled:
+				rep.Cancelled++
+			case ActionPruned:
+				rep.Pruned++
+			}
+			rep.Referrers += r.Referrers
+		}
+	}
+	if rep.Images == nil {
+		rep.Images = []SyncImageResult{}
+	}
+	rep.Duration = time.Since(start)
+	rep.Seconds = rep.Duration.Seconds()
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+	if rep.Failed > 0 {
+		return rep, &SyncError{Failed: rep.Failed, First: first}
+	}
+	return rep, nil
+}
+
+func checkJob(j SyncJob) error {
+	switch j.Kind {
+	case SyncImage, SyncRepository:
+	default:
+		return fmt.Errorf("kind %q: want %s or %s: %w", j.Kind, SyncImage, SyncRepository, core.ErrInvalid)
+	}
+	if j.Source.Transport == "" || j.Source.Location == "" || j.Target.Transport == "" || j.Target.Location == "" {
+		return fmt.Errorf("source and target are required: %w", core.ErrInvalid)
+	}
+	if j.All && len(j.Platforms) > 0 {
+		return fmt.Errorf("all and platforms exclude each other: %w", core.ErrInvalid)
+	}
+	return nil
+}
+
+func jobLabel(j SyncJob) string {
+	if j.Name != "" {
+		return j.Name
+	}
+	return j.Source.String() + " -> " + j.Target.String()
+}
+
+// syncRun is the state of one Sync call.
+type syncRun struct {
+	h        *Host
+	opts     SyncOptions
+	parent   context.Context
+	stop     context.CancelFunc
+	jobSem   chan struct{}
+	imageSem chan struct{} // images being copied
+	checkSem chan struct{} // tags being compared
+	share    *blobShare
+
+	mu       sync.Mutex
+	limiters map[string]*limiter
+	results  [][]SyncImageResult
+	report   *SyncReport
+	emitMu   sync.Mutex
+}
+
+// limiterFor returns the shared limiter of ep's registry, or nil.
+func (s *syncRun) limiterFor(ep ref.Endpoint) *limiter {
+	reg := registryOf(ep)
+	if reg == "" {
+		return nil
+	}
+	l, ok := s.opts.Limits[reg]
+	if !ok {
+		l = s.opts.DefaultLimit
+	}
+	if l.zero() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lim, ok := s.limiters[reg]
+	if !ok {
+		lim = newLimiter(l)
+		s.limiters[reg] = lim
+	}
+	return lim
+}
+
+func (s *syncRun) open(ctx context.Context, ep ref.Endpoint, mode pluginapi.Mode, options map[string]string) (*endpoint, error) {
+	e, err := s.h.open(ctx, ep, mode, options)
+	if err != nil {
+		return nil, err
+	}
+	return limited(e, s.limiterFor(ep)), nil
+}
+
+// record stores a result and reports it. A failure stops the run unless
+// KeepGoing.
+func (s *syncRun) record(job int, r SyncImageResult) {
+	if r.err != nil && r.Error == "" {
+		r.Error = oneLineErr(r.err)
+	}
+	s.mu.Lock()
+	s.results[job] = append(s.results[job], r)
+	s.mu.Unlock()
+	if r.Action == ActionFailed && !s.opts.KeepGoing {
+		s.stop()
+	}
+	if s.opts.OnImage != nil {
+		s.emitMu.Lock()
+		s.opts.OnImage(r)
+		s.emitMu.Unlock()
+	}
+}
+
+// failure classifies an error of an image: cancelled when an earlier
+// failure stopped the run, failed otherwise.
+func (s *syncRun) failure(r SyncImageResult, err error) SyncImageResult {
+	r.err = err
+	r.Action = ActionFailed
+	if errors.Is(err, context.Canceled) && s.parent.Err() == nil {
+		r.Action = ActionCancelled
+		r.Reason = "an earlier image failed"
+		r.err = nil
+		r.Error = ""
+	}
+	return r
+}
+
+func oneLineErr(err error) string {
+	b := []byte(err.Error())
+	for i, c := range b {
+		if c == '\n' || c == '\r' {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}
+
+// jobState is what the images of one job share.
+type jobState struct {
+	index   int
+	job     SyncJob
+	src     *endpoint
+	dst     *endpoint // nil in a dry run
+	dstRead *endpoint // resolves what the destination holds; nil: empty
+	copier  *copier
+	// dstTags is the destination's tag list when it was read (immutable
+	// tags, prune), nil otherwise.
+	dstTags map[string]bool
+}
+
+func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
+	label := SyncImageResult{Job: index, JobName: job.Name, Source: job.Source.String(), Target: job.Target.String()}
+	if job.Kind == SyncRepository {
+		label.Source = job.Source.WithRef("").String()
+		label.Target = job.Target.WithRef("").String()
+	}
+	fail := func(step string, err error) {
+		r := label
+		r.Reason = step
+		s.record(index, s.failure(r, err))
+	}
+	srcEP := job.Source.WithRef("")
+	dstEP := job.Target.WithRef("")
+	src, err := s.open(ctx, srcEP, pluginapi.ModeRead, job.SrcOptions)
+	if err != nil {
+		fail("open source", err)
+		return
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	js := &jobState{index: index, job: job, src: src}
+	if !s.opts.DryRun {
+		dst, err := s.open(ctx, dstEP, pluginapi.ModeWrite, job.DstOptions)
+		if err != nil {
+			fail("open target", err)
+			return
+		}
+		defer dst.Close(context.WithoutCancel(ctx))
+		js.dst = dst
+		if dst.has(pluginapi.CapSource) {
+			js.dstRead = dst
+		}
+	}
+	if js.dstRead == nil {
+		// The destination endpoint cannot read back (an OCI layout opened
+		// for writing): open it again to read. A destination that does not
+		// exist yet holds nothing.
+		rd, err := s.open(ctx, dstEP, pluginapi.ModeRead, job.DstOptions)
+		switch {
+		case err == nil:
+			defer rd.Close(context.WithoutCancel(ctx))
+			js.dstRead = rd
+		case errors.Is(err, core.ErrNotFound):
+		case errors.Is(err, core.ErrUnsupported):
+			// A write-only transport (archives): copy every time.
+		default:
+			fail("open target for reading", err)
+			return
+		}
+	}
+	jobs := job.Jobs
+	if jobs <= 0 {
+		jobs = s.opts.Jobs
+	}
+	copts := CopyOptions{All: job.All, Platforms: job.Platforms, Jobs: jobs, SrcOptions: job.SrcOptions, DstOptions: job.DstOptions, Progress: s.opts.Progress}
+	js.copier = newCopier(src, js.dst, copts)
+	js.copier.share = s.share
+	defer s.addStats(js.copier)
+
+	// What to copy: (source ref, destination ref) pairs.
+	type pair struct{ src, dst string }
+	var pairs []pair
+	var srcTags map[string]bool
+	switch job.Kind {
+	case SyncImage:
+		dref := job.Target.Ref
+		if dref == "" {
+			dref = job.Source.Ref
+		}
+		pairs = append(pairs, pair{job.Source.Ref, dref})
+	case SyncRepository:
+		if !src.has(pluginapi.CapListTags) {
+			fail("list tags", fmt.Errorf("transport %s cannot list tags; name images one by one: %w", srcEP.Transport, core.ErrUnsupported))
+			return
+		}
+		tags, err := s.listTags(ctx, src)
+		if err != nil {
+			fail("list source tags", err)
+			return
+		}
+		srcTags = make(map[string]bool, len(tags))
+		for _, t := range tags {
+			srcTags[t] = true
+		}
+		sel := tags
+		if job.Referrers {
+			// Tags of the referrers tag schema ("sha256-<hex>") are
+			// indexes the destination maintains itself as referrers are
+			// copied: mirroring them as tags would fight over them.
+			sel = nil
+			for _, t := range tags {
+				if !referrersTagRE.MatchString(t) {
+					sel = append(sel, t)
+				}
+			}
+		}
+		if job.Tags != nil {
+			sel = job.Tags.Select(sel)
+		}
+		sort.Strings(sel)
+		for _, t := range sel {
+			pairs = append(pairs, pair{t, t})
+		}
+	}
+	needDstTags := (job.Immutable != nil && job.Kind == SyncRepository) || (s.opts.Prune && job.Kind == SyncRepository)
+	if needDstTags && js.dstRead != nil && js.dstRead.has(pluginapi.CapListTags) {
+		tags, err := s.listTags(ctx, js.dstRead)
+		if err != nil {
+			fail("list target tags", err)
+			return
+		}
+		js.dstTags = make(map[string]bool, len(tags))
+		for _, t := range tags {
+			js.dstTags[t] = true
+		}
+	} else if needDstTags && js.dstRead == nil {
+		js.dstTags = map[string]bool{}
+	}
+
+	var wg sync.WaitGroup
+	for _, p := range pairs {
+		select {
+		case s.checkSem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slot := &imageSlot{s: s, check: true}
+			defer slot.release()
+			s.record(index, s.syncImage(ctx, js, slot, p.src, p.dst))
+		}()
+	}
+	wg.Wait()
+
+	if s.opts.Prune && job.Kind == SyncRepository && ctx.Err() == nil {
+		s.prune(ctx, js, srcTags, label)
+	}
+}
+
+func (s *syncRun) listTags(ctx context.Context, e *endpoint) ([]string, error) {
+	tags, err := e.Endpoint.(pluginapi.TagLister).ListTags(ctx)
+	if err != nil {
+		return nil, e.wrap("list tags of "+e.ep.String(), err)
+	}
+	return tags, nil
+}
+
+func (s *syncRun) addStats(c *copier) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.report.BlobsCopied += int(c.stats.copied.Load())
+	s.report.BlobsMounted += int(c.stats.mounted.Load())
+	s.report.BlobsSkipped += int(c.stats.skipped.Load())
+	s.report.Manifests += int(c.stats.manifests.Load())
+	s.report.BytesSent += c.bytes.Load()
+}
+
+// checksPerCopy: comparing a tag costs a HEAD per side, copying an image
+// far more; unchanged runs go faster with more comparisons in flight.
+const checksPerCopy = 4
+
+// imageSlot is what an image holds of the run's concurrency: a check slot
+// while it compares digests, a copy slot while it copies.
+type imageSlot struct {
+	s           *syncRun
+	check, copy bool
+}
+
+// toCopy trades the check slot for a copy slot.
+func (sl *imageSlot) toCopy(ctx context.Context) error {
+	if sl.copy {
+		return nil
+	}
+	if sl.check {
+		<-sl.s.checkSem
+		sl.check = false
+	}
+	select {
+	case sl.s.imageSem <- struct{}{}:
+		sl.copy = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (sl *imageSlot) release() {
+	if sl.check {
+		<-sl.s.checkSem
+		sl.check = false
+	}
+	if sl.copy {
+		<-sl.s.imageSem
+		sl.copy = false
+	}
+}
+
+// syncImage brings one image up to date, with retries.
+func (s *syncRun) syncImage(ctx context.Context, js *jobState, slot *imageSlot, srcRef, dstRef string) SyncImageResult {
+	start := time.Now()
+	r := SyncImageResult{
+		Job:     js.index,
+		JobName: js.job.Name,
+		Source:  js.job.Source.WithRef(srcRef).String(),
+		Target:  js.job.Target.WithRef(dstRef).String(),
+	}
+	delay := s.opts.RetryDelay
+	for attempt := 1; ; attempt++ {
+		r.Attempts = attempt
+		out, err := s.syncOnce(ctx, js, slot, r, srcRef, dstRef)
+		out.Seconds = time.Since(start).Seconds()
+		if err == nil {
+			return out
+		}
+		if attempt > s.opts.Retries || !errors.Is(err, core.ErrUnavailable) || ctx.Err() != nil {
+			return s.failure(out, err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return s.failure(out, err)
+		case <-t.C:
+		}
+		delay *= 2
+	}
+}
+
+func (s *syncRun) syncOnce(ctx context.Context, js *jobState, slot *imageSlot, r SyncImageResult, srcRef, dstRef string) (SyncImageResult, error) {
+	tag := dstRef
+	if ref.IsDigest(tag) {
+		tag = ""
+	}
+	immutable := tag != "" && js.job.Immutable != nil && js.job.Immutable(tag)
+	if immutable && js.dstTags != nil {
+		if js.dstTags[tag] {
+			r.Action, r.Reason = ActionSkipped, ReasonImmutable
+			return r, nil
+		}
+	}
+
+	// Ask both sides at once: a HEAD each on registries.
+	var (
+		srcDesc, dstDesc ocispec.Descriptor
+		srcErr, dstErr   error
+		dstKnown         bool // dstDesc is what the destination holds
+		wg               sync.WaitGroup
+	)
+	resolveDst := func() {
+		if js.dstRead == nil || (js.dstTags != nil && tag != "" && !js.dstTags[tag]) {
+			return // nothing there
+		}
+		d, err := js.dstRead.Resolve(ctx, dstRef)
+		switch {
+		case err == nil:
+			dstDesc, dstKnown = d, true
+		case errors.Is(err, core.ErrNotFound):
+		default:
+			dstErr = js.dstRead.wrap("resolve "+quote(dstRef)+" at the target", err)
+		}
+	}
+	if immutable {
+		// Tags were not listed: one HEAD at the destination decides.
+		resolveDst()
+		if dstErr == nil && dstKnown {
+			r.Action, r.Reason, r.TargetDigest = ActionSkipped, ReasonImmutable, dstDesc.Digest
+			return r, nil
+		}
+	} else {
+		wg.Add(1)
+		go func() { defer wg.Done(); resolveDst() }()
+	}
+	srcDesc, srcErr = js.src.Resolve(ctx, srcRef)
+	wg.Wait()
+	if srcErr != nil {
+		return r, js.src.wrap("resolve "+quote(srcRef), srcErr)
+	}
+	r.SourceDigest = srcDesc.Digest
+	if errors.Is(dstErr, core.ErrUnavailable) {
+		return r, dstErr // worth a retry
+	}
+	// Any other failure to read the destination counts as "not there":
+	// the copy reports the real cause if it cannot write either.
+
+	// What the destination will hold: the source's digest, unless a
+	// platform selection rewrites an index.
+	want := srcDesc
+	if manifest.IsIndex(srcDesc.MediaType) && !js.job.All {
+		m, err := js.copier.fetchManifest(ctx, srcDesc)
+		if err != nil {
+			return r, err
+		}
+		top, err := js.copier.selectPlatforms(ctx, m)
+		if err != nil {
+			return r, err
+		}
+		want = top.Descriptor()
+	}
+	r.TargetDigest = want.Digest
+	preserved := want.Digest == srcDesc.Digest
+
+	switch {
+	case dstKnown && dstDesc.Digest == want.Digest:
+		r.Action, r.Reason = ActionSkipped, ReasonUpToDate
+	case s.opts.DryRun:
+		r.Action = ActionWouldCopy
+	default:
+		if err := slot.toCopy(ctx); err != nil {
+			return r, err
+		}
+		res, err := js.copier.copyResolved(ctx, srcDesc, dstRef, js.job.All)
+		if err != nil {
+			return r, err
+		}
+		r.Action = ActionCopied
+		r.TargetDigest = res.Descriptor.Digest
+	}
+	if js.job.Referrers && preserved && js.src.has(pluginapi.CapReferrers) {
+		n, err := s.syncReferrers(ctx, js, srcDesc.Digest, 0, map[digest.Digest]bool{})
+		r.Referrers = n
+		if err != nil {
+			return r, fmt.Errorf("referrers of %s: %w", srcDesc.Digest, err)
+		}
+	}
+	return r, nil
+}
+
+// referrersTagRE matches the tags of the distribution-spec's referrers tag
+// schema.
+var referrersTagRE = regexp.MustCompile(`^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})$`)
+
+// maxReferrerDepth bounds referrers of referrers (a signature of an SBOM).
+const maxReferrerDepth = 3
+
+// syncReferrers copies the referrers of subject the destination lacks, and
+// theirs. It returns how many were copied (or would be, in a dry run).
+func (s *syncRun) syncReferrers(ctx context.Context, js *jobState, subject digest.Digest, depth int, seen map[digest.Digest]bool) (int, error) {
+	if depth >= maxReferrerDepth {
+		return 0, nil
+	}
+	refs, err := js.src.Endpoint.(pluginapi.ReferrerLister).Referrers(ctx, subject, "")
+	if err != nil {
+		if errors.Is(err, core.ErrUnsupported) {
+			return 0, nil
+		}
+		return 0, js.src.wrap("list referrers", err)
+	}
+	n := 0
+	for _, d := range refs {
+		if seen[d.Digest] {
+			continue
+		}
+		seen[d.Digest] = true
+		present := false
+		if js.dstRead != nil {
+			if _, err := js.dstRead.Resolve(ctx, d.Digest.String()); err == nil {
+				present = true
+			}
+		}
+		if !present {
+			if !s.opts.DryRun {
+				if _, err := js.copier.copyResolved(ctx, plainDesc(d), d.Digest.String(), true); err != nil {
+					return n, err
+				}
+			}
+			n++
+		}
+		m, err := s.syncReferrers(ctx, js, d.Digest, depth+1, seen)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// prune deletes the destination tags the job's filter matches that the
+// source no longer has.
+func (s *syncRun) prune(ctx context.Context, js *jobState, srcTags map[string]bool, label SyncImageResult) {
+	if srcTags == nil {
+		return
+	}
+	if js.dstTags == nil {
+		return // the destination cannot list tags, or does not exist
+	}
+	var gone []string
+	for t := range js.dstTags {
+		if srcTags[t] {
+			continue
+		}
+		if js.job.Tags != nil && !js.job.Tags.Match(t) {
+			continue
+		}
+		if js.job.Referrers && referrersTagRE.MatchString(t) {
+			continue // the destination's own referrers index
+		}
+		gone = append(gone, t)
+	}
+	sort.Strings(gone)
+	for _, t := range gone {
+		r := label
+		r.Source = ""
+		r.Target = js.job.Target.WithRef(t).String()
+		start := time.Now()
+		if s.opts.DryRun {
+			r.Action = ActionWouldPrune
+			s.record(js.index, r)
+			continue
+		}
+		if js.dst == nil || !js.dst.has(pluginapi.CapDelete) {
+			r = s.failure(r, fmt.Errorf("prune %s: transport %s cannot delete: %w", r.Target, js.job.Target.Transport, core.ErrUnsupported))
+			s.record(js.index, r)
+			return
+		}
+		err := js.dst.Endpoint.(pluginapi.Deleter).Delete(ctx, t)
+		if err == nil && js.dst.has(pluginapi.CapCommit) {
+			err = js.dst.Endpoint.(pluginapi.Committer).Commit(ctx)
+		}
+		r.Seconds = time.Since(start).Seconds()
+		if err != nil {
+			r.Reason = "prune"
+			s.record(js.index, s.failure(r, js.dst.wrap("delete "+t, err)))
+			continue
+		}
+		r.Action = ActionPruned
+		s.record(js.index, r)
+	}
+}

@@ -1,0 +1,92 @@
+package host
+
+import (
+	"context"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core/manifest"
+	"github.com/stevedore-oci/stevedore/core/ref"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// blobShare lets the copiers of one sync run cooperate on blobs: a blob
+// needed by several repositories of the same destination registry moves
+// once, and the other repositories mount it from the one that has it
+// (cross-repository mount) instead of pulling it again from the source.
+type blobShare struct {
+	mu      sync.Mutex
+	flights map[shareKey]*blobFlight
+}
+
+type shareKey struct {
+	transport, registry string
+	digest              digest.Digest
+}
+
+// blobFlight is one blob's first transfer to a destination registry.
+type blobFlight struct {
+	done chan struct{}
+	loc  string // destination location holding the blob once done
+	err  error
+}
+
+func newBlobShare() *blobShare { return &blobShare{flights: map[shareKey]*blobFlight{}} }
+
+// transfer stores desc at c's destination: the first copier to need it on
+// a registry transfers it; the others wait, then mount it from there (or
+// transfer it themselves when the mount is refused).
+func (s *blobShare) transfer(ctx context.Context, c *copier, desc ocispec.Descriptor) error {
+	if c.opts.StreamOnly || (manifest.IsNonDistributable(desc.MediaType) && c.dst.ep.Transport == ref.Docker) {
+		return c.transferBlob(ctx, desc)
+	}
+	key := shareKey{transport: c.dst.ep.Transport, registry: registryOf(c.dst.ep), digest: desc.Digest}
+	s.mu.Lock()
+	f, ok := s.flights[key]
+	if !ok {
+		f = &blobFlight{done: make(chan struct{})}
+		s.flights[key] = f
+		s.mu.Unlock()
+		err := c.transferBlob(ctx, desc)
+		f.err = err
+		if err == nil {
+			f.loc = c.dst.ep.Location
+		}
+		close(f.done)
+		if err != nil {
+			// Let a later copier try again.
+			s.mu.Lock()
+			if s.flights[key] == f {
+				delete(s.flights, key)
+			}
+			s.mu.Unlock()
+		}
+		return err
+	}
+	s.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if f.err == nil {
+		if f.loc == c.dst.ep.Location {
+			c.stats.skipped.Add(1)
+			c.emit(Event{Kind: BlobSkipped, Desc: desc})
+			return nil
+		}
+		if c.dst.has(pluginapi.CapMount) {
+			// A mount answers whether or not the repository already
+			// holds the blob, so no HasBlob first: one request.
+			ok, err := c.dst.Endpoint.(pluginapi.Mounter).MountBlob(ctx, desc, f.loc)
+			if err == nil && ok {
+				c.stats.mounted.Add(1)
+				c.emit(Event{Kind: BlobMounted, Desc: desc})
+				return nil
+			}
+		}
+	}
+	return c.transferBlob(ctx, desc)
+}

@@ -1,0 +1,102 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/ref"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+)
+
+// slowSource counts the Resolve calls in flight.
+type slowSource struct {
+	inFlight, peak atomic.Int32
+	calls          atomic.Int32
+}
+
+func (s *slowSource) Close(context.Context) error { return nil }
+func (s *slowSource) Resolve(ctx context.Context, r string) (ocispec.Descriptor, error) {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for {
+		p := s.peak.Load()
+		if n <= p || s.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	s.calls.Add(1)
+	time.Sleep(10 * time.Millisecond)
+	return ocispec.Descriptor{}, nil
+}
+func (s *slowSource) GetManifest(context.Context, ocispec.Descriptor) ([]byte, error) {
+	return nil, nil
+}
+func (s *slowSource) GetBlob(context.Context, ocispec.Descriptor, int64) (io.ReadCloser, error) {
+	return nil, nil
+}
+
+func TestSyncLimiter(t *testing.T) {
+	src := &slowSource{}
+	ep := &endpoint{Endpoint: src, Source: src, ep: ref.Endpoint{Transport: ref.Docker, Location: "reg.example/a"}, caps: map[string]bool{"source": true}}
+	lim := newLimiter(RegistryLimit{MaxConcurrent: 2, RequestsPerSecond: 100, Burst: 1})
+	le := limited(ep, lim)
+	if _, ok := le.Endpoint.(*limitedEndpoint); !ok || le.caps["source"] != true {
+		t.Fatalf("limited endpoint %+v", le)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := le.Resolve(context.Background(), "x"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := src.peak.Load(); p > 2 || p < 1 {
+		t.Errorf("peak concurrency %d, want at most 2", p)
+	}
+	// 20 calls at 100/s with a burst of 1: at least 190 ms.
+	if d := time.Since(start); d < 190*time.Millisecond {
+		t.Errorf("20 calls at 100/s took %s", d)
+	}
+	// Unsupported optional interfaces say so instead of panicking.
+	if _, err := le.Endpoint.(*limitedEndpoint).ListTags(context.Background()); !errors.Is(err, core.ErrUnsupported) {
+		t.Errorf("ListTags on a source without it: %v", err)
+	}
+	// A cancelled wait returns the context's error and the token.
+	slow := newLimiter(RegistryLimit{RequestsPerSecond: 0.5, Burst: 1})
+	if _, err := slow.acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := slow.acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("cancelled acquire: %v", err)
+	}
+	// No limit means no wrapper.
+	if limited(ep, nil) != ep {
+		t.Errorf("a nil limiter must not wrap")
+	}
+	// Capabilities the wrapper cannot pass on are dropped, not promised.
+	odd := &endpoint{Endpoint: src, Source: src, ep: ep.ep, caps: map[string]bool{"source": true, "teleport": true}}
+	if w := limited(odd, lim); w.caps["teleport"] || !w.caps["source"] {
+		t.Errorf("wrapped caps %v", w.caps)
+	}
+	if len(wrapperCaps) != len(pluginapi.Capabilities(&limitedEndpoint{})) || !wrapperCaps[pluginapi.CapStageBlob] {
+		t.Errorf("wrapper caps %v", wrapperCaps)
+	}
+	if registryOf(ref.Endpoint{Transport: ref.OCI, Location: "/x"}) != "" || registryOf(ep.ep) != "reg.example" {
+		t.Errorf("registryOf")
+	}
+}
