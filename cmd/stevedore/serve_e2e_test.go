@@ -1,6 +1,15 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +35,16 @@ func freeAddr(t *testing.T) string {
 // answers /v2/.
 func startServe(t *testing.T, root string, extra ...string) string {
 	t.Helper()
+	return startServeTLS(t, root, false, extra...)
+}
+
+func startServeTLS(t *testing.T, root string, tlsOn bool, extra ...string) string {
+	t.Helper()
+	scheme, client := "http", http.DefaultClient
+	if tlsOn {
+		scheme = "https"
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	}
 	addr := freeAddr(t)
 	cmd := exec.Command(filepath.Join(binDir, "stevedore"), append([]string{"serve", "--root", root, "--addr", addr, "--access-log=false"}, extra...)...)
 	cmd.Stderr = os.Stderr
@@ -34,7 +53,7 @@ func startServe(t *testing.T, root string, extra ...string) string {
 	}
 	start := time.Now()
 	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
+		resp, err := client.Get(scheme + "://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
@@ -72,5 +91,95 @@ func TestServeAndGC(t *testing.T) {
 	out := mustRun(t, "gc", "--root", root, "--dry-run")
 	if strings.Contains(strings.ToLower(out), "error") {
 		t.Fatalf("gc --dry-run: %s", out)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key into dir, and the
+// certificate again as ca.crt into dir/ca (a --cert-dir for clients).
+func selfSigned(t *testing.T, dir string) (cert, key, caDir string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	cert, key, caDir = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca")
+	os.MkdirAll(caDir, 0o755)
+	for p, b := range map[string][]byte{cert: certPEM, key: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), filepath.Join(caDir, "ca.crt"): certPEM} {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cert, key, caDir
+}
+
+// Our docker:// transport round-trips single images and indexes through
+// our own registry, digests identical, over plain HTTP and over TLS.
+func TestDockerTransportAgainstServe(t *testing.T) {
+	needPlugin(t, "oci")
+	needPlugin(t, "docker")
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "tls"}[tlsOn], func(t *testing.T) {
+			dir := t.TempDir()
+			img := genImage(t, filepath.Join(dir, "src"), "v1", 2, 200<<10)
+			idx := genIndex(t, filepath.Join(dir, "src"), "multi")
+			var serveArgs, push, pull []string
+			if tlsOn {
+				cert, key, caDir := selfSigned(t, dir)
+				serveArgs = []string{"--tls-cert", cert, "--tls-key", key}
+				push, pull = []string{"--dest-cert-dir", caDir}, []string{"--src-cert-dir", caDir}
+			} else {
+				push, pull = []string{"--dest-tls-verify=false"}, []string{"--src-tls-verify=false"}
+			}
+			addr := startServeTLS(t, t.TempDir(), tlsOn, serveArgs...)
+			reg := "docker://" + addr + "/team/app"
+
+			out := mustRun(t, append(append([]string{"copy"}, push...), "oci:"+dir+"/src:v1", reg+":v1")...)
+			if strings.TrimSpace(out) != img.Manifest.Digest.String() {
+				t.Fatalf("push printed %s, want %s", out, img.Manifest.Digest)
+			}
+			mustRun(t, append(append([]string{"copy", "--all"}, push...), "oci:"+dir+"/src:multi", reg+":multi")...)
+			mustRun(t, append(append([]string{"copy"}, pull...), reg+":v1", "oci:"+dir+"/back:v1")...)
+			mustRun(t, append(append([]string{"copy", "--all"}, pull...), reg+":multi", "oci:"+dir+"/back:multi")...)
+			if got := rawSHA(t, "oci:"+dir+"/back:v1"); got != img.Manifest.Digest.String() {
+				t.Fatalf("image round trip: %s, want %s", got, img.Manifest.Digest)
+			}
+			if got := rawSHA(t, "oci:"+dir+"/back:multi"); got != idx.Digest.String() {
+				t.Fatalf("index round trip: %s, want %s", got, idx.Digest)
+			}
+			tagsFlag := []string{"--tls-verify=false"}
+			if tlsOn {
+				tagsFlag = []string{"--cert-dir", pull[1]}
+			}
+			var tags struct{ Tags []string }
+			json.Unmarshal([]byte(mustRun(t, append(append([]string{"list-tags"}, tagsFlag...), reg)...)), &tags)
+			if strings.Join(tags.Tags, ",") != "multi,v1" {
+				t.Fatalf("tags %v", tags.Tags)
+			}
+			// A second push moves no blob: the registry has them all.
+			_, errOut, err := runCLI(t, append(append([]string{"copy", "--progress=json"}, push...), "oci:"+dir+"/src:v1", reg+":v2")...)
+			if err != nil || !strings.Contains(errOut, `"blobsCopied":0`) {
+				t.Fatalf("re-push: %v %s", err, errOut)
+			}
+		})
 	}
 }
