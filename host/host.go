@@ -88,6 +88,12 @@ func New(opts Options) (*Host, error) {
 }
 
 // Close stops every plugin process. The Host is unusable afterwards.
+//
+// Every endpoint a call opens is closed before the call returns, and a
+// plugin finishes its cleanup (discarding uncommitted writes) before it
+// answers Close; so the processes are killed outright rather than asked to
+// shut down, and a wedged plugin cannot hold the host for go-plugin's grace
+// period.
 func (h *Host) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -101,6 +107,9 @@ func (h *Host) Close() error {
 		go func(r *running) {
 			defer wg.Done()
 			r.remote.Close()
+			if r.cmd != nil && r.cmd.Process != nil {
+				r.cmd.Process.Kill()
+			}
 			r.client.Kill()
 		}(r)
 	}

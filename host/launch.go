@@ -114,6 +114,7 @@ func timeoutSetting(opt time.Duration, env string, def time.Duration) (time.Dura
 // running is one launched plugin process.
 type running struct {
 	bin    PluginBinary
+	cmd    *exec.Cmd // nil for a reattached process, which we never kill
 	client *plugin.Client
 	remote *guardedPlugin
 	info   pluginapi.PluginInfo
@@ -174,7 +175,11 @@ func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *plug
 		return fail(err)
 	}
 	g := &guard{bin: bin, client: client, call: lc.callTimeout, idle: lc.idleTimeout}
-	return &running{bin: bin, client: client, remote: &guardedPlugin{RemotePlugin: remote, g: g}, info: remote.Info()}, nil
+	var own *exec.Cmd
+	if reattach == nil {
+		own = cmd
+	}
+	return &running{bin: bin, cmd: own, client: client, remote: &guardedPlugin{RemotePlugin: remote, g: g}, info: remote.Info()}, nil
 }
 
 // lifecycleLogger is go-plugin's logger for one plugin. go-plugin reports
