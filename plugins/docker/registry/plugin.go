@@ -22,7 +22,7 @@ const TransportName = "docker"
 const (
 	DefaultMonolithicMax = 64 << 20
 	DefaultChunkSize     = 64 << 20
-	DefaultReplayWindow  = 8 << 20
+	DefaultReplayWindow  = 4 << 20
 	DefaultMaxRetries    = 4
 )
 
