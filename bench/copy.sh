@@ -21,12 +21,16 @@ results=$work/results.txt
 echo "## copy oci: -> oci: (same filesystem)" | tee -a "$results"
 measure "skopeo copy" "rm -rf $work/d1" -- skopeo --insecure-policy copy -q "oci:$work/src:big" "oci:$work/d1:big" | tee -a "$results"
 measure "stevedore copy" "rm -rf $work/d2" -- $bin/stevedore copy -q "oci:$work/src:big" "oci:$work/d2:big" | tee -a "$results"
-echo "## copy oci: -> oci: with every byte through the host" | tee -a "$results"
+echo "## copy oci: -> oci: without hard links (the host reads, hashes and writes every byte)" | tee -a "$results"
 measure "stevedore copy --stream-only" "rm -rf $work/d3" -- $bin/stevedore copy -q --stream-only "oci:$work/src:big" "oci:$work/d3:big" | tee -a "$results"
-measure "stevedore copy --stream-only, grpc" "rm -rf $work/d4" -- env STEVEDORE_DATAPLANE=grpc $bin/stevedore copy -q --stream-only "oci:$work/src:big" "oci:$work/d4:big" | tee -a "$results"
-echo "## inspect on a small layout (start-up cost)" | tee -a "$results"
-BENCH_RUNS=$((BENCH_RUNS * 3)) measure "skopeo inspect" ":" -- skopeo --insecure-policy inspect "oci:$work/small:v1" | tee -a "$results"
-BENCH_RUNS=$((BENCH_RUNS * 3)) measure "stevedore inspect" ":" -- $bin/stevedore inspect "oci:$work/small:v1" | tee -a "$results"
+echo "## inspect on a small layout (start-up cost of the host and one plugin), hyperfine" | tee -a "$results"
+if command -v hyperfine >/dev/null; then
+	hyperfine -N -w 5 -r 40 --export-json "$work/inspect.json" \
+		"skopeo --insecure-policy inspect oci:$work/small:v1" "$bin/stevedore inspect oci:$work/small:v1" >/dev/null
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; [print("%-40s mean %6.1f ms  sd %4.1f ms" % (("skopeo inspect","stevedore inspect")[i], x["mean"]*1000, x["stddev"]*1000)) for i,x in enumerate(r)]' "$work/inspect.json" | tee -a "$results"
+else
+	echo "(hyperfine not installed: apt-get install hyperfine)" | tee -a "$results"
+fi
 echo "## blob data plane, plugin -> host, no hashing (go test -bench DataPlane ./pluginapi/)" | tee -a "$results"
 go test -run '^$' -bench 'DataPlane' -benchtime=3x ./pluginapi/ 2>/dev/null | grep -E '^Benchmark' | tee -a "$results"
 echo
