@@ -44,6 +44,14 @@ type CopyOptions struct {
 	// StreamOnly moves every blob's bytes through the host even where the
 	// destination could mount or link it (for measurements).
 	StreamOnly bool
+	// RemoveSignatures leaves the manifests' signatures behind without
+	// reading them (skopeo's --remove-signatures). Otherwise a manifest's
+	// signatures are copied when the source lists them (capability
+	// "signatures") and the destination stores them ("put-signatures");
+	// when it cannot, they are dropped and Copy logs one warning saying how
+	// many. (skopeo refuses such a copy instead; we warn, as the image
+	// itself arrives intact and many destinations never hold signatures.)
+	RemoveSignatures bool
 }
 
 // CopyResult summarises a finished copy.
@@ -57,7 +65,12 @@ type CopyResult struct {
 	BlobsMounted        int
 	BytesCopied         int64
 	Manifests           int
-	Duration            time.Duration
+	// SignaturesCopied counts the signatures stored at the destination;
+	// SignaturesDropped those the source had but the destination cannot
+	// store (never counted with RemoveSignatures).
+	SignaturesCopied  int
+	SignaturesDropped int
+	Duration          time.Duration
 }
 
 // Copy copies one image (or index) from src to dst, both endpoint strings
@@ -99,6 +112,9 @@ func (h *Host) CopyEndpoints(ctx context.Context, srcEP, dstEP ref.Endpoint, opt
 	}
 	res.Source, res.Destination = srcEP, dstEP
 	res.Duration = time.Since(start)
+	if res.SignaturesDropped > 0 {
+		h.logger.Warn(droppedWarning(res.SignaturesDropped, srcEP, dstEP))
+	}
 	return res, nil
 }
 
@@ -112,7 +128,10 @@ type copier struct {
 
 	mu    sync.Mutex
 	done  map[digest.Digest]*blobOnce
-	stats struct{ copied, skipped, mounted, manifests atomic.Int64 }
+	stats struct {
+		copied, skipped, mounted, manifests atomic.Int64
+		sigsCopied, sigsDropped             atomic.Int64
+	}
 	bytes atomic.Int64
 	// share, when set (sync), moves each blob once per destination
 	// registry across copiers and mounts it where it already is.
@@ -175,6 +194,20 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 		}
 		tag = desc.Digest.String()
 	}
+	sigs, err := c.signatures(ctx, desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if len(sigs) > 0 {
+		// Signatures need their manifest; the tag comes last, so a tagged
+		// image is a signed one.
+		if err := c.dst.PutManifest(ctx, plainDesc(desc), top.Raw, ""); err != nil {
+			return nil, c.dst.wrap("put manifest "+desc.Digest.String(), err)
+		}
+		if err := c.putSignatures(ctx, desc.Digest, sigs); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.dst.PutManifest(ctx, plainDesc(desc), top.Raw, tag); err != nil {
 		return nil, c.dst.wrap("put manifest "+desc.Digest.String(), err)
 	}
@@ -186,13 +219,69 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 		}
 	}
 	return &CopyResult{
-		Descriptor:   plainDesc(desc),
-		BlobsCopied:  int(c.stats.copied.Load()),
-		BlobsSkipped: int(c.stats.skipped.Load()),
-		BlobsMounted: int(c.stats.mounted.Load()),
-		BytesCopied:  c.bytes.Load(),
-		Manifests:    int(c.stats.manifests.Load()),
+		Descriptor:        plainDesc(desc),
+		BlobsCopied:       int(c.stats.copied.Load()),
+		BlobsSkipped:      int(c.stats.skipped.Load()),
+		BlobsMounted:      int(c.stats.mounted.Load()),
+		BytesCopied:       c.bytes.Load(),
+		Manifests:         int(c.stats.manifests.Load()),
+		SignaturesCopied:  int(c.stats.sigsCopied.Load()),
+		SignaturesDropped: int(c.stats.sigsDropped.Load()),
 	}, nil
+}
+
+// signatures returns the signatures of manifest d to copy: none when they
+// are removed, when the source keeps none, or when the destination cannot
+// store them (then they are counted as dropped).
+func (c *copier) signatures(ctx context.Context, d digest.Digest) ([][]byte, error) {
+	if c.opts.RemoveSignatures || !c.src.has(pluginapi.CapSignatures) {
+		return nil, nil
+	}
+	sl, ok := c.src.Endpoint.(pluginapi.SignatureLister)
+	if !ok {
+		return nil, nil
+	}
+	sigs, err := sl.Signatures(ctx, d)
+	if err != nil {
+		return nil, c.src.wrap("signatures of "+d.String(), err)
+	}
+	if err := pluginapi.CheckSignatures(sigs); err != nil {
+		return nil, c.src.wrap("signatures of "+d.String(), err)
+	}
+	if len(sigs) > 0 && !c.dst.has(pluginapi.CapPutSignatures) {
+		c.stats.sigsDropped.Add(int64(len(sigs)))
+		return nil, nil
+	}
+	return sigs, nil
+}
+
+// putSignatures stores the signatures of manifest d, already written.
+func (c *copier) putSignatures(ctx context.Context, d digest.Digest, sigs [][]byte) error {
+	sw, ok := c.dst.Endpoint.(pluginapi.SignatureWriter)
+	if !ok {
+		return c.dst.wrap("put signatures of "+d.String(), fmt.Errorf("endpoint does not implement PutSignatures: %w", core.ErrUnsupported))
+	}
+	if err := sw.PutSignatures(ctx, d, sigs); err != nil {
+		return c.dst.wrap("put signatures of "+d.String(), err)
+	}
+	c.stats.sigsCopied.Add(int64(len(sigs)))
+	return nil
+}
+
+// copySignatures copies the signatures of manifest d, already written at
+// the destination.
+func (c *copier) copySignatures(ctx context.Context, d digest.Digest) error {
+	sigs, err := c.signatures(ctx, d)
+	if err != nil || len(sigs) == 0 {
+		return err
+	}
+	return c.putSignatures(ctx, d, sigs)
+}
+
+// droppedWarning is the one line logged when a copy left signatures behind.
+func droppedWarning(n int, src, dst ref.Endpoint) string {
+	return fmt.Sprintf("dropped %d signature(s) of %s: %s cannot store signatures (--remove-signatures skips them without this warning)",
+		n, src, dst)
 }
 
 func quote(r string) string {
@@ -317,7 +406,7 @@ func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) error {
 		// has everything below it too.
 		c.stats.skipped.Add(1)
 		c.emit(Event{Kind: BlobSkipped, Desc: desc})
-		return nil
+		return c.copySignatures(ctx, desc.Digest)
 	}
 	m, err := c.fetchManifest(ctx, desc)
 	if err != nil {
@@ -328,6 +417,9 @@ func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) error {
 	}
 	if err := c.dst.PutManifest(ctx, plainDesc(desc), m.Raw, ""); err != nil {
 		return c.dst.wrap("put manifest "+desc.Digest.String(), err)
+	}
+	if err := c.copySignatures(ctx, desc.Digest); err != nil {
+		return err
 	}
 	c.stats.manifests.Add(1)
 	c.emit(Event{Kind: ManifestDone, Desc: desc})

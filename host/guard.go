@@ -151,16 +151,18 @@ type guardedEndpoint struct {
 }
 
 var (
-	_ pluginapi.Source         = (*guardedEndpoint)(nil)
-	_ pluginapi.Destination    = (*guardedEndpoint)(nil)
-	_ pluginapi.TagLister      = (*guardedEndpoint)(nil)
-	_ pluginapi.ReferrerLister = (*guardedEndpoint)(nil)
-	_ pluginapi.Deleter        = (*guardedEndpoint)(nil)
-	_ pluginapi.Mounter        = (*guardedEndpoint)(nil)
-	_ pluginapi.Committer      = (*guardedEndpoint)(nil)
-	_ pluginapi.BlobPather     = (*guardedEndpoint)(nil)
-	_ pluginapi.FilePutter     = (*guardedEndpoint)(nil)
-	_ pluginapi.BlobStager     = (*guardedEndpoint)(nil)
+	_ pluginapi.Source          = (*guardedEndpoint)(nil)
+	_ pluginapi.Destination     = (*guardedEndpoint)(nil)
+	_ pluginapi.TagLister       = (*guardedEndpoint)(nil)
+	_ pluginapi.ReferrerLister  = (*guardedEndpoint)(nil)
+	_ pluginapi.Deleter         = (*guardedEndpoint)(nil)
+	_ pluginapi.Mounter         = (*guardedEndpoint)(nil)
+	_ pluginapi.Committer       = (*guardedEndpoint)(nil)
+	_ pluginapi.BlobPather      = (*guardedEndpoint)(nil)
+	_ pluginapi.FilePutter      = (*guardedEndpoint)(nil)
+	_ pluginapi.BlobStager      = (*guardedEndpoint)(nil)
+	_ pluginapi.SignatureLister = (*guardedEndpoint)(nil)
+	_ pluginapi.SignatureWriter = (*guardedEndpoint)(nil)
 )
 
 // Capabilities lists what the plugin advertised for this endpoint.
@@ -267,6 +269,20 @@ func (e *guardedEndpoint) CommitStagedBlob(ctx context.Context, desc ocispec.Des
 func (e *guardedEndpoint) AbortStagedBlob(ctx context.Context, path string) error {
 	return e.g.do(ctx, "abort staged blob "+path, func(ctx context.Context) error {
 		return e.e.AbortStagedBlob(ctx, path)
+	})
+}
+
+func (e *guardedEndpoint) Signatures(ctx context.Context, m digest.Digest) (sigs [][]byte, err error) {
+	err = e.g.do(ctx, "signatures of "+m.String(), func(ctx context.Context) (err error) {
+		sigs, err = e.e.Signatures(ctx, m)
+		return err
+	})
+	return sigs, err
+}
+
+func (e *guardedEndpoint) PutSignatures(ctx context.Context, m digest.Digest, sigs [][]byte) error {
+	return e.g.do(ctx, "put signatures of "+m.String(), func(ctx context.Context) error {
+		return e.e.PutSignatures(ctx, m, sigs)
 	})
 }
 

@@ -567,6 +567,9 @@ func (s *syncRun) addStats(c *copier) {
 	s.report.BlobsSkipped += int(c.stats.skipped.Load())
 	s.report.Manifests += int(c.stats.manifests.Load())
 	s.report.BytesSent += c.bytes.Load()
+	if n := c.stats.sigsDropped.Load(); n > 0 {
+		s.h.logger.Warn(droppedWarning(int(n), c.src.ep, c.dst.ep))
+	}
 }
 
 // checksPerCopy: comparing a tag costs a HEAD per side, copying an image

@@ -159,16 +159,18 @@ var wrapperCaps = func() map[string]bool {
 }()
 
 var (
-	_ pluginapi.BlobStager     = (*limitedEndpoint)(nil)
-	_ pluginapi.Source         = (*limitedEndpoint)(nil)
-	_ pluginapi.Destination    = (*limitedEndpoint)(nil)
-	_ pluginapi.TagLister      = (*limitedEndpoint)(nil)
-	_ pluginapi.ReferrerLister = (*limitedEndpoint)(nil)
-	_ pluginapi.Deleter        = (*limitedEndpoint)(nil)
-	_ pluginapi.Mounter        = (*limitedEndpoint)(nil)
-	_ pluginapi.Committer      = (*limitedEndpoint)(nil)
-	_ pluginapi.BlobPather     = (*limitedEndpoint)(nil)
-	_ pluginapi.FilePutter     = (*limitedEndpoint)(nil)
+	_ pluginapi.BlobStager      = (*limitedEndpoint)(nil)
+	_ pluginapi.Source          = (*limitedEndpoint)(nil)
+	_ pluginapi.Destination     = (*limitedEndpoint)(nil)
+	_ pluginapi.TagLister       = (*limitedEndpoint)(nil)
+	_ pluginapi.ReferrerLister  = (*limitedEndpoint)(nil)
+	_ pluginapi.Deleter         = (*limitedEndpoint)(nil)
+	_ pluginapi.Mounter         = (*limitedEndpoint)(nil)
+	_ pluginapi.Committer       = (*limitedEndpoint)(nil)
+	_ pluginapi.BlobPather      = (*limitedEndpoint)(nil)
+	_ pluginapi.FilePutter      = (*limitedEndpoint)(nil)
+	_ pluginapi.SignatureLister = (*limitedEndpoint)(nil)
+	_ pluginapi.SignatureWriter = (*limitedEndpoint)(nil)
 )
 
 func unsupported(what string) error {
@@ -307,6 +309,32 @@ func (l *limitedEndpoint) MountBlob(ctx context.Context, desc ocispec.Descriptor
 	}
 	defer release()
 	return t.MountBlob(ctx, desc, from)
+}
+
+func (l *limitedEndpoint) Signatures(ctx context.Context, m digest.Digest) ([][]byte, error) {
+	t, ok := l.inner.(pluginapi.SignatureLister)
+	if !ok {
+		return nil, unsupported("Signatures")
+	}
+	release, err := l.lim.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return t.Signatures(ctx, m)
+}
+
+func (l *limitedEndpoint) PutSignatures(ctx context.Context, m digest.Digest, sigs [][]byte) error {
+	t, ok := l.inner.(pluginapi.SignatureWriter)
+	if !ok {
+		return unsupported("PutSignatures")
+	}
+	release, err := l.lim.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return t.PutSignatures(ctx, m, sigs)
 }
 
 // Commit, BlobPath, PutBlobFile and the staging calls are local: not

@@ -3,6 +3,7 @@ package pluginapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"time"
@@ -132,16 +133,18 @@ type RemoteEndpoint struct {
 }
 
 var (
-	_ Source         = (*RemoteEndpoint)(nil)
-	_ Destination    = (*RemoteEndpoint)(nil)
-	_ TagLister      = (*RemoteEndpoint)(nil)
-	_ ReferrerLister = (*RemoteEndpoint)(nil)
-	_ Deleter        = (*RemoteEndpoint)(nil)
-	_ Mounter        = (*RemoteEndpoint)(nil)
-	_ Committer      = (*RemoteEndpoint)(nil)
-	_ BlobPather     = (*RemoteEndpoint)(nil)
-	_ FilePutter     = (*RemoteEndpoint)(nil)
-	_ BlobStager     = (*RemoteEndpoint)(nil)
+	_ Source          = (*RemoteEndpoint)(nil)
+	_ Destination     = (*RemoteEndpoint)(nil)
+	_ TagLister       = (*RemoteEndpoint)(nil)
+	_ ReferrerLister  = (*RemoteEndpoint)(nil)
+	_ Deleter         = (*RemoteEndpoint)(nil)
+	_ Mounter         = (*RemoteEndpoint)(nil)
+	_ Committer       = (*RemoteEndpoint)(nil)
+	_ BlobPather      = (*RemoteEndpoint)(nil)
+	_ FilePutter      = (*RemoteEndpoint)(nil)
+	_ BlobStager      = (*RemoteEndpoint)(nil)
+	_ SignatureLister = (*RemoteEndpoint)(nil)
+	_ SignatureWriter = (*RemoteEndpoint)(nil)
 )
 
 // Capabilities lists the capability names (Cap*) the plugin advertised.
@@ -350,5 +353,69 @@ func (e *RemoteEndpoint) AbortStagedBlob(ctx context.Context, path string) error
 		return err
 	}
 	_, err := e.p.client.AbortStagedBlob(ctx, &transportv1.AbortStagedBlobRequest{Handle: e.handle, Path: path})
+	return fromStatus(err)
+}
+
+// Signatures implements SignatureLister. The set is checked against the
+// limits as it arrives.
+func (e *RemoteEndpoint) Signatures(ctx context.Context, manifest digest.Digest) ([][]byte, error) {
+	if err := e.need(CapSignatures); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := e.p.client.Signatures(ctx, &transportv1.SignaturesRequest{Handle: e.handle, ManifestDigest: manifest.String()})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	sigs := [][]byte{}
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return sigs, nil
+		}
+		if err != nil {
+			return nil, fromStatus(err)
+		}
+		if len(sigs) == MaxSignatures {
+			return nil, fmt.Errorf("%s: signatures of %s: more than %d: %w", e.name, manifest, MaxSignatures, core.ErrTooLarge)
+		}
+		if err := checkSignature(len(sigs), msg.GetData()); err != nil {
+			return nil, fmt.Errorf("%s: signatures of %s: %w", e.name, manifest, err)
+		}
+		sigs = append(sigs, msg.GetData())
+	}
+}
+
+// PutSignatures implements SignatureWriter. A set over the limits is
+// refused here, without calling the plugin.
+func (e *RemoteEndpoint) PutSignatures(ctx context.Context, manifest digest.Digest, sigs [][]byte) error {
+	if err := e.need(CapPutSignatures); err != nil {
+		return err
+	}
+	if err := CheckSignatures(sigs); err != nil {
+		return fmt.Errorf("%s: signatures of %s: %w", e.name, manifest, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := e.p.client.PutSignatures(ctx)
+	if err != nil {
+		return fromStatus(err)
+	}
+	msgs := make([]*transportv1.PutSignaturesRequest, 0, len(sigs)+1)
+	msgs = append(msgs, &transportv1.PutSignaturesRequest{Handle: e.handle, ManifestDigest: manifest.String()})
+	for _, s := range sigs {
+		msgs = append(msgs, &transportv1.PutSignaturesRequest{Signature: s})
+	}
+	for _, m := range msgs {
+		if err := stream.Send(m); err != nil {
+			// The server ended the call; its status says why.
+			if err == io.EOF {
+				break
+			}
+			return fromStatus(err)
+		}
+	}
+	_, err = stream.CloseAndRecv()
 	return fromStatus(err)
 }

@@ -3,6 +3,7 @@ package pluginapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 
@@ -328,4 +329,77 @@ func (s *grpcServer) AbortStagedBlob(ctx context.Context, req *transportv1.Abort
 		return nil, toStatus(err)
 	}
 	return &transportv1.AbortStagedBlobResponse{}, nil
+}
+
+// parseManifestDigest parses the manifest digest of a signature call.
+func parseManifestDigest(s string) (digest.Digest, error) {
+	d, err := digest.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("manifest digest %q: %v: %w", s, err, core.ErrInvalid)
+	}
+	return d, nil
+}
+
+// Signatures sends the signatures one per message, after checking the whole
+// set against the limits.
+func (s *grpcServer) Signatures(req *transportv1.SignaturesRequest, stream transportv1.Transport_SignaturesServer) error {
+	sl, err := endpointAs[SignatureLister](s, req.GetHandle(), CapSignatures)
+	if err != nil {
+		return err
+	}
+	d, err := parseManifestDigest(req.GetManifestDigest())
+	if err != nil {
+		return toStatus(err)
+	}
+	sigs, err := sl.Signatures(stream.Context(), d)
+	if err != nil {
+		return toStatus(err)
+	}
+	if err := CheckSignatures(sigs); err != nil {
+		return toStatus(fmt.Errorf("signatures of %s: %w", d, err))
+	}
+	for _, sig := range sigs {
+		if err := stream.Send(&transportv1.Signature{Data: sig}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutSignatures receives the header, then one signature per message,
+// refusing a set over the limits as soon as it shows.
+func (s *grpcServer) PutSignatures(stream transportv1.Transport_PutSignaturesServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	sw, err := endpointAs[SignatureWriter](s, first.GetHandle(), CapPutSignatures)
+	if err != nil {
+		return err
+	}
+	d, err := parseManifestDigest(first.GetManifestDigest())
+	if err != nil {
+		return toStatus(err)
+	}
+	var sigs [][]byte
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if len(sigs) == MaxSignatures {
+			return toStatus(fmt.Errorf("signatures of %s: more than %d: %w", d, MaxSignatures, core.ErrTooLarge))
+		}
+		if err := checkSignature(len(sigs), msg.GetSignature()); err != nil {
+			return toStatus(fmt.Errorf("signatures of %s: %w", d, err))
+		}
+		sigs = append(sigs, msg.GetSignature())
+	}
+	if err := sw.PutSignatures(stream.Context(), d, sigs); err != nil {
+		return toStatus(err)
+	}
+	return stream.SendAndClose(&transportv1.PutSignaturesResponse{})
 }

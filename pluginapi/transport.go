@@ -172,6 +172,28 @@ type BlobStager interface {
 	AbortStagedBlob(ctx context.Context, path string) error
 }
 
+// SignatureLister is implemented by sources that keep simple-signing
+// signatures (skopeo's signature-N files) beside their images. A signature
+// is an opaque blob; see MaxSignatures and MaxSignatureSize.
+type SignatureLister interface {
+	// Signatures returns the signatures of the manifest with digest
+	// manifest, in their stored order. A manifest without signatures, or
+	// one the source does not hold, has none: an empty list, not an error.
+	Signatures(ctx context.Context, manifest digest.Digest) ([][]byte, error)
+}
+
+// SignatureWriter is implemented by destinations that can store signatures.
+type SignatureWriter interface {
+	// PutSignatures stores sigs, in order, as the signatures of the manifest
+	// with digest manifest, replacing any it had. The host calls it once the
+	// manifest is written (by digest) and before a tag points at it, so a
+	// tagged image is complete. More than MaxSignatures signatures, or one
+	// over MaxSignatureSize bytes, is refused with an error wrapping
+	// core.ErrTooLarge, an empty signature with core.ErrInvalid (see
+	// CheckSignatures).
+	PutSignatures(ctx context.Context, manifest digest.Digest, sigs [][]byte) error
+}
+
 // Capability names, as advertised to the host.
 const (
 	CapSource      = "source"
@@ -184,6 +206,9 @@ const (
 	CapBlobPath    = "blob-path"
 	CapPutBlobFile = "put-blob-file"
 	CapStageBlob   = "stage-blob"
+	// CapSignatures and CapPutSignatures: SignatureLister, SignatureWriter.
+	CapSignatures    = "signatures"
+	CapPutSignatures = "put-signatures"
 )
 
 // Capabilities derives the capability list of an endpoint from the optional
@@ -215,5 +240,9 @@ func Capabilities(e Endpoint) []string {
 	add(ok, CapPutBlobFile)
 	_, ok = e.(BlobStager)
 	add(ok, CapStageBlob)
+	_, ok = e.(SignatureLister)
+	add(ok, CapSignatures)
+	_, ok = e.(SignatureWriter)
+	add(ok, CapPutSignatures)
 	return caps
 }

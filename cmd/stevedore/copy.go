@@ -24,6 +24,7 @@ func newCopyCmd() *cobra.Command {
 		quiet                bool
 		progressMode         string
 		streamOnly           bool
+		removeSignatures     bool
 		src, dst, global     transportFlags
 	)
 	cmd := &cobra.Command{
@@ -33,6 +34,9 @@ func newCopyCmd() *cobra.Command {
   docker://NAME[:TAG|@DIGEST]  oci:PATH[:REF]  oci-archive:PATH[:REF]
   docker-archive:PATH[:NAME:TAG|:@INDEX]  dir:PATH  static:PATH[:NAME:TAG]
 On an index, the host platform's image is copied unless --all or --platform.
+Signatures (dir: signature-N files) are copied when the destination can store
+them; otherwise they are dropped with one warning (skopeo refuses instead).
+--remove-signatures drops them without reading them and without the warning.
 The resulting manifest digest is printed on stdout.`,
 		Example: `  stevedore copy oci:./layout:v1 oci:./other:v1
   stevedore copy --all docker://registry.example/app:1.0 oci-archive:app.tar
@@ -70,12 +74,13 @@ The resulting manifest digest is printed on stdout.`,
 			}
 			fs := cmd.Flags()
 			opts := host.CopyOptions{
-				All:        all,
-				Platforms:  want,
-				Jobs:       jobs,
-				SrcOptions: src.options(fs, "src-", &global),
-				DstOptions: dst.options(fs, "dest-", &global),
-				StreamOnly: streamOnly,
+				All:              all,
+				Platforms:        want,
+				Jobs:             jobs,
+				SrcOptions:       src.options(fs, "src-", &global),
+				DstOptions:       dst.options(fs, "dest-", &global),
+				StreamOnly:       streamOnly,
+				RemoveSignatures: removeSignatures,
 			}
 			prog, err := newProgress(progressMode, quiet, os.Stderr)
 			if err != nil {
@@ -106,6 +111,7 @@ The resulting manifest digest is printed on stdout.`,
 	fs.StringVar(&digestFile, "digestfile", "", "also write the resulting manifest digest to this file")
 	fs.BoolVarP(&quiet, "quiet", "q", false, "print nothing on stderr except errors")
 	fs.StringVar(&progressMode, "progress", "auto", "progress on stderr: auto (bars on a terminal, none otherwise), bars, json, none")
+	fs.BoolVar(&removeSignatures, "remove-signatures", false, "do not copy signatures (and do not warn when the destination cannot store them)")
 	fs.BoolVar(&streamOnly, "stream-only", false, "move every blob through the host even where a local file could be linked")
 	fs.MarkHidden("stream-only")
 	src.register(fs, "src-", "source")

@@ -96,6 +96,21 @@ var unadvertised = map[string]func(ctx context.Context, ep pluginapi.Endpoint, l
 		}
 		return true, err
 	},
+	pluginapi.CapSignatures: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
+		s, ok := ep.(pluginapi.SignatureLister)
+		if !ok {
+			return false, nil
+		}
+		_, err := s.Signatures(ctx, missingBlob().Digest)
+		return true, err
+	},
+	pluginapi.CapPutSignatures: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
+		s, ok := ep.(pluginapi.SignatureWriter)
+		if !ok {
+			return false, nil
+		}
+		return true, s.PutSignatures(ctx, missingBlob().Digest, [][]byte{[]byte("\xa3transporttest")})
+	},
 }
 
 func (k *kit) testCapabilities(t *testing.T) {

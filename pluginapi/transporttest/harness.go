@@ -102,6 +102,7 @@ func Run(t *testing.T, h Harness) {
 		{"StageBlob", k.testStageBlob},
 		{"Mount", k.testMount},
 		{"Referrers", k.testReferrers},
+		{"Signatures", k.testSignatures},
 		{"CloseWithoutCommit", k.testCloseWithoutCommit},
 	}
 	for _, tt := range tests {

@@ -47,6 +47,7 @@ type memStore struct {
 	// conv maps what was written (a gzip'd layer, a manifest) to what is
 	// stored instead (convert only).
 	conv map[digest.Digest]ocispec.Descriptor
+	sigs map[digest.Digest][][]byte
 }
 
 func newMemStore() *memStore {
@@ -426,6 +427,45 @@ func (w *memWriter) Delete(_ context.Context, ref string) error {
 	return nil
 }
 
+// Signatures implements pluginapi.SignatureLister. Bugs: sigs-reversed
+// lists them backwards, sigs-nil-error fails for a manifest without any.
+func (r *memReader) Signatures(_ context.Context, d digest.Digest) ([][]byte, error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	sigs := slices.Clone(r.s.sigs[d])
+	if len(sigs) == 0 && r.bug == "sigs-nil-error" {
+		return nil, fmt.Errorf("no signatures for %s: %w", d, core.ErrNotFound)
+	}
+	if r.bug == "sigs-reversed" {
+		slices.Reverse(sigs)
+	}
+	return append([][]byte{}, sigs...), nil
+}
+
+// PutSignatures implements pluginapi.SignatureWriter. Bugs: sigs-append
+// adds to earlier signatures, sigs-no-limit takes any set.
+func (w *memWriter) PutSignatures(_ context.Context, d digest.Digest, sigs [][]byte) error {
+	if w.bug != "sigs-no-limit" {
+		if err := pluginapi.CheckSignatures(sigs); err != nil {
+			return err
+		}
+	}
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	if w.s.sigs == nil {
+		w.s.sigs = map[digest.Digest][][]byte{}
+	}
+	kept := make([][]byte, 0, len(sigs))
+	for _, s := range sigs {
+		kept = append(kept, slices.Clone(s))
+	}
+	if w.bug == "sigs-append" {
+		kept = append(w.s.sigs[d], kept...)
+	}
+	w.s.sigs[d] = kept
+	return nil
+}
+
 // lyingWriter claims not to delete, yet deletes.
 type lyingWriter struct{ memWriter }
 
@@ -540,6 +580,10 @@ func TestKitCatchesBugs(t *testing.T) {
 		{modePlain, "stage-trust", "StageBlob"},
 		{modePlain, "stage-any-path", "StageBlob"},
 		{modePlain, "stage-leak", "StageBlob"},
+		{modePlain, "sigs-reversed", "Signatures"},
+		{modePlain, "sigs-append", "Signatures"},
+		{modePlain, "sigs-no-limit", "Signatures"},
+		{modePlain, "sigs-nil-error", "Signatures"},
 		// A converting transport passes only because the harness says
 		// it converts: byte comparison fails it.
 		{modeUnflagged, "none", "SingleImage"},

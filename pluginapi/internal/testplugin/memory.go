@@ -13,6 +13,8 @@
 //	hang=CALL      CALL (open, resolve, get-manifest, has-blob) never returns,
 //	               whatever its context: a deadlocked plugin
 //	seed=DIR       an empty store is first filled from the OCI layout at DIR
+//	signatures=true the endpoint also keeps signatures (SignatureLister, and
+//	               SignatureWriter in write mode)
 //
 // Plugin.Defaults supplies options that a request does not set (the
 // stevedore-plugin-mem binary reads them from STEVEDORE_MEM_OPTIONS).
@@ -117,8 +119,14 @@ func (p *Plugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginapi.E
 			r.denyPut = v == "true"
 		}
 	}
-	if req.Mode == pluginapi.ModeWrite {
+	sigs := opts["signatures"] == "true"
+	switch {
+	case req.Mode == pluginapi.ModeWrite && sigs:
+		return &sigWriter{&writer{r}}, nil
+	case req.Mode == pluginapi.ModeWrite:
 		return &writer{r}, nil
+	case sigs:
+		return &sigReader{r}, nil
 	}
 	return r, nil
 }
@@ -133,6 +141,7 @@ type store struct {
 	blobs     map[digest.Digest][]byte
 	manifests map[digest.Digest]manifest
 	tags      map[string]digest.Digest
+	sigs      map[digest.Digest][][]byte
 }
 
 // seed fills an empty store from the OCI layout at dir: every blob, every
@@ -402,4 +411,45 @@ func (p *pattern) Read(b []byte) (int, error) {
 	}
 	p.left -= int64(n)
 	return n, nil
+}
+
+// sigReader is a reader that also lists signatures.
+type sigReader struct{ *reader }
+
+func (r *sigReader) Signatures(_ context.Context, d digest.Digest) ([][]byte, error) {
+	return r.s.signatures(d), nil
+}
+
+// sigWriter is a writer that also keeps signatures.
+type sigWriter struct{ *writer }
+
+func (w *sigWriter) Signatures(_ context.Context, d digest.Digest) ([][]byte, error) {
+	return w.s.signatures(d), nil
+}
+
+func (w *sigWriter) PutSignatures(_ context.Context, d digest.Digest, sigs [][]byte) error {
+	if err := pluginapi.CheckSignatures(sigs); err != nil {
+		return fmt.Errorf("%s: signatures of %s: %w", w.name, d, err)
+	}
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	if w.s.sigs == nil {
+		w.s.sigs = map[digest.Digest][][]byte{}
+	}
+	kept := make([][]byte, 0, len(sigs))
+	for _, sig := range sigs {
+		kept = append(kept, slices.Clone(sig))
+	}
+	w.s.sigs[d] = kept
+	return nil
+}
+
+func (s *store) signatures(d digest.Digest) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]byte, 0, len(s.sigs[d]))
+	for _, sig := range s.sigs[d] {
+		out = append(out, slices.Clone(sig))
+	}
+	return out
 }

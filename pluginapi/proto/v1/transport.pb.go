@@ -2179,6 +2179,202 @@ func (*AbortStagedBlobResponse) Descriptor() ([]byte, []int) {
 	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{41}
 }
 
+type SignaturesRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	ManifestDigest string                 `protobuf:"bytes,2,opt,name=manifest_digest,json=manifestDigest,proto3" json:"manifest_digest,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SignaturesRequest) Reset() {
+	*x = SignaturesRequest{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignaturesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignaturesRequest) ProtoMessage() {}
+
+func (x *SignaturesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignaturesRequest.ProtoReflect.Descriptor instead.
+func (*SignaturesRequest) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SignaturesRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *SignaturesRequest) GetManifestDigest() string {
+	if x != nil {
+		return x.ManifestDigest
+	}
+	return ""
+}
+
+// Signature is one signature, in the stored order.
+type Signature struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Signature) Reset() {
+	*x = Signature{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Signature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Signature) ProtoMessage() {}
+
+func (x *Signature) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Signature.ProtoReflect.Descriptor instead.
+func (*Signature) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *Signature) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// PutSignaturesRequest: the first message names the endpoint and the
+// manifest and carries no signature; each later one carries one signature,
+// in order. A stream of the first message alone stores no signature.
+type PutSignaturesRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	ManifestDigest string                 `protobuf:"bytes,2,opt,name=manifest_digest,json=manifestDigest,proto3" json:"manifest_digest,omitempty"`
+	Signature      []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PutSignaturesRequest) Reset() {
+	*x = PutSignaturesRequest{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSignaturesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSignaturesRequest) ProtoMessage() {}
+
+func (x *PutSignaturesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSignaturesRequest.ProtoReflect.Descriptor instead.
+func (*PutSignaturesRequest) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *PutSignaturesRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *PutSignaturesRequest) GetManifestDigest() string {
+	if x != nil {
+		return x.ManifestDigest
+	}
+	return ""
+}
+
+func (x *PutSignaturesRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type PutSignaturesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSignaturesResponse) Reset() {
+	*x = PutSignaturesResponse{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSignaturesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSignaturesResponse) ProtoMessage() {}
+
+func (x *PutSignaturesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSignaturesResponse.ProtoReflect.Descriptor instead.
+func (*PutSignaturesResponse) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{45}
+}
+
 var File_pluginapi_proto_v1_transport_proto protoreflect.FileDescriptor
 
 const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
@@ -2305,12 +2501,22 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\x16AbortStagedBlobRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\"\x19\n" +
-	"\x17AbortStagedBlobResponse*;\n" +
+	"\x17AbortStagedBlobResponse\"T\n" +
+	"\x11SignaturesRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
+	"\x0fmanifest_digest\x18\x02 \x01(\tR\x0emanifestDigest\"\x1f\n" +
+	"\tSignature\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"u\n" +
+	"\x14PutSignaturesRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
+	"\x0fmanifest_digest\x18\x02 \x01(\tR\x0emanifestDigest\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x17\n" +
+	"\x15PutSignaturesResponse*;\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMODE_READ\x10\x01\x12\x0e\n" +
 	"\n" +
-	"MODE_WRITE\x10\x022\xfe\x0f\n" +
+	"MODE_WRITE\x10\x022\xcc\x11\n" +
 	"\tTransport\x12Q\n" +
 	"\x04Info\x12#.stevedore.transport.v1.InfoRequest\x1a$.stevedore.transport.v1.InfoResponse\x12Q\n" +
 	"\x04Open\x12#.stevedore.transport.v1.OpenRequest\x1a$.stevedore.transport.v1.OpenResponse\x12T\n" +
@@ -2332,7 +2538,10 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\vPutBlobFile\x12*.stevedore.transport.v1.PutBlobFileRequest\x1a+.stevedore.transport.v1.PutBlobFileResponse\x12`\n" +
 	"\tStageBlob\x12(.stevedore.transport.v1.StageBlobRequest\x1a).stevedore.transport.v1.StageBlobResponse\x12u\n" +
 	"\x10CommitStagedBlob\x12/.stevedore.transport.v1.CommitStagedBlobRequest\x1a0.stevedore.transport.v1.CommitStagedBlobResponse\x12r\n" +
-	"\x0fAbortStagedBlob\x12..stevedore.transport.v1.AbortStagedBlobRequest\x1a/.stevedore.transport.v1.AbortStagedBlobResponseBCZAgithub.com/stevedore-oci/stevedore/pluginapi/proto/v1;transportv1b\x06proto3"
+	"\x0fAbortStagedBlob\x12..stevedore.transport.v1.AbortStagedBlobRequest\x1a/.stevedore.transport.v1.AbortStagedBlobResponse\x12\\\n" +
+	"\n" +
+	"Signatures\x12).stevedore.transport.v1.SignaturesRequest\x1a!.stevedore.transport.v1.Signature0\x01\x12n\n" +
+	"\rPutSignatures\x12,.stevedore.transport.v1.PutSignaturesRequest\x1a-.stevedore.transport.v1.PutSignaturesResponse(\x01BCZAgithub.com/stevedore-oci/stevedore/pluginapi/proto/v1;transportv1b\x06proto3"
 
 var (
 	file_pluginapi_proto_v1_transport_proto_rawDescOnce sync.Once
@@ -2347,7 +2556,7 @@ func file_pluginapi_proto_v1_transport_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginapi_proto_v1_transport_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pluginapi_proto_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_pluginapi_proto_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_pluginapi_proto_v1_transport_proto_goTypes = []any{
 	(Mode)(0),                        // 0: stevedore.transport.v1.Mode
 	(*InfoRequest)(nil),              // 1: stevedore.transport.v1.InfoRequest
@@ -2392,11 +2601,15 @@ var file_pluginapi_proto_v1_transport_proto_goTypes = []any{
 	(*CommitStagedBlobResponse)(nil), // 40: stevedore.transport.v1.CommitStagedBlobResponse
 	(*AbortStagedBlobRequest)(nil),   // 41: stevedore.transport.v1.AbortStagedBlobRequest
 	(*AbortStagedBlobResponse)(nil),  // 42: stevedore.transport.v1.AbortStagedBlobResponse
-	nil,                              // 43: stevedore.transport.v1.OpenRequest.OptionsEntry
+	(*SignaturesRequest)(nil),        // 43: stevedore.transport.v1.SignaturesRequest
+	(*Signature)(nil),                // 44: stevedore.transport.v1.Signature
+	(*PutSignaturesRequest)(nil),     // 45: stevedore.transport.v1.PutSignaturesRequest
+	(*PutSignaturesResponse)(nil),    // 46: stevedore.transport.v1.PutSignaturesResponse
+	nil,                              // 47: stevedore.transport.v1.OpenRequest.OptionsEntry
 }
 var file_pluginapi_proto_v1_transport_proto_depIdxs = []int32{
 	0,  // 0: stevedore.transport.v1.OpenRequest.mode:type_name -> stevedore.transport.v1.Mode
-	43, // 1: stevedore.transport.v1.OpenRequest.options:type_name -> stevedore.transport.v1.OpenRequest.OptionsEntry
+	47, // 1: stevedore.transport.v1.OpenRequest.options:type_name -> stevedore.transport.v1.OpenRequest.OptionsEntry
 	11, // 2: stevedore.transport.v1.GetBlobRequest.data_plane:type_name -> stevedore.transport.v1.DataPlane
 	11, // 3: stevedore.transport.v1.PutBlobRequest.data_plane:type_name -> stevedore.transport.v1.DataPlane
 	1,  // 4: stevedore.transport.v1.Transport.Info:input_type -> stevedore.transport.v1.InfoRequest
@@ -2420,29 +2633,33 @@ var file_pluginapi_proto_v1_transport_proto_depIdxs = []int32{
 	37, // 22: stevedore.transport.v1.Transport.StageBlob:input_type -> stevedore.transport.v1.StageBlobRequest
 	39, // 23: stevedore.transport.v1.Transport.CommitStagedBlob:input_type -> stevedore.transport.v1.CommitStagedBlobRequest
 	41, // 24: stevedore.transport.v1.Transport.AbortStagedBlob:input_type -> stevedore.transport.v1.AbortStagedBlobRequest
-	2,  // 25: stevedore.transport.v1.Transport.Info:output_type -> stevedore.transport.v1.InfoResponse
-	4,  // 26: stevedore.transport.v1.Transport.Open:output_type -> stevedore.transport.v1.OpenResponse
-	6,  // 27: stevedore.transport.v1.Transport.Close:output_type -> stevedore.transport.v1.CloseResponse
-	8,  // 28: stevedore.transport.v1.Transport.Resolve:output_type -> stevedore.transport.v1.ResolveResponse
-	10, // 29: stevedore.transport.v1.Transport.GetManifest:output_type -> stevedore.transport.v1.GetManifestResponse
-	13, // 30: stevedore.transport.v1.Transport.GetBlob:output_type -> stevedore.transport.v1.GetBlobResponse
-	15, // 31: stevedore.transport.v1.Transport.GetBlobStream:output_type -> stevedore.transport.v1.BlobChunk
-	17, // 32: stevedore.transport.v1.Transport.HasBlob:output_type -> stevedore.transport.v1.HasBlobResponse
-	19, // 33: stevedore.transport.v1.Transport.PutBlob:output_type -> stevedore.transport.v1.PutBlobResponse
-	19, // 34: stevedore.transport.v1.Transport.PutBlobStream:output_type -> stevedore.transport.v1.PutBlobResponse
-	22, // 35: stevedore.transport.v1.Transport.PutManifest:output_type -> stevedore.transport.v1.PutManifestResponse
-	24, // 36: stevedore.transport.v1.Transport.MountBlob:output_type -> stevedore.transport.v1.MountBlobResponse
-	26, // 37: stevedore.transport.v1.Transport.ListTags:output_type -> stevedore.transport.v1.ListTagsResponse
-	28, // 38: stevedore.transport.v1.Transport.Referrers:output_type -> stevedore.transport.v1.ReferrersResponse
-	30, // 39: stevedore.transport.v1.Transport.Delete:output_type -> stevedore.transport.v1.DeleteResponse
-	32, // 40: stevedore.transport.v1.Transport.Commit:output_type -> stevedore.transport.v1.CommitResponse
-	34, // 41: stevedore.transport.v1.Transport.BlobPath:output_type -> stevedore.transport.v1.BlobPathResponse
-	36, // 42: stevedore.transport.v1.Transport.PutBlobFile:output_type -> stevedore.transport.v1.PutBlobFileResponse
-	38, // 43: stevedore.transport.v1.Transport.StageBlob:output_type -> stevedore.transport.v1.StageBlobResponse
-	40, // 44: stevedore.transport.v1.Transport.CommitStagedBlob:output_type -> stevedore.transport.v1.CommitStagedBlobResponse
-	42, // 45: stevedore.transport.v1.Transport.AbortStagedBlob:output_type -> stevedore.transport.v1.AbortStagedBlobResponse
-	25, // [25:46] is the sub-list for method output_type
-	4,  // [4:25] is the sub-list for method input_type
+	43, // 25: stevedore.transport.v1.Transport.Signatures:input_type -> stevedore.transport.v1.SignaturesRequest
+	45, // 26: stevedore.transport.v1.Transport.PutSignatures:input_type -> stevedore.transport.v1.PutSignaturesRequest
+	2,  // 27: stevedore.transport.v1.Transport.Info:output_type -> stevedore.transport.v1.InfoResponse
+	4,  // 28: stevedore.transport.v1.Transport.Open:output_type -> stevedore.transport.v1.OpenResponse
+	6,  // 29: stevedore.transport.v1.Transport.Close:output_type -> stevedore.transport.v1.CloseResponse
+	8,  // 30: stevedore.transport.v1.Transport.Resolve:output_type -> stevedore.transport.v1.ResolveResponse
+	10, // 31: stevedore.transport.v1.Transport.GetManifest:output_type -> stevedore.transport.v1.GetManifestResponse
+	13, // 32: stevedore.transport.v1.Transport.GetBlob:output_type -> stevedore.transport.v1.GetBlobResponse
+	15, // 33: stevedore.transport.v1.Transport.GetBlobStream:output_type -> stevedore.transport.v1.BlobChunk
+	17, // 34: stevedore.transport.v1.Transport.HasBlob:output_type -> stevedore.transport.v1.HasBlobResponse
+	19, // 35: stevedore.transport.v1.Transport.PutBlob:output_type -> stevedore.transport.v1.PutBlobResponse
+	19, // 36: stevedore.transport.v1.Transport.PutBlobStream:output_type -> stevedore.transport.v1.PutBlobResponse
+	22, // 37: stevedore.transport.v1.Transport.PutManifest:output_type -> stevedore.transport.v1.PutManifestResponse
+	24, // 38: stevedore.transport.v1.Transport.MountBlob:output_type -> stevedore.transport.v1.MountBlobResponse
+	26, // 39: stevedore.transport.v1.Transport.ListTags:output_type -> stevedore.transport.v1.ListTagsResponse
+	28, // 40: stevedore.transport.v1.Transport.Referrers:output_type -> stevedore.transport.v1.ReferrersResponse
+	30, // 41: stevedore.transport.v1.Transport.Delete:output_type -> stevedore.transport.v1.DeleteResponse
+	32, // 42: stevedore.transport.v1.Transport.Commit:output_type -> stevedore.transport.v1.CommitResponse
+	34, // 43: stevedore.transport.v1.Transport.BlobPath:output_type -> stevedore.transport.v1.BlobPathResponse
+	36, // 44: stevedore.transport.v1.Transport.PutBlobFile:output_type -> stevedore.transport.v1.PutBlobFileResponse
+	38, // 45: stevedore.transport.v1.Transport.StageBlob:output_type -> stevedore.transport.v1.StageBlobResponse
+	40, // 46: stevedore.transport.v1.Transport.CommitStagedBlob:output_type -> stevedore.transport.v1.CommitStagedBlobResponse
+	42, // 47: stevedore.transport.v1.Transport.AbortStagedBlob:output_type -> stevedore.transport.v1.AbortStagedBlobResponse
+	44, // 48: stevedore.transport.v1.Transport.Signatures:output_type -> stevedore.transport.v1.Signature
+	46, // 49: stevedore.transport.v1.Transport.PutSignatures:output_type -> stevedore.transport.v1.PutSignaturesResponse
+	27, // [27:50] is the sub-list for method output_type
+	4,  // [4:27] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -2459,7 +2676,7 @@ func file_pluginapi_proto_v1_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginapi_proto_v1_transport_proto_rawDesc), len(file_pluginapi_proto_v1_transport_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   43,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

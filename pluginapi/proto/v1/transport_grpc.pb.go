@@ -56,6 +56,8 @@ const (
 	Transport_StageBlob_FullMethodName        = "/stevedore.transport.v1.Transport/StageBlob"
 	Transport_CommitStagedBlob_FullMethodName = "/stevedore.transport.v1.Transport/CommitStagedBlob"
 	Transport_AbortStagedBlob_FullMethodName  = "/stevedore.transport.v1.Transport/AbortStagedBlob"
+	Transport_Signatures_FullMethodName       = "/stevedore.transport.v1.Transport/Signatures"
+	Transport_PutSignatures_FullMethodName    = "/stevedore.transport.v1.Transport/PutSignatures"
 )
 
 // TransportClient is the client API for Transport service.
@@ -90,6 +92,11 @@ type TransportClient interface {
 	StageBlob(ctx context.Context, in *StageBlobRequest, opts ...grpc.CallOption) (*StageBlobResponse, error)
 	CommitStagedBlob(ctx context.Context, in *CommitStagedBlobRequest, opts ...grpc.CallOption) (*CommitStagedBlobResponse, error)
 	AbortStagedBlob(ctx context.Context, in *AbortStagedBlobRequest, opts ...grpc.CallOption) (*AbortStagedBlobResponse, error)
+	// signatures / put-signatures: the simple-signing signatures of a
+	// manifest, opaque blobs of up to 4 MiB each, at most 64. They travel one
+	// per message so that a full set stays under the message size limits.
+	Signatures(ctx context.Context, in *SignaturesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Signature], error)
+	PutSignatures(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutSignaturesRequest, PutSignaturesResponse], error)
 }
 
 type transportClient struct {
@@ -322,6 +329,38 @@ func (c *transportClient) AbortStagedBlob(ctx context.Context, in *AbortStagedBl
 	return out, nil
 }
 
+func (c *transportClient) Signatures(ctx context.Context, in *SignaturesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Signature], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[2], Transport_Signatures_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SignaturesRequest, Signature]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_SignaturesClient = grpc.ServerStreamingClient[Signature]
+
+func (c *transportClient) PutSignatures(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutSignaturesRequest, PutSignaturesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[3], Transport_PutSignatures_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PutSignaturesRequest, PutSignaturesResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_PutSignaturesClient = grpc.ClientStreamingClient[PutSignaturesRequest, PutSignaturesResponse]
+
 // TransportServer is the server API for Transport service.
 // All implementations must embed UnimplementedTransportServer
 // for forward compatibility.
@@ -354,6 +393,11 @@ type TransportServer interface {
 	StageBlob(context.Context, *StageBlobRequest) (*StageBlobResponse, error)
 	CommitStagedBlob(context.Context, *CommitStagedBlobRequest) (*CommitStagedBlobResponse, error)
 	AbortStagedBlob(context.Context, *AbortStagedBlobRequest) (*AbortStagedBlobResponse, error)
+	// signatures / put-signatures: the simple-signing signatures of a
+	// manifest, opaque blobs of up to 4 MiB each, at most 64. They travel one
+	// per message so that a full set stays under the message size limits.
+	Signatures(*SignaturesRequest, grpc.ServerStreamingServer[Signature]) error
+	PutSignatures(grpc.ClientStreamingServer[PutSignaturesRequest, PutSignaturesResponse]) error
 	mustEmbedUnimplementedTransportServer()
 }
 
@@ -426,6 +470,12 @@ func (UnimplementedTransportServer) CommitStagedBlob(context.Context, *CommitSta
 }
 func (UnimplementedTransportServer) AbortStagedBlob(context.Context, *AbortStagedBlobRequest) (*AbortStagedBlobResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method AbortStagedBlob not implemented")
+}
+func (UnimplementedTransportServer) Signatures(*SignaturesRequest, grpc.ServerStreamingServer[Signature]) error {
+	return status.Errorf(codes.Unimplemented, "method Signatures not implemented")
+}
+func (UnimplementedTransportServer) PutSignatures(grpc.ClientStreamingServer[PutSignaturesRequest, PutSignaturesResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method PutSignatures not implemented")
 }
 func (UnimplementedTransportServer) mustEmbedUnimplementedTransportServer() {}
 func (UnimplementedTransportServer) testEmbeddedByValue()                   {}
@@ -808,6 +858,24 @@ func _Transport_AbortStagedBlob_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Transport_Signatures_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SignaturesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TransportServer).Signatures(m, &grpc.GenericServerStream[SignaturesRequest, Signature]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_SignaturesServer = grpc.ServerStreamingServer[Signature]
+
+func _Transport_PutSignatures_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TransportServer).PutSignatures(&grpc.GenericServerStream[PutSignaturesRequest, PutSignaturesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_PutSignaturesServer = grpc.ClientStreamingServer[PutSignaturesRequest, PutSignaturesResponse]
+
 // Transport_ServiceDesc is the grpc.ServiceDesc for Transport service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -901,6 +969,16 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "PutBlobStream",
 			Handler:       _Transport_PutBlobStream_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Signatures",
+			Handler:       _Transport_Signatures_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "PutSignatures",
+			Handler:       _Transport_PutSignatures_Handler,
 			ClientStreams: true,
 		},
 	},

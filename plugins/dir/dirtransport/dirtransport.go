@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -26,11 +27,15 @@ import (
 const Transport = "dir"
 
 const (
-	versionFile     = "version"
-	versionContent  = "Directory Transport Version: 1.1\n"
-	versionPrefix   = "Directory Transport Version: "
-	manifestFile    = "manifest.json"
-	manifestSuffix  = ".manifest.json"
+	versionFile    = "version"
+	versionContent = "Directory Transport Version: 1.1\n"
+	versionPrefix  = "Directory Transport Version: "
+	manifestFile   = "manifest.json"
+	manifestSuffix = ".manifest.json"
+	// signaturePrefix starts the signature files, numbered from 1:
+	// signature-N for the directory's image, <hex>.signature-N for a child
+	// of its index (skopeo's layout).
+	signaturePrefix = "signature-"
 	maxVersionBytes = 1024
 )
 
@@ -232,6 +237,77 @@ func (s *source) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset in
 	return f, nil
 }
 
+// signatureName is the file name of the n-th signature (from 1) of a
+// manifest: signature-N for the directory's image, <hex>.signature-N for
+// another manifest.
+func signatureName(d digest.Digest, top bool, n int) string {
+	if top {
+		return signaturePrefix + strconv.Itoa(n)
+	}
+	return d.Encoded() + "." + signaturePrefix + strconv.Itoa(n)
+}
+
+// Signatures implements pluginapi.SignatureLister: the files signature-1,
+// signature-2, ... (or <hex>.signature-N for a child manifest) up to the
+// first number missing, as skopeo reads them.
+func (s *source) Signatures(ctx context.Context, d digest.Digest) ([][]byte, error) {
+	if _, err := blobName(d); err != nil {
+		return nil, fmt.Errorf("dir %s: %w", s.dir, err)
+	}
+	top := false
+	switch b, err := s.readSmall(manifestFile); {
+	case err == nil:
+		top = d.Algorithm().FromBytes(b) == d
+	case !errors.Is(err, core.ErrNotFound):
+		return nil, err
+	}
+	sigs := [][]byte{}
+	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		name := signatureName(d, top, n)
+		f, err := os.Open(filepath.Join(s.dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			return sigs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dir %s: %w", s.dir, err)
+		}
+		if n > pluginapi.MaxSignatures {
+			f.Close()
+			return nil, fmt.Errorf("dir %s: manifest %s has more than %d signatures: %w", s.dir, d, pluginapi.MaxSignatures, core.ErrTooLarge)
+		}
+		b, err := readSignature(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("dir %s: %s: %w", s.dir, name, err)
+		}
+		sigs = append(sigs, b)
+	}
+}
+
+// readSignature reads one signature file, within the limits.
+func readSignature(f *os.File) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file: %w", core.ErrInvalid)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, pluginapi.MaxSignatureSize+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case len(b) > pluginapi.MaxSignatureSize:
+		return nil, fmt.Errorf("signature over %d bytes: %w", pluginapi.MaxSignatureSize, core.ErrTooLarge)
+	case len(b) == 0:
+		return nil, fmt.Errorf("empty signature: %w", core.ErrInvalid)
+	}
+	return b, nil
+}
+
 // dest builds a dir: image in a staging directory beside the final one.
 type dest struct {
 	final, stage string
@@ -241,6 +317,7 @@ type dest struct {
 	manifests map[digest.Digest][]byte // put manifests, for choosing the top
 	top       digest.Digest            // set by a PutManifest with a ref
 	staged    map[string]ocispec.Descriptor
+	sigs      map[digest.Digest]int // signature files staged per manifest
 	committed bool
 	closed    bool
 }
@@ -273,7 +350,7 @@ func openDest(final string) (*dest, error) {
 		os.RemoveAll(stage)
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}
-	d := &dest{final: abs, stage: stage, manifests: map[digest.Digest][]byte{}}
+	d := &dest{final: abs, stage: stage, manifests: map[digest.Digest][]byte{}, sigs: map[digest.Digest]int{}}
 	if err := atomicfile.Write(filepath.Join(stage, versionFile), []byte(versionContent)); err != nil {
 		os.RemoveAll(stage)
 		return nil, fmt.Errorf("dir %s: %w", final, err)
@@ -403,6 +480,12 @@ func (d *dest) Commit(ctx context.Context) error {
 	if err := os.Rename(filepath.Join(d.stage, name+manifestSuffix), filepath.Join(d.stage, manifestFile)); err != nil {
 		return fmt.Errorf("dir %s: %w", d.final, err)
 	}
+	// So are its signatures: signature-N, not <hex>.signature-N.
+	for n := 1; n <= d.sigs[top]; n++ {
+		if err := os.Rename(filepath.Join(d.stage, signatureName(top, false, n)), filepath.Join(d.stage, signatureName(top, true, n))); err != nil {
+			return fmt.Errorf("dir %s: %w", d.final, err)
+		}
+	}
 	if err := atomicfile.SyncDir(d.stage); err != nil {
 		return fmt.Errorf("dir %s: %w", d.final, err)
 	}
@@ -410,6 +493,43 @@ func (d *dest) Commit(ctx context.Context) error {
 		return fmt.Errorf("dir %s: %w", d.final, err)
 	}
 	d.committed = true
+	return nil
+}
+
+// PutSignatures implements pluginapi.SignatureWriter. The manifest must
+// have been written through this endpoint. Signatures are staged as
+// <hex>.signature-N; Commit names those of the directory's image
+// signature-N.
+func (d *dest) PutSignatures(ctx context.Context, m digest.Digest, sigs [][]byte) error {
+	if err := pluginapi.CheckSignatures(sigs); err != nil {
+		return fmt.Errorf("dir %s: signatures of %s: %w", d.final, m, err)
+	}
+	if _, err := blobName(m); err != nil {
+		return fmt.Errorf("dir %s: %w", d.final, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.committed || d.closed {
+		return fmt.Errorf("dir %s: already committed or closed: %w", d.final, core.ErrInvalid)
+	}
+	if _, ok := d.manifests[m]; !ok {
+		return fmt.Errorf("dir %s: signatures of %s: the manifest was not written: %w", d.final, m, core.ErrNotFound)
+	}
+	for i, sig := range sigs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := atomicfile.Write(filepath.Join(d.stage, signatureName(m, false, i+1)), sig); err != nil {
+			return fmt.Errorf("dir %s: signatures of %s: %w", d.final, m, err)
+		}
+	}
+	// Fewer than before: the rest go, so the numbering ends where it should.
+	for n := len(sigs) + 1; n <= d.sigs[m]; n++ {
+		if err := os.Remove(filepath.Join(d.stage, signatureName(m, false, n))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("dir %s: %w", d.final, err)
+		}
+	}
+	d.sigs[m] = len(sigs)
 	return nil
 }
 
@@ -578,3 +698,5 @@ var _ pluginapi.BlobStager = (*dest)(nil)
 var _ pluginapi.Destination = (*dest)(nil)
 var _ pluginapi.Source = (*source)(nil)
 var _ pluginapi.BlobPather = (*source)(nil)
+var _ pluginapi.SignatureLister = (*source)(nil)
+var _ pluginapi.SignatureWriter = (*dest)(nil)
