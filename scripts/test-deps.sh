@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and is missing: Debian's skopeo,
-# docker-registry (distribution), nginx, umoci and apache2-utils, and the Go
+# docker-registry (distribution), nginx, caddy, umoci and apache2-utils, and the Go
 # modules. Tests start and stop their own registry and nginx instances on
 # 127.0.0.1; nothing is left running.
 set -euo pipefail
 need=()
-for pair in skopeo:skopeo docker-registry:docker-registry nginx:nginx umoci:umoci ab:apache2-utils; do
+for pair in skopeo:skopeo docker-registry:docker-registry nginx:nginx caddy:caddy umoci:umoci ab:apache2-utils; do
 	cmd=${pair%%:*} pkg=${pair#*:}
 	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
@@ -15,7 +15,7 @@ if [ ${#need[@]} -gt 0 ]; then
 		exit 1
 	fi
 	echo "test-deps: installing ${need[*]}"
-	# docker-registry's and nginx's postinst would start daemons with Debian's
+	# docker-registry's, nginx's and caddy's postinst would start daemons with Debian's
 	# configs; the tests start their own, so forbid service starts meanwhile.
 	policy=/usr/sbin/policy-rc.d
 	had_policy=0; [ -e "$policy" ] && had_policy=1

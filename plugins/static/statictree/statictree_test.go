@@ -186,6 +186,14 @@ func TestNginxServesTree(t *testing.T) {
 			<-done
 		}
 	})
+	checkServedTree(t, addr, img, ix, func() string { return stderr.String() })
+}
+
+// checkServedTree checks the headers pull clients need and pulls with skopeo
+// from a web server serving the tree writeTree made, on addr.
+func checkServedTree(t *testing.T, addr string, img layertest.Image, ix layertest.Index, serverLog func() string) {
+	t.Helper()
+	var err error
 	base := "http://" + addr
 	var resp *http.Response
 	for i := 0; i < 100; i++ {
@@ -195,7 +203,7 @@ func TestNginxServesTree(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("nginx did not start: %v\n%s", err, stderr.String())
+		t.Fatalf("server did not start: %v\n%s", err, serverLog())
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Docker-Distribution-Api-Version") != "registry/2.0" {
@@ -280,4 +288,47 @@ func TestConfigNeedsTree(t *testing.T) {
 	if _, err := staticfmt.NginxConfig(t.TempDir(), ""); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("empty dir: %v", err)
 	}
+}
+
+// TestCaddyServesTree: Debian's Caddy serves a tree we wrote with the
+// configuration `stevedore static-config --caddy` prints, and skopeo pulls
+// from it with identical digests.
+func TestCaddyServesTree(t *testing.T) {
+	peertest.Need(t, "caddy")
+	peertest.Need(t, "skopeo")
+	root := t.TempDir()
+	img, ix := writeTree(t, root)
+	addr := freePort(t)
+	conf, err := staticfmt.CaddyConfig(root, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	cf := filepath.Join(work, "Caddyfile")
+	os.WriteFile(cf, []byte(conf), 0o644)
+	env := append(os.Environ(), "HOME="+work, "XDG_DATA_HOME="+work, "XDG_CONFIG_HOME="+work)
+	validate := exec.Command("caddy", "validate", "--config", cf, "--adapter", "caddyfile")
+	validate.Env = env
+	if out, err := validate.CombinedOutput(); err != nil {
+		t.Fatalf("caddy validate: %v\n%s\n%s", err, out, conf)
+	}
+	cmd := exec.Command("caddy", "run", "--config", cf, "--adapter", "caddyfile")
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	checkServedTree(t, addr, img, ix, func() string { return stderr.String() })
 }
