@@ -3,8 +3,10 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/server/storage"
@@ -60,8 +62,12 @@ func (s *Server) blob(q *request) {
 		h.Set("Docker-Content-Digest", d.String())
 		h.Set("Etag", `"`+d.String()+`"`)
 		h.Set("Cache-Control", "max-age=31536000")
-		// ServeContent answers Range (206/416) and uses sendfile.
-		http.ServeContent(q.w, q.r, "", fi.ModTime(), f)
+		// ServeContent answers Range (206/416). The body goes through a
+		// 256 KiB buffer rather than sendfile: measured with crane on this
+		// kind of machine, sendfile's large bursts cost the client ~0.5 s
+		// more system time per GB and made pulls slower than from
+		// docker-registry; the buffered copy made them faster.
+		http.ServeContent(bufferedBody{q.w}, q.r, "", fi.ModTime(), readSeekerOnly{f})
 	case http.MethodDelete:
 		if err := s.store.DeleteBlob(q.rt.name, d); err != nil {
 			q.fail(asNotFound(err, storage.ErrBlobUnknown))
@@ -72,4 +78,18 @@ func (s *Server) blob(q *request) {
 	default:
 		methodNotAllowed(q)
 	}
+}
+
+// readSeekerOnly hides *os.File so that net/http does not use sendfile.
+type readSeekerOnly struct{ io.ReadSeeker }
+
+// bufferedBody copies a response body through a pooled 256 KiB buffer.
+type bufferedBody struct{ http.ResponseWriter }
+
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func (w bufferedBody) ReadFrom(r io.Reader) (int64, error) {
+	bp := bodyBufs.Get().(*[]byte)
+	defer bodyBufs.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{w.ResponseWriter}, r, *bp)
 }

@@ -269,7 +269,7 @@ func (w *respWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom keeps sendfile for blob bodies.
+// ReadFrom keeps the connection's ReadFrom (sendfile for files) for bodies copied into the writer.
 func (w *respWriter) ReadFrom(r io.Reader) (int64, error) {
 	w.wrote = true
 	var n int64

@@ -8,13 +8,16 @@ package atomicfile
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/content"
@@ -102,4 +105,42 @@ func WriteVerified(ctx context.Context, path string, desc ocispec.Descriptor, r 
 // new content, never a mix.
 func Write(path string, data []byte) error {
 	return WriteVerified(context.Background(), path, ocispec.Descriptor{Digest: digest.FromBytes(data), Size: int64(len(data))}, bytes.NewReader(data))
+}
+
+// Lock takes an exclusive flock on the file name (created if missing) and
+// returns the func that releases it. flock locks belong to the open file
+// description, so two goroutines of one process exclude each other exactly
+// like two processes do, and the kernel releases the lock if the process
+// dies. It polls with a non-blocking flock so that a cancelled ctx is
+// honoured (a blocking flock cannot be interrupted without signals).
+func Lock(ctx context.Context, name string) (unlock func(), err error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, Perm)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	wait := 200 * time.Microsecond
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() {
+				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+				_ = f.Close()
+			}, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			_ = f.Close()
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			_ = f.Close()
+			return nil, fmt.Errorf("waiting for lock %s: %w", name, ctx.Err())
+		case <-t.C:
+		}
+		if wait < 20*time.Millisecond {
+			wait *= 2
+		}
+	}
 }

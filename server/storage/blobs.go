@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
+
 	"github.com/opencontainers/go-digest"
 
 	"github.com/stevedore-oci/stevedore/core"
@@ -50,7 +52,7 @@ func (s *Store) DeleteBlob(name string, d digest.Digest) error {
 		}
 		return fmt.Errorf("repository %s: delete blob %s: %w", name, d, err)
 	}
-	_ = syncDir(filepath.Dir(p))
+	_ = atomicfile.SyncDir(filepath.Dir(p))
 	return nil
 }
 
@@ -115,7 +117,7 @@ func (s *Store) linkBlob(ctx context.Context, name string, d digest.Digest, fall
 			return fmt.Errorf("repository %s: link blob %s: %w", name, d, err)
 		}
 	}
-	return syncDir(filepath.Dir(dst))
+	return atomicfile.SyncDir(filepath.Dir(dst))
 }
 
 // storeVerified makes the verified file src (inside the root, on the same
@@ -130,7 +132,7 @@ func (s *Store) storeVerified(ctx context.Context, name string, d digest.Digest,
 	if err := os.Link(src, shared); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("store blob %s: %w", d, err)
 	} else if err == nil {
-		if err := syncDir(filepath.Dir(shared)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(shared)); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -98,7 +100,7 @@ func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff tim
 	r := s.repo(name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	unlock, err := flock(ctx, filepath.Join(r.dir, lockFileName))
+	unlock, err := atomicfile.Lock(ctx, filepath.Join(r.dir, lockFileName))
 	if err != nil {
 		return fmt.Errorf("repository %s: %w", name, err)
 	}
@@ -193,7 +195,7 @@ func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff tim
 			if err != nil {
 				return err
 			}
-			if err := writeFileAtomic(p, b); err != nil {
+			if err := atomicfile.Write(p, b); err != nil {
 				return fmt.Errorf("repository %s: write index.json: %w", name, err)
 			}
 			r.snapMu.Lock()

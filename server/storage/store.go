@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -220,7 +222,7 @@ func (s *Store) update(ctx context.Context, name string, fn func(idx *ocispec.In
 	if err := s.ensureLayout(r); err != nil {
 		return err
 	}
-	unlock, err := flock(ctx, filepath.Join(r.dir, lockFileName))
+	unlock, err := atomicfile.Lock(ctx, filepath.Join(r.dir, lockFileName))
 	if err != nil {
 		return fmt.Errorf("repository %s: %w", name, err)
 	}
@@ -243,7 +245,7 @@ func (s *Store) update(ctx context.Context, name string, fn func(idx *ocispec.In
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(p, b); err != nil {
+	if err := atomicfile.Write(p, b); err != nil {
 		return fmt.Errorf("repository %s: write index.json: %w", name, err)
 	}
 	fi, err := os.Stat(p)
@@ -270,7 +272,7 @@ func (s *Store) ensureLayout(r *repo) error {
 	if err := os.MkdirAll(filepath.Join(r.dir, ocispec.ImageBlobsDir), 0o755); err != nil {
 		return fmt.Errorf("repository %s: create layout: %w", r.name, err)
 	}
-	unlock, err := flock(context.Background(), filepath.Join(r.dir, lockFileName))
+	unlock, err := atomicfile.Lock(context.Background(), filepath.Join(r.dir, lockFileName))
 	if err != nil {
 		return fmt.Errorf("repository %s: %w", r.name, err)
 	}
@@ -278,14 +280,14 @@ func (s *Store) ensureLayout(r *repo) error {
 	lf := filepath.Join(r.dir, ocispec.ImageLayoutFile)
 	if _, err := os.Stat(lf); errors.Is(err, fs.ErrNotExist) {
 		b, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-		if err := writeFileAtomic(lf, b); err != nil {
+		if err := atomicfile.Write(lf, b); err != nil {
 			return fmt.Errorf("repository %s: create layout: %w", r.name, err)
 		}
 	}
 	ip := filepath.Join(r.dir, ocispec.ImageIndexFile)
 	if _, err := os.Stat(ip); errors.Is(err, fs.ErrNotExist) {
 		b, _ := json.Marshal(ocispec.Index{Versioned: specsVersioned(), MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}})
-		if err := writeFileAtomic(ip, b); err != nil {
+		if err := atomicfile.Write(ip, b); err != nil {
 			return fmt.Errorf("repository %s: create layout: %w", r.name, err)
 		}
 		s.catalogMu.Lock()

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
+
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
@@ -246,7 +248,7 @@ func (w *tarWriter) commit() error {
 		os.RemoveAll(w.stage)
 		return fmt.Errorf("archive %s: %w", w.final, err)
 	}
-	if err := syncDir(filepath.Dir(w.final)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(w.final)); err != nil {
 		return fmt.Errorf("archive %s: %w", w.final, err)
 	}
 	return os.RemoveAll(w.stage)
@@ -263,18 +265,6 @@ func (w *tarWriter) discard() error {
 	err := os.RemoveAll(w.stage)
 	if errors.Is(err, os.ErrNotExist) {
 		err = nil
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
 	}
 	return err
 }
