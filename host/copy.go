@@ -631,7 +631,7 @@ func (c *copier) stageBlob(ctx context.Context, st pluginapi.BlobStager, desc oc
 		abort()
 		return false, nil
 	}
-	w := &stagedWriter{f: f}
+	w := &stagedWriter{f: atomicfile.NewWriteback(f)}
 	bufp := stageBufs.Get().(*[]byte)
 	_, err = io.CopyBuffer(w, atomicfile.ContextReader(ctx, r), *bufp)
 	stageBufs.Put(bufp)
@@ -672,7 +672,7 @@ var stageBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b 
 // the source's read errors. It has no ReadFrom, so io.CopyBuffer uses the
 // 1 MiB buffer.
 type stagedWriter struct {
-	f   *os.File
+	f   *atomicfile.Writeback
 	err error
 }
 

@@ -52,3 +52,24 @@ func TestWriteVerified(t *testing.T) {
 		t.Fatalf("Write: %q", b)
 	}
 }
+
+func TestWriteback(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := NewWriteback(f)
+	chunk := bytes.Repeat([]byte("w"), 3<<20)
+	for i := 0; i < 7; i++ {
+		if n, err := w.Write(chunk); err != nil || n != len(chunk) {
+			t.Fatalf("write: %d, %v", n, err)
+		}
+	}
+	if w.requested != 18<<20 || w.off != 21<<20 {
+		t.Fatalf("writeback requested up to %d of %d", w.requested, w.off)
+	}
+	if fi, _ := f.Stat(); fi.Size() != 21<<20 {
+		t.Fatalf("size %d", fi.Size())
+	}
+}

@@ -185,7 +185,7 @@ func (s *Store) writeBlob(ctx context.Context, desc ocispec.Descriptor, r io.Rea
 	}()
 	vr := check(atomicfile.ContextReader(ctx, r), desc)
 	bufp := copyBufs.Get().(*[]byte)
-	_, err = io.CopyBuffer(writerOnly{f}, vr, *bufp)
+	_, err = io.CopyBuffer(atomicfile.NewWriteback(f), vr, *bufp)
 	copyBufs.Put(bufp)
 	if err != nil {
 		return err
@@ -199,9 +199,6 @@ func (s *Store) writeBlob(ctx context.Context, desc ocispec.Descriptor, r io.Rea
 // copyBufs are 1 MiB buffers: *os.File's ReadFrom would otherwise copy a
 // non-file stream 32 KiB at a time.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
-
-// writerOnly hides ReadFrom so that io.CopyBuffer uses the given buffer.
-type writerOnly struct{ io.Writer }
 
 // WriteBlobBytes stores a blob held in memory (a manifest, a config).
 func (s *Store) WriteBlobBytes(ctx context.Context, desc ocispec.Descriptor, b []byte) error {
