@@ -1,16 +1,11 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/stevedore-oci/stevedore/examples/custom-transport/ziplayout"
-	"github.com/stevedore-oci/stevedore/pluginapi"
 	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 )
 
@@ -22,15 +17,7 @@ func TestPluginBinary(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "host", Output: os.Stderr, Level: hclog.Warn})
-	cfg := pluginapi.ClientConfig(exec.Command(bin), logger)
-	client := plugin.NewClient(cfg)
-	defer client.Kill()
-	remote, err := pluginapi.Dispense(client)
-	if err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	defer remote.Close()
+	remote := transporttest.StartPlugin(t, bin, nil)
 	if info := remote.Info(); info.Version != "0.1.0" || len(info.Transports) != 1 || info.Transports[0] != "zip" {
 		t.Fatalf("plugin info: %+v", info)
 	}

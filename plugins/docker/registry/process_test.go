@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,11 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/stevedore-oci/stevedore/internal/registrytest"
-	"github.com/stevedore-oci/stevedore/pluginapi"
 	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 )
 
@@ -44,17 +39,6 @@ func buildPlugin(t *testing.T) string {
 	return pluginBin
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 // TestConformanceOverGRPC runs the kit against the plugin binary, as the
 // host uses it: errors and blobs cross the process boundary.
 func TestConformanceOverGRPC(t *testing.T) {
@@ -62,23 +46,7 @@ func TestConformanceOverGRPC(t *testing.T) {
 	defer os.RemoveAll(filepath.Dir(bin))
 	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthBasic})
 
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + os.TempDir()}
-	cfg := pluginapi.ClientConfig(cmd, hclog.New(&hclog.LoggerOptions{Name: "host", Output: logs, Level: hclog.Debug}))
-	cfg.SkipHostEnv = true
-	c := plugin.NewClient(cfg)
-	t.Cleanup(func() {
-		c.Kill()
-		if t.Failed() {
-			t.Logf("plugin logs:\n%s", logs.b.String())
-		}
-	})
-	rp, err := pluginapi.Dispense(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rp.Close() })
+	rp := transporttest.StartPlugin(t, bin, []string{"HOME=" + t.TempDir()})
 	var n atomic.Int64
 	transporttest.Run(t, transporttest.Harness{
 		Plugin:      rp,

@@ -168,25 +168,7 @@ func TestNginxServesTree(t *testing.T) {
 		t.Fatalf("nginx -t: %v\n%s\n%s", err, out, conf)
 	}
 	cmd := exec.Command("nginx", "-p", work, "-c", cf, "-g", global)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// SIGTERM makes the master stop its workers; SIGKILL would
-		// orphan them.
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	checkServedTree(t, addr, img, ix, func() string { return stderr.String() })
+	checkServedTree(t, addr, img, ix, runServer(t, cmd))
 }
 
 // checkServedTree checks the headers pull clients need and pulls with skopeo
@@ -314,6 +296,14 @@ func TestCaddyServesTree(t *testing.T) {
 	}
 	cmd := exec.Command("caddy", "run", "--config", cf, "--adapter", "caddyfile")
 	cmd.Env = env
+	checkServedTree(t, addr, img, ix, runServer(t, cmd))
+}
+
+// runServer starts a web server and stops it with SIGTERM when the test
+// ends (SIGKILL would orphan nginx's workers); it returns the server's
+// stderr so far.
+func runServer(t *testing.T, cmd *exec.Cmd) func() string {
+	t.Helper()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -330,5 +320,5 @@ func TestCaddyServesTree(t *testing.T) {
 			<-done
 		}
 	})
-	checkServedTree(t, addr, img, ix, func() string { return stderr.String() })
+	return func() string { return stderr.String() }
 }
