@@ -499,7 +499,7 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 			// copied: mirroring them as tags would fight over them.
 			sel = nil
 			for _, t := range tags {
-				if !referrersTagRE.MatchString(t) {
+				if !referrersTagRE().MatchString(t) {
 					sel = append(sel, t)
 				}
 			}
@@ -744,7 +744,10 @@ func (s *syncRun) syncOnce(ctx context.Context, js *jobState, slot *imageSlot, r
 
 // referrersTagRE matches the tags of the distribution-spec's referrers tag
 // schema.
-var referrersTagRE = regexp.MustCompile(`^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})$`)
+// referrersTagRE is compiled on first use: most runs never need it.
+var referrersTagRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})$`)
+})
 
 // maxReferrerDepth bounds referrers of referrers (a signature of an SBOM).
 const maxReferrerDepth = 3
@@ -808,7 +811,7 @@ func (s *syncRun) prune(ctx context.Context, js *jobState, srcTags map[string]bo
 		if js.job.Tags != nil && !js.job.Tags.Match(t) {
 			continue
 		}
-		if js.job.Referrers && referrersTagRE.MatchString(t) {
+		if js.job.Referrers && referrersTagRE().MatchString(t) {
 			continue // the destination's own referrers index
 		}
 		gone = append(gone, t)

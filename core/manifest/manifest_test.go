@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -93,4 +94,18 @@ func TestDescriptorArtifactType(t *testing.T) {
 	if m.Subject == nil || m.Subject.Digest != d2 {
 		t.Fatal("subject lost")
 	}
+}
+
+// mediaTypeOracle is the grammar validMediaType checks, as a regexp.
+var mediaTypeOracle = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$`)
+
+func FuzzMediaType(f *testing.F) {
+	for _, s := range []string{"", "a/b", OCIManifest, DockerLayer, "a/b/c", "/b", "a/", "a b/c", "a/b;x=y", "-a/b", "a/-b", strings.Repeat("a", 128) + "/b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := validMediaType(s), mediaTypeOracle.MatchString(s); got != want {
+			t.Fatalf("validMediaType(%q) = %v, regexp says %v", s, got, want)
+		}
+	})
 }

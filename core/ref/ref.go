@@ -2,7 +2,6 @@ package ref
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -113,9 +112,17 @@ func ParseGeneric(s string) (Endpoint, error) {
 	return parsePathRef(s, transport, rest)
 }
 
-var transportNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-
-func validTransportName(s string) bool { return transportNameRE.MatchString(s) }
+func validTransportName(s string) bool {
+	if s == "" || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isLowerAlnum(s[i]) && s[i] != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidTransportName reports whether s can name a transport.
 func ValidTransportName(s string) bool { return validTransportName(s) }
@@ -193,9 +200,6 @@ func parseDockerArchive(input, rest string) (Endpoint, error) {
 	return ep, nil
 }
 
-var staticNameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-
 func parseStatic(input, rest string) (Endpoint, error) {
 	path, nameRef, _ := strings.Cut(rest, ":")
 	if path == "" {
@@ -212,11 +216,11 @@ func parseStatic(input, rest string) (Endpoint, error) {
 		}
 	} else if i := strings.LastIndex(nameRef, ":"); i >= 0 {
 		name, r = nameRef[:i], nameRef[i+1:]
-		if !tagRE.MatchString(r) {
+		if !ValidTag(r) {
 			return Endpoint{}, invalid(input, "malformed tag "+r)
 		}
 	}
-	if !staticNameRE.MatchString(name) {
+	if !ValidRepository(name) {
 		return Endpoint{}, invalid(input, "malformed repository name "+name)
 	}
 	return Endpoint{Transport: Static, Location: path + ":" + name, Ref: r}, nil

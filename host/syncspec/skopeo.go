@@ -128,7 +128,7 @@ func parseSkopeo(data []byte, opts Options) (*Result, error) {
 				continue
 			}
 			for _, r := range refs {
-				if !ref.IsDigest(r) && !tagRE.MatchString(r) {
+				if !ref.IsDigest(r) && !ref.ValidTag(r) {
 					return nil, fmt.Errorf("registry %s, image %s: %q is neither a tag nor a digest: %w", regName, repo, r, core.ErrInvalid)
 				}
 				if err := add(repo, host.SyncImage, r, nil); err != nil {
@@ -160,8 +160,6 @@ func parseSkopeo(data []byte, opts Options) (*Result, error) {
 	}
 	return res, nil
 }
-
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

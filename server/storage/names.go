@@ -5,10 +5,11 @@ import (
 	_ "crypto/sha512" // sha512 digests
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/stevedore-oci/stevedore/core/ref"
 
 	"github.com/opencontainers/go-digest"
 
@@ -17,12 +18,6 @@ import (
 
 // MaxNameLength caps a repository name (clients put host + name in 255 bytes).
 const MaxNameLength = 255
-
-// nameRE is the distribution-spec repository name grammar.
-var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
-
-// tagRE is the distribution-spec tag grammar.
-var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 
 // reserved are path components that would collide with the files of a
 // parent repository's layout (ROOT/a/blobs is a's blob directory).
@@ -52,7 +47,7 @@ var (
 )
 
 func validateName(name string) error {
-	if len(name) == 0 || len(name) > MaxNameLength || !nameRE.MatchString(name) {
+	if len(name) == 0 || len(name) > MaxNameLength || !ref.ValidRepository(name) {
 		return fmt.Errorf("repository name %q: must match [a-z0-9]+([._-][a-z0-9]+)*(/...)* and be at most %d bytes: %w", name, MaxNameLength, core.ErrInvalid)
 	}
 	parts := strings.Split(name, "/")
@@ -66,7 +61,7 @@ func validateName(name string) error {
 
 // ValidateTag checks a tag against the spec's grammar.
 func ValidateTag(tag string) error {
-	if !tagRE.MatchString(tag) {
+	if !ref.ValidTag(tag) {
 		return fmt.Errorf("tag %q: must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}: %w", tag, core.ErrInvalid)
 	}
 	return nil
