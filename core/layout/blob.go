@@ -12,12 +12,11 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/stevedore-oci/stevedore/core/atomicfile"
-
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
 )
 

@@ -7,11 +7,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/stevedore-oci/stevedore/core/atomicfile"
-
 	"github.com/opencontainers/go-digest"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 )
 
 // StatBlob returns the size of blob d in repository name, or an error

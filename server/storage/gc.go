@@ -9,11 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stevedore-oci/stevedore/core/atomicfile"
-
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/manifest"
 )
 

@@ -9,11 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/stevedore-oci/stevedore/core/ref"
-
 	"github.com/opencontainers/go-digest"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/ref"
 )
 
 // MaxNameLength caps a repository name (clients put host + name in 255 bytes).

@@ -12,9 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stevedore-oci/stevedore/internal/peertest"
-	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
-
 	"github.com/hashicorp/go-hclog"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
@@ -24,7 +21,9 @@ import (
 	"github.com/stevedore-oci/stevedore/core/layer"
 	"github.com/stevedore-oci/stevedore/core/layer/layertest"
 	"github.com/stevedore-oci/stevedore/core/manifest"
+	"github.com/stevedore-oci/stevedore/internal/peertest"
 	"github.com/stevedore-oci/stevedore/pluginapi"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 )
 
 func getManifest(t *testing.T, src pluginapi.Source, ref string) (ocispec.Descriptor, []byte) {

@@ -9,14 +9,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
-
 	"github.com/opencontainers/go-digest"
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/layer/layertest"
 	"github.com/stevedore-oci/stevedore/core/manifest"
 	"github.com/stevedore-oci/stevedore/pluginapi"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 )
 
 // putImage writes img's blobs and manifest under ref through dst.

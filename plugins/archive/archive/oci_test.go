@@ -10,16 +10,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stevedore-oci/stevedore/internal/peertest"
-	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
-
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/layer/layertest"
 	"github.com/stevedore-oci/stevedore/core/layout"
+	"github.com/stevedore-oci/stevedore/internal/peertest"
 	"github.com/stevedore-oci/stevedore/pluginapi"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 )
 
 func ociDigest(t *testing.T, dir, tag string) digest.Digest {

@@ -12,11 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/stevedore-oci/stevedore/core/atomicfile"
-
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
 )
 

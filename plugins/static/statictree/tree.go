@@ -14,12 +14,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stevedore-oci/stevedore/core/atomicfile"
-
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
 	"github.com/stevedore-oci/stevedore/core/staticfmt"
 )
