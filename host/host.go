@@ -294,7 +294,9 @@ func (e *endpoint) wrap(step string, err error) error {
 	if e.run != nil && e.run.client.Exited() {
 		err = &PluginError{Plugin: e.run.bin.Name, Path: e.run.bin.Path, Err: fmt.Errorf("%w during %s: %w", errPluginExited, step, err)}
 	}
-	if step == "" {
+	if step == "" || strings.Contains(err.Error(), step) {
+		// Plugins name the step themselves (the docker transport says
+		// "registry R, repository X: check blob D: ..."): do not repeat it.
 		return err
 	}
 	return fmt.Errorf("%s: %w", step, err)

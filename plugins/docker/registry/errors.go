@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"oras.land/oras-go/v2/errdef"
@@ -160,12 +161,23 @@ func convert(err error) error {
 		return fmt.Errorf("%s: %w", oneLine(err.Error()), core.ErrUnsupported)
 	}
 	if hint := tlsHint(err); hint != "" {
-		return fmt.Errorf("%s (%s): %w", oneLine(err.Error()), hint, core.ErrInvalid)
+		return fmt.Errorf("%s (%s): %w", transportCause(err), hint, core.ErrInvalid)
 	}
 	if isNetworkError(err) {
-		return fmt.Errorf("%s: %w", oneLine(err.Error()), core.ErrUnavailable)
+		return fmt.Errorf("%s: %w", transportCause(err), core.ErrUnavailable)
 	}
 	return err
+}
+
+// transportCause is the text of a failed request without the method and URL
+// Go's url.Error puts in front: the step (and so the URL) is already named
+// by fail, and blob URLs would repeat the digest.
+func transportCause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return oneLine(ue.Err.Error())
+	}
+	return oneLine(err.Error())
 }
 
 // tlsHint explains TLS failures that retrying cannot fix.
