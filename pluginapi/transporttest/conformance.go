@@ -566,6 +566,18 @@ func (k *kit) testPutBlobFile(t *testing.T) {
 	if err := fp.PutBlobFile(ctx, missingBlob(), filepath.Join(dir, "missing")); err == nil {
 		t.Fatal("PutBlobFile of a missing file succeeded")
 	}
+	// A file whose content does not match: refused, and never visible.
+	wrong := NewBlob("application/octet-stream", []byte("transporttest: the content the descriptor promises"))
+	bad := filepath.Join(dir, "wrong")
+	if err := os.WriteFile(bad, []byte("transporttest: other content, of the same length!!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := fp.PutBlobFile(ctx, wrong.Descriptor, bad); !errors.Is(err, core.ErrDigestMismatch) && !errors.Is(err, core.ErrSizeMismatch) {
+		t.Fatalf("PutBlobFile of wrong content: %v, want a digest or size mismatch", err)
+	}
+	if ok, _ := d.HasBlob(ctx, wrong.Descriptor); ok {
+		t.Fatal("PutBlobFile made wrong content visible")
+	}
 	if err := d.PutManifest(ctx, img.Manifest.Descriptor, img.Manifest.Data, k.writeRef(img, "v1")); err != nil {
 		t.Fatalf("PutManifest: %v", err)
 	}

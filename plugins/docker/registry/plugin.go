@@ -218,6 +218,7 @@ var (
 	_ pluginapi.Destination    = (*Writer)(nil)
 	_ pluginapi.Source         = (*Writer)(nil)
 	_ pluginapi.Mounter        = (*Writer)(nil)
+	_ pluginapi.FilePutter     = (*Writer)(nil)
 	_ pluginapi.Deleter        = (*Writer)(nil)
 	_ pluginapi.TagLister      = (*Writer)(nil)
 )
