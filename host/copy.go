@@ -496,7 +496,8 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 }
 
 // linkBlob hands a local source file to a destination that can take it
-// without streaming. The destination verifies the content before it becomes
+// without the host streaming it (a hard link, copy_file_range, or a
+// registry upload straight from the file). The destination verifies the content before it becomes
 // visible (FilePutter's contract). It reports false when the source has no
 // local path for the blob.
 func (c *copier) linkBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
@@ -504,6 +505,9 @@ func (c *copier) linkBlob(ctx context.Context, desc ocispec.Descriptor) (bool, e
 	if err != nil || path == "" {
 		return false, nil
 	}
+	// The destination may take a while (an upload): show the blob as in
+	// flight; its bytes are not visible to us until it is done.
+	c.emit(Event{Kind: BlobStart, Desc: desc})
 	if err := c.dst.Endpoint.(pluginapi.FilePutter).PutBlobFile(ctx, desc, path); err != nil {
 		return true, c.dst.wrap("put blob "+desc.Digest.String()+" from "+path, err)
 	}

@@ -14,7 +14,7 @@ const (
 	BlobDone     EventKind = "blob-done"     // copied and verified
 	BlobSkipped  EventKind = "blob-skipped"  // the destination had it
 	BlobMounted  EventKind = "blob-mounted"  // mounted from the source location, no bytes moved
-	BlobLinked   EventKind = "blob-linked"   // taken from a local file (link or copy_file_range)
+	BlobLinked   EventKind = "blob-linked"   // taken by the destination from a local file (link, copy_file_range, upload)
 	ManifestDone EventKind = "manifest-done" // a manifest or index written
 )
 
