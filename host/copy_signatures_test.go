@@ -1,14 +1,12 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -17,26 +15,10 @@ import (
 	"github.com/stevedore-oci/stevedore/core/layer/layertest"
 	"github.com/stevedore-oci/stevedore/host"
 	"github.com/stevedore-oci/stevedore/pluginapi"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 	"github.com/stevedore-oci/stevedore/plugins/dir/dirtransport"
 	"github.com/stevedore-oci/stevedore/plugins/oci-layout/ocilayout"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // signatureFiles maps the names of a dir: image's signature files to their
 // contents.
@@ -75,7 +57,7 @@ func names(m map[string]string) []string {
 func TestCopySignatures(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
-	logs := &lockedBuffer{}
+	logs := &transporttest.LogBuffer{}
 	h, err := host.New(host.Options{
 		SearchPath: []string{t.TempDir()},
 		InProcess:  []pluginapi.Plugin{ocilayout.New(), dirtransport.New(nil)},

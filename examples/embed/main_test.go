@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +17,6 @@ import (
 	"github.com/stevedore-oci/stevedore/core/layout"
 	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 )
-
-// lockedBuffer collects the logger's output from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestCopyImage(t *testing.T) {
 	// The oci: transport is a plugin binary: build it from the Stevedore
@@ -52,7 +33,7 @@ func TestCopyImage(t *testing.T) {
 	img := transporttest.RandomImage(7, 3, 256<<10)
 	writeLayout(t, filepath.Join(dir, "src"), img, "v1")
 
-	logs := &lockedBuffer{}
+	logs := &transporttest.LogBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "embed-test", Level: hclog.Debug, Output: logs})
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -20,7 +20,7 @@ import (
 // test ends, and its logs are printed if the test failed.
 func StartPlugin(tb testing.TB, binary string, env []string, opts ...pluginapi.DispenseOption) *pluginapi.RemotePlugin {
 	tb.Helper()
-	logs := &lockedBuffer{}
+	logs := &LogBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "host", Output: logs, Level: hclog.Debug})
 	cmd := exec.Command(binary)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + os.TempDir()}, env...)
@@ -41,19 +41,20 @@ func StartPlugin(tb testing.TB, binary string, env []string, opts ...pluginapi.D
 	return rp
 }
 
-// lockedBuffer collects log output written from several goroutines.
-type lockedBuffer struct {
+// LogBuffer collects log output written from several goroutines (a host's or
+// a plugin's hclog output in a test).
+type LogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
