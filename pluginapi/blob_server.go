@@ -21,7 +21,7 @@ func (s *grpcServer) GetBlob(ctx context.Context, req *transportv1.GetBlobReques
 	if !s.dataPlane {
 		return nil, toStatus(fmt.Errorf("blob data plane is disabled in this plugin: %w", core.ErrUnsupported))
 	}
-	rc, err := s.openBlob(ctx, req.GetHandle(), req.GetDescriptorJson(), req.GetOffset())
+	rc, err := s.openBlob(ctx, req, req.GetOffset())
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (s *grpcServer) GetBlob(ctx context.Context, req *transportv1.GetBlobReques
 
 func (s *grpcServer) GetBlobStream(req *transportv1.GetBlobStreamRequest, stream grpc.ServerStreamingServer[transportv1.BlobChunk]) error {
 	ctx := stream.Context()
-	rc, err := s.openBlob(ctx, req.GetHandle(), req.GetDescriptorJson(), req.GetOffset())
+	rc, err := s.openBlob(ctx, req, req.GetOffset())
 	if err != nil {
 		return err
 	}
@@ -80,14 +80,10 @@ func (s *grpcServer) GetBlobStream(req *transportv1.GetBlobStreamRequest, stream
 	}
 }
 
-func (s *grpcServer) openBlob(ctx context.Context, handle uint64, descJSON []byte, offset int64) (io.ReadCloser, error) {
-	src, err := endpointAs[Source](s, handle, CapSource)
+func (s *grpcServer) openBlob(ctx context.Context, req descRequest, offset int64) (io.ReadCloser, error) {
+	src, desc, err := endpointFor[Source](s, req, CapSource)
 	if err != nil {
 		return nil, err
-	}
-	desc, err := decodeDescriptor(descJSON)
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	if offset < 0 {
 		return nil, toStatus(fmt.Errorf("blob %s: negative offset %d: %w", desc.Digest, offset, core.ErrInvalid))
@@ -103,7 +99,7 @@ func (s *grpcServer) PutBlob(ctx context.Context, req *transportv1.PutBlobReques
 	if !s.dataPlane {
 		return nil, toStatus(fmt.Errorf("blob data plane is disabled in this plugin: %w", core.ErrUnsupported))
 	}
-	dst, desc, err := s.blobDestination(req.GetHandle(), req.GetDescriptorJson())
+	dst, desc, err := s.blobDestination(req)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +128,7 @@ func (s *grpcServer) PutBlobStream(stream grpc.ClientStreamingServer[transportv1
 		}
 		return err
 	}
-	dst, desc, err := s.blobDestination(first.GetHandle(), first.GetDescriptorJson())
+	dst, desc, err := s.blobDestination(first)
 	if err != nil {
 		return err
 	}
@@ -152,14 +148,10 @@ func (s *grpcServer) PutBlobStream(stream grpc.ClientStreamingServer[transportv1
 	return stream.SendAndClose(&transportv1.PutBlobResponse{})
 }
 
-func (s *grpcServer) blobDestination(handle uint64, descJSON []byte) (Destination, ocispec.Descriptor, error) {
-	dst, err := endpointAs[Destination](s, handle, CapDest)
+func (s *grpcServer) blobDestination(req descRequest) (Destination, ocispec.Descriptor, error) {
+	dst, desc, err := endpointFor[Destination](s, req, CapDest)
 	if err != nil {
-		return nil, ocispec.Descriptor{}, err
-	}
-	desc, err := decodeDescriptor(descJSON)
-	if err != nil {
-		return nil, desc, toStatus(err)
+		return nil, desc, err
 	}
 	if desc.Size < 0 {
 		return nil, desc, toStatus(fmt.Errorf("blob %s: negative size %d: %w", desc.Digest, desc.Size, core.ErrInvalid))

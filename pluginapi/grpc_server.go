@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
 	transportv1 "github.com/stevedore-oci/stevedore/pluginapi/proto/v1"
@@ -122,6 +123,26 @@ func endpointAs[T any](s *grpcServer, handle uint64, cap string) (T, error) {
 	return v, nil
 }
 
+// descRequest is a request naming an endpoint and a descriptor.
+type descRequest interface {
+	GetHandle() uint64
+	GetDescriptorJson() []byte
+}
+
+// endpointFor returns the endpoint req names as T (failing when it lacks
+// capability cap) and the descriptor req carries.
+func endpointFor[T any](s *grpcServer, req descRequest, cap string) (T, ocispec.Descriptor, error) {
+	v, err := endpointAs[T](s, req.GetHandle(), cap)
+	if err != nil {
+		return v, ocispec.Descriptor{}, err
+	}
+	desc, err := decodeDescriptor(req.GetDescriptorJson())
+	if err != nil {
+		return v, ocispec.Descriptor{}, toStatus(err)
+	}
+	return v, desc, nil
+}
+
 func (s *grpcServer) Resolve(ctx context.Context, req *transportv1.ResolveRequest) (*transportv1.ResolveResponse, error) {
 	src, err := endpointAs[Source](s, req.GetHandle(), CapSource)
 	if err != nil {
@@ -139,13 +160,9 @@ func (s *grpcServer) Resolve(ctx context.Context, req *transportv1.ResolveReques
 }
 
 func (s *grpcServer) GetManifest(ctx context.Context, req *transportv1.GetManifestRequest) (*transportv1.GetManifestResponse, error) {
-	src, err := endpointAs[Source](s, req.GetHandle(), CapSource)
+	src, desc, err := endpointFor[Source](s, req, CapSource)
 	if err != nil {
 		return nil, err
-	}
-	desc, err := decodeDescriptor(req.GetDescriptorJson())
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	raw, err := src.GetManifest(ctx, desc)
 	if err != nil {
@@ -155,13 +172,9 @@ func (s *grpcServer) GetManifest(ctx context.Context, req *transportv1.GetManife
 }
 
 func (s *grpcServer) HasBlob(ctx context.Context, req *transportv1.HasBlobRequest) (*transportv1.HasBlobResponse, error) {
-	dst, err := endpointAs[Destination](s, req.GetHandle(), CapDest)
+	dst, desc, err := endpointFor[Destination](s, req, CapDest)
 	if err != nil {
 		return nil, err
-	}
-	desc, err := decodeDescriptor(req.GetDescriptorJson())
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	ok, err := dst.HasBlob(ctx, desc)
 	if err != nil {
@@ -171,13 +184,9 @@ func (s *grpcServer) HasBlob(ctx context.Context, req *transportv1.HasBlobReques
 }
 
 func (s *grpcServer) PutManifest(ctx context.Context, req *transportv1.PutManifestRequest) (*transportv1.PutManifestResponse, error) {
-	dst, err := endpointAs[Destination](s, req.GetHandle(), CapDest)
+	dst, desc, err := endpointFor[Destination](s, req, CapDest)
 	if err != nil {
 		return nil, err
-	}
-	desc, err := decodeDescriptor(req.GetDescriptorJson())
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	if err := dst.PutManifest(ctx, desc, req.GetRaw(), req.GetRef()); err != nil {
 		return nil, toStatus(err)
@@ -186,13 +195,9 @@ func (s *grpcServer) PutManifest(ctx context.Context, req *transportv1.PutManife
 }
 
 func (s *grpcServer) MountBlob(ctx context.Context, req *transportv1.MountBlobRequest) (*transportv1.MountBlobResponse, error) {
-	m, err := endpointAs[Mounter](s, req.GetHandle(), CapMount)
+	m, desc, err := endpointFor[Mounter](s, req, CapMount)
 	if err != nil {
 		return nil, err
-	}
-	desc, err := decodeDescriptor(req.GetDescriptorJson())
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	ok, err := m.MountBlob(ctx, desc, req.GetFromLocation())
 	if err != nil {
@@ -256,13 +261,9 @@ func (s *grpcServer) Commit(ctx context.Context, req *transportv1.CommitRequest)
 }
 
 func (s *grpcServer) BlobPath(ctx context.Context, req *transportv1.BlobPathRequest) (*transportv1.BlobPathResponse, error) {
-	bp, err := endpointAs[BlobPather](s, req.GetHandle(), CapBlobPath)
+	bp, desc, err := endpointFor[BlobPather](s, req, CapBlobPath)
 	if err != nil {
 		return nil, err
-	}
-	desc, err := decodeDescriptor(req.GetDescriptorJson())
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	p, err := bp.BlobPath(ctx, desc)
 	if err != nil {
@@ -272,13 +273,9 @@ func (s *grpcServer) BlobPath(ctx context.Context, req *transportv1.BlobPathRequ
 }
 
 func (s *grpcServer) PutBlobFile(ctx context.Context, req *transportv1.PutBlobFileRequest) (*transportv1.PutBlobFileResponse, error) {
-	fp, err := endpointAs[FilePutter](s, req.GetHandle(), CapPutBlobFile)
+	fp, desc, err := endpointFor[FilePutter](s, req, CapPutBlobFile)
 	if err != nil {
 		return nil, err
-	}
-	desc, err := decodeDescriptor(req.GetDescriptorJson())
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	if err := fp.PutBlobFile(ctx, desc, req.GetPath()); err != nil {
 		return nil, toStatus(err)
@@ -287,13 +284,9 @@ func (s *grpcServer) PutBlobFile(ctx context.Context, req *transportv1.PutBlobFi
 }
 
 func (s *grpcServer) StageBlob(ctx context.Context, req *transportv1.StageBlobRequest) (*transportv1.StageBlobResponse, error) {
-	st, err := endpointAs[BlobStager](s, req.GetHandle(), CapStageBlob)
+	st, desc, err := endpointFor[BlobStager](s, req, CapStageBlob)
 	if err != nil {
 		return nil, err
-	}
-	desc, err := decodeDescriptor(req.GetDescriptorJson())
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	p, err := st.StageBlob(ctx, desc)
 	if err != nil {
@@ -303,13 +296,9 @@ func (s *grpcServer) StageBlob(ctx context.Context, req *transportv1.StageBlobRe
 }
 
 func (s *grpcServer) CommitStagedBlob(ctx context.Context, req *transportv1.CommitStagedBlobRequest) (*transportv1.CommitStagedBlobResponse, error) {
-	st, err := endpointAs[BlobStager](s, req.GetHandle(), CapStageBlob)
+	st, desc, err := endpointFor[BlobStager](s, req, CapStageBlob)
 	if err != nil {
 		return nil, err
-	}
-	desc, err := decodeDescriptor(req.GetDescriptorJson())
-	if err != nil {
-		return nil, toStatus(err)
 	}
 	if req.GetHostVerified() {
 		ctx = WithHostVerified(ctx)
