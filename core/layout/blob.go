@@ -204,7 +204,8 @@ func (s *Store) WriteBlobBytes(ctx context.Context, desc ocispec.Descriptor, b [
 	if err := content.VerifyBytes(b, desc); err != nil {
 		return fmt.Errorf("oci layout %s: blob %s: %w", s.dir, desc.Digest, err)
 	}
-	return s.WriteBlob(ctx, desc, bytes.NewReader(b))
+	// Verified above: hash once.
+	return s.WriteBlobSized(ctx, desc, bytes.NewReader(b))
 }
 
 // WriteBlobFile stores the blob held in the local file src. On the same
