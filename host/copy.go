@@ -429,36 +429,46 @@ func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) error {
 // copyBlob copies one blob once per copier, whatever the number of
 // manifests that share it.
 func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor) error {
-	c.mu.Lock()
-	o, ok := c.done[desc.Digest]
-	if !ok {
-		o = &blobOnce{}
-		c.done[desc.Digest] = o
-	}
-	c.mu.Unlock()
-	o.once.Do(func() {
-		select {
-		case c.sem <- struct{}{}:
-		case <-ctx.Done():
-			o.err = ctx.Err()
-			return
+	for {
+		c.mu.Lock()
+		o, ok := c.done[desc.Digest]
+		if !ok {
+			o = &blobOnce{}
+			c.done[desc.Digest] = o
 		}
-		defer func() { <-c.sem }()
-		if c.share != nil {
-			o.err = c.share.transfer(ctx, c, desc)
-		} else {
-			o.err = c.transferBlob(ctx, desc)
+		c.mu.Unlock()
+		ran := false
+		o.once.Do(func() {
+			ran = true
+			select {
+			case c.sem <- struct{}{}:
+			case <-ctx.Done():
+				o.err = ctx.Err()
+				return
+			}
+			defer func() { <-c.sem }()
+			if c.share != nil {
+				o.err = c.share.transfer(ctx, c, desc)
+			} else {
+				o.err = c.transferBlob(ctx, desc)
+			}
+		})
+		if o.err == nil {
+			return nil
 		}
-	})
-	if o.err != nil {
 		// Forget a failure so that a later image (or a retry) tries again.
 		c.mu.Lock()
 		if c.done[desc.Digest] == o {
 			delete(c.done, desc.Digest)
 		}
 		c.mu.Unlock()
+		if ran || ctx.Err() != nil {
+			return o.err
+		}
+		// The transfer we waited for belonged to another image of this
+		// copier (sync), which may have failed only because that image was
+		// cancelled: its error is not ours, so try the blob ourselves.
 	}
-	return o.err
 }
 
 func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) error {
