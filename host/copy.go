@@ -52,6 +52,11 @@ type CopyOptions struct {
 	// many. (skopeo refuses such a copy instead; we warn, as the image
 	// itself arrives intact and many destinations never hold signatures.)
 	RemoveSignatures bool
+	// Force writes every blob and manifest even when the destination
+	// already holds the image under the destination reference (by default
+	// such a copy writes nothing; use Force to repair a destination whose
+	// blobs were removed behind its back).
+	Force bool
 }
 
 // CopyResult summarises a finished copy.
@@ -71,6 +76,9 @@ type CopyResult struct {
 	SignaturesCopied  int
 	SignaturesDropped int
 	Duration          time.Duration
+	// UpToDate says the destination already held the image under the
+	// destination reference: nothing was written.
+	UpToDate bool
 }
 
 // Copy copies one image (or index) from src to dst, both endpoint strings
@@ -95,15 +103,11 @@ func (h *Host) CopyEndpoints(ctx context.Context, srcEP, dstEP ref.Endpoint, opt
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s, err := h.open(ctx, srcEP, pluginapi.ModeRead, opts.SrcOptions)
+	s, d, err := h.openPair(ctx, srcEP, dstEP, opts.SrcOptions, opts.DstOptions)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close(context.WithoutCancel(ctx))
-	d, err := h.open(ctx, dstEP, pluginapi.ModeWrite, opts.DstOptions)
-	if err != nil {
-		return nil, err
-	}
 	defer d.Close(context.WithoutCancel(ctx))
 	c := newCopier(s, d, opts)
 	res, err := c.copyImage(ctx, srcEP.Ref, dstEP.Ref)
@@ -116,6 +120,32 @@ func (h *Host) CopyEndpoints(ctx context.Context, srcEP, dstEP ref.Endpoint, opt
 		h.logger.Warn(droppedWarning(res.SignaturesDropped, srcEP, dstEP))
 	}
 	return res, nil
+}
+
+// openPair opens a copy's source and destination side by side: their
+// plugins, when not running yet, start concurrently.
+func (h *Host) openPair(ctx context.Context, srcEP, dstEP ref.Endpoint, srcOpts, dstOpts map[string]string) (src, dst *endpoint, err error) {
+	var dstErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		dst, dstErr = h.open(ctx, dstEP, pluginapi.ModeWrite, dstOpts)
+	}()
+	src, err = h.open(ctx, srcEP, pluginapi.ModeRead, srcOpts)
+	<-done
+	if err == nil && dstErr == nil {
+		return src, dst, nil
+	}
+	if src != nil {
+		src.Close(context.WithoutCancel(ctx))
+	}
+	if dst != nil {
+		dst.Close(context.WithoutCancel(ctx))
+	}
+	if err == nil {
+		err = dstErr
+	}
+	return nil, nil, err
 }
 
 // copier copies between two open endpoints. One copier may copy several
@@ -156,17 +186,45 @@ func newCopier(src, dst *endpoint, opts CopyOptions) *copier {
 }
 
 func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyResult, error) {
+	// Ask the destination what it holds under dstRef while the source
+	// resolves: one HEAD each on registries.
+	var (
+		held digest.Digest
+		wg   sync.WaitGroup
+	)
+	if c.checksHeld(dstRef) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d, err := c.dst.Source.Resolve(ctx, dstRef); err == nil {
+				held = d.Digest
+			}
+		}()
+	}
 	root, err := c.src.Resolve(ctx, srcRef)
+	wg.Wait()
 	if err != nil {
 		return nil, c.src.wrap("resolve "+quote(srcRef), err)
 	}
-	return c.copyResolved(ctx, root, dstRef, c.opts.All)
+	return c.copyResolved(ctx, root, dstRef, c.opts.All, held)
+}
+
+// checksHeld reports whether a copy to dstRef first asks what the
+// destination holds there, to do nothing when it is the image already (as
+// crane does): only for a named reference, on destinations that can be read
+// back and are not written whole at the end (archives).
+func (c *copier) checksHeld(dstRef string) bool {
+	return !c.opts.Force && dstRef != "" && c.dst.has(pluginapi.CapSource) && !c.dst.has(pluginapi.CapCommit)
 }
 
 // copyResolved copies the image or index root (already resolved at the
 // source) to dstRef. all overrides CopyOptions.All (sync copies referrers
-// whole).
-func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstRef string, all bool) (*CopyResult, error) {
+// whole). held, if set, is the digest the destination holds under dstRef:
+// when it is the one the copy would write, and no signature is to be
+// copied, nothing is written. A destination holding a manifest holds what
+// it references (registries check, and every transport writes children
+// first).
+func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstRef string, all bool, held digest.Digest) (*CopyResult, error) {
 	m, err := c.fetchManifest(ctx, root)
 	if err != nil {
 		return nil, err
@@ -178,13 +236,23 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 			return nil, err
 		}
 	}
-	if err := c.copyTree(ctx, top); err != nil {
-		return nil, err
-	}
 	desc := top.Descriptor()
 	if top == m {
 		desc = root
 		desc.MediaType = m.MediaType
+	}
+	if held != "" && held == desc.Digest {
+		sigs, err := c.signatures(ctx, desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if len(sigs) == 0 {
+			c.emit(Event{Kind: ManifestDone, Desc: desc, Ref: dstRef})
+			return &CopyResult{Descriptor: plainDesc(desc), UpToDate: true}, nil
+		}
+	}
+	if err := c.copyTree(ctx, top); err != nil {
+		return nil, err
 	}
 	tag := dstRef
 	if tag == "" || ref.IsDigest(tag) {

@@ -51,6 +51,7 @@ type Host struct {
 	bins      []PluginBinary
 	scanned   bool
 	running   map[string]*running // by binary name
+	launching map[string]*launchState
 	byTrans   map[string]*running // transport -> process serving it
 	socketDir string
 	plane     *pluginapi.DataPlane
@@ -69,6 +70,7 @@ func New(opts Options) (*Host, error) {
 		search:    opts.SearchPath,
 		inProcess: map[string]pluginapi.Plugin{},
 		running:   map[string]*running{},
+		launching: map[string]*launchState{},
 		byTrans:   map[string]*running{},
 	}
 	if h.logger == nil {
@@ -106,11 +108,7 @@ func (h *Host) Close() error {
 		wg.Add(1)
 		go func(r *running) {
 			defer wg.Done()
-			r.remote.Close()
-			if r.cmd != nil && r.cmd.Process != nil {
-				r.cmd.Process.Kill()
-			}
-			r.client.Kill()
+			r.kill()
 		}(r)
 	}
 	wg.Wait()
@@ -162,23 +160,82 @@ func (h *Host) Plugins(ctx context.Context) []PluginStatus {
 	return out
 }
 
+// start returns the running process of binary b, launching it if needed.
+// Launches happen outside the host's lock, so that a copy's source and
+// destination plugins start side by side; callers asking for a binary
+// being launched wait for that launch.
 func (h *Host) start(ctx context.Context, b PluginBinary) (*running, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.startLocked(ctx, b)
+	for {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return nil, fmt.Errorf("host is closed: %w", core.ErrUnavailable)
+		}
+		if r, ok := h.running[b.Name]; ok && !r.client.Exited() {
+			h.mu.Unlock()
+			return r, nil
+		}
+		if l, ok := h.launching[b.Name]; ok {
+			h.mu.Unlock()
+			select {
+			case <-l.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if l.err != nil && ctx.Err() == nil && (errors.Is(l.err, context.Canceled) || errors.Is(l.err, context.DeadlineExceeded)) {
+				continue // only the launching caller gave up: try ourselves
+			}
+			return l.r, l.err
+		}
+		dir, plane, err := h.launchResourcesLocked()
+		if err != nil {
+			h.mu.Unlock()
+			return nil, err
+		}
+		l := &launchState{done: make(chan struct{})}
+		h.launching[b.Name] = l
+		h.mu.Unlock()
+
+		r, err := launch(ctx, b, dir, plane, h.logger, h.launchCfg)
+
+		h.mu.Lock()
+		delete(h.launching, b.Name)
+		if err == nil && h.closed {
+			r.kill()
+			r, err = nil, fmt.Errorf("host is closed: %w", core.ErrUnavailable)
+		}
+		if err == nil {
+			h.running[b.Name] = r
+			for _, t := range r.info.Transports {
+				// First come is served, except that the binary named
+				// after a transport is the one meant to serve it, whatever
+				// the order in which concurrent launches finish.
+				if cur, taken := h.byTrans[t]; !taken || (b.Name == t && cur.bin.Name != t) {
+					h.byTrans[t] = r
+				}
+			}
+		}
+		l.r, l.err = r, err
+		close(l.done)
+		h.mu.Unlock()
+		return r, err
+	}
 }
 
-func (h *Host) startLocked(ctx context.Context, b PluginBinary) (*running, error) {
-	if h.closed {
-		return nil, fmt.Errorf("host is closed: %w", core.ErrUnavailable)
-	}
-	if r, ok := h.running[b.Name]; ok && !r.client.Exited() {
-		return r, nil
-	}
+// launchState is a launch in progress; done is closed when r or err is set.
+type launchState struct {
+	done chan struct{}
+	r    *running
+	err  error
+}
+
+// launchResourcesLocked creates, once, the socket directory and the data
+// plane every plugin of this host shares.
+func (h *Host) launchResourcesLocked() (string, *pluginapi.DataPlane, error) {
 	if h.socketDir == "" {
 		dir, err := os.MkdirTemp("", "stvd-")
 		if err != nil {
-			return nil, fmt.Errorf("plugin socket directory: %w", err)
+			return "", nil, fmt.Errorf("plugin socket directory: %w", err)
 		}
 		h.socketDir = dir
 	}
@@ -186,21 +243,11 @@ func (h *Host) startLocked(ctx context.Context, b PluginBinary) (*running, error
 		// One data-plane socket serves every plugin of this host.
 		dp, err := pluginapi.NewDataPlane()
 		if err != nil {
-			return nil, fmt.Errorf("plugin data plane: %w", err)
+			return "", nil, fmt.Errorf("plugin data plane: %w", err)
 		}
 		h.plane = dp
 	}
-	r, err := launch(ctx, b, h.socketDir, h.plane, h.logger, h.launchCfg)
-	if err != nil {
-		return nil, err
-	}
-	h.running[b.Name] = r
-	for _, t := range r.info.Transports {
-		if _, taken := h.byTrans[t]; !taken {
-			h.byTrans[t] = r
-		}
-	}
-	return r, nil
+	return h.socketDir, h.plane, nil
 }
 
 // servedBy returns the plugin serving transport, launching binaries in
@@ -210,20 +257,28 @@ func (h *Host) servedBy(ctx context.Context, transport string) (pluginapi.Plugin
 		return p, nil, nil
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if r, ok := h.byTrans[transport]; ok && !r.client.Exited() {
+		h.mu.Unlock()
 		return r.remote, r, nil
 	}
 	bins := h.binariesLocked()
+	h.mu.Unlock()
 	var errs []string
 	// The binary named after the transport is the one meant to serve it:
 	// when it is refused (pin, protocol) or crashes, say that, not "none".
 	var exactErr error
 	for _, b := range candidates(bins, transport) {
-		if _, started := h.running[b.Name]; started {
+		h.mu.Lock()
+		r, started := h.running[b.Name]
+		h.mu.Unlock()
+		if started {
+			// Launched before: it serves the transport or it does not.
+			if !r.client.Exited() && r.serves(transport) {
+				return r.remote, r, nil
+			}
 			continue
 		}
-		r, err := h.startLocked(ctx, b)
+		r, err := h.start(ctx, b)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
@@ -235,10 +290,8 @@ func (h *Host) servedBy(ctx context.Context, transport string) (pluginapi.Plugin
 			errs = append(errs, err.Error())
 			continue
 		}
-		for _, t := range r.info.Transports {
-			if t == transport {
-				return r.remote, r, nil
-			}
+		if r.serves(transport) {
+			return r.remote, r, nil
 		}
 	}
 	if exactErr != nil {

@@ -120,6 +120,26 @@ type running struct {
 	info   pluginapi.PluginInfo
 }
 
+// serves reports whether the process serves transport.
+func (r *running) serves(transport string) bool {
+	for _, t := range r.info.Transports {
+		if t == transport {
+			return true
+		}
+	}
+	return false
+}
+
+// kill stops the process (never one reattached by hand, which we did not
+// start).
+func (r *running) kill() {
+	r.remote.Close()
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+	}
+	r.client.Kill()
+}
+
 // launch starts a plugin binary and completes the handshake. A pinned
 // binary is hashed first and refused when its sum differs; go-plugin hashes
 // it again just before starting it. The process is in its own process group

@@ -725,7 +725,7 @@ func (s *syncRun) syncOnce(ctx context.Context, js *jobState, slot *imageSlot, r
 		if err := slot.toCopy(ctx); err != nil {
 			return r, err
 		}
-		res, err := js.copier.copyResolved(ctx, srcDesc, dstRef, js.job.All)
+		res, err := js.copier.copyResolved(ctx, srcDesc, dstRef, js.job.All, "")
 		if err != nil {
 			return r, err
 		}
@@ -779,7 +779,7 @@ func (s *syncRun) syncReferrers(ctx context.Context, js *jobState, subject diges
 		}
 		if !present {
 			if !s.opts.DryRun {
-				if _, err := js.copier.copyResolved(ctx, plainDesc(d), d.Digest.String(), true); err != nil {
+				if _, err := js.copier.copyResolved(ctx, plainDesc(d), d.Digest.String(), true, ""); err != nil {
 					return n, err
 				}
 			}

@@ -67,7 +67,9 @@ func newBars(w *os.File) *progress {
 			}
 			mu.Unlock()
 			p.Wait()
-			if res != nil {
+			if res != nil && res.UpToDate {
+				fmt.Fprintf(w, "destination already holds %s: nothing copied\n", res.Descriptor.Digest)
+			} else if res != nil {
 				fmt.Fprintf(w, "copied %d blobs (%s), skipped %d, mounted %d, %d manifests in %s\n",
 					res.BlobsCopied, humanBytes(res.BytesCopied), res.BlobsSkipped, res.BlobsMounted, res.Manifests, res.Duration.Round(1e6))
 			}

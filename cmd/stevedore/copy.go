@@ -25,6 +25,7 @@ func newCopyCmd() *cobra.Command {
 		progressMode         string
 		streamOnly           bool
 		removeSignatures     bool
+		force                bool
 		src, dst, global     transportFlags
 	)
 	cmd := &cobra.Command{
@@ -37,6 +38,9 @@ On an index, the host platform's image is copied unless --all or --platform.
 Signatures (dir: signature-N files) are copied when the destination can store
 them; otherwise they are dropped with one warning (skopeo refuses instead).
 --remove-signatures drops them without reading them and without the warning.
+When the destination already holds the image under DESTINATION's tag or
+digest, nothing is written (one request per side on registries); --force
+writes every blob and manifest anyway.
 The resulting manifest digest is printed on stdout.`,
 		Example: `  stevedore copy oci:./layout:v1 oci:./other:v1
   stevedore copy --all docker://registry.example/app:1.0 oci-archive:app.tar
@@ -81,6 +85,7 @@ The resulting manifest digest is printed on stdout.`,
 				DstOptions:       dst.options(fs, "dest-", &global),
 				StreamOnly:       streamOnly,
 				RemoveSignatures: removeSignatures,
+				Force:            force,
 			}
 			prog, err := newProgress(progressMode, quiet, os.Stderr)
 			if err != nil {
@@ -112,6 +117,7 @@ The resulting manifest digest is printed on stdout.`,
 	fs.BoolVarP(&quiet, "quiet", "q", false, "print nothing on stderr except errors")
 	fs.StringVar(&progressMode, "progress", "auto", "progress on stderr: auto (bars on a terminal, none otherwise), bars, json, none")
 	fs.BoolVar(&removeSignatures, "remove-signatures", false, "do not copy signatures (and do not warn when the destination cannot store them)")
+	fs.BoolVar(&force, "force", false, "write every blob and manifest even when the destination already holds the image under that reference")
 	fs.BoolVar(&streamOnly, "stream-only", false, "move every blob through the host even where a local file could be linked")
 	fs.MarkHidden("stream-only")
 	src.register(fs, "src-", "source")
@@ -153,7 +159,7 @@ func newProgress(mode string, quiet bool, w *os.File) (*progress, error) {
 			finish: func(res *host.CopyResult, err error) {
 				if res != nil {
 					enc.Encode(map[string]any{"kind": "copy-done", "digest": res.Descriptor.Digest, "blobsCopied": res.BlobsCopied,
-						"blobsSkipped": res.BlobsSkipped, "blobsMounted": res.BlobsMounted, "bytesCopied": res.BytesCopied, "seconds": res.Duration.Seconds()})
+						"blobsSkipped": res.BlobsSkipped, "blobsMounted": res.BlobsMounted, "bytesCopied": res.BytesCopied, "upToDate": res.UpToDate, "seconds": res.Duration.Seconds()})
 				}
 			},
 		}, nil

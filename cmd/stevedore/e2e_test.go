@@ -167,6 +167,15 @@ func TestCopySingleImage(t *testing.T) {
 	if !strings.Contains(errOut, `"blobsCopied":0`) || !strings.Contains(errOut, `"blobsSkipped":4`) {
 		t.Fatalf("second copy moved blobs again: %s", errOut)
 	}
+	// Once more to the same tag: the destination holds the image already.
+	_, errOut, err = runCLI(t, "copy", "--progress=json", "oci:"+dir+"/src:v1", "oci:"+dir+"/dst:v2")
+	if err != nil || !strings.Contains(errOut, `"upToDate":true`) {
+		t.Fatalf("copy to a tag holding the image: %v %s", err, errOut)
+	}
+	_, errOut, err = runCLI(t, "copy", "--force", "--progress=json", "oci:"+dir+"/src:v1", "oci:"+dir+"/dst:v2")
+	if err != nil || !strings.Contains(errOut, `"upToDate":false`) || !strings.Contains(errOut, `"blobsSkipped":4`) {
+		t.Fatalf("--force: %v %s", err, errOut)
+	}
 }
 
 func TestCopyIndex(t *testing.T) {

@@ -1,0 +1,113 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stevedore-oci/stevedore/host"
+	"github.com/stevedore-oci/stevedore/internal/registrytest"
+)
+
+// A copy to a tag the destination registry already holds with the same
+// digest makes one request there (HEAD of the manifest) and writes nothing;
+// --force (CopyOptions.Force) checks and skips blob by blob and rewrites the
+// manifest; another tag checks every blob and moves none.
+func TestCopyUpToDateRegistry(t *testing.T) {
+	ctx := context.Background()
+	f := newSyncFixture(t)
+	repo := syncRepos[0]
+	src := filepath.Join(t.TempDir(), "src")
+	f.writeLayout(t, src, repo)
+	tag := syncTags[0]
+	img := f.images[repo+":"+tag]
+	blobs := len(img.Blobs)
+
+	reg := registrytest.Start(t, registrytest.Options{TLS: true})
+	h := newSyncHost(t)
+	opts := host.CopyOptions{DstOptions: map[string]string{"cert-dir": reg.CertDir}}
+	dst := "docker://" + reg.Ref("mirror") + ":" + tag
+	res, err := h.Copy(ctx, "oci:"+src+":"+tag, dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UpToDate || res.BlobsCopied != blobs {
+		t.Fatalf("first copy: %+v, want %d blobs copied", res, blobs)
+	}
+
+	requests := func() string {
+		var out []string
+		for _, r := range reg.Requests() {
+			out = append(out, fmt.Sprintf("%s %s", r.Method, r.Path))
+		}
+		return strings.Join(out, "; ")
+	}
+	reg.ResetStats()
+	res, err = h.Copy(ctx, "oci:"+src+":"+tag, dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.UpToDate || res.BlobsCopied+res.BlobsSkipped+res.Manifests != 0 || res.Descriptor.Digest != img.Manifest.Digest {
+		t.Fatalf("second copy: %+v, want up to date with %s", res, img.Manifest.Digest)
+	}
+	if got := requests(); got != "HEAD /v2/mirror/manifests/"+tag {
+		t.Fatalf("second copy made %q, want one manifest HEAD", got)
+	}
+
+	reg.ResetStats()
+	forced := opts
+	forced.Force = true
+	res, err = h.Copy(ctx, "oci:"+src+":"+tag, dst, forced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UpToDate || res.BlobsSkipped != blobs || res.BlobsCopied != 0 || res.Manifests != 1 {
+		t.Fatalf("forced copy: %+v, want %d blobs skipped and the manifest written", res, blobs)
+	}
+	if st := reg.Stats(); st.BlobUploadBytes != 0 || st.Uploads != 0 {
+		t.Fatalf("forced copy uploaded %d bytes: %s", st.BlobUploadBytes, requests())
+	}
+
+	// Another tag: the manifest is not there under it, blobs are.
+	res, err = h.Copy(ctx, "oci:"+src+":"+tag, "docker://"+reg.Ref("mirror")+":other", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UpToDate || res.BlobsSkipped != blobs || res.Manifests != 1 {
+		t.Fatalf("copy to another tag: %+v", res)
+	}
+}
+
+// The same holds for a local layout: the second copy to the tag writes
+// nothing, a copy of another image to that tag moves it.
+func TestCopyUpToDateLayout(t *testing.T) {
+	ctx := context.Background()
+	f := newSyncFixture(t)
+	repo := syncRepos[0]
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	f.writeLayout(t, src, repo)
+	h := newSyncHost(t)
+	dst := "oci:" + filepath.Join(dir, "dst") + ":v"
+	for i, want := range []bool{false, true} {
+		res, err := h.Copy(ctx, "oci:"+src+":"+syncTags[0], dst, host.CopyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.UpToDate != want {
+			t.Fatalf("copy %d: UpToDate %v, want %v (%+v)", i+1, res.UpToDate, want, res)
+		}
+	}
+	res, err := h.Copy(ctx, "oci:"+src+":"+syncTags[1], dst, host.CopyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UpToDate || res.Manifests != 1 || res.Descriptor.Digest != f.digest(repo, syncTags[1]) {
+		t.Fatalf("copy of another image to the tag: %+v", res)
+	}
+	if got := layoutTags(t, filepath.Join(dir, "dst"))["v"]; got != f.digest(repo, syncTags[1]) {
+		t.Fatalf("tag v points at %s, want %s", got, f.digest(repo, syncTags[1]))
+	}
+}
