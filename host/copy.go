@@ -122,30 +122,35 @@ func (h *Host) CopyEndpoints(ctx context.Context, srcEP, dstEP ref.Endpoint, opt
 	return res, nil
 }
 
-// openPair opens a copy's source and destination side by side: their
-// plugins, when not running yet, start concurrently.
+// openPair opens a copy's source, then its destination (a destination
+// opened for writing may be created: not before the source is known
+// good). The destination's plugin, when not running yet, starts while the
+// source's plugin starts and opens.
 func (h *Host) openPair(ctx context.Context, srcEP, dstEP ref.Endpoint, srcOpts, dstOpts map[string]string) (src, dst *endpoint, err error) {
-	var dstErr error
+	started := h.prelaunch(ctx, dstEP.Transport)
+	src, err = h.open(ctx, srcEP, pluginapi.ModeRead, srcOpts)
+	<-started
+	if err != nil {
+		return nil, nil, err
+	}
+	dst, err = h.open(ctx, dstEP, pluginapi.ModeWrite, dstOpts)
+	if err != nil {
+		src.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
+// prelaunch starts the plugin serving transport in the background; the
+// channel is closed when it is up or failed (the failure is reported by
+// whoever opens the transport).
+func (h *Host) prelaunch(ctx context.Context, transport string) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		dst, dstErr = h.open(ctx, dstEP, pluginapi.ModeWrite, dstOpts)
+		h.servedBy(ctx, transport)
 	}()
-	src, err = h.open(ctx, srcEP, pluginapi.ModeRead, srcOpts)
-	<-done
-	if err == nil && dstErr == nil {
-		return src, dst, nil
-	}
-	if src != nil {
-		src.Close(context.WithoutCancel(ctx))
-	}
-	if dst != nil {
-		dst.Close(context.WithoutCancel(ctx))
-	}
-	if err == nil {
-		err = dstErr
-	}
-	return nil, nil, err
+	return done
 }
 
 // copier copies between two open endpoints. One copier may copy several

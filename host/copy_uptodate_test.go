@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,5 +110,19 @@ func TestCopyUpToDateLayout(t *testing.T) {
 	}
 	if got := layoutTags(t, filepath.Join(dir, "dst"))["v"]; got != f.digest(repo, syncTags[1]) {
 		t.Fatalf("tag v points at %s, want %s", got, f.digest(repo, syncTags[1]))
+	}
+}
+
+// A copy whose source cannot be opened leaves the destination untouched:
+// it is opened (and a layout created) only once the source is known good.
+func TestCopyBadSourceCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	h := newSyncHost(t)
+	dst := filepath.Join(dir, "dst")
+	if _, err := h.Copy(context.Background(), "oci:"+filepath.Join(dir, "missing")+":v1", "oci:"+dst+":v1", host.CopyOptions{}); err == nil {
+		t.Fatal("copy from a missing layout succeeded")
+	}
+	if _, err := os.Stat(dst); !os.IsNotExist(err) {
+		t.Fatalf("destination created by a failed copy: %v", err)
 	}
 }

@@ -422,7 +422,11 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 	}
 	srcEP := job.Source.WithRef("")
 	dstEP := job.Target.WithRef("")
+	// The target's plugin starts while the source's starts and opens; the
+	// target is opened (maybe created) once the source is known good.
+	started := s.h.prelaunch(ctx, dstEP.Transport)
 	src, err := s.open(ctx, srcEP, pluginapi.ModeRead, job.SrcOptions)
+	<-started
 	if err != nil {
 		fail("open source", err)
 		return
