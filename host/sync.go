@@ -471,6 +471,32 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 	js.copier.share = s.share
 	defer s.addStats(js.copier)
 
+	// The target's tags, when needed, are listed while the source's are.
+	needDstTags := (job.Immutable != nil && job.Kind == SyncRepository) || (s.opts.Prune && job.Kind == SyncRepository)
+	var dstTagsErr error
+	dstTagsDone := make(chan struct{})
+	switch {
+	case needDstTags && js.dstRead != nil && js.dstRead.has(pluginapi.CapListTags):
+		go func() {
+			defer close(dstTagsDone)
+			tags, err := s.listTags(ctx, js.dstRead)
+			if err == nil {
+				js.dstTags = make(map[string]bool, len(tags))
+				for _, t := range tags {
+					js.dstTags[t] = true
+				}
+			}
+			dstTagsErr = err
+		}()
+	case needDstTags && js.dstRead == nil:
+		js.dstTags = map[string]bool{}
+		close(dstTagsDone)
+	default:
+		close(dstTagsDone)
+	}
+	// Returning early, wait for the listing: it writes js.
+	defer func() { <-dstTagsDone }()
+
 	// What to copy: (source ref, destination ref) pairs.
 	type pair struct{ src, dst string }
 	var pairs []pair
@@ -516,21 +542,11 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 			pairs = append(pairs, pair{t, t})
 		}
 	}
-	needDstTags := (job.Immutable != nil && job.Kind == SyncRepository) || (s.opts.Prune && job.Kind == SyncRepository)
-	if needDstTags && js.dstRead != nil && js.dstRead.has(pluginapi.CapListTags) {
-		tags, err := s.listTags(ctx, js.dstRead)
-		if err != nil {
-			fail("list target tags", err)
-			return
-		}
-		js.dstTags = make(map[string]bool, len(tags))
-		for _, t := range tags {
-			js.dstTags[t] = true
-		}
-	} else if needDstTags && js.dstRead == nil {
-		js.dstTags = map[string]bool{}
+	<-dstTagsDone
+	if dstTagsErr != nil {
+		fail("list target tags", dstTagsErr)
+		return
 	}
-
 	var wg sync.WaitGroup
 	for _, p := range pairs {
 		select {

@@ -38,8 +38,8 @@ type registryWorld struct {
 func newRegistryWorld(t *testing.T) *registryWorld {
 	w := &registryWorld{
 		f:   newSyncFixture(t),
-		src: registrytest.Start(t, registrytest.Options{TLS: true}),
-		dst: registrytest.Start(t, registrytest.Options{TLS: true}),
+		src: registrytest.Start(t, registrytest.Options{TLS: true, HTTP2: true}),
+		dst: registrytest.Start(t, registrytest.Options{TLS: true, HTTP2: true}),
 		h:   newSyncHost(t),
 	}
 	w.f.push(t, w.src, "")
@@ -180,10 +180,18 @@ func TestSyncRegistries(t *testing.T) {
 		}
 		t.Logf("first sync: %s, %d requests at the source, %d at the destination", first.Round(time.Millisecond), len(w.src.Requests()), len(w.dst.Requests()))
 
+		// A fresh host (no pooled connection) for the second sync: its
+		// checks, 16 in flight, share one HTTP/2 connection per registry
+		// instead of each handshaking its own.
+		w.h = newSyncHost(t)
+		srcConns, dstConns := w.src.Connections(), w.dst.Connections()
 		start = time.Now()
 		rep, err = w.run(t, yml, host.SyncOptions{})
 		if err != nil {
 			t.Fatalf("second sync: %v", err)
+		}
+		if n, m := w.src.Connections()-srcConns, w.dst.Connections()-dstConns; n != 1 || m != 1 {
+			t.Errorf("second sync opened %d connections to the source, %d to the destination; want 1 each", n, m)
 		}
 		if rep.Copied != 0 || rep.Skipped != 30 || rep.BytesSent != 0 || rep.Manifests != 0 {
 			t.Fatalf("second sync: %+v", rep)

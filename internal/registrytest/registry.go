@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,6 +73,9 @@ type Options struct {
 	ClientCert bool
 	// Auth selects the authentication mode.
 	Auth Auth
+	// HTTP2 (with TLS) makes the proxy offer HTTP/2, as docker-registry
+	// itself does over TLS. Off by default: fault tests expect HTTP/1.1.
+	HTTP2 bool
 	// Grant decides the actions a bearer token grants (AuthToken only):
 	// user is "" for anonymous requests. nil grants an authenticated user
 	// everything requested and an anonymous one nothing.
@@ -109,9 +113,11 @@ type Registry struct {
 	waitErr chan error
 	logPath string
 	servers []*http.Server
+	conns   atomic.Int64
 	once    sync.Once
 
 	requireClientCert bool // while starting the proxy
+	offerHTTP2        bool // while starting the proxy
 }
 
 // binary finds docker-registry, or skips/fails the test.
@@ -288,8 +294,10 @@ func (r *Registry) start(bin, dir string, opts Options) error {
 	}
 	r.proxy = &proxy{backend: &url.URL{Scheme: scheme, Host: r.BackendAddr}, transport: backendTransport}
 	r.requireClientCert = opts.TLS && opts.ClientCert
+	r.offerHTTP2 = opts.TLS && opts.HTTP2
 	front, err := r.serve(r.proxy, opts.TLS, serverCert)
 	r.requireClientCert = false
+	r.offerHTTP2 = false
 	if err != nil {
 		return err
 	}
@@ -371,11 +379,21 @@ func (r *Registry) serve(h http.Handler, useTLS bool, cert tls.Certificate) (str
 	if err != nil {
 		return "", err
 	}
-	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				r.conns.Add(1)
+			}
+		}}
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		if r.offerHTTP2 {
+			// Serve sets up HTTP/2 on srv and answers connections that
+			// negotiated it.
+			srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+		}
 		if r.requireClientCert {
 			srv.TLSConfig.ClientAuth = tls.RequireAndVerifyClientCert
 			srv.TLSConfig.ClientCAs = r.caPool
@@ -450,6 +468,10 @@ func (r *Registry) clientTLS() *tls.Config {
 // Requests returns every request the proxy saw since the start or the last
 // ResetStats.
 func (r *Registry) Requests() []Request { return r.proxy.snapshot() }
+
+// Connections counts the connections clients opened to the proxy since
+// the registry started.
+func (r *Registry) Connections() int64 { return r.conns.Load() }
 
 // Stats sums Requests.
 func (r *Registry) Stats() Stats { return statsOf(r.proxy.snapshot()) }

@@ -67,6 +67,8 @@ type connKey struct {
 // scheme found for it when TLS verification is off.
 type conn struct {
 	base *http.Transport
+	// rt is base behind the first-request gate.
+	rt http.RoundTripper
 
 	mu     sync.Mutex
 	scheme string
