@@ -12,7 +12,8 @@
 # BENCH_RUNS runs: wall time, CPU time of the process tree, peak RSS of one
 # process.
 #
-# Usage: make build && bench/registry/run.sh   (BENCH_RUNS=N, BENCH_DIR=DIR)
+# Usage: make build && bench/registry/run.sh   (BENCH_RUNS=N, BENCH_DIR=DIR,
+# BENCH_SECTIONS=REGEX to run only the sections whose title matches)
 # crane: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -112,16 +113,50 @@ start_registry B
 
 results=$work/results.txt
 : >"$results"
-# row LABEL SETUP -- CMD...: measured in this shell (setups restart
-# registries), the line appended to the results.
+# A section's rows run interleaved, one run of each row per round
+# (BENCH_RUNS rounds), so that a slow spell of this noisy machine hits
+# every tool alike; each row reports its median run.
+# row LABEL SETUP -- CMD...: adds a row to the current section (setups run
+# in this shell: they restart registries).
+rows_label=() rows_setup=() rows_cmd=()
 row() {
-	local out
-	out=$(mktemp)
-	measure "$@" >"$out"
-	tee -a "$results" <"$out"
-	rm -f "$out"
+	[ "$skip" = 0 ] || return 0
+	rows_label+=("$1")
+	rows_setup+=("$2")
+	shift 3
+	rows_cmd+=("$(printf '%q ' "$@")")
 }
-section() { echo "## $*" | tee -a "$results"; }
+flush_section() {
+	local n=${#rows_label[@]} i r f
+	[ "$n" -gt 0 ] || return 0
+	for i in $(seq 0 $((n - 1))); do : >"$work/times.$i"; done
+	for r in $(seq "$BENCH_RUNS"); do
+		for i in $(seq 0 $((n - 1))); do
+			eval "${rows_setup[$i]}"
+			sync
+			eval "/usr/bin/time -f '%e %U %S %M' -o '$work/times.$i' -a ${rows_cmd[$i]}" >/dev/null 2>/tmp/bench-stderr ||
+				{ cat /tmp/bench-stderr >&2; exit 1; }
+		done
+	done
+	for i in $(seq 0 $((n - 1))); do
+		sort -n "$work/times.$i" | awk -v label="${rows_label[$i]}" -v n="$BENCH_RUNS" '
+			{ w[NR]=$1; c[NR]=$2+$3; r[NR]=$4 }
+			END { m=int((n+1)/2); printf "%-40s wall %6.2f s  cpu %6.2f s  rss %7.1f MiB\n", label, w[m], c[m], r[m]/1024 }' |
+			tee -a "$results"
+	done
+	rows_label=() rows_setup=() rows_cmd=()
+}
+# BENCH_SECTIONS, a grep -E pattern, keeps the sections whose title matches.
+skip=0
+section() {
+	flush_section
+	skip=0
+	if [ -n "${BENCH_SECTIONS:-}" ] && ! grep -qE "$BENCH_SECTIONS" <<<"$*"; then
+		skip=1
+		return 0
+	fi
+	echo "## $*" | tee -a "$results"
+}
 
 section "push: oci: -> docker:// (empty registry)"
 row "skopeo push" "$skopeo_fresh; start_registry B" -- skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$work/src:big" "docker://$B/bench/img:big"
@@ -147,6 +182,8 @@ section "copy: docker:// -> docker:// (same registry, another repository)"
 row "skopeo copy" "$skopeo_fresh; reset_A" -- skopeo --insecure-policy copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$A/bench/src:big" "docker://$A/bench/dst:big"
 [ -z "$crane" ] || row "crane copy" "reset_A" -- "$crane" copy --insecure "$A/bench/src:big" "$A/bench/dst:big"
 row "stevedore copy" "reset_A" -- "$bin/stevedore" copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$A/bench/src:big" "docker://$A/bench/dst:big"
+
+flush_section
 
 echo
 echo "## ratios stevedore / peer (below 1: stevedore is better)"
