@@ -722,6 +722,7 @@ func (c *copier) stageBlob(ctx context.Context, st pluginapi.BlobStager, desc oc
 	bufp := stageBufs.Get().(*[]byte)
 	_, err = io.CopyBuffer(w, atomicfile.ContextReader(ctx, r), *bufp)
 	stageBufs.Put(bufp)
+	w.f.Wait()
 	if err == nil && !vr.Verified() {
 		err = fmt.Errorf("blob %s: stream ended unverified: %w", desc.Digest, core.ErrInvalid)
 	}

@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -150,25 +152,44 @@ func Lock(ctx context.Context, name string) (unlock func(), err error) {
 const writebackChunk = 8 << 20
 
 // Writeback writes to f and asks the kernel to start writing back each 8 MiB
-// as soon as it is written (sync_file_range, no waiting), so the fsync that
-// makes the file durable waits for the tail instead of the whole file: the
-// disk works while the bytes are still arriving.
+// as soon as it is written (sync_file_range, no waiting for the disk), so
+// the fsync that makes the file durable waits for the tail instead of the
+// whole file: the disk works while the bytes are still arriving. The
+// request itself is made from another goroutine: sync_file_range blocks
+// while the device queue is full, and the writer (a pipeline fed by a
+// socket) must not stall on it. Call Wait before closing f.
 type Writeback struct {
 	f              *os.File
+	fd             int
 	off, requested int64
+	busy           atomic.Bool
+	inflight       sync.WaitGroup
 }
 
 // NewWriteback wraps f, which must be written from offset 0.
-func NewWriteback(f *os.File) *Writeback { return &Writeback{f: f} }
+func NewWriteback(f *os.File) *Writeback { return &Writeback{f: f, fd: int(f.Fd())} }
 
 // Write implements io.Writer.
 func (w *Writeback) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.off += int64(n)
-	if w.off-w.requested >= writebackChunk {
-		// Advisory: an error here changes nothing the fsync will not see.
-		_ = unix.SyncFileRange(int(w.f.Fd()), w.requested, w.off-w.requested, unix.SYNC_FILE_RANGE_WRITE)
+	if w.off-w.requested >= writebackChunk && !w.busy.Load() {
+		// One request at a time; one still running when the next 8 MiB
+		// are written makes the next request cover both.
+		start, length := w.requested, w.off-w.requested
 		w.requested = w.off
+		w.busy.Store(true)
+		w.inflight.Add(1)
+		go func() {
+			defer w.inflight.Done()
+			// Advisory: an error here changes nothing the fsync will not see.
+			_ = unix.SyncFileRange(w.fd, start, length, unix.SYNC_FILE_RANGE_WRITE)
+			w.busy.Store(false)
+		}()
 	}
 	return n, err
 }
+
+// Wait returns once no writeback request is in flight; call it before
+// closing the file (the request uses its descriptor).
+func (w *Writeback) Wait() { w.inflight.Wait() }

@@ -184,8 +184,10 @@ func (s *Store) writeBlob(ctx context.Context, desc ocispec.Descriptor, r io.Rea
 	}()
 	vr := check(atomicfile.ContextReader(ctx, r), desc)
 	bufp := copyBufs.Get().(*[]byte)
-	_, err = io.CopyBuffer(atomicfile.NewWriteback(f), vr, *bufp)
+	wb := atomicfile.NewWriteback(f)
+	_, err = io.CopyBuffer(wb, vr, *bufp)
 	copyBufs.Put(bufp)
+	wb.Wait()
 	if err != nil {
 		return err
 	}
