@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -110,6 +111,7 @@ func (h *Host) CopyEndpoints(ctx context.Context, srcEP, dstEP ref.Endpoint, opt
 	defer s.Close(context.WithoutCancel(ctx))
 	defer d.Close(context.WithoutCancel(ctx))
 	c := newCopier(s, d, opts)
+	c.logger = h.logger
 	res, err := c.copyImage(ctx, srcEP.Ref, dstEP.Ref)
 	if err != nil {
 		return nil, fmt.Errorf("copy %s to %s: %w", srcEP, dstEP, err)
@@ -167,7 +169,8 @@ type copier struct {
 		copied, skipped, mounted, manifests atomic.Int64
 		sigsCopied, sigsDropped             atomic.Int64
 	}
-	bytes atomic.Int64
+	bytes  atomic.Int64
+	logger hclog.Logger // nil: no warnings
 	// share, when set (sync), moves each blob once per destination
 	// registry across copiers and mounts it where it already is.
 	share *blobShare
@@ -570,6 +573,61 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 		}
 		// A refused mount falls back to copying the bytes.
 	}
+	for attempt := 1; ; attempt++ {
+		err := c.moveBlob(ctx, desc)
+		if err == nil || attempt > blobRetries || !c.retryable(ctx, err) {
+			return err
+		}
+		// A transfer broken half-way that the destination could not resume
+		// (distribution drops an upload session whose PATCH broke): start
+		// the blob again, from the source.
+		c.logRetry(desc, attempt, err)
+		t := time.NewTimer(time.Duration(attempt) * blobRetryDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// blobRetries is how many times a blob transfer that failed on an
+// unavailable peer is started again; blobRetryDelay the first wait.
+const (
+	blobRetries    = 2
+	blobRetryDelay = 250 * time.Millisecond
+)
+
+// retryable reports whether a failed transfer is worth starting again: the
+// peer was unavailable (a broken connection, an upload that could not
+// resume), nothing was wrong with the bytes, no plugin stalled past its
+// timeout, and both plugins still run.
+func (c *copier) retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || !errors.Is(err, core.ErrUnavailable) || errors.Is(err, core.ErrDigestMismatch) {
+		return false
+	}
+	var te *TimeoutError
+	if errors.As(err, &te) {
+		return false // a plugin that stopped answering: not worth a second wait
+	}
+	for _, e := range []*endpoint{c.src, c.dst} {
+		if e.run != nil && e.run.client.Exited() {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *copier) logRetry(desc ocispec.Descriptor, attempt int, err error) {
+	if c.logger != nil {
+		c.logger.Warn("blob transfer failed, starting it again", "digest", desc.Digest.String(), "attempt", attempt, "error", err.Error())
+	}
+}
+
+// moveBlob moves a blob's bytes: handing a local source file to the
+// destination, or streaming it through the host.
+func (c *copier) moveBlob(ctx context.Context, desc ocispec.Descriptor) error {
 	if !c.opts.StreamOnly && c.src.has(pluginapi.CapBlobPath) && c.dst.has(pluginapi.CapPutBlobFile) {
 		if done, err := c.linkBlob(ctx, desc); done || err != nil {
 			return err

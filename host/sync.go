@@ -468,6 +468,7 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 	}
 	copts := CopyOptions{All: job.All, Platforms: job.Platforms, Jobs: jobs, SrcOptions: job.SrcOptions, DstOptions: job.DstOptions, Progress: s.opts.Progress}
 	js.copier = newCopier(src, js.dst, copts)
+	js.copier.logger = s.h.logger
 	js.copier.share = s.share
 	defer s.addStats(js.copier)
 

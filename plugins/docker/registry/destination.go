@@ -377,8 +377,9 @@ func (w *Writer) putChunks(ctx context.Context, loc string, desc ocispec.Descrip
 			if failures > 0 {
 				// A resend after a break failed too (distribution, for
 				// one, refuses a session whose bytes moved past its state
-				// token).
-				return fmt.Errorf("upload broke at byte %d and cannot resume: %w", consumed, err)
+				// token): the upload is gone, the registry is not at
+				// fault; the host may start the blob again.
+				return fmt.Errorf("upload broke at byte %d and cannot resume (%s): %w", consumed, oneLine(err.Error()), core.ErrUnavailable)
 			}
 			return err
 		}
@@ -394,7 +395,7 @@ func (w *Writer) putChunks(ctx context.Context, loc string, desc ocispec.Descrip
 		got, next, serr := w.uploadStatus(ctx, loc)
 		if serr != nil {
 			w.cancelUpload(ctx, loc)
-			return fmt.Errorf("upload broke at byte %d (%v) and cannot resume: %w", consumed, oneLine(err.Error()), serr)
+			return fmt.Errorf("upload broke at byte %d (%v) and cannot resume (%s): %w", consumed, oneLine(err.Error()), oneLine(serr.Error()), core.ErrUnavailable)
 		}
 		if !ring.holds(got) {
 			w.cancelUpload(ctx, loc)
