@@ -406,6 +406,11 @@ type firstRequestGate struct {
 
 func (g *firstRequestGate) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !g.started.Swap(true) {
+		if req.Body != nil && req.Body != http.NoBody {
+			// An upload: the others must not wait for its bytes.
+			close(g.ready)
+			return g.base.RoundTrip(req)
+		}
 		defer close(g.ready)
 		return g.base.RoundTrip(req)
 	}
