@@ -139,6 +139,8 @@ flush_section() {
 		done
 	done
 	for i in $(seq 0 $((n - 1))); do
+		# every run, in order: wall cpu rss (on stderr)
+		awk -v label="${rows_label[$i]}" '{ printf "#   %s run %d: wall %s s, cpu %.2f s\n", label, NR, $1, $2+$3 }' "$work/times.$i" >&2
 		sort -n "$work/times.$i" | awk -v label="${rows_label[$i]}" -v n="$BENCH_RUNS" '
 			{ w[NR]=$1; c[NR]=$2+$3; r[NR]=$4 }
 			END { m=int((n+1)/2); printf "%-40s wall %6.2f s  cpu %6.2f s  rss %7.1f MiB\n", label, w[m], c[m], r[m]/1024 }' |
