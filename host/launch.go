@@ -26,6 +26,9 @@ var envAllow = []string{
 	"XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME",
 	"DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "CONTAINERS_REGISTRIES_CONF",
 	"SSL_CERT_FILE", "SSL_CERT_DIR",
+	// The Go runtime settings a user sets to bound the host bind its
+	// plugins too.
+	"GOGC", "GOMEMLIMIT", "GOMAXPROCS",
 	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
 }
 
