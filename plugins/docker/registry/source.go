@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,29 +18,28 @@ import (
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/content"
 	"github.com/stevedore-oci/stevedore/core/manifest"
+	"github.com/stevedore-oci/stevedore/core/ref"
 )
-
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 
 // acceptHeader lists every manifest type we read, most preferred first.
 var acceptHeader = http.Header{"Accept": {strings.Join(manifest.Accept, ", ")}}
 
 // parseRef splits a reference into a tag or a digest.
-func parseRef(ref string) (tag string, dgst digest.Digest, err error) {
-	if ref == "" {
+func parseRef(s string) (tag string, dgst digest.Digest, err error) {
+	if s == "" {
 		return "latest", "", nil
 	}
-	if strings.Contains(ref, ":") {
-		d, err := digest.Parse(ref)
+	if strings.Contains(s, ":") {
+		d, err := digest.Parse(s)
 		if err != nil {
-			return "", "", fmt.Errorf("reference %q is neither a tag nor a valid digest: %v: %w", ref, err, core.ErrInvalid)
+			return "", "", fmt.Errorf("reference %q is neither a tag nor a valid digest: %v: %w", s, err, core.ErrInvalid)
 		}
 		return "", d, nil
 	}
-	if !tagRE.MatchString(ref) {
-		return "", "", fmt.Errorf("reference %q is not a valid tag: %w", ref, core.ErrInvalid)
+	if !ref.ValidTag(s) {
+		return "", "", fmt.Errorf("reference %q is not a valid tag: %w", s, core.ErrInvalid)
 	}
-	return ref, "", nil
+	return s, "", nil
 }
 
 // contentType returns the media type of a response without parameters.
