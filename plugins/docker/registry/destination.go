@@ -67,6 +67,13 @@ func (w *Writer) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Read
 	if desc.Size < 0 {
 		return w.fail(step, fmt.Errorf("negative size %d: %w", desc.Size, core.ErrInvalid))
 	}
+	return w.putBlob(ctx, step, desc, r, nil)
+}
+
+// putBlob uploads r, desc.Size bytes. file, when set, is r's file: a broken
+// chunked upload resumes by reading the file again rather than from a
+// memory window of the last bytes sent.
+func (w *Writer) putBlob(ctx context.Context, step string, desc ocispec.Descriptor, r io.Reader, file io.ReaderAt) error {
 	ctx = w.scoped(ctx)
 	loc, _, err := w.startUpload(ctx, "")
 	if err != nil {
@@ -75,7 +82,7 @@ func (w *Writer) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Read
 	if desc.Size <= w.p.MonolithicMax {
 		err = w.putWhole(ctx, loc, desc, r)
 	} else {
-		err = w.putChunks(ctx, loc, desc, r)
+		err = w.putChunks(ctx, loc, desc, r, file)
 	}
 	if err != nil {
 		return w.fail(step, err)
@@ -105,7 +112,10 @@ func (w *Writer) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path 
 	if fi.Size() != desc.Size {
 		return w.fail(step, &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: fi.Size()})
 	}
-	return w.PutBlob(ctx, desc, f)
+	if err := desc.Digest.Validate(); err != nil {
+		return w.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
+	}
+	return w.putBlob(ctx, step, desc, f, f)
 }
 
 // startUpload POSTs to the uploads endpoint (with a mount query when asked)
@@ -266,6 +276,34 @@ func checkCreated(resp *http.Response, desc ocispec.Descriptor) error {
 	return nil
 }
 
+// replay gives back bytes of an upload already sent, to resume a PATCH that
+// broke from the registry's offset.
+type replay interface {
+	// write records bytes as they are sent.
+	write(p []byte)
+	// holds reports whether the bytes from offset off to the newest sent
+	// can be given back.
+	holds(off int64) bool
+	// readAt gives back sent bytes from offset off.
+	readAt(p []byte, off int64) int
+}
+
+// fileReplay gives back bytes from the file being uploaded: any of them.
+type fileReplay struct {
+	f    io.ReaderAt
+	sent int64
+}
+
+func (r *fileReplay) write(p []byte)       { r.sent += int64(len(p)) }
+func (r *fileReplay) holds(off int64) bool { return off >= 0 && off <= r.sent }
+func (r *fileReplay) readAt(p []byte, off int64) int {
+	if n := r.sent - off; int64(len(p)) > n {
+		p = p[:n]
+	}
+	n, _ := r.f.ReadAt(p, off)
+	return n
+}
+
 // replayRing keeps the last len(buf) bytes sent of an upload, so that a
 // PATCH that broke can be resumed from the registry's offset without
 // holding whole chunks in memory.
@@ -311,7 +349,7 @@ func (r *replayRing) readAt(p []byte, off int64) int {
 type patchBody struct {
 	src      *sourceReader
 	desc     ocispec.Descriptor
-	ring     *replayRing
+	ring     replay
 	consumed *int64 // bytes read from the source so far
 	pos, end int64
 }
@@ -350,10 +388,16 @@ func (b *patchBody) Read(p []byte) (int, error) {
 // it holds and goes on from there, replaying up to ReplayWindow bytes kept
 // in memory; a registry further behind (or one that drops the session, as
 // distribution does after a partial PATCH) fails the upload.
-func (w *Writer) putChunks(ctx context.Context, loc string, desc ocispec.Descriptor, r io.Reader) error {
+func (w *Writer) putChunks(ctx context.Context, loc string, desc ocispec.Descriptor, r io.Reader, file io.ReaderAt) error {
 	src := &sourceReader{r: r}
-	ring := &replayRing{buf: w.p.getRing(max(1, min(w.p.ReplayWindow, desc.Size)))}
-	defer w.p.putRing(ring.buf)
+	var ring replay
+	if file != nil {
+		ring = &fileReplay{f: file}
+	} else {
+		rr := &replayRing{buf: w.p.getRing(max(1, min(w.p.ReplayWindow, desc.Size)))}
+		defer w.p.putRing(rr.buf)
+		ring = rr
+	}
 	var consumed, pos int64
 	failures := 0
 	for pos < desc.Size {
@@ -399,7 +443,11 @@ func (w *Writer) putChunks(ctx context.Context, loc string, desc ocispec.Descrip
 		}
 		if !ring.holds(got) {
 			w.cancelUpload(ctx, loc)
-			return fmt.Errorf("upload broke at byte %d (%v); the registry holds %d bytes, outside the %d bytes kept to resume: %w", consumed, oneLine(err.Error()), got, len(ring.buf), core.ErrUnavailable)
+			kept := "the bytes sent"
+			if rr, ok := ring.(*replayRing); ok {
+				kept = fmt.Sprintf("the %d bytes kept to resume", len(rr.buf))
+			}
+			return fmt.Errorf("upload broke at byte %d (%v); the registry holds %d bytes, outside %s: %w", consumed, oneLine(err.Error()), got, kept, core.ErrUnavailable)
 		}
 		loc, pos = next, got
 	}

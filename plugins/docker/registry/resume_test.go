@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -159,5 +161,41 @@ func TestChunkResumeWindowTooSmall(t *testing.T) {
 	}
 	if srv.blobs[desc.Digest] {
 		t.Fatal("blob committed")
+	}
+}
+
+// A blob uploaded from a local file resumes from the file, whatever the
+// replay window: the window that fails TestChunkResumeWindowTooSmall does not
+// matter here, and no ring is held.
+func TestChunkResumeFromFile(t *testing.T) {
+	srv := &resumableUploads{blobs: map[digest.Digest]bool{}, cutPatch: 2, cutAfter: 1500}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	p := testPlugin()
+	p.MonolithicMax, p.ChunkSize, p.ReplayWindow = 1000, 4000, 1000
+	e, err := p.Open(context.Background(), pluginapi.OpenRequest{
+		Transport: "docker", Location: strings.TrimPrefix(ts.URL, "http://") + "/r", Mode: pluginapi.ModeWrite,
+		Options: map[string]string{"tls-verify": "false"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	b, desc := randomBlob(t, 10_000)
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.(*Writer).PutBlobFile(context.Background(), desc, path); err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if !srv.blobs[desc.Digest] {
+		t.Fatal("blob not committed")
+	}
+	want := []string{"0-3999", "4000-7999", "5500-9499", "9500-9999"}
+	if strings.Join(srv.ranges, " ") != strings.Join(want, " ") {
+		t.Fatalf("PATCH ranges %q, want %q", srv.ranges, want)
 	}
 }
