@@ -331,8 +331,8 @@ func (r *guardedReader) Close() error {
 
 // PutBlob implements Destination. The watchdog counts while the plugin is
 // to take bytes (the host is not reading its source): the inactivity timeout
-// until the source is drained, then the call deadline for the plugin's
-// verdict.
+// until the source is drained and the plugin has read every byte sent, then
+// the call deadline for the plugin's verdict.
 func (e *guardedEndpoint) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
 	what := "put blob " + desc.Digest.String()
 	wctx, cancel := context.WithCancel(ctx)
@@ -340,6 +340,19 @@ func (e *guardedEndpoint) PutBlob(ctx context.Context, desc ocispec.Descriptor, 
 	w := newWatchdog(cancel)
 	defer w.stop()
 	w.arm(e.g.idle, what, true)
+	// Once the source has ended, bytes may still wait in the socket for
+	// the plugin: the inactivity timeout runs until it has read them all,
+	// each fall of the count restarting it; then the call deadline.
+	last := -1
+	wctx = pluginapi.WithUnreadWatch(wctx, func(unread int) {
+		switch {
+		case unread == 0:
+			w.arm(e.g.call, what, false)
+		case last < 0 || unread < last:
+			w.arm(e.g.idle, what, true)
+		}
+		last = unread
+	})
 	err := e.e.PutBlob(wctx, desc, &feedReader{r: r, w: w, g: e.g, what: what})
 	w.disarm()
 	if err != nil {

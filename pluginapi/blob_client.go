@@ -288,6 +288,11 @@ func (e *RemoteEndpoint) PutBlob(ctx context.Context, desc ocispec.Descriptor, r
 		}
 	} else if err := conn.(*net.UnixConn).CloseWrite(); err != nil {
 		writeErr = err
+	} else if f := unreadWatch(ctx); f != nil {
+		stopWatch := make(chan struct{})
+		watched := make(chan struct{})
+		go func() { defer close(watched); watchUnread(conn.(*net.UnixConn), f, stopWatch) }()
+		defer func() { close(stopWatch); <-watched }()
 	}
 	rres := <-done
 	switch {

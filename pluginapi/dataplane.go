@@ -28,15 +28,13 @@ const (
 	// blobChunkSize is the copy buffer of the data plane and the message
 	// size of the gRPC stream fallback.
 	blobChunkSize = 1 << 20
-	// dataPlaneSocketBuffer is the send buffer a plugin asks for on its
+	// dataPlaneSocketBuffer is the send buffer both ends ask for on
 	// data-plane sockets (the kernel caps it at net.core.wmem_max): with a
-	// few MiB in flight a plugin sending a blob and the host reading it each
-	// move several chunks per wake-up instead of taking turns on ~200 KiB.
-	// The host's end keeps the default: what the host sends a plugin must
-	// not vanish into a large buffer, or a plugin that stops reading would
-	// be noticed only at the call deadline instead of the inactivity
-	// timeout (the host's watchdog sees bytes move as the socket takes
-	// them).
+	// few MiB in flight the sending and the reading process each move
+	// several chunks per wake-up instead of taking turns on ~200 KiB. What
+	// the host sends a plugin may then sit unread in the socket after the
+	// source ended: WithUnreadWatch lets the host's watchdog see whether
+	// the plugin still reads it.
 	dataPlaneSocketBuffer = 4 << 20
 	// tokenReadTimeout bounds how long a dialer may take to present its token.
 	tokenReadTimeout = 10 * time.Second
@@ -167,6 +165,7 @@ func (d *DataPlane) acceptLoop() {
 func (d *DataPlane) admit(c *net.UnixConn) {
 	defer d.wg.Done()
 	tok := make([]byte, tokenLen)
+	_ = c.SetWriteBuffer(dataPlaneSocketBuffer)
 	_ = c.SetReadDeadline(time.Now().Add(tokenReadTimeout))
 	_, err := io.ReadFull(c, tok)
 	_ = c.SetReadDeadline(time.Time{})
