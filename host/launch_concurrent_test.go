@@ -12,37 +12,20 @@ import (
 	"testing"
 
 	"github.com/stevedore-oci/stevedore/host"
+	"github.com/stevedore-oci/stevedore/internal/proctest"
 )
 
-// childPlugins lists the live (not zombie) children of this process whose
-// command name starts with "stevedore-trans".
+// childPlugins lists the live (not zombie) plugin processes this process
+// started.
 func childPlugins(t *testing.T) []int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc:", err)
 	}
 	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || closing < 0 || closing+2 >= len(s) {
-			continue
-		}
-		fields := strings.Fields(s[closing+2:])
-		if len(fields) < 2 || fields[0] == "Z" || fields[1] != strconv.Itoa(os.Getpid()) {
-			continue
-		}
-		if strings.HasPrefix(s[open+1:closing], "stevedore-trans") {
-			out = append(out, pid)
+	for _, p := range proctest.List() {
+		if p.PPid == os.Getpid() && !p.Zombie() && strings.HasPrefix(filepath.Base(p.Exe), "stevedore-transport-") {
+			out = append(out, p.Pid)
 		}
 	}
 	return out

@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/internal/proctest"
 )
 
 func TestInfo(t *testing.T) {
@@ -201,28 +202,16 @@ func TestPluginExitsWhenHostDies(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 	time.Sleep(300 * time.Millisecond)
-	if !processAlive(pid) {
+	if !proctest.Alive(pid) {
 		t.Fatal("plugin is not running while its host is alive")
 	}
 	_ = sh.Process.Kill()
 	_ = sh.Wait()
 	deadline := time.Now().Add(3 * time.Second)
-	for processAlive(pid) {
+	for proctest.Alive(pid) {
 		if time.Now().After(deadline) {
 			t.Fatal("plugin still running 3s after its host died")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// processAlive is false for a process that is gone or a zombie (whoever
-// inherited it may not reap it).
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

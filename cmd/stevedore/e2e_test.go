@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/stevedore-oci/stevedore/core/layout"
 	"github.com/stevedore-oci/stevedore/internal/imagegen"
+	"github.com/stevedore-oci/stevedore/internal/proctest"
 )
 
 // binDir holds the real binaries built once for the end-to-end tests.
@@ -354,20 +356,10 @@ func TestPluginsListing(t *testing.T) {
 // pluginProcesses lists live processes started from binDir.
 func pluginProcesses() []string {
 	var out []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
+	for _, p := range proctest.List() {
+		if !p.Zombie() && strings.HasPrefix(p.Exe, binDir) && strings.Contains(p.Exe, "stevedore-transport-") {
+			out = append(out, strconv.Itoa(p.Pid)+":"+p.Exe)
 		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || !strings.HasPrefix(exe, binDir) || !strings.Contains(exe, "stevedore-transport-") {
-			continue
-		}
-		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if fields := strings.Fields(string(stat)); len(fields) > 2 && fields[2] == "Z" {
-			continue // zombie of a test process not yet reaped
-		}
-		out = append(out, e.Name()+":"+exe)
 	}
 	return out
 }
