@@ -84,19 +84,16 @@ func (s *resumableUploads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestChunkResumeMidPatch cuts a PATCH half-way on a registry that keeps
-// partial bytes: the upload resumes from the registry's offset, resending
-// only the missing part of the chunk from the replay window. With a window
-// too small to reach back to that offset, the upload fails cleanly.
-func TestChunkResumeMidPatch(t *testing.T) {
-	// Cut the second PATCH (bytes 4000-7999) after 1500 bytes.
+// resumeFixture serves uploads that keep partial bytes and cut the second
+// PATCH (bytes 4000-7999) after 1500 bytes, and opens a writer on them
+// uploading in 4000-byte chunks, keeping window bytes to resume.
+func resumeFixture(t *testing.T, window int64) (*resumableUploads, *Writer) {
+	t.Helper()
 	srv := &resumableUploads{blobs: map[digest.Digest]bool{}, cutPatch: 2, cutAfter: 1500}
 	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	t.Cleanup(ts.Close)
 	p := testPlugin()
-	p.MonolithicMax = 1000
-	p.ChunkSize = 4000
-	p.ReplayWindow = 4000
+	p.MonolithicMax, p.ChunkSize, p.ReplayWindow = 1000, 4000, window
 	e, err := p.Open(context.Background(), pluginapi.OpenRequest{
 		Transport: "docker", Location: strings.TrimPrefix(ts.URL, "http://") + "/r", Mode: pluginapi.ModeWrite,
 		Options: map[string]string{"tls-verify": "false"},
@@ -104,11 +101,20 @@ func TestChunkResumeMidPatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close(context.Background())
+	t.Cleanup(func() { e.Close(context.Background()) })
+	return srv, e.(*Writer)
+}
+
+// TestChunkResumeMidPatch cuts a PATCH half-way on a registry that keeps
+// partial bytes: the upload resumes from the registry's offset, resending
+// only the missing part of the chunk from the replay window. With a window
+// too small to reach back to that offset, the upload fails cleanly.
+func TestChunkResumeMidPatch(t *testing.T) {
+	srv, w := resumeFixture(t, 4000)
 
 	b, desc := randomBlob(t, 10_000)
 	reader := &countingSource{r: bytes.NewReader(b)}
-	if err := e.(*Writer).PutBlob(context.Background(), desc, reader); err != nil {
+	if err := w.PutBlob(context.Background(), desc, reader); err != nil {
 		t.Fatal(err)
 	}
 	srv.mu.Lock()
@@ -141,21 +147,9 @@ func (c *countingSource) Read(p []byte) (int, error) {
 }
 
 func TestChunkResumeWindowTooSmall(t *testing.T) {
-	srv := &resumableUploads{blobs: map[digest.Digest]bool{}, cutPatch: 2, cutAfter: 1500}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	p := testPlugin()
-	p.MonolithicMax, p.ChunkSize, p.ReplayWindow = 1000, 4000, 1000
-	e, err := p.Open(context.Background(), pluginapi.OpenRequest{
-		Transport: "docker", Location: strings.TrimPrefix(ts.URL, "http://") + "/r", Mode: pluginapi.ModeWrite,
-		Options: map[string]string{"tls-verify": "false"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close(context.Background())
+	srv, w := resumeFixture(t, 1000)
 	b, desc := randomBlob(t, 10_000)
-	err = e.(*Writer).PutBlob(context.Background(), desc, bytes.NewReader(b))
+	err := w.PutBlob(context.Background(), desc, bytes.NewReader(b))
 	if err == nil || !strings.Contains(err.Error(), "outside the 1000 bytes kept") {
 		t.Fatalf("got %v, want a cannot-resume error", err)
 	}
@@ -168,25 +162,13 @@ func TestChunkResumeWindowTooSmall(t *testing.T) {
 // replay window: the window that fails TestChunkResumeWindowTooSmall does not
 // matter here, and no ring is held.
 func TestChunkResumeFromFile(t *testing.T) {
-	srv := &resumableUploads{blobs: map[digest.Digest]bool{}, cutPatch: 2, cutAfter: 1500}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	p := testPlugin()
-	p.MonolithicMax, p.ChunkSize, p.ReplayWindow = 1000, 4000, 1000
-	e, err := p.Open(context.Background(), pluginapi.OpenRequest{
-		Transport: "docker", Location: strings.TrimPrefix(ts.URL, "http://") + "/r", Mode: pluginapi.ModeWrite,
-		Options: map[string]string{"tls-verify": "false"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close(context.Background())
+	srv, w := resumeFixture(t, 1000)
 	b, desc := randomBlob(t, 10_000)
 	path := filepath.Join(t.TempDir(), "blob")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.(*Writer).PutBlobFile(context.Background(), desc, path); err != nil {
+	if err := w.PutBlobFile(context.Background(), desc, path); err != nil {
 		t.Fatal(err)
 	}
 	srv.mu.Lock()
