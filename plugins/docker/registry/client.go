@@ -284,34 +284,32 @@ func tlsConfig(name, host string, opts options) (*tls.Config, error) {
 			}
 		}
 	}
+	extra := x509.NewCertPool()
 	var cas [][]byte
 	for _, dir := range dirs {
-		pems, err := loadCertDir(conf, dir)
+		pems, err := loadCertDir(conf, extra, dir)
 		if err != nil {
 			return nil, err
 		}
 		cas = append(cas, pems...)
 	}
 	if len(cas) > 0 && opts.tlsVerify {
-		verifyExtraFirst(conf, cas)
+		verifyExtraFirst(conf, extra, cas)
 	}
 	return conf, nil
 }
 
 // verifyExtraFirst makes conf trust the system roots plus the CA
 // certificates cas (those of the certificate directories, as docker and
-// skopeo do), checking a server against cas alone first: a registry with a
+// skopeo do; extra holds them parsed), checking a server against extra
+// alone first: a registry with a
 // private CA gets the same answer without the system's few hundred root
 // certificates being parsed (~20 ms) on every run; they are loaded only
 // when cas do not verify the server. The standard verification is
 // replaced, not skipped: VerifyConnection checks the chain, its use for
 // server authentication and the host name on every handshake, resumed
 // ones included.
-func verifyExtraFirst(conf *tls.Config, cas [][]byte) {
-	extra := x509.NewCertPool()
-	for _, pem := range cas {
-		extra.AppendCertsFromPEM(pem)
-	}
+func verifyExtraFirst(conf *tls.Config, extra *x509.CertPool, cas [][]byte) {
 	full := sync.OnceValue(func() *x509.CertPool {
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
@@ -348,9 +346,9 @@ func verifyExtraFirst(conf *tls.Config, cas [][]byte) {
 // containers tools read.
 var certsDRoots = []string{"/etc/containers/certs.d", "/etc/docker/certs.d"}
 
-// loadCertDir adds the client certificates of dir to conf and returns its
-// CA certificates (*.crt), PEM-encoded.
-func loadCertDir(conf *tls.Config, dir string) ([][]byte, error) {
+// loadCertDir adds the client certificates of dir to conf and its CA
+// certificates (*.crt) to cas, and returns those PEM-encoded.
+func loadCertDir(conf *tls.Config, cas *x509.CertPool, dir string) ([][]byte, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -363,7 +361,7 @@ func loadCertDir(conf *tls.Config, dir string) ([][]byte, error) {
 		names = append(names, ent.Name())
 	}
 	sort.Strings(names)
-	var cas [][]byte
+	var pems [][]byte
 	for _, n := range names {
 		path := filepath.Join(dir, n)
 		switch {
@@ -372,10 +370,10 @@ func loadCertDir(conf *tls.Config, dir string) ([][]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("CA certificate %s: %w", path, err)
 			}
-			if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			if !cas.AppendCertsFromPEM(pem) {
 				return nil, fmt.Errorf("CA certificate %s holds no PEM certificate: %w", path, core.ErrInvalid)
 			}
-			cas = append(cas, pem)
+			pems = append(pems, pem)
 		case strings.HasSuffix(n, ".cert"):
 			keyPath := strings.TrimSuffix(path, ".cert") + ".key"
 			pair, err := tls.LoadX509KeyPair(path, keyPath)
@@ -389,7 +387,7 @@ func loadCertDir(conf *tls.Config, dir string) ([][]byte, error) {
 			}
 		}
 	}
-	return cas, nil
+	return pems, nil
 }
 
 // firstRequestGate holds a registry's requests until its first one has its
@@ -407,11 +405,10 @@ type firstRequestGate struct {
 func (g *firstRequestGate) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !g.started.Swap(true) {
 		if req.Body != nil && req.Body != http.NoBody {
-			// An upload: the others must not wait for its bytes.
-			close(g.ready)
-			return g.base.RoundTrip(req)
+			close(g.ready) // an upload: the others must not wait for its bytes
+		} else {
+			defer close(g.ready)
 		}
-		defer close(g.ready)
 		return g.base.RoundTrip(req)
 	}
 	select {

@@ -38,7 +38,11 @@ func TestVerifyExtraFirst(t *testing.T) {
 	otherCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: otherDER})
 	get := func(cas [][]byte, serverName string) error {
 		conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
-		verifyExtraFirst(conf, cas)
+		extra := x509.NewCertPool()
+		for _, c := range cas {
+			extra.AppendCertsFromPEM(c)
+		}
+		verifyExtraFirst(conf, extra, cas)
 		c := &http.Client{Transport: &http.Transport{TLSClientConfig: conf}}
 		resp, err := c.Get(srv.URL)
 		if err == nil {
