@@ -41,7 +41,7 @@ func TestCopyRestartsBrokenUpload(t *testing.T) {
 			defer h.Close()
 			// The first upload PATCH breaks after 10 000 bytes.
 			reg.AddFault(registrytest.Fault{Kind: registrytest.CutRequest, Match: registrytest.MatchUploadPatch(), Times: 1, At: 10_000})
-			res, err := h.Copy(ctx, "oci:"+filepath.Join(src)+":v1", "docker://"+reg.Ref("r")+":v1", host.CopyOptions{
+			res, err := h.Copy(ctx, "oci:"+src+":v1", "docker://"+reg.Ref("r")+":v1", host.CopyOptions{
 				StreamOnly: streamOnly, DstOptions: map[string]string{"tls-verify": "false"},
 			})
 			if err != nil {
