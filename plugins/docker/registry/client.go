@@ -199,6 +199,12 @@ func (e *endpoint) detectScheme(ctx context.Context) (string, error) {
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
+	if answeredHTTP(httpsErr) {
+		// The server answered the TLS hello with an HTTP response: it
+		// speaks plain HTTP, no second probe needed (the first request
+		// says whether it is a registry).
+		return "http", nil
+	}
 	if err := probe("http"); err == nil {
 		return "http", nil
 	}
@@ -530,4 +536,12 @@ func (f *fencedBody) fence() {
 	f.mu.Lock()
 	f.fenced = true
 	f.mu.Unlock()
+}
+
+// answeredHTTP reports whether err is a TLS handshake that got a plain
+// HTTP response back (net/http's "server gave HTTP response to HTTPS
+// client").
+func answeredHTTP(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/"
 }

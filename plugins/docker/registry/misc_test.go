@@ -223,6 +223,21 @@ func TestTLSSettings(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "tls-verify=false") {
 		t.Fatalf("plain HTTP with verification: %v", err)
 	}
+
+	// With tls-verify=false, a server that answers the TLS hello in
+	// plain HTTP is known to speak it: the first request over HTTP is the
+	// one asked for, not a second probe.
+	plain.ResetStats()
+	if _, err := openReader(t, New(), plain, "r", map[string]string{"tls-verify": "false"}).Resolve(ctx, "v1"); err != nil {
+		t.Fatalf("plain HTTP, tls-verify=false: %v", err)
+	}
+	var got []string
+	for _, r := range plain.Requests() {
+		got = append(got, r.Method+" "+r.Path)
+	}
+	if want := []string{"HEAD /v2/r/manifests/v1"}; !slices.Equal(got, want) {
+		t.Fatalf("requests over plain HTTP: %q, want %q", got, want)
+	}
 }
 
 func TestOpenAndOptions(t *testing.T) {
