@@ -647,9 +647,16 @@ func (c *copier) linkBlob(ctx context.Context, desc ocispec.Descriptor) (bool, e
 		return false, nil
 	}
 	// The destination may take a while (an upload): show the blob as in
-	// flight; its bytes are not visible to us until it is done.
+	// flight, with the bytes sent when the destination reports them.
 	c.emit(Event{Kind: BlobStart, Desc: desc})
-	if err := c.dst.Endpoint.(pluginapi.FilePutter).PutBlobFile(ctx, desc, path); err != nil {
+	if c.dst.has(pluginapi.CapPutBlobFileProgress) {
+		err = c.dst.Endpoint.(pluginapi.FileProgressPutter).PutBlobFileProgress(ctx, desc, path, func(sent int64) {
+			c.emit(Event{Kind: BlobProgress, Desc: desc, Bytes: sent})
+		})
+	} else {
+		err = c.dst.Endpoint.(pluginapi.FilePutter).PutBlobFile(ctx, desc, path)
+	}
+	if err != nil {
 		return true, c.dst.wrap("put blob "+desc.Digest.String()+" from "+path, err)
 	}
 	c.stats.copied.Add(1)

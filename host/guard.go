@@ -151,18 +151,19 @@ type guardedEndpoint struct {
 }
 
 var (
-	_ pluginapi.Source          = (*guardedEndpoint)(nil)
-	_ pluginapi.Destination     = (*guardedEndpoint)(nil)
-	_ pluginapi.TagLister       = (*guardedEndpoint)(nil)
-	_ pluginapi.ReferrerLister  = (*guardedEndpoint)(nil)
-	_ pluginapi.Deleter         = (*guardedEndpoint)(nil)
-	_ pluginapi.Mounter         = (*guardedEndpoint)(nil)
-	_ pluginapi.Committer       = (*guardedEndpoint)(nil)
-	_ pluginapi.BlobPather      = (*guardedEndpoint)(nil)
-	_ pluginapi.FilePutter      = (*guardedEndpoint)(nil)
-	_ pluginapi.BlobStager      = (*guardedEndpoint)(nil)
-	_ pluginapi.SignatureLister = (*guardedEndpoint)(nil)
-	_ pluginapi.SignatureWriter = (*guardedEndpoint)(nil)
+	_ pluginapi.Source             = (*guardedEndpoint)(nil)
+	_ pluginapi.Destination        = (*guardedEndpoint)(nil)
+	_ pluginapi.TagLister          = (*guardedEndpoint)(nil)
+	_ pluginapi.ReferrerLister     = (*guardedEndpoint)(nil)
+	_ pluginapi.Deleter            = (*guardedEndpoint)(nil)
+	_ pluginapi.Mounter            = (*guardedEndpoint)(nil)
+	_ pluginapi.Committer          = (*guardedEndpoint)(nil)
+	_ pluginapi.BlobPather         = (*guardedEndpoint)(nil)
+	_ pluginapi.FilePutter         = (*guardedEndpoint)(nil)
+	_ pluginapi.FileProgressPutter = (*guardedEndpoint)(nil)
+	_ pluginapi.BlobStager         = (*guardedEndpoint)(nil)
+	_ pluginapi.SignatureLister    = (*guardedEndpoint)(nil)
+	_ pluginapi.SignatureWriter    = (*guardedEndpoint)(nil)
 )
 
 // Capabilities lists what the plugin advertised for this endpoint.
@@ -248,6 +249,34 @@ func (e *guardedEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descript
 	return e.g.bulk(ctx, "put blob "+desc.Digest.String()+" from "+path, func(ctx context.Context) error {
 		return e.e.PutBlobFile(ctx, desc, path)
 	})
+}
+
+// PutBlobFileProgress: the plugin reports the bytes it has sent. While
+// some remain, the inactivity timeout runs from each report (a transfer that
+// stopped moving is given up); once all are sent, the call deadline bounds
+// the destination's final check, as after PutBlob's last byte.
+func (e *guardedEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(sent int64)) error {
+	what := "put blob " + desc.Digest.String() + " from " + path
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := newWatchdog(cancel)
+	defer w.stop()
+	w.arm(e.g.idle, what, true)
+	err := e.e.PutBlobFileProgress(wctx, desc, path, func(n int64) {
+		if n >= desc.Size {
+			w.arm(e.g.call, what, false)
+		} else {
+			w.arm(e.g.idle, what, true)
+		}
+		if progress != nil {
+			progress(n)
+		}
+	})
+	w.disarm()
+	if err != nil {
+		return e.g.result(ctx, what, w, err)
+	}
+	return nil
 }
 
 func (e *guardedEndpoint) StageBlob(ctx context.Context, desc ocispec.Descriptor) (p string, err error) {

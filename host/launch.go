@@ -54,9 +54,9 @@ func pluginEnv(socketDir string) []string {
 // Timeouts of plugin calls. A plugin that stops answering must not hang
 // the host: control calls (open, resolve, manifests, has-blob, tags, delete,
 // close...) get a per-call deadline, and blob transfers are given up when no
-// byte moves for the inactivity timeout. Commit, PutBlobFile and
-// CommitStagedBlob do bulk work inside the plugin with nothing to watch, so
-// only cancellation bounds them.
+// byte moves for the inactivity timeout (PutBlobFileProgress: no progress
+// reported). Commit, PutBlobFile and CommitStagedBlob do bulk work inside
+// the plugin with nothing to watch, so only cancellation bounds them.
 const (
 	// EnvCallTimeout overrides DefaultCallTimeout (a Go duration such as
 	// "90s", or plain seconds; "0" or "off" disables it).

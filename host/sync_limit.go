@@ -159,18 +159,19 @@ var wrapperCaps = func() map[string]bool {
 }()
 
 var (
-	_ pluginapi.BlobStager      = (*limitedEndpoint)(nil)
-	_ pluginapi.Source          = (*limitedEndpoint)(nil)
-	_ pluginapi.Destination     = (*limitedEndpoint)(nil)
-	_ pluginapi.TagLister       = (*limitedEndpoint)(nil)
-	_ pluginapi.ReferrerLister  = (*limitedEndpoint)(nil)
-	_ pluginapi.Deleter         = (*limitedEndpoint)(nil)
-	_ pluginapi.Mounter         = (*limitedEndpoint)(nil)
-	_ pluginapi.Committer       = (*limitedEndpoint)(nil)
-	_ pluginapi.BlobPather      = (*limitedEndpoint)(nil)
-	_ pluginapi.FilePutter      = (*limitedEndpoint)(nil)
-	_ pluginapi.SignatureLister = (*limitedEndpoint)(nil)
-	_ pluginapi.SignatureWriter = (*limitedEndpoint)(nil)
+	_ pluginapi.BlobStager         = (*limitedEndpoint)(nil)
+	_ pluginapi.Source             = (*limitedEndpoint)(nil)
+	_ pluginapi.Destination        = (*limitedEndpoint)(nil)
+	_ pluginapi.TagLister          = (*limitedEndpoint)(nil)
+	_ pluginapi.ReferrerLister     = (*limitedEndpoint)(nil)
+	_ pluginapi.Deleter            = (*limitedEndpoint)(nil)
+	_ pluginapi.Mounter            = (*limitedEndpoint)(nil)
+	_ pluginapi.Committer          = (*limitedEndpoint)(nil)
+	_ pluginapi.BlobPather         = (*limitedEndpoint)(nil)
+	_ pluginapi.FilePutter         = (*limitedEndpoint)(nil)
+	_ pluginapi.FileProgressPutter = (*limitedEndpoint)(nil)
+	_ pluginapi.SignatureLister    = (*limitedEndpoint)(nil)
+	_ pluginapi.SignatureWriter    = (*limitedEndpoint)(nil)
 )
 
 func unsupported(what string) error {
@@ -362,6 +363,21 @@ func (l *limitedEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descript
 		return unsupported("PutBlobFile")
 	}
 	return t.PutBlobFile(ctx, desc, path)
+}
+
+// PutBlobFileProgress is an upload to the registry (from a local file the
+// plugin reads): limited like PutBlob.
+func (l *limitedEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(sent int64)) error {
+	t, ok := l.inner.(pluginapi.FileProgressPutter)
+	if !ok {
+		return unsupported("PutBlobFileProgress")
+	}
+	release, err := l.lim.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return t.PutBlobFileProgress(ctx, desc, path, progress)
 }
 
 func (l *limitedEndpoint) StageBlob(ctx context.Context, desc ocispec.Descriptor) (string, error) {

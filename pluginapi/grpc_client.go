@@ -133,18 +133,19 @@ type RemoteEndpoint struct {
 }
 
 var (
-	_ Source          = (*RemoteEndpoint)(nil)
-	_ Destination     = (*RemoteEndpoint)(nil)
-	_ TagLister       = (*RemoteEndpoint)(nil)
-	_ ReferrerLister  = (*RemoteEndpoint)(nil)
-	_ Deleter         = (*RemoteEndpoint)(nil)
-	_ Mounter         = (*RemoteEndpoint)(nil)
-	_ Committer       = (*RemoteEndpoint)(nil)
-	_ BlobPather      = (*RemoteEndpoint)(nil)
-	_ FilePutter      = (*RemoteEndpoint)(nil)
-	_ BlobStager      = (*RemoteEndpoint)(nil)
-	_ SignatureLister = (*RemoteEndpoint)(nil)
-	_ SignatureWriter = (*RemoteEndpoint)(nil)
+	_ Source             = (*RemoteEndpoint)(nil)
+	_ Destination        = (*RemoteEndpoint)(nil)
+	_ TagLister          = (*RemoteEndpoint)(nil)
+	_ ReferrerLister     = (*RemoteEndpoint)(nil)
+	_ Deleter            = (*RemoteEndpoint)(nil)
+	_ Mounter            = (*RemoteEndpoint)(nil)
+	_ Committer          = (*RemoteEndpoint)(nil)
+	_ BlobPather         = (*RemoteEndpoint)(nil)
+	_ FilePutter         = (*RemoteEndpoint)(nil)
+	_ FileProgressPutter = (*RemoteEndpoint)(nil)
+	_ BlobStager         = (*RemoteEndpoint)(nil)
+	_ SignatureLister    = (*RemoteEndpoint)(nil)
+	_ SignatureWriter    = (*RemoteEndpoint)(nil)
 )
 
 // Capabilities lists the capability names (Cap*) the plugin advertised.
@@ -313,6 +314,35 @@ func (e *RemoteEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descripto
 	}
 	_, err = e.p.client.PutBlobFile(ctx, &transportv1.PutBlobFileRequest{Handle: e.handle, DescriptorJson: b, Path: path})
 	return fromStatus(err)
+}
+
+// PutBlobFileProgress implements FileProgressPutter.
+func (e *RemoteEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(sent int64)) error {
+	if err := e.need(CapPutBlobFileProgress); err != nil {
+		return err
+	}
+	b, err := encodeDescriptor(desc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := e.p.client.PutBlobFileProgress(ctx, &transportv1.PutBlobFileRequest{Handle: e.handle, DescriptorJson: b, Path: path})
+	if err != nil {
+		return fromStatus(err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fromStatus(err)
+		}
+		if progress != nil {
+			progress(ev.GetSent())
+		}
+	}
 }
 
 // StageBlob implements BlobStager.

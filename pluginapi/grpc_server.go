@@ -6,6 +6,8 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -281,6 +283,54 @@ func (s *grpcServer) PutBlobFile(ctx context.Context, req *transportv1.PutBlobFi
 		return nil, toStatus(err)
 	}
 	return &transportv1.PutBlobFileResponse{}, nil
+}
+
+// progressInterval is how often PutBlobFileProgress forwards the latest
+// count (when it changed).
+const progressInterval = 200 * time.Millisecond
+
+// PutBlobFileProgress runs the plugin's PutBlobFileProgress while one
+// goroutine forwards the count it reports, the latest value each
+// progressInterval and once more at the end: the plugin may report as often
+// as it likes without the stream carrying every call.
+func (s *grpcServer) PutBlobFileProgress(req *transportv1.PutBlobFileRequest, stream transportv1.Transport_PutBlobFileProgressServer) error {
+	fp, desc, err := endpointFor[FileProgressPutter](s, req, CapPutBlobFileProgress)
+	if err != nil {
+		return err
+	}
+	var latest atomic.Int64
+	latest.Store(-1)
+	done := make(chan struct{})
+	sent := make(chan int64, 1) // the last count the goroutine sent
+	go func() {
+		t := time.NewTicker(progressInterval)
+		defer t.Stop()
+		last := int64(-1)
+		defer func() { sent <- last }()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			if n := latest.Load(); n >= 0 && n != last {
+				if stream.Send(&transportv1.PutBlobFileProgressEvent{Sent: n}) != nil {
+					return // the host went away: the call's context ends the put
+				}
+				last = n
+			}
+		}
+	}()
+	err = fp.PutBlobFileProgress(stream.Context(), desc, req.GetPath(), func(n int64) { latest.Store(n) })
+	close(done)
+	last := <-sent
+	if err != nil {
+		return toStatus(err)
+	}
+	if n := latest.Load(); n >= 0 && n != last {
+		return stream.Send(&transportv1.PutBlobFileProgressEvent{Sent: n})
+	}
+	return nil
 }
 
 func (s *grpcServer) StageBlob(ctx context.Context, req *transportv1.StageBlobRequest) (*transportv1.StageBlobResponse, error) {

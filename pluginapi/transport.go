@@ -147,6 +147,19 @@ type FilePutter interface {
 	PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path string) error
 }
 
+// FileProgressPutter is a FilePutter whose transfer takes a while (an
+// upload) and reports how far it got: the host shows the bytes moving and
+// gives up on a transfer that stops moving (the inactivity timeout) instead
+// of waiting on it without bound.
+type FileProgressPutter interface {
+	FilePutter
+	// PutBlobFileProgress is PutBlobFile calling progress with the bytes of
+	// the file sent so far, as they go (it may be called from any goroutine,
+	// often; the SDK forwards the latest value a few times a second). The
+	// count may go back when the upload restarts.
+	PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(sent int64)) error
+}
+
 // BlobStager is implemented by destinations that keep blobs as local files
 // and let the host write a blob's bytes straight into their store, so the
 // bytes do not pass through the plugin process. The host stages a file,
@@ -205,7 +218,9 @@ const (
 	CapCommit      = "commit"
 	CapBlobPath    = "blob-path"
 	CapPutBlobFile = "put-blob-file"
-	CapStageBlob   = "stage-blob"
+	// CapPutBlobFileProgress: FileProgressPutter.
+	CapPutBlobFileProgress = "put-blob-file-progress"
+	CapStageBlob           = "stage-blob"
 	// CapSignatures and CapPutSignatures: SignatureLister, SignatureWriter.
 	CapSignatures    = "signatures"
 	CapPutSignatures = "put-signatures"
@@ -238,6 +253,8 @@ func Capabilities(e Endpoint) []string {
 	add(ok, CapBlobPath)
 	_, ok = e.(FilePutter)
 	add(ok, CapPutBlobFile)
+	_, ok = e.(FileProgressPutter)
+	add(ok, CapPutBlobFileProgress)
 	_, ok = e.(BlobStager)
 	add(ok, CapStageBlob)
 	_, ok = e.(SignatureLister)

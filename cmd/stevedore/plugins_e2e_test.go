@@ -413,6 +413,23 @@ func TestPluginStallsMidBlob(t *testing.T) {
 	assertNoPluginProcesses(t)
 }
 
+// A destination that uploads a blob from a local file itself
+// (put-blob-file) and stops reporting progress is given up after the
+// inactivity timeout, as one that stops reading a streamed blob is; it was
+// waited on without bound before it could report progress.
+func TestPluginStallsUploadingFile(t *testing.T) {
+	dir, work := hygieneSetup(t)
+	idle := "STEVEDORE_PLUGIN_IDLE_TIMEOUT=1s"
+	mustFrom(t, dir, []string{"STEVEDORE_MEM_OPTIONS=file-put=true"}, "copy", "oci:"+work+"/src:v1", "mem:m:v1")
+
+	r := runFrom(t, dir, []string{idle, "STEVEDORE_MEM_OPTIONS=file-put=true,stall-put=true"}, "copy", "oci:"+work+"/src:v1", "mem:m:v1")
+	wantOneLineError(t, r, "plugin mem (", "put blob sha256:", " from "+work, "no data moved for 1s")
+	if r.took > 20*time.Second {
+		t.Fatalf("took %s to give up on a 1s inactivity timeout", r.took)
+	}
+	assertNoPluginProcesses(t)
+}
+
 // A plugin that prints to stdout before its handshake is refused with a
 // message that says so.
 func TestPluginGarbageBeforeHandshake(t *testing.T) {

@@ -85,6 +85,13 @@ var unadvertised = map[string]func(ctx context.Context, ep pluginapi.Endpoint, l
 		}
 		return true, f.PutBlobFile(ctx, missingBlob(), filepath.Join(os.TempDir(), "transporttest-no-such-file"))
 	},
+	pluginapi.CapPutBlobFileProgress: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
+		f, ok := ep.(pluginapi.FileProgressPutter)
+		if !ok {
+			return false, nil
+		}
+		return true, f.PutBlobFileProgress(ctx, missingBlob(), filepath.Join(os.TempDir(), "transporttest-no-such-file"), func(int64) {})
+	},
 	pluginapi.CapStageBlob: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
 		s, ok := ep.(pluginapi.BlobStager)
 		if !ok {
@@ -543,47 +550,90 @@ func (k *kit) testPutBlobFile(t *testing.T) {
 		t.Skip("read-only transport")
 	}
 	ctx := context.Background()
-	loc := k.h.NewLocation(t)
-	ep, d := k.dest(t, loc)
+	ep, _ := k.dest(t, k.h.NewLocation(t))
 	if !has(ep, pluginapi.CapPutBlobFile) {
 		t.Skipf("destination does not advertise %q", pluginapi.CapPutBlobFile)
 	}
-	fp := as[pluginapi.FilePutter](t, ep, pluginapi.CapPutBlobFile)
+	modes := []string{"PutBlobFile"}
+	if has(ep, pluginapi.CapPutBlobFileProgress) {
+		modes = append(modes, "PutBlobFileProgress")
+	}
+	if err := ep.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
 	img := RandomImage(90, 2, k.h.LayerSize)
 	dir := t.TempDir()
-	for i, b := range img.Blobs() {
-		p := filepath.Join(dir, fmt.Sprint(i))
-		if err := os.WriteFile(p, b.Data, 0o644); err != nil {
-			t.Fatal(err)
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			loc := k.h.NewLocation(t)
+			ep, d := k.dest(t, loc)
+			put := putFileFunc(ctx, t, ep, mode)
+			for i, b := range img.Blobs() {
+				p := filepath.Join(dir, fmt.Sprint(i))
+				if err := os.WriteFile(p, b.Data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := put(b.Descriptor, p); err != nil {
+					t.Fatalf("%s %s: %v", mode, b.Descriptor.Digest, err)
+				}
+				if ok, err := d.HasBlob(ctx, b.Descriptor); !ok || err != nil {
+					t.Fatalf("HasBlob after %s = %v, %v", mode, ok, err)
+				}
+			}
+			if err := put(missingBlob(), filepath.Join(dir, "missing")); err == nil {
+				t.Fatalf("%s of a missing file succeeded", mode)
+			}
+			// A file whose content does not match: refused, and never visible.
+			wrong := NewBlob("application/octet-stream", []byte("transporttest: the content the descriptor promises"))
+			bad := filepath.Join(dir, "wrong")
+			if err := os.WriteFile(bad, []byte("transporttest: other content, of the same length!!"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := put(wrong.Descriptor, bad); !errors.Is(err, core.ErrDigestMismatch) && !errors.Is(err, core.ErrSizeMismatch) {
+				t.Fatalf("%s of wrong content: %v, want a digest or size mismatch", mode, err)
+			}
+			if ok, _ := d.HasBlob(ctx, wrong.Descriptor); ok {
+				t.Fatalf("%s made wrong content visible", mode)
+			}
+			if err := d.PutManifest(ctx, img.Manifest.Descriptor, img.Manifest.Data, k.writeRef(img, "v1")); err != nil {
+				t.Fatalf("PutManifest: %v", err)
+			}
+			finish(t, ep)
+			_, src := k.source(t, loc)
+			k.check(t, src, img, k.readRef(img, "v1"))
+		})
+	}
+}
+
+// putFileFunc returns a call of PutBlobFile, or of PutBlobFileProgress that
+// checks the counts reported: never outside [0, size], and on success the
+// last one is the size.
+func putFileFunc(ctx context.Context, t *testing.T, ep pluginapi.Endpoint, mode string) func(ocispec.Descriptor, string) error {
+	if mode == "PutBlobFile" {
+		fp := as[pluginapi.FilePutter](t, ep, pluginapi.CapPutBlobFile)
+		return func(desc ocispec.Descriptor, path string) error { return fp.PutBlobFile(ctx, desc, path) }
+	}
+	pp := as[pluginapi.FileProgressPutter](t, ep, pluginapi.CapPutBlobFileProgress)
+	return func(desc ocispec.Descriptor, path string) error {
+		var mu sync.Mutex
+		var got []int64
+		err := pp.PutBlobFileProgress(ctx, desc, path, func(n int64) {
+			mu.Lock()
+			got = append(got, n)
+			mu.Unlock()
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range got {
+			if n < 0 || n > desc.Size {
+				t.Errorf("PutBlobFileProgress %s reported %d bytes sent of %d", desc.Digest, n, desc.Size)
+			}
 		}
-		if err := fp.PutBlobFile(ctx, b.Descriptor, p); err != nil {
-			t.Fatalf("PutBlobFile %s: %v", b.Descriptor.Digest, err)
+		if err == nil && desc.Size > 0 && (len(got) == 0 || got[len(got)-1] != desc.Size) {
+			t.Errorf("PutBlobFileProgress %s of %d bytes reported %v: the last report must be the size", desc.Digest, desc.Size, got)
 		}
-		if ok, err := d.HasBlob(ctx, b.Descriptor); !ok || err != nil {
-			t.Fatalf("HasBlob after PutBlobFile = %v, %v", ok, err)
-		}
+		return err
 	}
-	if err := fp.PutBlobFile(ctx, missingBlob(), filepath.Join(dir, "missing")); err == nil {
-		t.Fatal("PutBlobFile of a missing file succeeded")
-	}
-	// A file whose content does not match: refused, and never visible.
-	wrong := NewBlob("application/octet-stream", []byte("transporttest: the content the descriptor promises"))
-	bad := filepath.Join(dir, "wrong")
-	if err := os.WriteFile(bad, []byte("transporttest: other content, of the same length!!"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := fp.PutBlobFile(ctx, wrong.Descriptor, bad); !errors.Is(err, core.ErrDigestMismatch) && !errors.Is(err, core.ErrSizeMismatch) {
-		t.Fatalf("PutBlobFile of wrong content: %v, want a digest or size mismatch", err)
-	}
-	if ok, _ := d.HasBlob(ctx, wrong.Descriptor); ok {
-		t.Fatal("PutBlobFile made wrong content visible")
-	}
-	if err := d.PutManifest(ctx, img.Manifest.Descriptor, img.Manifest.Data, k.writeRef(img, "v1")); err != nil {
-		t.Fatalf("PutManifest: %v", err)
-	}
-	finish(t, ep)
-	_, src := k.source(t, loc)
-	k.check(t, src, img, k.readRef(img, "v1"))
 }
 
 func (k *kit) testMount(t *testing.T) {

@@ -6,6 +6,9 @@
 //	fail-after=N   GetBlob fails after N bytes (wrapping core.ErrUnavailable)
 //	stall-after=N  GetBlob blocks after N bytes until its context ends
 //	stall-put=true PutBlob reads nothing and blocks until its context ends
+//	               (PutBlobFileProgress: reports nothing and blocks)
+//	file-put=true  a write-mode endpoint also takes blobs from local files
+//	               (FileProgressPutter), reporting every 64 KiB read
 //	deny-put=true  PutBlob reads nothing and fails (wrapping core.ErrDenied)
 //	synthetic=true GetBlob serves desc.Size bytes of a fixed pattern for any
 //	               digest (for benchmarks; the bytes do not match the digest)
@@ -115,6 +118,8 @@ func (p *Plugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginapi.E
 			r.synthetic = v == "true"
 		case "stall-put":
 			r.stallPut = v == "true"
+		case "file-put":
+			r.filePut = v == "true"
 		case "deny-put":
 			r.denyPut = v == "true"
 		}
@@ -123,6 +128,8 @@ func (p *Plugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginapi.E
 	switch {
 	case req.Mode == pluginapi.ModeWrite && sigs:
 		return &sigWriter{&writer{r}}, nil
+	case req.Mode == pluginapi.ModeWrite && r.filePut:
+		return &fileWriter{&writer{r}}, nil
 	case req.Mode == pluginapi.ModeWrite:
 		return &writer{r}, nil
 	case sigs:
@@ -198,6 +205,7 @@ type reader struct {
 	crashAfter int64
 	synthetic  bool
 	stallPut   bool
+	filePut    bool
 	denyPut    bool
 	hang       string
 }
@@ -306,6 +314,50 @@ func (w *writer) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Read
 	w.s.blobs[desc.Digest] = b
 	w.s.mu.Unlock()
 	return nil
+}
+
+// fileWriter is a writer that also takes blobs from local files.
+type fileWriter struct{ *writer }
+
+func (w *fileWriter) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path string) error {
+	return w.PutBlobFileProgress(ctx, desc, path, nil)
+}
+
+func (w *fileWriter) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(int64)) error {
+	if w.stallPut {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: put blob %s: %w", w.name, desc.Digest, err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if progress != nil {
+		r = &reporter{r: f, report: progress}
+	}
+	return w.PutBlob(ctx, desc, r)
+}
+
+// reporter reports the bytes read through it each 64 KiB and at the end.
+type reporter struct {
+	r       io.Reader
+	n, last int64
+	report  func(int64)
+}
+
+func (p *reporter) Read(b []byte) (int, error) {
+	if len(b) > 64<<10 {
+		b = b[:64<<10]
+	}
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if p.n-p.last >= 64<<10 || (err != nil && p.n != p.last) {
+		p.last = p.n
+		p.report(p.n)
+	}
+	return n, err
 }
 
 func (w *writer) PutManifest(_ context.Context, desc ocispec.Descriptor, raw []byte, ref string) error {

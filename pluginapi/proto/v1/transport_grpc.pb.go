@@ -35,29 +35,30 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Transport_Info_FullMethodName             = "/stevedore.transport.v1.Transport/Info"
-	Transport_Open_FullMethodName             = "/stevedore.transport.v1.Transport/Open"
-	Transport_Close_FullMethodName            = "/stevedore.transport.v1.Transport/Close"
-	Transport_Resolve_FullMethodName          = "/stevedore.transport.v1.Transport/Resolve"
-	Transport_GetManifest_FullMethodName      = "/stevedore.transport.v1.Transport/GetManifest"
-	Transport_GetBlob_FullMethodName          = "/stevedore.transport.v1.Transport/GetBlob"
-	Transport_GetBlobStream_FullMethodName    = "/stevedore.transport.v1.Transport/GetBlobStream"
-	Transport_HasBlob_FullMethodName          = "/stevedore.transport.v1.Transport/HasBlob"
-	Transport_PutBlob_FullMethodName          = "/stevedore.transport.v1.Transport/PutBlob"
-	Transport_PutBlobStream_FullMethodName    = "/stevedore.transport.v1.Transport/PutBlobStream"
-	Transport_PutManifest_FullMethodName      = "/stevedore.transport.v1.Transport/PutManifest"
-	Transport_MountBlob_FullMethodName        = "/stevedore.transport.v1.Transport/MountBlob"
-	Transport_ListTags_FullMethodName         = "/stevedore.transport.v1.Transport/ListTags"
-	Transport_Referrers_FullMethodName        = "/stevedore.transport.v1.Transport/Referrers"
-	Transport_Delete_FullMethodName           = "/stevedore.transport.v1.Transport/Delete"
-	Transport_Commit_FullMethodName           = "/stevedore.transport.v1.Transport/Commit"
-	Transport_BlobPath_FullMethodName         = "/stevedore.transport.v1.Transport/BlobPath"
-	Transport_PutBlobFile_FullMethodName      = "/stevedore.transport.v1.Transport/PutBlobFile"
-	Transport_StageBlob_FullMethodName        = "/stevedore.transport.v1.Transport/StageBlob"
-	Transport_CommitStagedBlob_FullMethodName = "/stevedore.transport.v1.Transport/CommitStagedBlob"
-	Transport_AbortStagedBlob_FullMethodName  = "/stevedore.transport.v1.Transport/AbortStagedBlob"
-	Transport_Signatures_FullMethodName       = "/stevedore.transport.v1.Transport/Signatures"
-	Transport_PutSignatures_FullMethodName    = "/stevedore.transport.v1.Transport/PutSignatures"
+	Transport_Info_FullMethodName                = "/stevedore.transport.v1.Transport/Info"
+	Transport_Open_FullMethodName                = "/stevedore.transport.v1.Transport/Open"
+	Transport_Close_FullMethodName               = "/stevedore.transport.v1.Transport/Close"
+	Transport_Resolve_FullMethodName             = "/stevedore.transport.v1.Transport/Resolve"
+	Transport_GetManifest_FullMethodName         = "/stevedore.transport.v1.Transport/GetManifest"
+	Transport_GetBlob_FullMethodName             = "/stevedore.transport.v1.Transport/GetBlob"
+	Transport_GetBlobStream_FullMethodName       = "/stevedore.transport.v1.Transport/GetBlobStream"
+	Transport_HasBlob_FullMethodName             = "/stevedore.transport.v1.Transport/HasBlob"
+	Transport_PutBlob_FullMethodName             = "/stevedore.transport.v1.Transport/PutBlob"
+	Transport_PutBlobStream_FullMethodName       = "/stevedore.transport.v1.Transport/PutBlobStream"
+	Transport_PutManifest_FullMethodName         = "/stevedore.transport.v1.Transport/PutManifest"
+	Transport_MountBlob_FullMethodName           = "/stevedore.transport.v1.Transport/MountBlob"
+	Transport_ListTags_FullMethodName            = "/stevedore.transport.v1.Transport/ListTags"
+	Transport_Referrers_FullMethodName           = "/stevedore.transport.v1.Transport/Referrers"
+	Transport_Delete_FullMethodName              = "/stevedore.transport.v1.Transport/Delete"
+	Transport_Commit_FullMethodName              = "/stevedore.transport.v1.Transport/Commit"
+	Transport_BlobPath_FullMethodName            = "/stevedore.transport.v1.Transport/BlobPath"
+	Transport_PutBlobFile_FullMethodName         = "/stevedore.transport.v1.Transport/PutBlobFile"
+	Transport_StageBlob_FullMethodName           = "/stevedore.transport.v1.Transport/StageBlob"
+	Transport_CommitStagedBlob_FullMethodName    = "/stevedore.transport.v1.Transport/CommitStagedBlob"
+	Transport_AbortStagedBlob_FullMethodName     = "/stevedore.transport.v1.Transport/AbortStagedBlob"
+	Transport_Signatures_FullMethodName          = "/stevedore.transport.v1.Transport/Signatures"
+	Transport_PutSignatures_FullMethodName       = "/stevedore.transport.v1.Transport/PutSignatures"
+	Transport_PutBlobFileProgress_FullMethodName = "/stevedore.transport.v1.Transport/PutBlobFileProgress"
 )
 
 // TransportClient is the client API for Transport service.
@@ -97,6 +98,10 @@ type TransportClient interface {
 	// per message so that a full set stays under the message size limits.
 	Signatures(ctx context.Context, in *SignaturesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Signature], error)
 	PutSignatures(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutSignaturesRequest, PutSignaturesResponse], error)
+	// put-blob-file-progress: PutBlobFile that reports, while it runs, how
+	// many bytes of the file it has sent (at most a few messages a second);
+	// the stream ends when the blob is stored, or with the call's error.
+	PutBlobFileProgress(ctx context.Context, in *PutBlobFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PutBlobFileProgressEvent], error)
 }
 
 type transportClient struct {
@@ -361,6 +366,25 @@ func (c *transportClient) PutSignatures(ctx context.Context, opts ...grpc.CallOp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_PutSignaturesClient = grpc.ClientStreamingClient[PutSignaturesRequest, PutSignaturesResponse]
 
+func (c *transportClient) PutBlobFileProgress(ctx context.Context, in *PutBlobFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PutBlobFileProgressEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[4], Transport_PutBlobFileProgress_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PutBlobFileRequest, PutBlobFileProgressEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_PutBlobFileProgressClient = grpc.ServerStreamingClient[PutBlobFileProgressEvent]
+
 // TransportServer is the server API for Transport service.
 // All implementations must embed UnimplementedTransportServer
 // for forward compatibility.
@@ -398,6 +422,10 @@ type TransportServer interface {
 	// per message so that a full set stays under the message size limits.
 	Signatures(*SignaturesRequest, grpc.ServerStreamingServer[Signature]) error
 	PutSignatures(grpc.ClientStreamingServer[PutSignaturesRequest, PutSignaturesResponse]) error
+	// put-blob-file-progress: PutBlobFile that reports, while it runs, how
+	// many bytes of the file it has sent (at most a few messages a second);
+	// the stream ends when the blob is stored, or with the call's error.
+	PutBlobFileProgress(*PutBlobFileRequest, grpc.ServerStreamingServer[PutBlobFileProgressEvent]) error
 	mustEmbedUnimplementedTransportServer()
 }
 
@@ -476,6 +504,9 @@ func (UnimplementedTransportServer) Signatures(*SignaturesRequest, grpc.ServerSt
 }
 func (UnimplementedTransportServer) PutSignatures(grpc.ClientStreamingServer[PutSignaturesRequest, PutSignaturesResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method PutSignatures not implemented")
+}
+func (UnimplementedTransportServer) PutBlobFileProgress(*PutBlobFileRequest, grpc.ServerStreamingServer[PutBlobFileProgressEvent]) error {
+	return status.Errorf(codes.Unimplemented, "method PutBlobFileProgress not implemented")
 }
 func (UnimplementedTransportServer) mustEmbedUnimplementedTransportServer() {}
 func (UnimplementedTransportServer) testEmbeddedByValue()                   {}
@@ -876,6 +907,17 @@ func _Transport_PutSignatures_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_PutSignaturesServer = grpc.ClientStreamingServer[PutSignaturesRequest, PutSignaturesResponse]
 
+func _Transport_PutBlobFileProgress_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PutBlobFileRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TransportServer).PutBlobFileProgress(m, &grpc.GenericServerStream[PutBlobFileRequest, PutBlobFileProgressEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_PutBlobFileProgressServer = grpc.ServerStreamingServer[PutBlobFileProgressEvent]
+
 // Transport_ServiceDesc is the grpc.ServiceDesc for Transport service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -980,6 +1022,11 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "PutSignatures",
 			Handler:       _Transport_PutSignatures_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "PutBlobFileProgress",
+			Handler:       _Transport_PutBlobFileProgress_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "pluginapi/proto/v1/transport.proto",

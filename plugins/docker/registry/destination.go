@@ -96,6 +96,13 @@ func (w *Writer) putBlob(ctx context.Context, step string, desc ocispec.Descript
 // committed (PUT ?digest=) and refuses wrong content with DIGEST_INVALID, so
 // nothing wrong becomes visible; the size is checked here first.
 func (w *Writer) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path string) error {
+	return w.PutBlobFileProgress(ctx, desc, path, nil)
+}
+
+// PutBlobFileProgress implements pluginapi.FileProgressPutter: PutBlobFile
+// reporting the bytes of the file read into the upload so far (each MiB).
+// A resumed chunk re-sends bytes already counted.
+func (w *Writer) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(sent int64)) error {
 	step := "push blob " + desc.Digest.String() + " from " + path
 	f, err := os.Open(path)
 	if err != nil {
@@ -115,7 +122,31 @@ func (w *Writer) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path 
 	if err := desc.Digest.Validate(); err != nil {
 		return w.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
 	}
-	return w.putBlob(ctx, step, desc, f, f)
+	var r io.Reader = f
+	if progress != nil {
+		r = &countingReader{r: f, report: progress}
+	}
+	return w.putBlob(ctx, step, desc, r, f)
+}
+
+// countingReader reports the bytes read through it every progressStep
+// bytes and at the end.
+type countingReader struct {
+	r       io.Reader
+	n, last int64
+	report  func(int64)
+}
+
+const progressStep = 1 << 20
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n-c.last >= progressStep || (err != nil && c.n != c.last) {
+		c.last = c.n
+		c.report(c.n)
+	}
+	return n, err
 }
 
 // startUpload POSTs to the uploads endpoint (with a mount query when asked)
