@@ -338,8 +338,7 @@ func (l *limitedEndpoint) PutSignatures(ctx context.Context, m digest.Digest, si
 	return t.PutSignatures(ctx, m, sigs)
 }
 
-// Commit, BlobPath, PutBlobFile and the staging calls are local: not
-// limited.
+// Commit, BlobPath and the staging calls are local: not limited.
 
 func (l *limitedEndpoint) Commit(ctx context.Context) error {
 	t, ok := l.inner.(pluginapi.Committer)
@@ -357,16 +356,21 @@ func (l *limitedEndpoint) BlobPath(ctx context.Context, desc ocispec.Descriptor)
 	return t.BlobPath(ctx, desc)
 }
 
+// PutBlobFile and PutBlobFileProgress are uploads to the registry (from a
+// local file the plugin reads): limited like PutBlob.
 func (l *limitedEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path string) error {
 	t, ok := l.inner.(pluginapi.FilePutter)
 	if !ok {
 		return unsupported("PutBlobFile")
 	}
+	release, err := l.lim.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	return t.PutBlobFile(ctx, desc, path)
 }
 
-// PutBlobFileProgress is an upload to the registry (from a local file the
-// plugin reads): limited like PutBlob.
 func (l *limitedEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(sent int64)) error {
 	t, ok := l.inner.(pluginapi.FileProgressPutter)
 	if !ok {

@@ -16,22 +16,30 @@ import (
 	"github.com/stevedore-oci/stevedore/pluginapi"
 )
 
+// flight counts calls in flight and their peak.
+type flight struct{ inFlight, peak atomic.Int32 }
+
+// enter counts a call in; the function returned counts it out.
+func (f *flight) enter() func() {
+	n := f.inFlight.Add(1)
+	for {
+		p := f.peak.Load()
+		if n <= p || f.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	return func() { f.inFlight.Add(-1) }
+}
+
 // slowSource counts the Resolve calls in flight.
 type slowSource struct {
-	inFlight, peak atomic.Int32
-	calls          atomic.Int32
+	flight
+	calls atomic.Int32
 }
 
 func (s *slowSource) Close(context.Context) error { return nil }
 func (s *slowSource) Resolve(ctx context.Context, r string) (ocispec.Descriptor, error) {
-	n := s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
-	for {
-		p := s.peak.Load()
-		if n <= p || s.peak.CompareAndSwap(p, n) {
-			break
-		}
-	}
+	defer s.enter()()
 	s.calls.Add(1)
 	time.Sleep(10 * time.Millisecond)
 	return ocispec.Descriptor{}, nil
@@ -98,5 +106,51 @@ func TestSyncLimiter(t *testing.T) {
 	}
 	if registryOf(ref.Endpoint{Transport: ref.OCI, Location: "/x"}) != "" || registryOf(ep.ep) != "reg.example" {
 		t.Errorf("registryOf")
+	}
+}
+
+// slowFilePutter is a registry destination that uploads blobs from files,
+// counting the uploads in flight.
+type slowFilePutter struct{ flight }
+
+func (s *slowFilePutter) Close(context.Context) error { return nil }
+func (s *slowFilePutter) PutBlobFile(context.Context, ocispec.Descriptor, string) error {
+	defer s.enter()()
+	time.Sleep(5 * time.Millisecond)
+	return nil
+}
+func (s *slowFilePutter) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, _ func(int64)) error {
+	return s.PutBlobFile(ctx, desc, path)
+}
+
+// An upload from a local file to a registry is an upload: it holds one of
+// the registry's slots like PutBlob.
+func TestSyncLimiterFileUploads(t *testing.T) {
+	dst := &slowFilePutter{}
+	ep := &endpoint{Endpoint: dst, ep: ref.Endpoint{Transport: ref.Docker, Location: "reg.example/a"},
+		caps: map[string]bool{pluginapi.CapPutBlobFile: true, pluginapi.CapPutBlobFileProgress: true}}
+	le := limited(ep, newLimiter(RegistryLimit{MaxConcurrent: 1}))
+	if !le.caps[pluginapi.CapPutBlobFile] || !le.caps[pluginapi.CapPutBlobFileProgress] {
+		t.Fatalf("limited endpoint dropped the file-put capabilities: %v", le.caps)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if i%2 == 0 {
+				err = le.Endpoint.(pluginapi.FilePutter).PutBlobFile(context.Background(), ocispec.Descriptor{}, "/f")
+			} else {
+				err = le.Endpoint.(pluginapi.FileProgressPutter).PutBlobFileProgress(context.Background(), ocispec.Descriptor{}, "/f", nil)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := dst.peak.Load(); p != 1 {
+		t.Fatalf("peak uploads in flight %d with max-concurrent 1", p)
 	}
 }
