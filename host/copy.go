@@ -516,13 +516,13 @@ func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor) error {
 		ran := false
 		o.once.Do(func() {
 			ran = true
-			select {
-			case c.sem <- struct{}{}:
-			case <-ctx.Done():
-				o.err = ctx.Err()
+			sl := &slot{sem: c.sem}
+			if err := sl.acquire(ctx); err != nil {
+				o.err = err
 				return
 			}
-			defer func() { <-c.sem }()
+			defer sl.release()
+			ctx := context.WithValue(ctx, slotKey{}, sl)
 			if c.share != nil {
 				o.err = c.share.transfer(ctx, c, desc)
 			} else {
@@ -545,6 +545,52 @@ func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor) error {
 		// copier (sync), which may have failed only because that image was
 		// cancelled: its error is not ours, so try the blob ourselves.
 	}
+}
+
+// slot is a blob transfer's hold on one of the copy's --jobs transfers. A
+// transfer gives it up once its bytes have all arrived and only the
+// destination's durable commit (fsync, rename) remains, so that the next
+// blob downloads meanwhile; it takes one again to start over.
+type slot struct {
+	sem  chan struct{}
+	held bool
+}
+
+type slotKey struct{}
+
+func (s *slot) acquire(ctx context.Context) error {
+	if s.held {
+		return nil
+	}
+	select {
+	case s.sem <- struct{}{}:
+		s.held = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *slot) release() {
+	if s.held {
+		<-s.sem
+		s.held = false
+	}
+}
+
+// releaseSlot gives up the transfer slot of ctx, if any: the bytes are in.
+func releaseSlot(ctx context.Context) {
+	if s, ok := ctx.Value(slotKey{}).(*slot); ok {
+		s.release()
+	}
+}
+
+// reacquireSlot takes the transfer slot of ctx again, if it was given up.
+func reacquireSlot(ctx context.Context) error {
+	if s, ok := ctx.Value(slotKey{}).(*slot); ok {
+		return s.acquire(ctx)
+	}
+	return nil
 }
 
 func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) error {
@@ -574,6 +620,9 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 		// A refused mount falls back to copying the bytes.
 	}
 	for attempt := 1; ; attempt++ {
+		if err := reacquireSlot(ctx); err != nil {
+			return err
+		}
 		err := c.moveBlob(ctx, desc)
 		if err == nil || attempt > blobRetries || !c.retryable(ctx, err) {
 			return err
@@ -787,10 +836,15 @@ func (c *copier) stageBlob(ctx context.Context, st pluginapi.BlobStager, desc oc
 	bufp := stageBufs.Get().(*[]byte)
 	_, err = io.CopyBuffer(w, atomicfile.ContextReader(ctx, r), *bufp)
 	stageBufs.Put(bufp)
-	w.f.Wait()
 	if err == nil && !vr.Verified() {
 		err = fmt.Errorf("blob %s: stream ended unverified: %w", desc.Digest, core.ErrInvalid)
 	}
+	if err == nil {
+		// Every byte is in and verified; what remains is the disk's: let
+		// the next blob start downloading while this one is made durable.
+		releaseSlot(ctx)
+	}
+	w.f.Wait()
 	if err == nil {
 		if err = f.Sync(); err != nil {
 			w.err = err

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -32,6 +33,8 @@ type spyPlugin struct {
 	calls    map[string]int
 	verified []bool // HostVerified of each CommitStagedBlob
 	moved    map[string]string
+	// commitGate, when set, holds every CommitStagedBlob until closed.
+	commitGate chan struct{}
 }
 
 // Faults a spyPlugin can inject.
@@ -135,6 +138,13 @@ func (e *spyEndpoint) StageBlob(ctx context.Context, desc ocispec.Descriptor) (s
 
 func (e *spyEndpoint) CommitStagedBlob(ctx context.Context, desc ocispec.Descriptor, path string) error {
 	e.p.count("CommitStagedBlob")
+	if e.p.commitGate != nil {
+		select {
+		case <-e.p.commitGate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	e.p.mu.Lock()
 	e.p.verified = append(e.p.verified, pluginapi.HostVerified(ctx))
 	e.p.mu.Unlock()
@@ -240,6 +250,35 @@ func TestCopyStagesBlobs(t *testing.T) {
 		if !v {
 			t.Errorf("CommitStagedBlob %d was not host-verified", i)
 		}
+	}
+	checkCopied(t, dst, img)
+}
+
+// A blob whose bytes are all in gives up its transfer slot while it is
+// made durable: with one transfer at a time and every commit held, each
+// blob is still staged and written.
+func TestCopyNextBlobDuringCommit(t *testing.T) {
+	spy := newSpy("")
+	spy.commitGate = make(chan struct{})
+	img := transporttest.RandomImage(2, 3, 64<<10)
+	h, src, dst := stageFixture(t, spy, img)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Copy(context.Background(), "oci:"+src+":v1", "oci:"+dst+":v1", host.CopyOptions{StreamOnly: true, Jobs: 1})
+		done <- err
+	}()
+	n := len(img.Blobs())
+	deadline := time.Now().Add(10 * time.Second)
+	for spy.n("StageBlob") < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	staged := spy.n("StageBlob")
+	close(spy.commitGate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if staged != n {
+		t.Fatalf("with every commit held: %d of %d blobs staged; want each staged while the ones before wait on their commit", staged, n)
 	}
 	checkCopied(t, dst, img)
 }
