@@ -682,7 +682,58 @@ func (c *copier) moveBlob(ctx context.Context, desc ocispec.Descriptor) error {
 			return err
 		}
 	}
+	if !c.opts.StreamOnly && c.src.has(pluginapi.CapGetBlobFile) && c.dst.has(pluginapi.CapStageBlob) {
+		if done, err := c.fetchToStaged(ctx, desc); done || err != nil {
+			return err
+		}
+	}
 	return c.streamBlob(ctx, desc)
+}
+
+// fetchToStaged has the source write a blob straight into a file the
+// destination staged (a registry downloading into an OCI layout): the bytes
+// skip the host, and the destination checks size and digest as it commits
+// the file, before anything becomes visible. It reports false, the staged
+// file aborted, when the source cannot write that file (the caller streams
+// the blob instead).
+func (c *copier) fetchToStaged(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	st := c.dst.Endpoint.(pluginapi.BlobStager)
+	path, err := st.StageBlob(ctx, desc)
+	if err != nil {
+		if errors.Is(err, core.ErrUnsupported) {
+			return false, nil
+		}
+		return true, c.dst.wrap("stage blob "+desc.Digest.String(), err)
+	}
+	// Cleanup runs even when ctx is cancelled; the plugin's Close would
+	// remove the file otherwise.
+	abort := func() { _ = st.AbortStagedBlob(context.WithoutCancel(ctx), path) }
+	c.emit(Event{Kind: BlobStart, Desc: desc})
+	err = c.src.Endpoint.(pluginapi.BlobFileGetter).GetBlobToFile(ctx, desc, path, func(n int64) {
+		c.emit(Event{Kind: BlobProgress, Desc: desc, Bytes: n})
+	})
+	if err != nil {
+		abort()
+		if errors.Is(err, core.ErrUnsupported) && ctx.Err() == nil {
+			return false, nil
+		}
+		return true, c.src.wrap("get blob "+desc.Digest.String()+" into "+path, err)
+	}
+	// The bytes are in; hashing, fsync and rename remain, in the
+	// destination: let the next blob start meanwhile.
+	releaseSlot(ctx)
+	if err := st.CommitStagedBlob(ctx, desc, path); err != nil {
+		abort()
+		if errors.Is(err, core.ErrDigestMismatch) || errors.Is(err, core.ErrSizeMismatch) {
+			// The source sent wrong bytes: say so.
+			return true, c.src.wrap("blob "+desc.Digest.String(), err)
+		}
+		return true, c.dst.wrap("commit staged blob "+desc.Digest.String(), err)
+	}
+	c.stats.copied.Add(1)
+	c.bytes.Add(desc.Size)
+	c.emit(Event{Kind: BlobDone, Desc: desc, Bytes: desc.Size})
+	return true, nil
 }
 
 // linkBlob hands a local source file to a destination that can take it

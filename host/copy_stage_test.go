@@ -18,8 +18,10 @@ import (
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/layout"
 	"github.com/stevedore-oci/stevedore/host"
+	"github.com/stevedore-oci/stevedore/internal/registrytest"
 	"github.com/stevedore-oci/stevedore/pluginapi"
 	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
+	"github.com/stevedore-oci/stevedore/plugins/docker/registry"
 	"github.com/stevedore-oci/stevedore/plugins/oci-layout/ocilayout"
 )
 
@@ -384,4 +386,65 @@ func TestCopyStagedCancelled(t *testing.T) {
 		t.Fatal("a layer cancelled mid-write is visible")
 	}
 	noStaged(t, dst)
+}
+
+// A pull from a registry into a layout has the registry plugin write each
+// blob straight into the file the layout staged (get-blob-file): the layout
+// checks the digest as it commits (not host-verified), and no byte passes
+// through the host. A byte flipped in transit fails the copy with a digest
+// error naming the blob, and nothing of it becomes visible.
+func TestPullIntoStagedFiles(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := reg.Seed("r", "v1", 2, 300_000)
+	spy := newSpy("")
+	h, err := host.New(host.Options{SearchPath: []string{t.TempDir()}, InProcess: []pluginapi.Plugin{spy, registry.New()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	opts := host.CopyOptions{SrcOptions: map[string]string{"tls-verify": "false"}}
+	src := "docker://" + reg.Ref("r") + ":v1"
+
+	dst := filepath.Join(t.TempDir(), "dst")
+	if _, err := h.Copy(ctx, src, "oci:"+dst+":v1", opts); err != nil {
+		t.Fatal(err)
+	}
+	n := len(img.Blobs)
+	for name, want := range map[string]int{"PutBlob": 0, "StageBlob": n, "CommitStagedBlob": n, "AbortStagedBlob": 0} {
+		if got := spy.n(name); got != want {
+			t.Errorf("%s called %d times, want %d", name, got, want)
+		}
+	}
+	for i, v := range spy.verified {
+		if v {
+			t.Errorf("CommitStagedBlob %d was host-verified: the host never saw those bytes", i)
+		}
+	}
+	s, err := layout.Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range img.Blobs {
+		p, _ := s.BlobPath(d)
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("blob %s in the layout: %v", d, err)
+		}
+	}
+	noStaged(t, dst)
+
+	layer := img.Layers[1]
+	reg.AddFault(registrytest.Fault{Kind: registrytest.FlipByte, Match: registrytest.MatchBlobGet(layer.Digest), At: 1000})
+	bad := filepath.Join(t.TempDir(), "bad")
+	_, err = h.Copy(ctx, src, "oci:"+bad+":v1", opts)
+	if !errors.Is(err, core.ErrDigestMismatch) || !strings.Contains(err.Error(), layer.Digest.String()) {
+		t.Fatalf("pull with a byte flipped in transit: %v, want a digest mismatch naming %s", err, layer.Digest)
+	}
+	if _, err := os.Stat(filepath.Join(bad, "blobs", "sha256", layer.Digest.Encoded())); err == nil {
+		t.Fatal("the corrupted blob became visible")
+	}
+	if tags := layoutTags(t, bad); len(tags) != 0 {
+		t.Fatalf("destination tagged after a failed pull: %v", tags)
+	}
+	noStaged(t, bad)
 }

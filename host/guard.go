@@ -161,6 +161,7 @@ var (
 	_ pluginapi.BlobPather         = (*guardedEndpoint)(nil)
 	_ pluginapi.FilePutter         = (*guardedEndpoint)(nil)
 	_ pluginapi.FileProgressPutter = (*guardedEndpoint)(nil)
+	_ pluginapi.BlobFileGetter     = (*guardedEndpoint)(nil)
 	_ pluginapi.BlobStager         = (*guardedEndpoint)(nil)
 	_ pluginapi.SignatureLister    = (*guardedEndpoint)(nil)
 	_ pluginapi.SignatureWriter    = (*guardedEndpoint)(nil)
@@ -251,19 +252,34 @@ func (e *guardedEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descript
 	})
 }
 
-// PutBlobFileProgress: the plugin reports the bytes it has sent. While
-// some remain, the inactivity timeout runs from each report (a transfer that
-// stopped moving is given up); once all are sent, the call deadline bounds
-// the destination's final check, as after PutBlob's last byte.
+// PutBlobFileProgress and GetBlobToFile: the plugin moves a blob between a
+// local file and elsewhere by itself, reporting the bytes moved (see
+// fileTransfer).
 func (e *guardedEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(sent int64)) error {
-	what := "put blob " + desc.Digest.String() + " from " + path
+	return e.fileTransfer(ctx, "put blob "+desc.Digest.String()+" from "+path, desc.Size, progress, func(ctx context.Context, progress func(int64)) error {
+		return e.e.PutBlobFileProgress(ctx, desc, path, progress)
+	})
+}
+
+func (e *guardedEndpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error {
+	return e.fileTransfer(ctx, "get blob "+desc.Digest.String()+" into "+path, desc.Size, progress, func(ctx context.Context, progress func(int64)) error {
+		return e.e.GetBlobToFile(ctx, desc, path, progress)
+	})
+}
+
+// fileTransfer times a transfer the plugin does by itself from its reports
+// of the bytes moved: while some remain, the inactivity timeout runs from
+// each report (a transfer that stopped moving is given up); once all are
+// moved, the call deadline bounds what is left (an upload's final check), as
+// after PutBlob's last byte.
+func (e *guardedEndpoint) fileTransfer(ctx context.Context, what string, size int64, progress func(int64), run func(context.Context, func(int64)) error) error {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := newWatchdog(cancel)
 	defer w.stop()
 	w.arm(e.g.idle, what, true)
-	err := e.e.PutBlobFileProgress(wctx, desc, path, func(n int64) {
-		if n >= desc.Size {
+	err := run(wctx, func(n int64) {
+		if n >= size {
 			w.arm(e.g.call, what, false)
 		} else {
 			w.arm(e.g.idle, what, true)

@@ -26,7 +26,8 @@ import (
 type RegistryLimit struct {
 	// MaxConcurrent bounds the operations in flight at once; 0 means no
 	// bound beyond --parallel and --jobs. A blob download holds its slot
-	// only while the request is answered, an upload for its duration.
+	// only while the request is answered (for its duration when the plugin
+	// writes the blob into a file itself), an upload for its duration.
 	MaxConcurrent int `json:"maxConcurrent,omitempty" yaml:"max-concurrent,omitempty"`
 	// RequestsPerSecond bounds the rate operations start; 0 means none.
 	RequestsPerSecond float64 `json:"requestsPerSecond,omitempty" yaml:"requests-per-second,omitempty"`
@@ -170,6 +171,7 @@ var (
 	_ pluginapi.BlobPather         = (*limitedEndpoint)(nil)
 	_ pluginapi.FilePutter         = (*limitedEndpoint)(nil)
 	_ pluginapi.FileProgressPutter = (*limitedEndpoint)(nil)
+	_ pluginapi.BlobFileGetter     = (*limitedEndpoint)(nil)
 	_ pluginapi.SignatureLister    = (*limitedEndpoint)(nil)
 	_ pluginapi.SignatureWriter    = (*limitedEndpoint)(nil)
 )
@@ -382,6 +384,21 @@ func (l *limitedEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.
 	}
 	defer release()
 	return t.PutBlobFileProgress(ctx, desc, path, progress)
+}
+
+// GetBlobToFile is a download from the registry, written by the plugin: it
+// holds its slot for the whole transfer.
+func (l *limitedEndpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error {
+	t, ok := l.inner.(pluginapi.BlobFileGetter)
+	if !ok {
+		return unsupported("GetBlobToFile")
+	}
+	release, err := l.lim.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return t.GetBlobToFile(ctx, desc, path, progress)
 }
 
 func (l *limitedEndpoint) StageBlob(ctx context.Context, desc ocispec.Descriptor) (string, error) {

@@ -143,6 +143,7 @@ var (
 	_ BlobPather         = (*RemoteEndpoint)(nil)
 	_ FilePutter         = (*RemoteEndpoint)(nil)
 	_ FileProgressPutter = (*RemoteEndpoint)(nil)
+	_ BlobFileGetter     = (*RemoteEndpoint)(nil)
 	_ BlobStager         = (*RemoteEndpoint)(nil)
 	_ SignatureLister    = (*RemoteEndpoint)(nil)
 	_ SignatureWriter    = (*RemoteEndpoint)(nil)
@@ -328,6 +329,29 @@ func (e *RemoteEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.D
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := e.p.client.PutBlobFileProgress(ctx, &transportv1.PutBlobFileRequest{Handle: e.handle, DescriptorJson: b, Path: path})
+	return receiveProgress(stream, err, progress)
+}
+
+// GetBlobToFile implements BlobFileGetter.
+func (e *RemoteEndpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error {
+	if err := e.need(CapGetBlobFile); err != nil {
+		return err
+	}
+	b, err := encodeDescriptor(desc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := e.p.client.GetBlobToFile(ctx, &transportv1.GetBlobToFileRequest{Handle: e.handle, DescriptorJson: b, Path: path})
+	return receiveProgress(stream, err, progress)
+}
+
+// receiveProgress hands a file transfer's counts to progress until the
+// stream ends with the call's result.
+func receiveProgress(stream interface {
+	Recv() (*transportv1.BlobFileProgress, error)
+}, err error, progress func(int64)) error {
 	if err != nil {
 		return fromStatus(err)
 	}
@@ -340,7 +364,7 @@ func (e *RemoteEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.D
 			return fromStatus(err)
 		}
 		if progress != nil {
-			progress(ev.GetSent())
+			progress(ev.GetBytes())
 		}
 	}
 }

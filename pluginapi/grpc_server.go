@@ -285,19 +285,41 @@ func (s *grpcServer) PutBlobFile(ctx context.Context, req *transportv1.PutBlobFi
 	return &transportv1.PutBlobFileResponse{}, nil
 }
 
-// progressInterval is how often PutBlobFileProgress forwards the latest
-// count (when it changed).
+// progressInterval is how often a file transfer's count is forwarded (when
+// it changed).
 const progressInterval = 200 * time.Millisecond
 
-// PutBlobFileProgress runs the plugin's PutBlobFileProgress while one
-// goroutine forwards the count it reports, the latest value each
-// progressInterval and once more at the end: the plugin may report as often
-// as it likes without the stream carrying every call.
+// PutBlobFileProgress runs the plugin's PutBlobFileProgress, forwarding the
+// count it reports (see forwardProgress).
 func (s *grpcServer) PutBlobFileProgress(req *transportv1.PutBlobFileRequest, stream transportv1.Transport_PutBlobFileProgressServer) error {
 	fp, desc, err := endpointFor[FileProgressPutter](s, req, CapPutBlobFileProgress)
 	if err != nil {
 		return err
 	}
+	return forwardProgress(stream, func(progress func(int64)) error {
+		return fp.PutBlobFileProgress(stream.Context(), desc, req.GetPath(), progress)
+	})
+}
+
+// GetBlobToFile runs the plugin's GetBlobToFile, forwarding the count it
+// reports (see forwardProgress).
+func (s *grpcServer) GetBlobToFile(req *transportv1.GetBlobToFileRequest, stream transportv1.Transport_GetBlobToFileServer) error {
+	g, desc, err := endpointFor[BlobFileGetter](s, req, CapGetBlobFile)
+	if err != nil {
+		return err
+	}
+	return forwardProgress(stream, func(progress func(int64)) error {
+		return g.GetBlobToFile(stream.Context(), desc, req.GetPath(), progress)
+	})
+}
+
+// forwardProgress runs a file transfer while one goroutine forwards the count
+// it reports, the latest value each progressInterval and once more at the
+// end: the plugin may report as often as it likes without the stream
+// carrying every call.
+func forwardProgress(stream interface {
+	Send(*transportv1.BlobFileProgress) error
+}, run func(progress func(int64)) error) error {
 	var latest atomic.Int64
 	latest.Store(-1)
 	done := make(chan struct{})
@@ -314,21 +336,21 @@ func (s *grpcServer) PutBlobFileProgress(req *transportv1.PutBlobFileRequest, st
 			case <-t.C:
 			}
 			if n := latest.Load(); n >= 0 && n != last {
-				if stream.Send(&transportv1.PutBlobFileProgressEvent{Sent: n}) != nil {
-					return // the host went away: the call's context ends the put
+				if stream.Send(&transportv1.BlobFileProgress{Bytes: n}) != nil {
+					return // the host went away: the call's context ends the transfer
 				}
 				last = n
 			}
 		}
 	}()
-	err = fp.PutBlobFileProgress(stream.Context(), desc, req.GetPath(), func(n int64) { latest.Store(n) })
+	err := run(func(n int64) { latest.Store(n) })
 	close(done)
 	last := <-sent
 	if err != nil {
 		return toStatus(err)
 	}
 	if n := latest.Load(); n >= 0 && n != last {
-		return stream.Send(&transportv1.PutBlobFileProgressEvent{Sent: n})
+		return stream.Send(&transportv1.BlobFileProgress{Bytes: n})
 	}
 	return nil
 }

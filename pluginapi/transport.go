@@ -140,6 +140,21 @@ type BlobPather interface {
 	BlobPath(ctx context.Context, desc ocispec.Descriptor) (string, error)
 }
 
+// BlobFileGetter is implemented by sources that can write a blob's bytes
+// straight into a local file, so that they do not pass through the host: a
+// registry downloading into a file an OCI layout destination staged.
+type BlobFileGetter interface {
+	// GetBlobToFile writes desc's bytes into the file at path, which exists
+	// and is empty: open it for writing without creating or truncating it,
+	// refuse anything but a regular file, write exactly desc.Size bytes from
+	// offset 0 and stop. It need not verify the digest (the destination
+	// verifies the file when it is committed) but fails on a size other than
+	// desc.Size. progress, as in FileProgressPutter, gets the bytes written so
+	// far. A source that cannot open path (another mount namespace) returns
+	// an error wrapping core.ErrUnsupported, having written nothing.
+	GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error
+}
+
 // FilePutter is implemented by destinations that can take a blob from a local
 // file (hard link, reflink or copy_file_range). It must still verify the
 // content before it becomes visible.
@@ -220,7 +235,9 @@ const (
 	CapPutBlobFile = "put-blob-file"
 	// CapPutBlobFileProgress: FileProgressPutter.
 	CapPutBlobFileProgress = "put-blob-file-progress"
-	CapStageBlob           = "stage-blob"
+	// CapGetBlobFile: BlobFileGetter.
+	CapGetBlobFile = "get-blob-file"
+	CapStageBlob   = "stage-blob"
 	// CapSignatures and CapPutSignatures: SignatureLister, SignatureWriter.
 	CapSignatures    = "signatures"
 	CapPutSignatures = "put-signatures"
@@ -255,6 +272,8 @@ func Capabilities(e Endpoint) []string {
 	add(ok, CapPutBlobFile)
 	_, ok = e.(FileProgressPutter)
 	add(ok, CapPutBlobFileProgress)
+	_, ok = e.(BlobFileGetter)
+	add(ok, CapGetBlobFile)
 	_, ok = e.(BlobStager)
 	add(ok, CapStageBlob)
 	_, ok = e.(SignatureLister)

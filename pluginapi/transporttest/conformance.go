@@ -85,6 +85,13 @@ var unadvertised = map[string]func(ctx context.Context, ep pluginapi.Endpoint, l
 		}
 		return true, f.PutBlobFile(ctx, missingBlob(), filepath.Join(os.TempDir(), "transporttest-no-such-file"))
 	},
+	pluginapi.CapGetBlobFile: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
+		g, ok := ep.(pluginapi.BlobFileGetter)
+		if !ok {
+			return false, nil
+		}
+		return true, g.GetBlobToFile(ctx, missingBlob(), filepath.Join(os.TempDir(), "transporttest-no-such-file"), func(int64) {})
+	},
 	pluginapi.CapPutBlobFileProgress: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
 		f, ok := ep.(pluginapi.FileProgressPutter)
 		if !ok {
@@ -542,6 +549,72 @@ func (k *kit) testBlobPath(t *testing.T) {
 		if !bytes.Equal(got, b.Data) {
 			t.Fatalf("BlobPath %s = %s holds other content", b.Descriptor.Digest, p)
 		}
+	}
+}
+
+func (k *kit) testGetBlobToFile(t *testing.T) {
+	ctx := context.Background()
+	loc := k.h.NewLocation(t)
+	img := RandomImage(81, 2, k.h.LayerSize)
+	k.store(t, loc, img, "v1")
+	ep, src := k.source(t, loc)
+	if !has(ep, pluginapi.CapGetBlobFile) {
+		t.Skipf("source does not advertise %q", pluginapi.CapGetBlobFile)
+	}
+	g := as[pluginapi.BlobFileGetter](t, ep, pluginapi.CapGetBlobFile)
+	if k.h.ConvertsManifests {
+		desc := k.check(t, src, img, k.readRef(img, "v1"))
+		img = servedImage(t, src, desc)
+	}
+	dir := t.TempDir()
+	empty := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for i, b := range img.Blobs() {
+		p := empty(fmt.Sprint(i))
+		var got []int64
+		if err := g.GetBlobToFile(ctx, b.Descriptor, p, func(n int64) { got = append(got, n) }); err != nil {
+			t.Fatalf("GetBlobToFile %s: %v", b.Descriptor.Digest, err)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(data, b.Data) {
+			t.Fatalf("GetBlobToFile %s wrote %d bytes (%v), not the blob's %d", b.Descriptor.Digest, len(data), err, len(b.Data))
+		}
+		for _, n := range got {
+			if n < 0 || n > b.Descriptor.Size {
+				t.Fatalf("GetBlobToFile %s reported %d bytes written of %d", b.Descriptor.Digest, n, b.Descriptor.Size)
+			}
+		}
+		if b.Descriptor.Size > 0 && (len(got) == 0 || got[len(got)-1] != b.Descriptor.Size) {
+			t.Fatalf("GetBlobToFile %s of %d bytes reported %v: the last report must be the size", b.Descriptor.Digest, b.Descriptor.Size, got)
+		}
+	}
+	blob := img.Blobs()[0]
+	if err := g.GetBlobToFile(ctx, missingBlob(), empty("missing"), nil); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("GetBlobToFile of a missing blob: %v, want not found", err)
+	}
+	if err := g.GetBlobToFile(ctx, blob.Descriptor, filepath.Join(dir, "absent", "file"), nil); !errors.Is(err, core.ErrUnsupported) {
+		t.Fatalf("GetBlobToFile into a file it cannot open: %v, want unsupported (the host then streams)", err)
+	}
+	full := filepath.Join(dir, "full")
+	if err := os.WriteFile(full, []byte("already here"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.GetBlobToFile(ctx, blob.Descriptor, full, nil); err == nil {
+		t.Fatal("GetBlobToFile into a file that is not empty succeeded")
+	}
+	if data, _ := os.ReadFile(full); string(data) != "already here" {
+		t.Fatalf("GetBlobToFile changed a file that was not empty: %q", data)
+	}
+	// A descriptor whose size is not the blob's: refused.
+	short := blob.Descriptor
+	short.Size--
+	if err := g.GetBlobToFile(ctx, short, empty("short"), nil); !errors.Is(err, core.ErrSizeMismatch) {
+		t.Fatalf("GetBlobToFile with a size one byte short: %v, want a size mismatch", err)
 	}
 }
 

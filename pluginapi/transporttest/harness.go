@@ -98,6 +98,7 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentPutBlob", k.testConcurrentPutBlob},
 		{"PutBlobExisting", k.testPutBlobExisting},
 		{"BlobPath", k.testBlobPath},
+		{"GetBlobToFile", k.testGetBlobToFile},
 		{"PutBlobFile", k.testPutBlobFile},
 		{"StageBlob", k.testStageBlob},
 		{"Mount", k.testMount},

@@ -59,6 +59,7 @@ const (
 	Transport_Signatures_FullMethodName          = "/stevedore.transport.v1.Transport/Signatures"
 	Transport_PutSignatures_FullMethodName       = "/stevedore.transport.v1.Transport/PutSignatures"
 	Transport_PutBlobFileProgress_FullMethodName = "/stevedore.transport.v1.Transport/PutBlobFileProgress"
+	Transport_GetBlobToFile_FullMethodName       = "/stevedore.transport.v1.Transport/GetBlobToFile"
 )
 
 // TransportClient is the client API for Transport service.
@@ -101,7 +102,12 @@ type TransportClient interface {
 	// put-blob-file-progress: PutBlobFile that reports, while it runs, how
 	// many bytes of the file it has sent (at most a few messages a second);
 	// the stream ends when the blob is stored, or with the call's error.
-	PutBlobFileProgress(ctx context.Context, in *PutBlobFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PutBlobFileProgressEvent], error)
+	PutBlobFileProgress(ctx context.Context, in *PutBlobFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlobFileProgress], error)
+	// get-blob-file: the source writes a blob's bytes into an empty file the
+	// host names (one a destination staged), reporting the bytes written as
+	// PutBlobFileProgress does; the destination verifies them when the file
+	// is committed.
+	GetBlobToFile(ctx context.Context, in *GetBlobToFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlobFileProgress], error)
 }
 
 type transportClient struct {
@@ -366,13 +372,13 @@ func (c *transportClient) PutSignatures(ctx context.Context, opts ...grpc.CallOp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_PutSignaturesClient = grpc.ClientStreamingClient[PutSignaturesRequest, PutSignaturesResponse]
 
-func (c *transportClient) PutBlobFileProgress(ctx context.Context, in *PutBlobFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PutBlobFileProgressEvent], error) {
+func (c *transportClient) PutBlobFileProgress(ctx context.Context, in *PutBlobFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlobFileProgress], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[4], Transport_PutBlobFileProgress_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[PutBlobFileRequest, PutBlobFileProgressEvent]{ClientStream: stream}
+	x := &grpc.GenericClientStream[PutBlobFileRequest, BlobFileProgress]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -383,7 +389,26 @@ func (c *transportClient) PutBlobFileProgress(ctx context.Context, in *PutBlobFi
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Transport_PutBlobFileProgressClient = grpc.ServerStreamingClient[PutBlobFileProgressEvent]
+type Transport_PutBlobFileProgressClient = grpc.ServerStreamingClient[BlobFileProgress]
+
+func (c *transportClient) GetBlobToFile(ctx context.Context, in *GetBlobToFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlobFileProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[5], Transport_GetBlobToFile_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GetBlobToFileRequest, BlobFileProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_GetBlobToFileClient = grpc.ServerStreamingClient[BlobFileProgress]
 
 // TransportServer is the server API for Transport service.
 // All implementations must embed UnimplementedTransportServer
@@ -425,7 +450,12 @@ type TransportServer interface {
 	// put-blob-file-progress: PutBlobFile that reports, while it runs, how
 	// many bytes of the file it has sent (at most a few messages a second);
 	// the stream ends when the blob is stored, or with the call's error.
-	PutBlobFileProgress(*PutBlobFileRequest, grpc.ServerStreamingServer[PutBlobFileProgressEvent]) error
+	PutBlobFileProgress(*PutBlobFileRequest, grpc.ServerStreamingServer[BlobFileProgress]) error
+	// get-blob-file: the source writes a blob's bytes into an empty file the
+	// host names (one a destination staged), reporting the bytes written as
+	// PutBlobFileProgress does; the destination verifies them when the file
+	// is committed.
+	GetBlobToFile(*GetBlobToFileRequest, grpc.ServerStreamingServer[BlobFileProgress]) error
 	mustEmbedUnimplementedTransportServer()
 }
 
@@ -505,8 +535,11 @@ func (UnimplementedTransportServer) Signatures(*SignaturesRequest, grpc.ServerSt
 func (UnimplementedTransportServer) PutSignatures(grpc.ClientStreamingServer[PutSignaturesRequest, PutSignaturesResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method PutSignatures not implemented")
 }
-func (UnimplementedTransportServer) PutBlobFileProgress(*PutBlobFileRequest, grpc.ServerStreamingServer[PutBlobFileProgressEvent]) error {
+func (UnimplementedTransportServer) PutBlobFileProgress(*PutBlobFileRequest, grpc.ServerStreamingServer[BlobFileProgress]) error {
 	return status.Errorf(codes.Unimplemented, "method PutBlobFileProgress not implemented")
+}
+func (UnimplementedTransportServer) GetBlobToFile(*GetBlobToFileRequest, grpc.ServerStreamingServer[BlobFileProgress]) error {
+	return status.Errorf(codes.Unimplemented, "method GetBlobToFile not implemented")
 }
 func (UnimplementedTransportServer) mustEmbedUnimplementedTransportServer() {}
 func (UnimplementedTransportServer) testEmbeddedByValue()                   {}
@@ -912,11 +945,22 @@ func _Transport_PutBlobFileProgress_Handler(srv interface{}, stream grpc.ServerS
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(TransportServer).PutBlobFileProgress(m, &grpc.GenericServerStream[PutBlobFileRequest, PutBlobFileProgressEvent]{ServerStream: stream})
+	return srv.(TransportServer).PutBlobFileProgress(m, &grpc.GenericServerStream[PutBlobFileRequest, BlobFileProgress]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Transport_PutBlobFileProgressServer = grpc.ServerStreamingServer[PutBlobFileProgressEvent]
+type Transport_PutBlobFileProgressServer = grpc.ServerStreamingServer[BlobFileProgress]
+
+func _Transport_GetBlobToFile_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GetBlobToFileRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TransportServer).GetBlobToFile(m, &grpc.GenericServerStream[GetBlobToFileRequest, BlobFileProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_GetBlobToFileServer = grpc.ServerStreamingServer[BlobFileProgress]
 
 // Transport_ServiceDesc is the grpc.ServiceDesc for Transport service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -1026,6 +1070,11 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "PutBlobFileProgress",
 			Handler:       _Transport_PutBlobFileProgress_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "GetBlobToFile",
+			Handler:       _Transport_GetBlobToFile_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
 	"github.com/stevedore-oci/stevedore/core/manifest"
 	"github.com/stevedore-oci/stevedore/core/ref"
@@ -210,6 +213,75 @@ func (e *endpoint) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset 
 		return nil, err
 	}
 	return br, nil
+}
+
+// GetBlobToFile implements pluginapi.BlobFileGetter: the blob is downloaded
+// straight into the file the host names (a file an OCI layout staged),
+// resuming with Range where the stream breaks, with the file's writeback
+// started as it fills. The destination verifies the digest when it commits
+// the file; the size is checked here.
+func (e *endpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error {
+	step := "get blob " + desc.Digest.String() + " into " + path
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			// Not a file this process can write (another mount
+			// namespace): the host streams the blob instead.
+			err = fmt.Errorf("%v: %w", err, core.ErrUnsupported)
+		}
+		return e.fail(step, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
+		return e.fail(step, fmt.Errorf("not an empty regular file: %w", core.ErrInvalid))
+	}
+	rc, err := e.GetBlob(ctx, desc, 0)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w := atomicfile.NewWriteback(f)
+	n, err := copyCounted(w, rc, desc.Size, progress)
+	w.Wait()
+	switch {
+	case err != nil:
+		return e.fail(step, err)
+	case n != desc.Size:
+		return e.fail(step, &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: n})
+	}
+	if err := f.Close(); err != nil {
+		return e.fail(step, err)
+	}
+	return nil
+}
+
+// copyCounted copies r to w through a 1 MiB buffer, stopping one byte past
+// size (enough to tell a longer blob), and reports the bytes written each
+// buffer.
+func copyCounted(w io.Writer, r io.Reader, size int64, progress func(int64)) (int64, error) {
+	bufp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bufp)
+	buf := *bufp
+	var n int64
+	for n <= size {
+		m, err := r.Read(buf[:min(int64(len(buf)), size+1-n)])
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+			if progress != nil {
+				progress(n)
+			}
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // blobReader reads a blob and reopens it at the current offset when the
