@@ -687,7 +687,39 @@ func (c *copier) moveBlob(ctx context.Context, desc ocispec.Descriptor) error {
 			return err
 		}
 	}
+	if !c.opts.StreamOnly && c.dst.has(pluginapi.CapCopyBlob) && c.src.owner != nil && c.src.owner == c.dst.owner {
+		if done, err := c.copyInPlugin(ctx, desc); done || err != nil {
+			return err
+		}
+	}
 	return c.streamBlob(ctx, desc)
+}
+
+// copyInPlugin has the destination copy a blob from the source, two
+// endpoints of one plugin (the docker plugin between two registries): the
+// bytes go from one to the other inside the plugin, not through the host,
+// and the destination registry checks the digest before the blob is
+// visible. It reports false when the plugin cannot copy from this source
+// (the caller streams the blob instead).
+func (c *copier) copyInPlugin(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	c.emit(Event{Kind: BlobStart, Desc: desc})
+	err := c.dst.Endpoint.(pluginapi.BlobCopier).CopyBlobFrom(ctx, desc, c.src.Endpoint, func(n int64) {
+		c.emit(Event{Kind: BlobProgress, Desc: desc, Bytes: n})
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, core.ErrUnsupported) && ctx.Err() == nil:
+		return false, nil
+	case errors.Is(err, core.ErrDigestMismatch) || errors.Is(err, core.ErrSizeMismatch):
+		// The source sent wrong bytes: say so.
+		return true, c.src.wrap("blob "+desc.Digest.String(), err)
+	default:
+		return true, c.dst.wrap("copy blob "+desc.Digest.String()+" from "+c.src.ep.String(), err)
+	}
+	c.stats.copied.Add(1)
+	c.bytes.Add(desc.Size)
+	c.emit(Event{Kind: BlobDone, Desc: desc, Bytes: desc.Size})
+	return true, nil
 }
 
 // fetchToStaged has the source write a blob straight into a file the

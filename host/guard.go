@@ -162,6 +162,7 @@ var (
 	_ pluginapi.FilePutter         = (*guardedEndpoint)(nil)
 	_ pluginapi.FileProgressPutter = (*guardedEndpoint)(nil)
 	_ pluginapi.BlobFileGetter     = (*guardedEndpoint)(nil)
+	_ pluginapi.BlobCopier         = (*guardedEndpoint)(nil)
 	_ pluginapi.BlobStager         = (*guardedEndpoint)(nil)
 	_ pluginapi.SignatureLister    = (*guardedEndpoint)(nil)
 	_ pluginapi.SignatureWriter    = (*guardedEndpoint)(nil)
@@ -266,6 +267,18 @@ func (e *guardedEndpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descri
 		return e.e.GetBlobToFile(ctx, desc, path, progress)
 	})
 }
+
+// CopyBlobFrom: the plugin copies a blob between two of its endpoints by
+// itself (see fileTransfer); from is unwrapped by the RemoteEndpoint.
+func (e *guardedEndpoint) CopyBlobFrom(ctx context.Context, desc ocispec.Descriptor, from pluginapi.Endpoint, progress func(moved int64)) error {
+	return e.fileTransfer(ctx, "copy blob "+desc.Digest.String()+" from "+fmt.Sprint(from), desc.Size, progress, func(ctx context.Context, progress func(int64)) error {
+		return e.e.CopyBlobFrom(ctx, desc, from, progress)
+	})
+}
+
+// Unwrap returns the plugin's endpoint, for calls that name another
+// endpoint of the same plugin (CopyBlobFrom).
+func (e *guardedEndpoint) Unwrap() pluginapi.Endpoint { return e.e }
 
 // fileTransfer times a transfer the plugin does by itself from its reports
 // of the bytes moved: while some remain, the inactivity timeout runs from

@@ -335,6 +335,9 @@ type endpoint struct {
 	ep   ref.Endpoint
 	run  *running // nil for in-process plugins
 	caps map[string]bool
+	// owner is the plugin that opened the endpoint: two endpoints of one
+	// owner may copy blobs between them inside it (copy-blob).
+	owner pluginapi.Plugin
 }
 
 func (e *endpoint) has(c string) bool { return e.caps[c] }
@@ -379,7 +382,7 @@ func (h *Host) open(ctx context.Context, ep ref.Endpoint, mode pluginapi.Mode, o
 		o := &endpoint{ep: ep, run: r}
 		return nil, fmt.Errorf("open %s: %w", ep.WithRef(""), o.wrap("", err))
 	}
-	o := &endpoint{Endpoint: e, ep: ep, run: r, caps: capsOf(e)}
+	o := &endpoint{Endpoint: e, ep: ep, run: r, caps: capsOf(e), owner: p}
 	o.Source, _ = e.(pluginapi.Source)
 	o.Destination, _ = e.(pluginapi.Destination)
 	need := pluginapi.CapSource

@@ -144,6 +144,7 @@ var (
 	_ FilePutter         = (*RemoteEndpoint)(nil)
 	_ FileProgressPutter = (*RemoteEndpoint)(nil)
 	_ BlobFileGetter     = (*RemoteEndpoint)(nil)
+	_ BlobCopier         = (*RemoteEndpoint)(nil)
 	_ BlobStager         = (*RemoteEndpoint)(nil)
 	_ SignatureLister    = (*RemoteEndpoint)(nil)
 	_ SignatureWriter    = (*RemoteEndpoint)(nil)
@@ -344,6 +345,34 @@ func (e *RemoteEndpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descrip
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := e.p.client.GetBlobToFile(ctx, &transportv1.GetBlobToFileRequest{Handle: e.handle, DescriptorJson: b, Path: path})
+	return receiveProgress(stream, err, progress)
+}
+
+// CopyBlobFrom implements BlobCopier: from must be an endpoint of the same
+// plugin process (a *RemoteEndpoint, or a wrapper whose Unwrap leads to
+// one); any other is refused with core.ErrUnsupported.
+func (e *RemoteEndpoint) CopyBlobFrom(ctx context.Context, desc ocispec.Descriptor, from Endpoint, progress func(moved int64)) error {
+	if err := e.need(CapCopyBlob); err != nil {
+		return err
+	}
+	for {
+		u, ok := from.(interface{ Unwrap() Endpoint })
+		if !ok {
+			break
+		}
+		from = u.Unwrap()
+	}
+	src, ok := from.(*RemoteEndpoint)
+	if !ok || src.p != e.p {
+		return fmt.Errorf("%s: copy blob %s: the source is not an endpoint of this plugin: %w", e.name, desc.Digest, core.ErrUnsupported)
+	}
+	b, err := encodeDescriptor(desc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := e.p.client.CopyBlob(ctx, &transportv1.CopyBlobRequest{Handle: e.handle, DescriptorJson: b, FromHandle: src.handle})
 	return receiveProgress(stream, err, progress)
 }
 

@@ -313,6 +313,22 @@ func (s *grpcServer) GetBlobToFile(req *transportv1.GetBlobToFileRequest, stream
 	})
 }
 
+// CopyBlob runs the plugin's CopyBlobFrom with the endpoint from_handle
+// names, forwarding the count it reports (see forwardProgress).
+func (s *grpcServer) CopyBlob(req *transportv1.CopyBlobRequest, stream transportv1.Transport_CopyBlobServer) error {
+	c, desc, err := endpointFor[BlobCopier](s, req, CapCopyBlob)
+	if err != nil {
+		return err
+	}
+	from, err := endpointAs[Endpoint](s, req.GetFromHandle(), "copy-blob source")
+	if err != nil {
+		return err
+	}
+	return forwardProgress(stream, func(progress func(int64)) error {
+		return c.CopyBlobFrom(stream.Context(), desc, from, progress)
+	})
+}
+
 // forwardProgress runs a file transfer while one goroutine forwards the count
 // it reports, the latest value each progressInterval and once more at the
 // end: the plugin may report as often as it likes without the stream

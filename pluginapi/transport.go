@@ -155,6 +155,20 @@ type BlobFileGetter interface {
 	GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error
 }
 
+// BlobCopier is implemented by destinations that can copy a blob from
+// another endpoint of the same plugin by themselves (a registry plugin
+// copying between two registries: the bytes go from one to the other inside
+// the plugin, not through the host). It must verify the content (or have
+// the store verify it) before it becomes visible, as FilePutter does.
+type BlobCopier interface {
+	// CopyBlobFrom copies desc from the endpoint from, which this plugin
+	// opened (the SDK hands over its own object). An endpoint it cannot copy
+	// from is refused with an error wrapping core.ErrUnsupported, before
+	// anything moved; the host then streams the blob. progress, as in
+	// FileProgressPutter, gets the bytes moved so far.
+	CopyBlobFrom(ctx context.Context, desc ocispec.Descriptor, from Endpoint, progress func(moved int64)) error
+}
+
 // FilePutter is implemented by destinations that can take a blob from a local
 // file (hard link, reflink or copy_file_range). It must still verify the
 // content before it becomes visible.
@@ -237,7 +251,9 @@ const (
 	CapPutBlobFileProgress = "put-blob-file-progress"
 	// CapGetBlobFile: BlobFileGetter.
 	CapGetBlobFile = "get-blob-file"
-	CapStageBlob   = "stage-blob"
+	// CapCopyBlob: BlobCopier.
+	CapCopyBlob  = "copy-blob"
+	CapStageBlob = "stage-blob"
 	// CapSignatures and CapPutSignatures: SignatureLister, SignatureWriter.
 	CapSignatures    = "signatures"
 	CapPutSignatures = "put-signatures"
@@ -274,6 +290,8 @@ func Capabilities(e Endpoint) []string {
 	add(ok, CapPutBlobFileProgress)
 	_, ok = e.(BlobFileGetter)
 	add(ok, CapGetBlobFile)
+	_, ok = e.(BlobCopier)
+	add(ok, CapCopyBlob)
 	_, ok = e.(BlobStager)
 	add(ok, CapStageBlob)
 	_, ok = e.(SignatureLister)

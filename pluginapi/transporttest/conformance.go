@@ -92,6 +92,13 @@ var unadvertised = map[string]func(ctx context.Context, ep pluginapi.Endpoint, l
 		}
 		return true, g.GetBlobToFile(ctx, missingBlob(), filepath.Join(os.TempDir(), "transporttest-no-such-file"), func(int64) {})
 	},
+	pluginapi.CapCopyBlob: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
+		c, ok := ep.(pluginapi.BlobCopier)
+		if !ok {
+			return false, nil
+		}
+		return true, c.CopyBlobFrom(ctx, missingBlob(), foreignEndpoint{}, func(int64) {})
+	},
 	pluginapi.CapPutBlobFileProgress: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
 		f, ok := ep.(pluginapi.FileProgressPutter)
 		if !ok {
@@ -616,6 +623,74 @@ func (k *kit) testGetBlobToFile(t *testing.T) {
 	if err := g.GetBlobToFile(ctx, short, empty("short"), nil); !errors.Is(err, core.ErrSizeMismatch) {
 		t.Fatalf("GetBlobToFile with a size one byte short: %v, want a size mismatch", err)
 	}
+}
+
+// foreignEndpoint is an endpoint no plugin opened.
+type foreignEndpoint struct{}
+
+func (foreignEndpoint) Close(context.Context) error { return nil }
+
+func (k *kit) testCopyBlob(t *testing.T) {
+	if k.h.ReadOnly {
+		t.Skip("read-only transport")
+	}
+	ctx := context.Background()
+	srcLoc := k.h.NewLocation(t)
+	img := RandomImage(82, 2, k.h.LayerSize)
+	k.store(t, srcLoc, img, "v1")
+	loc := k.h.NewLocation(t)
+	ep, d := k.dest(t, loc)
+	if !has(ep, pluginapi.CapCopyBlob) {
+		t.Skipf("destination does not advertise %q", pluginapi.CapCopyBlob)
+	}
+	c := as[pluginapi.BlobCopier](t, ep, pluginapi.CapCopyBlob)
+	from, src := k.source(t, srcLoc)
+	if k.h.ConvertsManifests {
+		desc := k.check(t, src, img, k.readRef(img, "v1"))
+		img = servedImage(t, src, desc)
+	}
+	blob := img.Blobs()[0]
+	// Refusals first: nothing may be visible after them.
+	if err := c.CopyBlobFrom(ctx, blob.Descriptor, foreignEndpoint{}, nil); !errors.Is(err, core.ErrUnsupported) {
+		t.Fatalf("CopyBlobFrom an endpoint the plugin did not open: %v, want unsupported (the host then streams)", err)
+	}
+	if err := c.CopyBlobFrom(ctx, missingBlob(), from, nil); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("CopyBlobFrom of a missing blob: %v, want not found", err)
+	}
+	short := blob.Descriptor
+	short.Size--
+	if err := c.CopyBlobFrom(ctx, short, from, nil); !errors.Is(err, core.ErrSizeMismatch) && !errors.Is(err, core.ErrDigestMismatch) {
+		t.Fatalf("CopyBlobFrom with a size one byte short: %v, want a size or digest mismatch", err)
+	}
+	if ok, _ := d.HasBlob(ctx, blob.Descriptor); ok {
+		t.Fatal("a refused CopyBlobFrom left the blob visible")
+	}
+	for _, b := range img.Blobs() {
+		var mu sync.Mutex
+		var got []int64
+		err := c.CopyBlobFrom(ctx, b.Descriptor, from, func(n int64) {
+			mu.Lock()
+			got = append(got, n)
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatalf("CopyBlobFrom %s: %v", b.Descriptor.Digest, err)
+		}
+		if ok, err := d.HasBlob(ctx, b.Descriptor); !ok || err != nil {
+			t.Fatalf("HasBlob after CopyBlobFrom = %v, %v", ok, err)
+		}
+		mu.Lock()
+		if b.Descriptor.Size > 0 && (len(got) == 0 || got[len(got)-1] != b.Descriptor.Size) {
+			t.Fatalf("CopyBlobFrom %s of %d bytes reported %v: the last report must be the size", b.Descriptor.Digest, b.Descriptor.Size, got)
+		}
+		mu.Unlock()
+	}
+	if err := d.PutManifest(ctx, img.Manifest.Descriptor, img.Manifest.Data, k.writeRef(img, "v1")); err != nil {
+		t.Fatalf("PutManifest: %v", err)
+	}
+	finish(t, ep)
+	_, back := k.source(t, loc)
+	k.check(t, back, img, k.readRef(img, "v1"))
 }
 
 func (k *kit) testPutBlobFile(t *testing.T) {

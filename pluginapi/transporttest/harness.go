@@ -99,6 +99,7 @@ func Run(t *testing.T, h Harness) {
 		{"PutBlobExisting", k.testPutBlobExisting},
 		{"BlobPath", k.testBlobPath},
 		{"GetBlobToFile", k.testGetBlobToFile},
+		{"CopyBlob", k.testCopyBlob},
 		{"PutBlobFile", k.testPutBlobFile},
 		{"StageBlob", k.testStageBlob},
 		{"Mount", k.testMount},

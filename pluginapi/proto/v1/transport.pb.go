@@ -1934,6 +1934,66 @@ func (x *BlobFileProgress) GetBytes() int64 {
 	return 0
 }
 
+type CopyBlobRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	DescriptorJson []byte                 `protobuf:"bytes,2,opt,name=descriptor_json,json=descriptorJson,proto3" json:"descriptor_json,omitempty"`
+	FromHandle     uint64                 `protobuf:"varint,3,opt,name=from_handle,json=fromHandle,proto3" json:"from_handle,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CopyBlobRequest) Reset() {
+	*x = CopyBlobRequest{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyBlobRequest) ProtoMessage() {}
+
+func (x *CopyBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyBlobRequest.ProtoReflect.Descriptor instead.
+func (*CopyBlobRequest) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CopyBlobRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+func (x *CopyBlobRequest) GetDescriptorJson() []byte {
+	if x != nil {
+		return x.DescriptorJson
+	}
+	return nil
+}
+
+func (x *CopyBlobRequest) GetFromHandle() uint64 {
+	if x != nil {
+		return x.FromHandle
+	}
+	return 0
+}
+
 type GetBlobToFileRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Handle         uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -1945,7 +2005,7 @@ type GetBlobToFileRequest struct {
 
 func (x *GetBlobToFileRequest) Reset() {
 	*x = GetBlobToFileRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[37]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2017,7 @@ func (x *GetBlobToFileRequest) String() string {
 func (*GetBlobToFileRequest) ProtoMessage() {}
 
 func (x *GetBlobToFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[37]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2030,7 @@ func (x *GetBlobToFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlobToFileRequest.ProtoReflect.Descriptor instead.
 func (*GetBlobToFileRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{37}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetBlobToFileRequest) GetHandle() uint64 {
@@ -2004,7 +2064,7 @@ type StageBlobRequest struct {
 
 func (x *StageBlobRequest) Reset() {
 	*x = StageBlobRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[38]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2076,7 @@ func (x *StageBlobRequest) String() string {
 func (*StageBlobRequest) ProtoMessage() {}
 
 func (x *StageBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[38]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2089,7 @@ func (x *StageBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageBlobRequest.ProtoReflect.Descriptor instead.
 func (*StageBlobRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{38}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StageBlobRequest) GetHandle() uint64 {
@@ -2056,7 +2116,7 @@ type StageBlobResponse struct {
 
 func (x *StageBlobResponse) Reset() {
 	*x = StageBlobResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[39]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2128,7 @@ func (x *StageBlobResponse) String() string {
 func (*StageBlobResponse) ProtoMessage() {}
 
 func (x *StageBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[39]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2141,7 @@ func (x *StageBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageBlobResponse.ProtoReflect.Descriptor instead.
 func (*StageBlobResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{39}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StageBlobResponse) GetPath() string {
@@ -2105,7 +2165,7 @@ type CommitStagedBlobRequest struct {
 
 func (x *CommitStagedBlobRequest) Reset() {
 	*x = CommitStagedBlobRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[40]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2177,7 @@ func (x *CommitStagedBlobRequest) String() string {
 func (*CommitStagedBlobRequest) ProtoMessage() {}
 
 func (x *CommitStagedBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[40]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2190,7 @@ func (x *CommitStagedBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitStagedBlobRequest.ProtoReflect.Descriptor instead.
 func (*CommitStagedBlobRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{40}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CommitStagedBlobRequest) GetHandle() uint64 {
@@ -2169,7 +2229,7 @@ type CommitStagedBlobResponse struct {
 
 func (x *CommitStagedBlobResponse) Reset() {
 	*x = CommitStagedBlobResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[41]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2241,7 @@ func (x *CommitStagedBlobResponse) String() string {
 func (*CommitStagedBlobResponse) ProtoMessage() {}
 
 func (x *CommitStagedBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[41]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2254,7 @@ func (x *CommitStagedBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitStagedBlobResponse.ProtoReflect.Descriptor instead.
 func (*CommitStagedBlobResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{41}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{42}
 }
 
 type AbortStagedBlobRequest struct {
@@ -2207,7 +2267,7 @@ type AbortStagedBlobRequest struct {
 
 func (x *AbortStagedBlobRequest) Reset() {
 	*x = AbortStagedBlobRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[42]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2279,7 @@ func (x *AbortStagedBlobRequest) String() string {
 func (*AbortStagedBlobRequest) ProtoMessage() {}
 
 func (x *AbortStagedBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[42]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2292,7 @@ func (x *AbortStagedBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortStagedBlobRequest.ProtoReflect.Descriptor instead.
 func (*AbortStagedBlobRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{42}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AbortStagedBlobRequest) GetHandle() uint64 {
@@ -2257,7 +2317,7 @@ type AbortStagedBlobResponse struct {
 
 func (x *AbortStagedBlobResponse) Reset() {
 	*x = AbortStagedBlobResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[43]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2329,7 @@ func (x *AbortStagedBlobResponse) String() string {
 func (*AbortStagedBlobResponse) ProtoMessage() {}
 
 func (x *AbortStagedBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[43]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2342,7 @@ func (x *AbortStagedBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortStagedBlobResponse.ProtoReflect.Descriptor instead.
 func (*AbortStagedBlobResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{43}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{44}
 }
 
 type SignaturesRequest struct {
@@ -2295,7 +2355,7 @@ type SignaturesRequest struct {
 
 func (x *SignaturesRequest) Reset() {
 	*x = SignaturesRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[44]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2367,7 @@ func (x *SignaturesRequest) String() string {
 func (*SignaturesRequest) ProtoMessage() {}
 
 func (x *SignaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[44]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2380,7 @@ func (x *SignaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignaturesRequest.ProtoReflect.Descriptor instead.
 func (*SignaturesRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{44}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SignaturesRequest) GetHandle() uint64 {
@@ -2347,7 +2407,7 @@ type Signature struct {
 
 func (x *Signature) Reset() {
 	*x = Signature{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[45]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2419,7 @@ func (x *Signature) String() string {
 func (*Signature) ProtoMessage() {}
 
 func (x *Signature) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[45]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2432,7 @@ func (x *Signature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Signature.ProtoReflect.Descriptor instead.
 func (*Signature) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{45}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Signature) GetData() []byte {
@@ -2396,7 +2456,7 @@ type PutSignaturesRequest struct {
 
 func (x *PutSignaturesRequest) Reset() {
 	*x = PutSignaturesRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[46]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2468,7 @@ func (x *PutSignaturesRequest) String() string {
 func (*PutSignaturesRequest) ProtoMessage() {}
 
 func (x *PutSignaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[46]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2481,7 @@ func (x *PutSignaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSignaturesRequest.ProtoReflect.Descriptor instead.
 func (*PutSignaturesRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{46}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PutSignaturesRequest) GetHandle() uint64 {
@@ -2453,7 +2513,7 @@ type PutSignaturesResponse struct {
 
 func (x *PutSignaturesResponse) Reset() {
 	*x = PutSignaturesResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[47]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2465,7 +2525,7 @@ func (x *PutSignaturesResponse) String() string {
 func (*PutSignaturesResponse) ProtoMessage() {}
 
 func (x *PutSignaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[47]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2478,7 +2538,7 @@ func (x *PutSignaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSignaturesResponse.ProtoReflect.Descriptor instead.
 func (*PutSignaturesResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{47}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{48}
 }
 
 var File_pluginapi_proto_v1_transport_proto protoreflect.FileDescriptor
@@ -2594,7 +2654,12 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\x04path\x18\x03 \x01(\tR\x04path\"\x15\n" +
 	"\x13PutBlobFileResponse\"(\n" +
 	"\x10BlobFileProgress\x12\x14\n" +
-	"\x05bytes\x18\x01 \x01(\x03R\x05bytes\"k\n" +
+	"\x05bytes\x18\x01 \x01(\x03R\x05bytes\"s\n" +
+	"\x0fCopyBlobRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
+	"\x0fdescriptor_json\x18\x02 \x01(\fR\x0edescriptorJson\x12\x1f\n" +
+	"\vfrom_handle\x18\x03 \x01(\x04R\n" +
+	"fromHandle\"k\n" +
 	"\x14GetBlobToFileRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
 	"\x0fdescriptor_json\x18\x02 \x01(\fR\x0edescriptorJson\x12\x12\n" +
@@ -2628,7 +2693,7 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMODE_READ\x10\x01\x12\x0e\n" +
 	"\n" +
-	"MODE_WRITE\x10\x022\xa6\x13\n" +
+	"MODE_WRITE\x10\x022\x87\x14\n" +
 	"\tTransport\x12Q\n" +
 	"\x04Info\x12#.stevedore.transport.v1.InfoRequest\x1a$.stevedore.transport.v1.InfoResponse\x12Q\n" +
 	"\x04Open\x12#.stevedore.transport.v1.OpenRequest\x1a$.stevedore.transport.v1.OpenResponse\x12T\n" +
@@ -2655,7 +2720,8 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"Signatures\x12).stevedore.transport.v1.SignaturesRequest\x1a!.stevedore.transport.v1.Signature0\x01\x12n\n" +
 	"\rPutSignatures\x12,.stevedore.transport.v1.PutSignaturesRequest\x1a-.stevedore.transport.v1.PutSignaturesResponse(\x01\x12m\n" +
 	"\x13PutBlobFileProgress\x12*.stevedore.transport.v1.PutBlobFileRequest\x1a(.stevedore.transport.v1.BlobFileProgress0\x01\x12i\n" +
-	"\rGetBlobToFile\x12,.stevedore.transport.v1.GetBlobToFileRequest\x1a(.stevedore.transport.v1.BlobFileProgress0\x01BCZAgithub.com/stevedore-oci/stevedore/pluginapi/proto/v1;transportv1b\x06proto3"
+	"\rGetBlobToFile\x12,.stevedore.transport.v1.GetBlobToFileRequest\x1a(.stevedore.transport.v1.BlobFileProgress0\x01\x12_\n" +
+	"\bCopyBlob\x12'.stevedore.transport.v1.CopyBlobRequest\x1a(.stevedore.transport.v1.BlobFileProgress0\x01BCZAgithub.com/stevedore-oci/stevedore/pluginapi/proto/v1;transportv1b\x06proto3"
 
 var (
 	file_pluginapi_proto_v1_transport_proto_rawDescOnce sync.Once
@@ -2670,7 +2736,7 @@ func file_pluginapi_proto_v1_transport_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginapi_proto_v1_transport_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pluginapi_proto_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_pluginapi_proto_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_pluginapi_proto_v1_transport_proto_goTypes = []any{
 	(Mode)(0),                        // 0: stevedore.transport.v1.Mode
 	(*InfoRequest)(nil),              // 1: stevedore.transport.v1.InfoRequest
@@ -2710,22 +2776,23 @@ var file_pluginapi_proto_v1_transport_proto_goTypes = []any{
 	(*PutBlobFileRequest)(nil),       // 35: stevedore.transport.v1.PutBlobFileRequest
 	(*PutBlobFileResponse)(nil),      // 36: stevedore.transport.v1.PutBlobFileResponse
 	(*BlobFileProgress)(nil),         // 37: stevedore.transport.v1.BlobFileProgress
-	(*GetBlobToFileRequest)(nil),     // 38: stevedore.transport.v1.GetBlobToFileRequest
-	(*StageBlobRequest)(nil),         // 39: stevedore.transport.v1.StageBlobRequest
-	(*StageBlobResponse)(nil),        // 40: stevedore.transport.v1.StageBlobResponse
-	(*CommitStagedBlobRequest)(nil),  // 41: stevedore.transport.v1.CommitStagedBlobRequest
-	(*CommitStagedBlobResponse)(nil), // 42: stevedore.transport.v1.CommitStagedBlobResponse
-	(*AbortStagedBlobRequest)(nil),   // 43: stevedore.transport.v1.AbortStagedBlobRequest
-	(*AbortStagedBlobResponse)(nil),  // 44: stevedore.transport.v1.AbortStagedBlobResponse
-	(*SignaturesRequest)(nil),        // 45: stevedore.transport.v1.SignaturesRequest
-	(*Signature)(nil),                // 46: stevedore.transport.v1.Signature
-	(*PutSignaturesRequest)(nil),     // 47: stevedore.transport.v1.PutSignaturesRequest
-	(*PutSignaturesResponse)(nil),    // 48: stevedore.transport.v1.PutSignaturesResponse
-	nil,                              // 49: stevedore.transport.v1.OpenRequest.OptionsEntry
+	(*CopyBlobRequest)(nil),          // 38: stevedore.transport.v1.CopyBlobRequest
+	(*GetBlobToFileRequest)(nil),     // 39: stevedore.transport.v1.GetBlobToFileRequest
+	(*StageBlobRequest)(nil),         // 40: stevedore.transport.v1.StageBlobRequest
+	(*StageBlobResponse)(nil),        // 41: stevedore.transport.v1.StageBlobResponse
+	(*CommitStagedBlobRequest)(nil),  // 42: stevedore.transport.v1.CommitStagedBlobRequest
+	(*CommitStagedBlobResponse)(nil), // 43: stevedore.transport.v1.CommitStagedBlobResponse
+	(*AbortStagedBlobRequest)(nil),   // 44: stevedore.transport.v1.AbortStagedBlobRequest
+	(*AbortStagedBlobResponse)(nil),  // 45: stevedore.transport.v1.AbortStagedBlobResponse
+	(*SignaturesRequest)(nil),        // 46: stevedore.transport.v1.SignaturesRequest
+	(*Signature)(nil),                // 47: stevedore.transport.v1.Signature
+	(*PutSignaturesRequest)(nil),     // 48: stevedore.transport.v1.PutSignaturesRequest
+	(*PutSignaturesResponse)(nil),    // 49: stevedore.transport.v1.PutSignaturesResponse
+	nil,                              // 50: stevedore.transport.v1.OpenRequest.OptionsEntry
 }
 var file_pluginapi_proto_v1_transport_proto_depIdxs = []int32{
 	0,  // 0: stevedore.transport.v1.OpenRequest.mode:type_name -> stevedore.transport.v1.Mode
-	49, // 1: stevedore.transport.v1.OpenRequest.options:type_name -> stevedore.transport.v1.OpenRequest.OptionsEntry
+	50, // 1: stevedore.transport.v1.OpenRequest.options:type_name -> stevedore.transport.v1.OpenRequest.OptionsEntry
 	11, // 2: stevedore.transport.v1.GetBlobRequest.data_plane:type_name -> stevedore.transport.v1.DataPlane
 	11, // 3: stevedore.transport.v1.PutBlobRequest.data_plane:type_name -> stevedore.transport.v1.DataPlane
 	1,  // 4: stevedore.transport.v1.Transport.Info:input_type -> stevedore.transport.v1.InfoRequest
@@ -2746,40 +2813,42 @@ var file_pluginapi_proto_v1_transport_proto_depIdxs = []int32{
 	31, // 19: stevedore.transport.v1.Transport.Commit:input_type -> stevedore.transport.v1.CommitRequest
 	33, // 20: stevedore.transport.v1.Transport.BlobPath:input_type -> stevedore.transport.v1.BlobPathRequest
 	35, // 21: stevedore.transport.v1.Transport.PutBlobFile:input_type -> stevedore.transport.v1.PutBlobFileRequest
-	39, // 22: stevedore.transport.v1.Transport.StageBlob:input_type -> stevedore.transport.v1.StageBlobRequest
-	41, // 23: stevedore.transport.v1.Transport.CommitStagedBlob:input_type -> stevedore.transport.v1.CommitStagedBlobRequest
-	43, // 24: stevedore.transport.v1.Transport.AbortStagedBlob:input_type -> stevedore.transport.v1.AbortStagedBlobRequest
-	45, // 25: stevedore.transport.v1.Transport.Signatures:input_type -> stevedore.transport.v1.SignaturesRequest
-	47, // 26: stevedore.transport.v1.Transport.PutSignatures:input_type -> stevedore.transport.v1.PutSignaturesRequest
+	40, // 22: stevedore.transport.v1.Transport.StageBlob:input_type -> stevedore.transport.v1.StageBlobRequest
+	42, // 23: stevedore.transport.v1.Transport.CommitStagedBlob:input_type -> stevedore.transport.v1.CommitStagedBlobRequest
+	44, // 24: stevedore.transport.v1.Transport.AbortStagedBlob:input_type -> stevedore.transport.v1.AbortStagedBlobRequest
+	46, // 25: stevedore.transport.v1.Transport.Signatures:input_type -> stevedore.transport.v1.SignaturesRequest
+	48, // 26: stevedore.transport.v1.Transport.PutSignatures:input_type -> stevedore.transport.v1.PutSignaturesRequest
 	35, // 27: stevedore.transport.v1.Transport.PutBlobFileProgress:input_type -> stevedore.transport.v1.PutBlobFileRequest
-	38, // 28: stevedore.transport.v1.Transport.GetBlobToFile:input_type -> stevedore.transport.v1.GetBlobToFileRequest
-	2,  // 29: stevedore.transport.v1.Transport.Info:output_type -> stevedore.transport.v1.InfoResponse
-	4,  // 30: stevedore.transport.v1.Transport.Open:output_type -> stevedore.transport.v1.OpenResponse
-	6,  // 31: stevedore.transport.v1.Transport.Close:output_type -> stevedore.transport.v1.CloseResponse
-	8,  // 32: stevedore.transport.v1.Transport.Resolve:output_type -> stevedore.transport.v1.ResolveResponse
-	10, // 33: stevedore.transport.v1.Transport.GetManifest:output_type -> stevedore.transport.v1.GetManifestResponse
-	13, // 34: stevedore.transport.v1.Transport.GetBlob:output_type -> stevedore.transport.v1.GetBlobResponse
-	15, // 35: stevedore.transport.v1.Transport.GetBlobStream:output_type -> stevedore.transport.v1.BlobChunk
-	17, // 36: stevedore.transport.v1.Transport.HasBlob:output_type -> stevedore.transport.v1.HasBlobResponse
-	19, // 37: stevedore.transport.v1.Transport.PutBlob:output_type -> stevedore.transport.v1.PutBlobResponse
-	19, // 38: stevedore.transport.v1.Transport.PutBlobStream:output_type -> stevedore.transport.v1.PutBlobResponse
-	22, // 39: stevedore.transport.v1.Transport.PutManifest:output_type -> stevedore.transport.v1.PutManifestResponse
-	24, // 40: stevedore.transport.v1.Transport.MountBlob:output_type -> stevedore.transport.v1.MountBlobResponse
-	26, // 41: stevedore.transport.v1.Transport.ListTags:output_type -> stevedore.transport.v1.ListTagsResponse
-	28, // 42: stevedore.transport.v1.Transport.Referrers:output_type -> stevedore.transport.v1.ReferrersResponse
-	30, // 43: stevedore.transport.v1.Transport.Delete:output_type -> stevedore.transport.v1.DeleteResponse
-	32, // 44: stevedore.transport.v1.Transport.Commit:output_type -> stevedore.transport.v1.CommitResponse
-	34, // 45: stevedore.transport.v1.Transport.BlobPath:output_type -> stevedore.transport.v1.BlobPathResponse
-	36, // 46: stevedore.transport.v1.Transport.PutBlobFile:output_type -> stevedore.transport.v1.PutBlobFileResponse
-	40, // 47: stevedore.transport.v1.Transport.StageBlob:output_type -> stevedore.transport.v1.StageBlobResponse
-	42, // 48: stevedore.transport.v1.Transport.CommitStagedBlob:output_type -> stevedore.transport.v1.CommitStagedBlobResponse
-	44, // 49: stevedore.transport.v1.Transport.AbortStagedBlob:output_type -> stevedore.transport.v1.AbortStagedBlobResponse
-	46, // 50: stevedore.transport.v1.Transport.Signatures:output_type -> stevedore.transport.v1.Signature
-	48, // 51: stevedore.transport.v1.Transport.PutSignatures:output_type -> stevedore.transport.v1.PutSignaturesResponse
-	37, // 52: stevedore.transport.v1.Transport.PutBlobFileProgress:output_type -> stevedore.transport.v1.BlobFileProgress
-	37, // 53: stevedore.transport.v1.Transport.GetBlobToFile:output_type -> stevedore.transport.v1.BlobFileProgress
-	29, // [29:54] is the sub-list for method output_type
-	4,  // [4:29] is the sub-list for method input_type
+	39, // 28: stevedore.transport.v1.Transport.GetBlobToFile:input_type -> stevedore.transport.v1.GetBlobToFileRequest
+	38, // 29: stevedore.transport.v1.Transport.CopyBlob:input_type -> stevedore.transport.v1.CopyBlobRequest
+	2,  // 30: stevedore.transport.v1.Transport.Info:output_type -> stevedore.transport.v1.InfoResponse
+	4,  // 31: stevedore.transport.v1.Transport.Open:output_type -> stevedore.transport.v1.OpenResponse
+	6,  // 32: stevedore.transport.v1.Transport.Close:output_type -> stevedore.transport.v1.CloseResponse
+	8,  // 33: stevedore.transport.v1.Transport.Resolve:output_type -> stevedore.transport.v1.ResolveResponse
+	10, // 34: stevedore.transport.v1.Transport.GetManifest:output_type -> stevedore.transport.v1.GetManifestResponse
+	13, // 35: stevedore.transport.v1.Transport.GetBlob:output_type -> stevedore.transport.v1.GetBlobResponse
+	15, // 36: stevedore.transport.v1.Transport.GetBlobStream:output_type -> stevedore.transport.v1.BlobChunk
+	17, // 37: stevedore.transport.v1.Transport.HasBlob:output_type -> stevedore.transport.v1.HasBlobResponse
+	19, // 38: stevedore.transport.v1.Transport.PutBlob:output_type -> stevedore.transport.v1.PutBlobResponse
+	19, // 39: stevedore.transport.v1.Transport.PutBlobStream:output_type -> stevedore.transport.v1.PutBlobResponse
+	22, // 40: stevedore.transport.v1.Transport.PutManifest:output_type -> stevedore.transport.v1.PutManifestResponse
+	24, // 41: stevedore.transport.v1.Transport.MountBlob:output_type -> stevedore.transport.v1.MountBlobResponse
+	26, // 42: stevedore.transport.v1.Transport.ListTags:output_type -> stevedore.transport.v1.ListTagsResponse
+	28, // 43: stevedore.transport.v1.Transport.Referrers:output_type -> stevedore.transport.v1.ReferrersResponse
+	30, // 44: stevedore.transport.v1.Transport.Delete:output_type -> stevedore.transport.v1.DeleteResponse
+	32, // 45: stevedore.transport.v1.Transport.Commit:output_type -> stevedore.transport.v1.CommitResponse
+	34, // 46: stevedore.transport.v1.Transport.BlobPath:output_type -> stevedore.transport.v1.BlobPathResponse
+	36, // 47: stevedore.transport.v1.Transport.PutBlobFile:output_type -> stevedore.transport.v1.PutBlobFileResponse
+	41, // 48: stevedore.transport.v1.Transport.StageBlob:output_type -> stevedore.transport.v1.StageBlobResponse
+	43, // 49: stevedore.transport.v1.Transport.CommitStagedBlob:output_type -> stevedore.transport.v1.CommitStagedBlobResponse
+	45, // 50: stevedore.transport.v1.Transport.AbortStagedBlob:output_type -> stevedore.transport.v1.AbortStagedBlobResponse
+	47, // 51: stevedore.transport.v1.Transport.Signatures:output_type -> stevedore.transport.v1.Signature
+	49, // 52: stevedore.transport.v1.Transport.PutSignatures:output_type -> stevedore.transport.v1.PutSignaturesResponse
+	37, // 53: stevedore.transport.v1.Transport.PutBlobFileProgress:output_type -> stevedore.transport.v1.BlobFileProgress
+	37, // 54: stevedore.transport.v1.Transport.GetBlobToFile:output_type -> stevedore.transport.v1.BlobFileProgress
+	37, // 55: stevedore.transport.v1.Transport.CopyBlob:output_type -> stevedore.transport.v1.BlobFileProgress
+	30, // [30:56] is the sub-list for method output_type
+	4,  // [4:30] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -2796,7 +2865,7 @@ func file_pluginapi_proto_v1_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginapi_proto_v1_transport_proto_rawDesc), len(file_pluginapi_proto_v1_transport_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -60,6 +60,7 @@ const (
 	Transport_PutSignatures_FullMethodName       = "/stevedore.transport.v1.Transport/PutSignatures"
 	Transport_PutBlobFileProgress_FullMethodName = "/stevedore.transport.v1.Transport/PutBlobFileProgress"
 	Transport_GetBlobToFile_FullMethodName       = "/stevedore.transport.v1.Transport/GetBlobToFile"
+	Transport_CopyBlob_FullMethodName            = "/stevedore.transport.v1.Transport/CopyBlob"
 )
 
 // TransportClient is the client API for Transport service.
@@ -108,6 +109,10 @@ type TransportClient interface {
 	// PutBlobFileProgress does; the destination verifies them when the file
 	// is committed.
 	GetBlobToFile(ctx context.Context, in *GetBlobToFileRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlobFileProgress], error)
+	// copy-blob: the destination endpoint copies a blob from another endpoint
+	// of the same plugin process (from_handle) by itself, reporting the bytes
+	// moved; the destination checks the digest before the blob is visible.
+	CopyBlob(ctx context.Context, in *CopyBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlobFileProgress], error)
 }
 
 type transportClient struct {
@@ -410,6 +415,25 @@ func (c *transportClient) GetBlobToFile(ctx context.Context, in *GetBlobToFileRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_GetBlobToFileClient = grpc.ServerStreamingClient[BlobFileProgress]
 
+func (c *transportClient) CopyBlob(ctx context.Context, in *CopyBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlobFileProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Transport_ServiceDesc.Streams[6], Transport_CopyBlob_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CopyBlobRequest, BlobFileProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_CopyBlobClient = grpc.ServerStreamingClient[BlobFileProgress]
+
 // TransportServer is the server API for Transport service.
 // All implementations must embed UnimplementedTransportServer
 // for forward compatibility.
@@ -456,6 +480,10 @@ type TransportServer interface {
 	// PutBlobFileProgress does; the destination verifies them when the file
 	// is committed.
 	GetBlobToFile(*GetBlobToFileRequest, grpc.ServerStreamingServer[BlobFileProgress]) error
+	// copy-blob: the destination endpoint copies a blob from another endpoint
+	// of the same plugin process (from_handle) by itself, reporting the bytes
+	// moved; the destination checks the digest before the blob is visible.
+	CopyBlob(*CopyBlobRequest, grpc.ServerStreamingServer[BlobFileProgress]) error
 	mustEmbedUnimplementedTransportServer()
 }
 
@@ -540,6 +568,9 @@ func (UnimplementedTransportServer) PutBlobFileProgress(*PutBlobFileRequest, grp
 }
 func (UnimplementedTransportServer) GetBlobToFile(*GetBlobToFileRequest, grpc.ServerStreamingServer[BlobFileProgress]) error {
 	return status.Errorf(codes.Unimplemented, "method GetBlobToFile not implemented")
+}
+func (UnimplementedTransportServer) CopyBlob(*CopyBlobRequest, grpc.ServerStreamingServer[BlobFileProgress]) error {
+	return status.Errorf(codes.Unimplemented, "method CopyBlob not implemented")
 }
 func (UnimplementedTransportServer) mustEmbedUnimplementedTransportServer() {}
 func (UnimplementedTransportServer) testEmbeddedByValue()                   {}
@@ -962,6 +993,17 @@ func _Transport_GetBlobToFile_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_GetBlobToFileServer = grpc.ServerStreamingServer[BlobFileProgress]
 
+func _Transport_CopyBlob_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CopyBlobRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TransportServer).CopyBlob(m, &grpc.GenericServerStream[CopyBlobRequest, BlobFileProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Transport_CopyBlobServer = grpc.ServerStreamingServer[BlobFileProgress]
+
 // Transport_ServiceDesc is the grpc.ServiceDesc for Transport service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1075,6 +1117,11 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "GetBlobToFile",
 			Handler:       _Transport_GetBlobToFile_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "CopyBlob",
+			Handler:       _Transport_CopyBlob_Handler,
 			ServerStreams: true,
 		},
 	},

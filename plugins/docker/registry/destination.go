@@ -22,6 +22,7 @@ import (
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/content"
 	"github.com/stevedore-oci/stevedore/core/manifest"
+	"github.com/stevedore-oci/stevedore/pluginapi"
 )
 
 var octetStream = http.Header{"Content-Type": {"application/octet-stream"}}
@@ -147,6 +148,41 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		c.report(c.n)
 	}
 	return n, err
+}
+
+// CopyBlobFrom implements pluginapi.BlobCopier: a blob of another
+// repository this plugin opened (another registry, or one that refused a
+// mount) is downloaded and uploaded here in one stream inside the plugin,
+// each side resuming as it does alone; this registry checks the digest when
+// the upload is committed (DIGEST_INVALID otherwise), so nothing wrong
+// becomes visible.
+func (w *Writer) CopyBlobFrom(ctx context.Context, desc ocispec.Descriptor, from pluginapi.Endpoint, progress func(moved int64)) error {
+	var src *endpoint
+	switch f := from.(type) {
+	case *Reader:
+		src = f.endpoint
+	case *Writer:
+		src = f.endpoint
+	default:
+		return fmt.Errorf("docker://%s: copy blob %s: cannot copy from %T: %w", w.location, desc.Digest, from, core.ErrUnsupported)
+	}
+	step := "copy blob " + desc.Digest.String() + " from docker://" + src.location
+	if err := desc.Digest.Validate(); err != nil {
+		return w.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
+	}
+	if desc.Size < 0 {
+		return w.fail(step, fmt.Errorf("negative size %d: %w", desc.Size, core.ErrInvalid))
+	}
+	rc, err := src.GetBlob(ctx, desc, 0)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if progress != nil {
+		r = &countingReader{r: rc, report: progress}
+	}
+	return w.putBlob(ctx, step, desc, r, nil)
 }
 
 // startUpload POSTs to the uploads endpoint (with a mount query when asked)

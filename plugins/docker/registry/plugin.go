@@ -221,6 +221,8 @@ var (
 	_ pluginapi.Source         = (*Writer)(nil)
 	_ pluginapi.Mounter        = (*Writer)(nil)
 	_ pluginapi.FilePutter     = (*Writer)(nil)
+	_ pluginapi.BlobCopier     = (*Writer)(nil)
+	_ pluginapi.BlobFileGetter = (*Reader)(nil)
 	_ pluginapi.Deleter        = (*Writer)(nil)
 	_ pluginapi.TagLister      = (*Writer)(nil)
 )
