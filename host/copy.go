@@ -730,16 +730,10 @@ func (c *copier) copyInPlugin(ctx context.Context, desc ocispec.Descriptor) (boo
 // the blob instead).
 func (c *copier) fetchToStaged(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
 	st := c.dst.Endpoint.(pluginapi.BlobStager)
-	path, err := st.StageBlob(ctx, desc)
-	if err != nil {
-		if errors.Is(err, core.ErrUnsupported) {
-			return false, nil
-		}
-		return true, c.dst.wrap("stage blob "+desc.Digest.String(), err)
+	path, abort, err := c.stage(ctx, st, desc)
+	if path == "" {
+		return err != nil, err
 	}
-	// Cleanup runs even when ctx is cancelled; the plugin's Close would
-	// remove the file otherwise.
-	abort := func() { _ = st.AbortStagedBlob(context.WithoutCancel(ctx), path) }
 	c.emit(Event{Kind: BlobStart, Desc: desc})
 	err = c.src.Endpoint.(pluginapi.BlobFileGetter).GetBlobToFile(ctx, desc, path, func(n int64) {
 		c.emit(Event{Kind: BlobProgress, Desc: desc, Bytes: n})
@@ -888,16 +882,10 @@ func openRegular(path string, flag int) (*os.File, error) {
 // staged file cannot be used from this process (the plugin sees another
 // filesystem), so that the caller streams to the plugin instead.
 func (c *copier) stageBlob(ctx context.Context, st pluginapi.BlobStager, desc ocispec.Descriptor, vr *content.VerifyReader, r io.Reader) (bool, error) {
-	path, err := st.StageBlob(ctx, desc)
-	if err != nil {
-		if errors.Is(err, core.ErrUnsupported) {
-			return false, nil
-		}
-		return true, c.dst.wrap("stage blob "+desc.Digest.String(), err)
+	path, abort, err := c.stage(ctx, st, desc)
+	if path == "" {
+		return err != nil, err
 	}
-	// Cleanup runs even when ctx is cancelled; the plugin's Close would
-	// remove the file otherwise.
-	abort := func() { _ = st.AbortStagedBlob(context.WithoutCancel(ctx), path) }
 	var f *os.File
 	if filepath.IsAbs(path) {
 		f, err = openRegular(path, os.O_WRONLY)
@@ -953,6 +941,21 @@ func (c *copier) stageBlob(ctx context.Context, st pluginapi.BlobStager, desc oc
 		return true, c.dst.wrap("commit staged blob "+desc.Digest.String(), err)
 	}
 	return true, nil
+}
+
+// stage asks the destination for a file staged for desc. No path and no
+// error: the destination cannot stage here (the caller takes another way).
+// abort removes the file, even once ctx is cancelled (the plugin's Close
+// would otherwise).
+func (c *copier) stage(ctx context.Context, st pluginapi.BlobStager, desc ocispec.Descriptor) (path string, abort func(), err error) {
+	path, err = st.StageBlob(ctx, desc)
+	if err != nil {
+		if errors.Is(err, core.ErrUnsupported) {
+			return "", nil, nil
+		}
+		return "", nil, c.dst.wrap("stage blob "+desc.Digest.String(), err)
+	}
+	return path, func() { _ = st.AbortStagedBlob(context.WithoutCancel(ctx), path) }, nil
 }
 
 // stageBufs are the 1 MiB buffers of staged writes.

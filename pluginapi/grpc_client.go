@@ -320,41 +320,22 @@ func (e *RemoteEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descripto
 
 // PutBlobFileProgress implements FileProgressPutter.
 func (e *RemoteEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(sent int64)) error {
-	if err := e.need(CapPutBlobFileProgress); err != nil {
-		return err
-	}
-	b, err := encodeDescriptor(desc)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := e.p.client.PutBlobFileProgress(ctx, &transportv1.PutBlobFileRequest{Handle: e.handle, DescriptorJson: b, Path: path})
-	return receiveProgress(stream, err, progress)
+	return e.progressCall(ctx, CapPutBlobFileProgress, desc, progress, func(ctx context.Context, b []byte) (progressStream, error) {
+		return e.p.client.PutBlobFileProgress(ctx, &transportv1.PutBlobFileRequest{Handle: e.handle, DescriptorJson: b, Path: path})
+	})
 }
 
 // GetBlobToFile implements BlobFileGetter.
 func (e *RemoteEndpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error {
-	if err := e.need(CapGetBlobFile); err != nil {
-		return err
-	}
-	b, err := encodeDescriptor(desc)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := e.p.client.GetBlobToFile(ctx, &transportv1.GetBlobToFileRequest{Handle: e.handle, DescriptorJson: b, Path: path})
-	return receiveProgress(stream, err, progress)
+	return e.progressCall(ctx, CapGetBlobFile, desc, progress, func(ctx context.Context, b []byte) (progressStream, error) {
+		return e.p.client.GetBlobToFile(ctx, &transportv1.GetBlobToFileRequest{Handle: e.handle, DescriptorJson: b, Path: path})
+	})
 }
 
 // CopyBlobFrom implements BlobCopier: from must be an endpoint of the same
 // plugin process (a *RemoteEndpoint, or a wrapper whose Unwrap leads to
 // one); any other is refused with core.ErrUnsupported.
 func (e *RemoteEndpoint) CopyBlobFrom(ctx context.Context, desc ocispec.Descriptor, from Endpoint, progress func(moved int64)) error {
-	if err := e.need(CapCopyBlob); err != nil {
-		return err
-	}
 	for {
 		u, ok := from.(interface{ Unwrap() Endpoint })
 		if !ok {
@@ -364,7 +345,27 @@ func (e *RemoteEndpoint) CopyBlobFrom(ctx context.Context, desc ocispec.Descript
 	}
 	src, ok := from.(*RemoteEndpoint)
 	if !ok || src.p != e.p {
+		if err := e.need(CapCopyBlob); err != nil {
+			return err
+		}
 		return fmt.Errorf("%s: copy blob %s: the source is not an endpoint of this plugin: %w", e.name, desc.Digest, core.ErrUnsupported)
+	}
+	return e.progressCall(ctx, CapCopyBlob, desc, progress, func(ctx context.Context, b []byte) (progressStream, error) {
+		return e.p.client.CopyBlob(ctx, &transportv1.CopyBlobRequest{Handle: e.handle, DescriptorJson: b, FromHandle: src.handle})
+	})
+}
+
+// progressStream is the answer of a call that streams a transfer's counts.
+type progressStream interface {
+	Recv() (*transportv1.BlobFileProgress, error)
+}
+
+// progressCall makes a call that needs capability cap and streams the
+// counts of a transfer of desc (open starts it, given the encoded
+// descriptor), handing each to progress until the call's result.
+func (e *RemoteEndpoint) progressCall(ctx context.Context, cap string, desc ocispec.Descriptor, progress func(int64), open func(context.Context, []byte) (progressStream, error)) error {
+	if err := e.need(cap); err != nil {
+		return err
 	}
 	b, err := encodeDescriptor(desc)
 	if err != nil {
@@ -372,15 +373,7 @@ func (e *RemoteEndpoint) CopyBlobFrom(ctx context.Context, desc ocispec.Descript
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := e.p.client.CopyBlob(ctx, &transportv1.CopyBlobRequest{Handle: e.handle, DescriptorJson: b, FromHandle: src.handle})
-	return receiveProgress(stream, err, progress)
-}
-
-// receiveProgress hands a file transfer's counts to progress until the
-// stream ends with the call's result.
-func receiveProgress(stream interface {
-	Recv() (*transportv1.BlobFileProgress, error)
-}, err error, progress func(int64)) error {
+	stream, err := open(ctx, b)
 	if err != nil {
 		return fromStatus(err)
 	}
