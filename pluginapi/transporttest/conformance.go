@@ -583,22 +583,15 @@ func (k *kit) testGetBlobToFile(t *testing.T) {
 	}
 	for i, b := range img.Blobs() {
 		p := empty(fmt.Sprint(i))
-		var got []int64
-		if err := g.GetBlobToFile(ctx, b.Descriptor, p, func(n int64) { got = append(got, n) }); err != nil {
+		var log progressLog
+		if err := g.GetBlobToFile(ctx, b.Descriptor, p, log.report); err != nil {
 			t.Fatalf("GetBlobToFile %s: %v", b.Descriptor.Digest, err)
 		}
 		data, err := os.ReadFile(p)
 		if err != nil || !bytes.Equal(data, b.Data) {
 			t.Fatalf("GetBlobToFile %s wrote %d bytes (%v), not the blob's %d", b.Descriptor.Digest, len(data), err, len(b.Data))
 		}
-		for _, n := range got {
-			if n < 0 || n > b.Descriptor.Size {
-				t.Fatalf("GetBlobToFile %s reported %d bytes written of %d", b.Descriptor.Digest, n, b.Descriptor.Size)
-			}
-		}
-		if b.Descriptor.Size > 0 && (len(got) == 0 || got[len(got)-1] != b.Descriptor.Size) {
-			t.Fatalf("GetBlobToFile %s of %d bytes reported %v: the last report must be the size", b.Descriptor.Digest, b.Descriptor.Size, got)
-		}
+		log.check(t, "GetBlobToFile", b.Descriptor, true)
 	}
 	blob := img.Blobs()[0]
 	if err := g.GetBlobToFile(ctx, missingBlob(), empty("missing"), nil); !errors.Is(err, core.ErrNotFound) {
@@ -666,24 +659,14 @@ func (k *kit) testCopyBlob(t *testing.T) {
 		t.Fatal("a refused CopyBlobFrom left the blob visible")
 	}
 	for _, b := range img.Blobs() {
-		var mu sync.Mutex
-		var got []int64
-		err := c.CopyBlobFrom(ctx, b.Descriptor, from, func(n int64) {
-			mu.Lock()
-			got = append(got, n)
-			mu.Unlock()
-		})
-		if err != nil {
+		var log progressLog
+		if err := c.CopyBlobFrom(ctx, b.Descriptor, from, log.report); err != nil {
 			t.Fatalf("CopyBlobFrom %s: %v", b.Descriptor.Digest, err)
 		}
 		if ok, err := d.HasBlob(ctx, b.Descriptor); !ok || err != nil {
 			t.Fatalf("HasBlob after CopyBlobFrom = %v, %v", ok, err)
 		}
-		mu.Lock()
-		if b.Descriptor.Size > 0 && (len(got) == 0 || got[len(got)-1] != b.Descriptor.Size) {
-			t.Fatalf("CopyBlobFrom %s of %d bytes reported %v: the last report must be the size", b.Descriptor.Digest, b.Descriptor.Size, got)
-		}
-		mu.Unlock()
+		log.check(t, "CopyBlobFrom", b.Descriptor, true)
 	}
 	if err := d.PutManifest(ctx, img.Manifest.Descriptor, img.Manifest.Data, k.writeRef(img, "v1")); err != nil {
 		t.Fatalf("PutManifest: %v", err)
@@ -763,24 +746,38 @@ func putFileFunc(ctx context.Context, t *testing.T, ep pluginapi.Endpoint, mode 
 	}
 	pp := as[pluginapi.FileProgressPutter](t, ep, pluginapi.CapPutBlobFileProgress)
 	return func(desc ocispec.Descriptor, path string) error {
-		var mu sync.Mutex
-		var got []int64
-		err := pp.PutBlobFileProgress(ctx, desc, path, func(n int64) {
-			mu.Lock()
-			got = append(got, n)
-			mu.Unlock()
-		})
-		mu.Lock()
-		defer mu.Unlock()
-		for _, n := range got {
-			if n < 0 || n > desc.Size {
-				t.Errorf("PutBlobFileProgress %s reported %d bytes sent of %d", desc.Digest, n, desc.Size)
-			}
-		}
-		if err == nil && desc.Size > 0 && (len(got) == 0 || got[len(got)-1] != desc.Size) {
-			t.Errorf("PutBlobFileProgress %s of %d bytes reported %v: the last report must be the size", desc.Digest, desc.Size, got)
-		}
+		var log progressLog
+		err := pp.PutBlobFileProgress(ctx, desc, path, log.report)
+		log.check(t, "PutBlobFileProgress", desc, err == nil)
 		return err
+	}
+}
+
+// progressLog records the counts a transfer reports (from any goroutine).
+type progressLog struct {
+	mu  sync.Mutex
+	got []int64
+}
+
+func (p *progressLog) report(n int64) {
+	p.mu.Lock()
+	p.got = append(p.got, n)
+	p.mu.Unlock()
+}
+
+// check fails t when a count was outside [0, desc.Size] or, for a transfer
+// that succeeded, the last one is not the size.
+func (p *progressLog) check(t *testing.T, call string, desc ocispec.Descriptor, succeeded bool) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range p.got {
+		if n < 0 || n > desc.Size {
+			t.Errorf("%s %s reported %d bytes moved of %d", call, desc.Digest, n, desc.Size)
+		}
+	}
+	if succeeded && desc.Size > 0 && (len(p.got) == 0 || p.got[len(p.got)-1] != desc.Size) {
+		t.Errorf("%s %s of %d bytes reported %v: the last report must be the size", call, desc.Digest, desc.Size, p.got)
 	}
 }
 
