@@ -84,9 +84,11 @@ type CopyResult struct {
 
 // Copy copies one image (or index) from src to dst, both endpoint strings
 // such as "oci:/srv/layout:v1" or "docker://registry/repo:tag". Blobs are
-// verified in the host as they pass; children are written before parents
-// and the tag last, so an interrupted copy never leaves a tag pointing at
-// missing content.
+// verified before they become visible: in the host as they pass, or by the
+// destination as it commits bytes that skipped the host (link, upload from
+// a file, download into a staged file, copy inside one plugin). Children
+// are written before parents and the tag last, so an interrupted copy never
+// leaves a tag pointing at missing content.
 func (h *Host) Copy(ctx context.Context, src, dst string, opts CopyOptions) (*CopyResult, error) {
 	srcEP, err := h.ParseEndpoint(ctx, src)
 	if err != nil {
