@@ -705,22 +705,18 @@ func (c *copier) moveBlob(ctx context.Context, desc ocispec.Descriptor) error {
 // (the caller streams the blob instead).
 func (c *copier) copyInPlugin(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
 	c.emit(Event{Kind: BlobStart, Desc: desc})
-	err := c.dst.Endpoint.(pluginapi.BlobCopier).CopyBlobFrom(ctx, desc, c.src.Endpoint, func(n int64) {
-		c.emit(Event{Kind: BlobProgress, Desc: desc, Bytes: n})
-	})
+	err := c.dst.Endpoint.(pluginapi.BlobCopier).CopyBlobFrom(ctx, desc, c.src.Endpoint, c.progress(desc))
 	switch {
 	case err == nil:
 	case errors.Is(err, core.ErrUnsupported) && ctx.Err() == nil:
 		return false, nil
-	case errors.Is(err, core.ErrDigestMismatch) || errors.Is(err, core.ErrSizeMismatch):
+	case wrongContent(err):
 		// The source sent wrong bytes: say so.
 		return true, c.src.wrap("blob "+desc.Digest.String(), err)
 	default:
 		return true, c.dst.wrap("copy blob "+desc.Digest.String()+" from "+c.src.ep.String(), err)
 	}
-	c.stats.copied.Add(1)
-	c.bytes.Add(desc.Size)
-	c.emit(Event{Kind: BlobDone, Desc: desc, Bytes: desc.Size})
+	c.moved(desc, BlobDone)
 	return true, nil
 }
 
@@ -737,9 +733,7 @@ func (c *copier) fetchToStaged(ctx context.Context, desc ocispec.Descriptor) (bo
 		return err != nil, err
 	}
 	c.emit(Event{Kind: BlobStart, Desc: desc})
-	err = c.src.Endpoint.(pluginapi.BlobFileGetter).GetBlobToFile(ctx, desc, path, func(n int64) {
-		c.emit(Event{Kind: BlobProgress, Desc: desc, Bytes: n})
-	})
+	err = c.src.Endpoint.(pluginapi.BlobFileGetter).GetBlobToFile(ctx, desc, path, c.progress(desc))
 	if err != nil {
 		abort()
 		if errors.Is(err, core.ErrUnsupported) && ctx.Err() == nil {
@@ -752,15 +746,13 @@ func (c *copier) fetchToStaged(ctx context.Context, desc ocispec.Descriptor) (bo
 	releaseSlot(ctx)
 	if err := st.CommitStagedBlob(ctx, desc, path); err != nil {
 		abort()
-		if errors.Is(err, core.ErrDigestMismatch) || errors.Is(err, core.ErrSizeMismatch) {
+		if wrongContent(err) {
 			// The source sent wrong bytes: say so.
 			return true, c.src.wrap("blob "+desc.Digest.String(), err)
 		}
 		return true, c.dst.wrap("commit staged blob "+desc.Digest.String(), err)
 	}
-	c.stats.copied.Add(1)
-	c.bytes.Add(desc.Size)
-	c.emit(Event{Kind: BlobDone, Desc: desc, Bytes: desc.Size})
+	c.moved(desc, BlobDone)
 	return true, nil
 }
 
@@ -778,18 +770,14 @@ func (c *copier) linkBlob(ctx context.Context, desc ocispec.Descriptor) (bool, e
 	// flight, with the bytes sent when the destination reports them.
 	c.emit(Event{Kind: BlobStart, Desc: desc})
 	if c.dst.has(pluginapi.CapPutBlobFileProgress) {
-		err = c.dst.Endpoint.(pluginapi.FileProgressPutter).PutBlobFileProgress(ctx, desc, path, func(sent int64) {
-			c.emit(Event{Kind: BlobProgress, Desc: desc, Bytes: sent})
-		})
+		err = c.dst.Endpoint.(pluginapi.FileProgressPutter).PutBlobFileProgress(ctx, desc, path, c.progress(desc))
 	} else {
 		err = c.dst.Endpoint.(pluginapi.FilePutter).PutBlobFile(ctx, desc, path)
 	}
 	if err != nil {
 		return true, c.dst.wrap("put blob "+desc.Digest.String()+" from "+path, err)
 	}
-	c.stats.copied.Add(1)
-	c.bytes.Add(desc.Size)
-	c.emit(Event{Kind: BlobLinked, Desc: desc, Bytes: desc.Size})
+	c.moved(desc, BlobLinked)
 	return true, nil
 }
 
@@ -809,7 +797,7 @@ func (c *copier) streamBlob(ctx context.Context, desc ocispec.Descriptor) error 
 	vr := content.NewVerifyReader(rc, desc)
 	var r io.Reader = vr
 	if c.opts.Progress != nil {
-		r = &progressReader{r: vr, desc: desc, emit: c.emit, step: 1 << 20}
+		r = pluginapi.ProgressReader(vr, 1<<20, c.progress(desc))
 	}
 	if st, ok := c.dst.Endpoint.(pluginapi.BlobStager); ok && c.dst.has(pluginapi.CapStageBlob) {
 		staged, err := c.stageBlob(ctx, st, desc, vr, r)
@@ -817,9 +805,7 @@ func (c *copier) streamBlob(ctx context.Context, desc ocispec.Descriptor) error 
 			return err
 		}
 		if staged {
-			c.stats.copied.Add(1)
-			c.bytes.Add(desc.Size)
-			c.emit(Event{Kind: BlobDone, Desc: desc, Bytes: desc.Size})
+			c.moved(desc, BlobDone)
 			return nil
 		}
 		// The staged file is not usable from here: stream to the plugin.
@@ -835,9 +821,7 @@ func (c *copier) streamBlob(ctx context.Context, desc ocispec.Descriptor) error 
 	// A destination may stop reading early when it already holds the
 	// blob (a concurrent copy stored it); its contract is to keep only
 	// verified content, so the rest of the source is not read.
-	c.stats.copied.Add(1)
-	c.bytes.Add(desc.Size)
-	c.emit(Event{Kind: BlobDone, Desc: desc, Bytes: desc.Size})
+	c.moved(desc, BlobDone)
 	return nil
 }
 
@@ -981,9 +965,27 @@ func (w *stagedWriter) Write(p []byte) (int, error) {
 
 // verifyErr returns the integrity failure a VerifyReader hit, if any.
 func verifyErr(vr *content.VerifyReader) error {
-	err := vr.Err()
-	if errors.Is(err, core.ErrDigestMismatch) || errors.Is(err, core.ErrSizeMismatch) {
+	if err := vr.Err(); wrongContent(err) {
 		return err
 	}
 	return nil
+}
+
+// wrongContent reports whether err says a blob's bytes were not the ones
+// its descriptor names (digest or size).
+func wrongContent(err error) bool {
+	return errors.Is(err, core.ErrDigestMismatch) || errors.Is(err, core.ErrSizeMismatch)
+}
+
+// progress returns the callback that reports desc's bytes moved so far.
+func (c *copier) progress(desc ocispec.Descriptor) func(int64) {
+	return func(n int64) { c.emit(Event{Kind: BlobProgress, Desc: desc, Bytes: n}) }
+}
+
+// moved counts desc as copied and reports it done (kind BlobDone, or
+// BlobLinked when the destination took it from a local file).
+func (c *copier) moved(desc ocispec.Descriptor, kind EventKind) {
+	c.stats.copied.Add(1)
+	c.bytes.Add(desc.Size)
+	c.emit(Event{Kind: kind, Desc: desc, Bytes: desc.Size})
 }

@@ -27,24 +27,3 @@ type Event struct {
 	// Ref is the destination reference, set on the top-level ManifestDone.
 	Ref string `json:"ref,omitempty"`
 }
-
-// progressReader reports bytes read, at most every step bytes.
-type progressReader struct {
-	r      interface{ Read([]byte) (int, error) }
-	desc   ocispec.Descriptor
-	emit   func(Event)
-	n      int64
-	last   int64
-	step   int64
-	closed bool
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if p.n-p.last >= p.step || (err != nil && p.n != p.last) {
-		p.last = p.n
-		p.emit(Event{Kind: BlobProgress, Desc: p.desc, Bytes: p.n})
-	}
-	return n, err
-}

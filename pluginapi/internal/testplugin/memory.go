@@ -335,29 +335,9 @@ func (w *fileWriter) PutBlobFileProgress(ctx context.Context, desc ocispec.Descr
 	defer f.Close()
 	var r io.Reader = f
 	if progress != nil {
-		r = &reporter{r: f, report: progress}
+		r = pluginapi.ProgressReader(f, 64<<10, progress)
 	}
 	return w.PutBlob(ctx, desc, r)
-}
-
-// reporter reports the bytes read through it each 64 KiB and at the end.
-type reporter struct {
-	r       io.Reader
-	n, last int64
-	report  func(int64)
-}
-
-func (p *reporter) Read(b []byte) (int, error) {
-	if len(b) > 64<<10 {
-		b = b[:64<<10]
-	}
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if p.n-p.last >= 64<<10 || (err != nil && p.n != p.last) {
-		p.last = p.n
-		p.report(p.n)
-	}
-	return n, err
 }
 
 func (w *writer) PutManifest(_ context.Context, desc ocispec.Descriptor, raw []byte, ref string) error {

@@ -61,20 +61,27 @@ func (w *Writer) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, er
 // Nothing is buffered but the replay window. The registry verifies the
 // digest before the blob becomes visible (a mismatch is DIGEST_INVALID).
 func (w *Writer) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
-	step := "push blob " + desc.Digest.String()
+	return w.putBlob(ctx, "push blob "+desc.Digest.String(), desc, r, nil)
+}
+
+// checkBlobDesc refuses a descriptor no blob can match.
+func checkBlobDesc(desc ocispec.Descriptor) error {
 	if err := desc.Digest.Validate(); err != nil {
-		return w.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
+		return fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid)
 	}
 	if desc.Size < 0 {
-		return w.fail(step, fmt.Errorf("negative size %d: %w", desc.Size, core.ErrInvalid))
+		return fmt.Errorf("negative size %d: %w", desc.Size, core.ErrInvalid)
 	}
-	return w.putBlob(ctx, step, desc, r, nil)
+	return nil
 }
 
 // putBlob uploads r, desc.Size bytes. file, when set, is r's file: a broken
 // chunked upload resumes by reading the file again rather than from a
 // memory window of the last bytes sent.
 func (w *Writer) putBlob(ctx context.Context, step string, desc ocispec.Descriptor, r io.Reader, file io.ReaderAt) error {
+	if err := checkBlobDesc(desc); err != nil {
+		return w.fail(step, err)
+	}
 	ctx = w.scoped(ctx)
 	loc, _, err := w.startUpload(ctx, "")
 	if err != nil {
@@ -120,34 +127,16 @@ func (w *Writer) PutBlobFileProgress(ctx context.Context, desc ocispec.Descripto
 	if fi.Size() != desc.Size {
 		return w.fail(step, &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: fi.Size()})
 	}
-	if err := desc.Digest.Validate(); err != nil {
-		return w.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
-	}
-	var r io.Reader = f
-	if progress != nil {
-		r = &countingReader{r: f, report: progress}
-	}
-	return w.putBlob(ctx, step, desc, r, f)
+	return w.putBlob(ctx, step, desc, withProgress(f, progress), f)
 }
 
-// countingReader reports the bytes read through it every progressStep
-// bytes and at the end.
-type countingReader struct {
-	r       io.Reader
-	n, last int64
-	report  func(int64)
-}
-
-const progressStep = 1 << 20
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if c.n-c.last >= progressStep || (err != nil && c.n != c.last) {
-		c.last = c.n
-		c.report(c.n)
+// withProgress reports the bytes read through r each MiB and at the end,
+// when there is a progress to report to.
+func withProgress(r io.Reader, progress func(int64)) io.Reader {
+	if progress == nil {
+		return r
 	}
-	return n, err
+	return pluginapi.ProgressReader(r, 1<<20, progress)
 }
 
 // CopyBlobFrom implements pluginapi.BlobCopier: a blob of another
@@ -167,22 +156,15 @@ func (w *Writer) CopyBlobFrom(ctx context.Context, desc ocispec.Descriptor, from
 		return fmt.Errorf("docker://%s: copy blob %s: cannot copy from %T: %w", w.location, desc.Digest, from, core.ErrUnsupported)
 	}
 	step := "copy blob " + desc.Digest.String() + " from docker://" + src.location
-	if err := desc.Digest.Validate(); err != nil {
-		return w.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
-	}
-	if desc.Size < 0 {
-		return w.fail(step, fmt.Errorf("negative size %d: %w", desc.Size, core.ErrInvalid))
+	if err := checkBlobDesc(desc); err != nil {
+		return w.fail(step, err)
 	}
 	rc, err := src.GetBlob(ctx, desc, 0)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	var r io.Reader = rc
-	if progress != nil {
-		r = &countingReader{r: rc, report: progress}
-	}
-	return w.putBlob(ctx, step, desc, r, nil)
+	return w.putBlob(ctx, step, desc, withProgress(rc, progress), nil)
 }
 
 // startUpload POSTs to the uploads endpoint (with a mount query when asked)

@@ -241,7 +241,10 @@ func (e *endpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, p
 	}
 	defer rc.Close()
 	w := atomicfile.NewWriteback(f)
-	n, err := copyCounted(w, rc, desc.Size, progress)
+	// One byte past the size is enough to tell a longer blob.
+	bufp := copyBufPool.Get().(*[]byte)
+	n, err := io.CopyBuffer(w, withProgress(io.LimitReader(rc, desc.Size+1), progress), *bufp)
+	copyBufPool.Put(bufp)
 	w.Wait()
 	switch {
 	case err != nil:
@@ -253,35 +256,6 @@ func (e *endpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, p
 		return e.fail(step, err)
 	}
 	return nil
-}
-
-// copyCounted copies r to w through a 1 MiB buffer, stopping one byte past
-// size (enough to tell a longer blob), and reports the bytes written each
-// buffer.
-func copyCounted(w io.Writer, r io.Reader, size int64, progress func(int64)) (int64, error) {
-	bufp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(bufp)
-	buf := *bufp
-	var n int64
-	for n <= size {
-		m, err := r.Read(buf[:min(int64(len(buf)), size+1-n)])
-		if m > 0 {
-			if _, werr := w.Write(buf[:m]); werr != nil {
-				return n, werr
-			}
-			n += int64(m)
-			if progress != nil {
-				progress(n)
-			}
-		}
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // blobReader reads a blob and reopens it at the current offset when the
