@@ -182,162 +182,78 @@ func unsupported(what string) error {
 
 func (l *limitedEndpoint) Close(ctx context.Context) error { return l.inner.Close(ctx) }
 
-func (l *limitedEndpoint) Resolve(ctx context.Context, r string) (ocispec.Descriptor, error) {
-	s, ok := l.inner.(pluginapi.Source)
+// limitedCall runs f on the wrapped endpoint as a T, holding one of the
+// registry's slots; an endpoint that is no T says so.
+func limitedCall[T, R any](ctx context.Context, l *limitedEndpoint, name string, f func(T) (R, error)) (R, error) {
+	var zero R
+	t, ok := l.inner.(T)
 	if !ok {
-		return ocispec.Descriptor{}, unsupported("Resolve")
+		return zero, unsupported(name)
 	}
 	release, err := l.lim.acquire(ctx)
 	if err != nil {
-		return ocispec.Descriptor{}, err
+		return zero, err
 	}
 	defer release()
-	return s.Resolve(ctx, r)
+	return f(t)
+}
+
+// limitedDo is limitedCall for calls that return only an error.
+func limitedDo[T any](ctx context.Context, l *limitedEndpoint, name string, f func(T) error) error {
+	_, err := limitedCall(ctx, l, name, func(t T) (struct{}, error) { return struct{}{}, f(t) })
+	return err
+}
+
+func (l *limitedEndpoint) Resolve(ctx context.Context, r string) (ocispec.Descriptor, error) {
+	return limitedCall(ctx, l, "Resolve", func(s pluginapi.Source) (ocispec.Descriptor, error) { return s.Resolve(ctx, r) })
 }
 
 func (l *limitedEndpoint) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
-	s, ok := l.inner.(pluginapi.Source)
-	if !ok {
-		return nil, unsupported("GetManifest")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	return s.GetManifest(ctx, desc)
+	return limitedCall(ctx, l, "GetManifest", func(s pluginapi.Source) ([]byte, error) { return s.GetManifest(ctx, desc) })
 }
 
 // GetBlob holds a slot only while the download is opened: the stream may
 // feed an upload to the same registry, which needs a slot of its own.
 func (l *limitedEndpoint) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
-	s, ok := l.inner.(pluginapi.Source)
-	if !ok {
-		return nil, unsupported("GetBlob")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	return s.GetBlob(ctx, desc, offset)
+	return limitedCall(ctx, l, "GetBlob", func(s pluginapi.Source) (io.ReadCloser, error) { return s.GetBlob(ctx, desc, offset) })
 }
 
 func (l *limitedEndpoint) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
-	d, ok := l.inner.(pluginapi.Destination)
-	if !ok {
-		return false, unsupported("HasBlob")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer release()
-	return d.HasBlob(ctx, desc)
+	return limitedCall(ctx, l, "HasBlob", func(d pluginapi.Destination) (bool, error) { return d.HasBlob(ctx, desc) })
 }
 
 func (l *limitedEndpoint) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
-	d, ok := l.inner.(pluginapi.Destination)
-	if !ok {
-		return unsupported("PutBlob")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return d.PutBlob(ctx, desc, r)
+	return limitedDo(ctx, l, "PutBlob", func(d pluginapi.Destination) error { return d.PutBlob(ctx, desc, r) })
 }
 
 func (l *limitedEndpoint) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, r string) error {
-	d, ok := l.inner.(pluginapi.Destination)
-	if !ok {
-		return unsupported("PutManifest")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return d.PutManifest(ctx, desc, raw, r)
+	return limitedDo(ctx, l, "PutManifest", func(d pluginapi.Destination) error { return d.PutManifest(ctx, desc, raw, r) })
 }
 
 func (l *limitedEndpoint) ListTags(ctx context.Context) ([]string, error) {
-	t, ok := l.inner.(pluginapi.TagLister)
-	if !ok {
-		return nil, unsupported("ListTags")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	return t.ListTags(ctx)
+	return limitedCall(ctx, l, "ListTags", func(t pluginapi.TagLister) ([]string, error) { return t.ListTags(ctx) })
 }
 
 func (l *limitedEndpoint) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
-	t, ok := l.inner.(pluginapi.ReferrerLister)
-	if !ok {
-		return nil, unsupported("Referrers")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	return t.Referrers(ctx, subject, artifactType)
+	return limitedCall(ctx, l, "Referrers", func(t pluginapi.ReferrerLister) ([]ocispec.Descriptor, error) {
+		return t.Referrers(ctx, subject, artifactType)
+	})
 }
 
 func (l *limitedEndpoint) Delete(ctx context.Context, r string) error {
-	t, ok := l.inner.(pluginapi.Deleter)
-	if !ok {
-		return unsupported("Delete")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return t.Delete(ctx, r)
+	return limitedDo(ctx, l, "Delete", func(t pluginapi.Deleter) error { return t.Delete(ctx, r) })
 }
 
 func (l *limitedEndpoint) MountBlob(ctx context.Context, desc ocispec.Descriptor, from string) (bool, error) {
-	t, ok := l.inner.(pluginapi.Mounter)
-	if !ok {
-		return false, unsupported("MountBlob")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer release()
-	return t.MountBlob(ctx, desc, from)
+	return limitedCall(ctx, l, "MountBlob", func(t pluginapi.Mounter) (bool, error) { return t.MountBlob(ctx, desc, from) })
 }
 
 func (l *limitedEndpoint) Signatures(ctx context.Context, m digest.Digest) ([][]byte, error) {
-	t, ok := l.inner.(pluginapi.SignatureLister)
-	if !ok {
-		return nil, unsupported("Signatures")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	return t.Signatures(ctx, m)
+	return limitedCall(ctx, l, "Signatures", func(t pluginapi.SignatureLister) ([][]byte, error) { return t.Signatures(ctx, m) })
 }
 
 func (l *limitedEndpoint) PutSignatures(ctx context.Context, m digest.Digest, sigs [][]byte) error {
-	t, ok := l.inner.(pluginapi.SignatureWriter)
-	if !ok {
-		return unsupported("PutSignatures")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return t.PutSignatures(ctx, m, sigs)
+	return limitedDo(ctx, l, "PutSignatures", func(t pluginapi.SignatureWriter) error { return t.PutSignatures(ctx, m, sigs) })
 }
 
 // Commit, BlobPath and the staging calls are local: not limited.
@@ -361,44 +277,17 @@ func (l *limitedEndpoint) BlobPath(ctx context.Context, desc ocispec.Descriptor)
 // PutBlobFile and PutBlobFileProgress are uploads to the registry (from a
 // local file the plugin reads): limited like PutBlob.
 func (l *limitedEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path string) error {
-	t, ok := l.inner.(pluginapi.FilePutter)
-	if !ok {
-		return unsupported("PutBlobFile")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return t.PutBlobFile(ctx, desc, path)
+	return limitedDo(ctx, l, "PutBlobFile", func(t pluginapi.FilePutter) error { return t.PutBlobFile(ctx, desc, path) })
 }
 
 func (l *limitedEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(sent int64)) error {
-	t, ok := l.inner.(pluginapi.FileProgressPutter)
-	if !ok {
-		return unsupported("PutBlobFileProgress")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return t.PutBlobFileProgress(ctx, desc, path, progress)
+	return limitedDo(ctx, l, "PutBlobFileProgress", func(t pluginapi.FileProgressPutter) error { return t.PutBlobFileProgress(ctx, desc, path, progress) })
 }
 
 // GetBlobToFile is a download from the registry, written by the plugin: it
 // holds its slot for the whole transfer.
 func (l *limitedEndpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error {
-	t, ok := l.inner.(pluginapi.BlobFileGetter)
-	if !ok {
-		return unsupported("GetBlobToFile")
-	}
-	release, err := l.lim.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return t.GetBlobToFile(ctx, desc, path, progress)
+	return limitedDo(ctx, l, "GetBlobToFile", func(t pluginapi.BlobFileGetter) error { return t.GetBlobToFile(ctx, desc, path, progress) })
 }
 
 func (l *limitedEndpoint) StageBlob(ctx context.Context, desc ocispec.Descriptor) (string, error) {
