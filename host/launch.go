@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,9 +55,10 @@ func pluginEnv(socketDir string) []string {
 // Timeouts of plugin calls. A plugin that stops answering must not hang
 // the host: control calls (open, resolve, manifests, has-blob, tags, delete,
 // close...) get a per-call deadline, and blob transfers are given up when no
-// byte moves for the inactivity timeout (PutBlobFileProgress: no progress
-// reported). Commit, PutBlobFile and CommitStagedBlob do bulk work inside
-// the plugin with nothing to watch, so only cancellation bounds them.
+// byte moves for the inactivity timeout (for the transfers a plugin makes
+// by itself, PutBlobFileProgress, GetBlobToFile and CopyBlobFrom: no
+// progress reported). Commit, PutBlobFile and CommitStagedBlob do bulk work
+// inside the plugin with nothing to watch, so only cancellation bounds them.
 const (
 	// EnvCallTimeout overrides DefaultCallTimeout (a Go duration such as
 	// "90s", or plain seconds; "0" or "off" disables it).
@@ -125,12 +127,7 @@ type running struct {
 
 // serves reports whether the process serves transport.
 func (r *running) serves(transport string) bool {
-	for _, t := range r.info.Transports {
-		if t == transport {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(r.info.Transports, transport)
 }
 
 // kill stops the process (never one reattached by hand, which we did not
