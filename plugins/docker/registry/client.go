@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -290,39 +291,41 @@ func tlsConfig(name, host string, opts options) (*tls.Config, error) {
 			}
 		}
 	}
-	extra := x509.NewCertPool()
-	var cas [][]byte
+	var cas []*x509.Certificate
 	for _, dir := range dirs {
-		pems, err := loadCertDir(conf, extra, dir)
+		found, err := loadCertDir(conf, dir)
 		if err != nil {
 			return nil, err
 		}
-		cas = append(cas, pems...)
+		cas = append(cas, found...)
 	}
 	if len(cas) > 0 && opts.tlsVerify {
-		verifyExtraFirst(conf, extra, cas)
+		verifyExtraFirst(conf, cas)
 	}
 	return conf, nil
 }
 
 // verifyExtraFirst makes conf trust the system roots plus the CA
 // certificates cas (those of the certificate directories, as docker and
-// skopeo do; extra holds them parsed), checking a server against extra
-// alone first: a registry with a
+// skopeo do), checking a server against cas alone first: a registry with a
 // private CA gets the same answer without the system's few hundred root
 // certificates being parsed (~20 ms) on every run; they are loaded only
 // when cas do not verify the server. The standard verification is
 // replaced, not skipped: VerifyConnection checks the chain, its use for
 // server authentication and the host name on every handshake, resumed
 // ones included.
-func verifyExtraFirst(conf *tls.Config, extra *x509.CertPool, cas [][]byte) {
+func verifyExtraFirst(conf *tls.Config, cas []*x509.Certificate) {
+	extra := x509.NewCertPool()
+	for _, c := range cas {
+		extra.AddCert(c)
+	}
 	full := sync.OnceValue(func() *x509.CertPool {
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			return extra
 		}
-		for _, pem := range cas {
-			pool.AppendCertsFromPEM(pem)
+		for _, c := range cas {
+			pool.AddCert(c)
 		}
 		return pool
 	})
@@ -352,9 +355,9 @@ func verifyExtraFirst(conf *tls.Config, extra *x509.CertPool, cas [][]byte) {
 // containers tools read.
 var certsDRoots = []string{"/etc/containers/certs.d", "/etc/docker/certs.d"}
 
-// loadCertDir adds the client certificates of dir to conf and its CA
-// certificates (*.crt) to cas, and returns those PEM-encoded.
-func loadCertDir(conf *tls.Config, cas *x509.CertPool, dir string) ([][]byte, error) {
+// loadCertDir adds the client certificates of dir to conf and returns its
+// CA certificates (*.crt).
+func loadCertDir(conf *tls.Config, dir string) ([]*x509.Certificate, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -367,7 +370,7 @@ func loadCertDir(conf *tls.Config, cas *x509.CertPool, dir string) ([][]byte, er
 		names = append(names, ent.Name())
 	}
 	sort.Strings(names)
-	var pems [][]byte
+	var cas []*x509.Certificate
 	for _, n := range names {
 		path := filepath.Join(dir, n)
 		switch {
@@ -376,10 +379,11 @@ func loadCertDir(conf *tls.Config, cas *x509.CertPool, dir string) ([][]byte, er
 			if err != nil {
 				return nil, fmt.Errorf("CA certificate %s: %w", path, err)
 			}
-			if !cas.AppendCertsFromPEM(pem) {
+			certs := parseCerts(pem)
+			if len(certs) == 0 {
 				return nil, fmt.Errorf("CA certificate %s holds no PEM certificate: %w", path, core.ErrInvalid)
 			}
-			pems = append(pems, pem)
+			cas = append(cas, certs...)
 		case strings.HasSuffix(n, ".cert"):
 			keyPath := strings.TrimSuffix(path, ".cert") + ".key"
 			pair, err := tls.LoadX509KeyPair(path, keyPath)
@@ -393,7 +397,26 @@ func loadCertDir(conf *tls.Config, cas *x509.CertPool, dir string) ([][]byte, er
 			}
 		}
 	}
-	return pems, nil
+	return cas, nil
+}
+
+// parseCerts returns the certificates of the PEM CERTIFICATE blocks in b,
+// skipping what does not parse (as x509.CertPool.AppendCertsFromPEM does).
+func parseCerts(b []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			return out
+		}
+		if block.Type != "CERTIFICATE" || len(block.Headers) != 0 {
+			continue
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			out = append(out, c)
+		}
+	}
 }
 
 // firstRequestGate holds a registry's requests until its first one has its

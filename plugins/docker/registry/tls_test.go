@@ -36,13 +36,13 @@ func TestVerifyExtraFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: otherDER})
-	get := func(cas [][]byte, serverName string) error {
+	get := func(pems [][]byte, serverName string) error {
 		conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
-		extra := x509.NewCertPool()
-		for _, c := range cas {
-			extra.AppendCertsFromPEM(c)
+		var cas []*x509.Certificate
+		for _, p := range pems {
+			cas = append(cas, parseCerts(p)...)
 		}
-		verifyExtraFirst(conf, extra, cas)
+		verifyExtraFirst(conf, cas)
 		c := &http.Client{Transport: &http.Transport{TLSClientConfig: conf}}
 		resp, err := c.Get(srv.URL)
 		if err == nil {
