@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/pluginapi"
 )
@@ -117,16 +118,9 @@ func TestChunkResumeMidPatch(t *testing.T) {
 	if err := w.PutBlob(context.Background(), desc, reader); err != nil {
 		t.Fatal(err)
 	}
+	wantResumed(t, srv, desc)
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if !srv.blobs[desc.Digest] {
-		t.Fatal("blob not committed")
-	}
-	// The resumed PATCH starts a new chunk at the registry's offset.
-	want := []string{"0-3999", "4000-7999", "5500-9499", "9500-9999"}
-	if strings.Join(srv.ranges, " ") != strings.Join(want, " ") {
-		t.Fatalf("PATCH ranges %q, want %q", srv.ranges, want)
-	}
 	if srv.statuses != 1 {
 		t.Fatalf("%d status requests, want 1", srv.statuses)
 	}
@@ -171,6 +165,14 @@ func TestChunkResumeFromFile(t *testing.T) {
 	if err := w.PutBlobFile(context.Background(), desc, path); err != nil {
 		t.Fatal(err)
 	}
+	wantResumed(t, srv, desc)
+}
+
+// wantResumed checks that the blob was committed after a PATCH cut
+// half-way was resumed: the resumed PATCH starts a new chunk at the
+// registry's offset.
+func wantResumed(t *testing.T, srv *resumableUploads, desc ocispec.Descriptor) {
+	t.Helper()
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if !srv.blobs[desc.Digest] {
