@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,8 +26,9 @@ import (
 	"github.com/stevedore-oci/stevedore/plugins/oci-layout/ocilayout"
 )
 
-// spyPlugin serves "oci" through ocilayout, counting the calls the copy
-// engine makes and injecting faults, so tests see which path bytes took.
+// spyPlugin serves "oci" through ocilayout (or another plugin's transports,
+// spyOn), counting the calls the copy engine makes and injecting faults, so
+// tests see which path bytes took.
 type spyPlugin struct {
 	inner pluginapi.Plugin
 	fault string // "" or one of the spy* faults below
@@ -46,8 +48,11 @@ const (
 	spyCommitFails = "commit-fails" // CommitStagedBlob fails
 )
 
-func newSpy(fault string) *spyPlugin {
-	return &spyPlugin{inner: ocilayout.New(), fault: fault, calls: map[string]int{}, moved: map[string]string{}}
+func newSpy(fault string) *spyPlugin { return spyOn(ocilayout.New(), fault) }
+
+// spyOn is a spyPlugin serving inner's transports.
+func spyOn(inner pluginapi.Plugin, fault string) *spyPlugin {
+	return &spyPlugin{inner: inner, fault: fault, calls: map[string]int{}, moved: map[string]string{}}
 }
 
 func (p *spyPlugin) count(name string) {
@@ -77,7 +82,18 @@ type spyEndpoint struct {
 	p *spyPlugin
 }
 
-func (e *spyEndpoint) Capabilities() []string { return pluginapi.Capabilities(e.Endpoint) }
+// Capabilities passes on those of the wrapped endpoint that the spy
+// implements too.
+func (e *spyEndpoint) Capabilities() []string {
+	mine := pluginapi.Capabilities(&spyEndpoint{})
+	var caps []string
+	for _, c := range pluginapi.Capabilities(e.Endpoint) {
+		if slices.Contains(mine, c) {
+			caps = append(caps, c)
+		}
+	}
+	return caps
+}
 
 func (e *spyEndpoint) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
 	return e.Endpoint.(pluginapi.Source).Resolve(ctx, ref)
@@ -121,6 +137,14 @@ func (e *spyEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, 
 func (e *spyEndpoint) MountBlob(ctx context.Context, desc ocispec.Descriptor, from string) (bool, error) {
 	e.p.count("MountBlob")
 	return e.Endpoint.(pluginapi.Mounter).MountBlob(ctx, desc, from)
+}
+
+func (e *spyEndpoint) CopyBlobFrom(ctx context.Context, desc ocispec.Descriptor, from pluginapi.Endpoint, progress func(int64)) error {
+	e.p.count("CopyBlobFrom")
+	if f, ok := from.(*spyEndpoint); ok {
+		from = f.Endpoint
+	}
+	return e.Endpoint.(pluginapi.BlobCopier).CopyBlobFrom(ctx, desc, from, progress)
 }
 
 func (e *spyEndpoint) StageBlob(ctx context.Context, desc ocispec.Descriptor) (string, error) {
