@@ -603,6 +603,22 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 		c.emit(Event{Kind: BlobSkipped, Desc: desc})
 		return nil
 	}
+	// Mounts are for another location of the same kind (the plugin refuses
+	// one it cannot mount from); two registries never mount, so they are
+	// not asked.
+	mount := !c.opts.StreamOnly && c.dst.has(pluginapi.CapMount) && c.src.ep.Transport == c.dst.ep.Transport &&
+		c.src.ep.Location != c.dst.ep.Location && registryOf(c.src.ep) == registryOf(c.dst.ep)
+	// A remote destination (one that stages no local file) is asked to
+	// mount first: a mount answers whether or not it already holds the
+	// blob, so a copy within one registry makes one request per blob, not
+	// a HEAD and then the mount. A local destination checks with a stat,
+	// which keeps a blob it held reported as skipped.
+	if mount && !c.dst.has(pluginapi.CapStageBlob) {
+		if c.mount(ctx, desc, c.src.ep.Location) {
+			return nil
+		}
+		mount = false // refused: check, then copy the bytes
+	}
 	has, err := c.dst.HasBlob(ctx, desc)
 	if err != nil {
 		return c.dst.wrap("check blob "+desc.Digest.String(), err)
@@ -612,14 +628,8 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 		c.emit(Event{Kind: BlobSkipped, Desc: desc})
 		return nil
 	}
-	if !c.opts.StreamOnly && c.dst.has(pluginapi.CapMount) && c.src.ep.Transport == c.dst.ep.Transport && c.src.ep.Location != c.dst.ep.Location {
-		ok, err := c.dst.Endpoint.(pluginapi.Mounter).MountBlob(ctx, desc, c.src.ep.Location)
-		if err == nil && ok {
-			c.stats.mounted.Add(1)
-			c.emit(Event{Kind: BlobMounted, Desc: desc})
-			return nil
-		}
-		// A refused mount falls back to copying the bytes.
+	if mount && c.mount(ctx, desc, c.src.ep.Location) {
+		return nil
 	}
 	for attempt := 1; ; attempt++ {
 		if err := reacquireSlot(ctx); err != nil {
@@ -641,6 +651,19 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 		case <-t.C:
 		}
 	}
+}
+
+// mount asks the destination to mount desc from location from and reports
+// whether it did. A refusal, or a failed mount, means the bytes are to be
+// copied.
+func (c *copier) mount(ctx context.Context, desc ocispec.Descriptor, from string) bool {
+	ok, err := c.dst.Endpoint.(pluginapi.Mounter).MountBlob(ctx, desc, from)
+	if err != nil || !ok {
+		return false
+	}
+	c.stats.mounted.Add(1)
+	c.emit(Event{Kind: BlobMounted, Desc: desc})
+	return true
 }
 
 // blobRetries is how many times a blob transfer that failed on an

@@ -77,15 +77,10 @@ func (s *blobShare) transfer(ctx context.Context, c *copier, desc ocispec.Descri
 			c.emit(Event{Kind: BlobSkipped, Desc: desc})
 			return nil
 		}
-		if c.dst.has(pluginapi.CapMount) {
-			// A mount answers whether or not the repository already
-			// holds the blob, so no HasBlob first: one request.
-			ok, err := c.dst.Endpoint.(pluginapi.Mounter).MountBlob(ctx, desc, f.loc)
-			if err == nil && ok {
-				c.stats.mounted.Add(1)
-				c.emit(Event{Kind: BlobMounted, Desc: desc})
-				return nil
-			}
+		// A mount answers whether or not the repository already holds the
+		// blob, so no HasBlob first: one request.
+		if c.dst.has(pluginapi.CapMount) && c.mount(ctx, desc, f.loc) {
+			return nil
 		}
 	}
 	return c.transferBlob(ctx, desc)
