@@ -235,6 +235,13 @@ func (c *copier) checksHeld(dstRef string) bool {
 // it references (registries check, and every transport writes children
 // first).
 func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstRef string, all bool, held digest.Digest) (*CopyResult, error) {
+	if held != "" && held == root.Digest && (all || manifest.IsImageManifest(root.MediaType)) {
+		// The destination holds the source's manifest, and no platform
+		// is to be picked from it: up to date without fetching it.
+		if res, err := c.upToDate(ctx, root, dstRef); res != nil || err != nil {
+			return res, err
+		}
+	}
 	m, err := c.fetchManifest(ctx, root)
 	if err != nil {
 		return nil, err
@@ -252,13 +259,8 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 		desc.MediaType = m.MediaType
 	}
 	if held != "" && held == desc.Digest {
-		sigs, err := c.signatures(ctx, desc.Digest)
-		if err != nil {
-			return nil, err
-		}
-		if len(sigs) == 0 {
-			c.emit(Event{Kind: ManifestDone, Desc: desc, Ref: dstRef})
-			return &CopyResult{Descriptor: plainDesc(desc), UpToDate: true}, nil
+		if res, err := c.upToDate(ctx, desc, dstRef); res != nil || err != nil {
+			return res, err
 		}
 	}
 	if err := c.copyTree(ctx, top); err != nil {
@@ -306,6 +308,18 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 		SignaturesCopied:  int(c.stats.sigsCopied.Load()),
 		SignaturesDropped: int(c.stats.sigsDropped.Load()),
 	}, nil
+}
+
+// upToDate returns the result of a copy of desc to dstRef, which the
+// destination holds already: nil when signatures are to be copied along
+// (the copy goes on).
+func (c *copier) upToDate(ctx context.Context, desc ocispec.Descriptor, dstRef string) (*CopyResult, error) {
+	sigs, err := c.signatures(ctx, desc.Digest)
+	if err != nil || len(sigs) > 0 {
+		return nil, err
+	}
+	c.emit(Event{Kind: ManifestDone, Desc: desc, Ref: dstRef})
+	return &CopyResult{Descriptor: plainDesc(desc), UpToDate: true}, nil
 }
 
 // signatures returns the signatures of manifest d to copy: none when they

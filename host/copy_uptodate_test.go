@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,6 +56,23 @@ func TestCopyUpToDateRegistry(t *testing.T) {
 	}
 	if got := requests(); got != "HEAD /v2/mirror/manifests/"+tag {
 		t.Fatalf("second copy made %q, want one manifest HEAD", got)
+	}
+
+	// From the registry itself, to another repository holding the image:
+	// a HEAD on each side, the manifest is not fetched.
+	both := host.CopyOptions{SrcOptions: opts.DstOptions, DstOptions: opts.DstOptions}
+	if _, err := h.Copy(ctx, dst, "docker://"+reg.Ref("again")+":"+tag, both); err != nil {
+		t.Fatal(err)
+	}
+	reg.ResetStats()
+	res, err = h.Copy(ctx, dst, "docker://"+reg.Ref("again")+":"+tag, both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(requests(), "; ")
+	slices.Sort(got)
+	if want := []string{"HEAD /v2/again/manifests/" + tag, "HEAD /v2/mirror/manifests/" + tag}; !res.UpToDate || !slices.Equal(got, want) {
+		t.Fatalf("registry copy to a repository holding the image: up to date %v, requests %q, want %q", res.UpToDate, got, want)
 	}
 
 	reg.ResetStats()
