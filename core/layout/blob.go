@@ -144,6 +144,7 @@ func (s *Store) prepare(ctx context.Context, desc ocispec.Descriptor) (final str
 			return "", false, fmt.Errorf("oci layout %s: blob %s: %w", s.dir, desc.Digest, err)
 		}
 	}
+	s.sweepStale()
 	return final, false, nil
 }
 

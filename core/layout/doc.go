@@ -12,7 +12,9 @@
 // (temp file, fsync, rename, directory fsync) under an exclusive flock on
 // the file `.stevedore.lock` in the layout, so concurrent taggers in
 // different processes do not lose each other's entries. Readers need no
-// lock.
+// lock. A write that dies (crash, SIGKILL, power loss) leaves its
+// temporary file behind; the first blob write of a Store removes such files
+// once they have gone unchanged for an hour.
 //
 // Images are named by the `org.opencontainers.image.ref.name` annotation of
 // index.json entries, as skopeo and umoci do. Resolve accepts a name, a

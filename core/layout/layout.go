@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -27,7 +28,8 @@ const maxLayoutFileSize = 64 << 10
 // Store is an OCI image layout on disk. Its methods are safe for concurrent
 // use by several goroutines and by several processes sharing the directory.
 type Store struct {
-	dir string
+	dir   string
+	swept sync.Once // sweepStale
 }
 
 // Open opens an existing layout. dir must hold an oci-layout file with
