@@ -424,7 +424,8 @@ func parseCerts(b []byte) []*x509.Certificate {
 // connection is up, concurrent requests share it instead of each dialling
 // (and handshaking) its own, which on a sync of many tags means one TLS
 // handshake per registry instead of one per request in flight. Over
-// HTTP/1.1 it costs the wait for one answer, once.
+// HTTP/1.1 it costs the wait for one answer, once; plain HTTP (never
+// HTTP/2 here) is not held at all.
 type firstRequestGate struct {
 	base    http.RoundTripper
 	started atomic.Bool
@@ -432,6 +433,9 @@ type firstRequestGate struct {
 }
 
 func (g *firstRequestGate) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" {
+		return g.base.RoundTrip(req)
+	}
 	if !g.started.Swap(true) {
 		if req.Body != nil && req.Body != http.NoBody {
 			close(g.ready) // an upload: the others must not wait for its bytes

@@ -21,15 +21,20 @@ func (b *blockingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: req}, nil
 }
 
-// The first request to a registry goes alone; an upload does not hold the
-// others back.
+// The first request to a registry over TLS goes alone; an upload does not
+// hold the others back, and nothing is held over plain HTTP (no HTTP/2 to
+// share a connection of).
 func TestFirstRequestGate(t *testing.T) {
-	for _, upload := range []bool{false, true} {
+	for _, c := range []struct {
+		scheme string
+		upload bool
+	}{{"https", false}, {"https", true}, {"http", false}} {
+		upload, held := c.upload, c.scheme == "https" && !c.upload
 		base := &blockingRT{release: make(chan struct{})}
 		g := &firstRequestGate{base: base, ready: make(chan struct{})}
-		first, _ := http.NewRequest(http.MethodHead, "http://r.invalid/v2/", nil)
+		first, _ := http.NewRequest(http.MethodHead, c.scheme+"://r.invalid/v2/", nil)
 		if upload {
-			first, _ = http.NewRequest(http.MethodPut, "http://r.invalid/v2/x/blobs/uploads/1", strings.NewReader("bytes"))
+			first, _ = http.NewRequest(http.MethodPut, c.scheme+"://r.invalid/v2/x/blobs/uploads/1", strings.NewReader("bytes"))
 		}
 		done := make(chan struct{})
 		go func() { g.RoundTrip(first); close(done) }()
@@ -38,18 +43,18 @@ func TestFirstRequestGate(t *testing.T) {
 		}
 		second := make(chan struct{})
 		go func() {
-			req, _ := http.NewRequest(http.MethodHead, "http://r.invalid/v2/x/manifests/v1", nil)
+			req, _ := http.NewRequest(http.MethodHead, c.scheme+"://r.invalid/v2/x/manifests/v1", nil)
 			g.RoundTrip(req)
 			close(second)
 		}()
 		select {
 		case <-second:
-			if !upload {
-				t.Fatal("a second request went before the first had its answer")
+			if held {
+				t.Fatalf("%s: a second request went before the first had its answer", c.scheme)
 			}
 		case <-time.After(100 * time.Millisecond):
-			if upload {
-				t.Fatal("a request waited for an upload's bytes")
+			if !held {
+				t.Fatalf("%s (upload %v): a request waited for the first", c.scheme, upload)
 			}
 		}
 		close(base.release)
