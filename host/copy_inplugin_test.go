@@ -23,13 +23,7 @@ func TestCopyBetweenRegistriesInPlugin(t *testing.T) {
 	b := registrytest.Start(t, registrytest.Options{})
 	img := a.Seed("r", "v1", 2, 300_000)
 	spy := spyOn(registry.New(), "")
-	h, err := host.New(host.Options{SearchPath: []string{t.TempDir()}, InProcess: []pluginapi.Plugin{spy}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	insecure := map[string]string{"tls-verify": "false"}
-	opts := host.CopyOptions{SrcOptions: insecure, DstOptions: insecure}
+	h, opts := dockerHost(t, spy)
 	src := "docker://" + a.Ref("r") + ":v1"
 
 	res, err := h.Copy(ctx, src, "docker://"+b.Ref("m")+":v1", opts)
@@ -61,4 +55,17 @@ func TestCopyBetweenRegistriesInPlugin(t *testing.T) {
 	if _, _, err := b.GetManifest("bad", "v1"); err == nil {
 		t.Fatal("the destination was tagged after a failed copy")
 	}
+}
+
+// dockerHost returns a host whose docker transport is p, in process, and
+// the options of a copy between plain-HTTP registries.
+func dockerHost(t *testing.T, p pluginapi.Plugin) (*host.Host, host.CopyOptions) {
+	t.Helper()
+	h, err := host.New(host.Options{SearchPath: []string{t.TempDir()}, InProcess: []pluginapi.Plugin{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	insecure := map[string]string{"tls-verify": "false"}
+	return h, host.CopyOptions{SrcOptions: insecure, DstOptions: insecure}
 }

@@ -6,9 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stevedore-oci/stevedore/host"
 	"github.com/stevedore-oci/stevedore/internal/registrytest"
-	"github.com/stevedore-oci/stevedore/pluginapi"
 	"github.com/stevedore-oci/stevedore/plugins/docker/registry"
 )
 
@@ -20,13 +18,7 @@ func TestCopyWithinRegistryMountsFirst(t *testing.T) {
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{})
 	img := reg.Seed("a/src", "v1", 3, 300_000)
-	h, err := host.New(host.Options{SearchPath: []string{t.TempDir()}, InProcess: []pluginapi.Plugin{registry.New()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	insecure := map[string]string{"tls-verify": "false"}
-	opts := host.CopyOptions{SrcOptions: insecure, DstOptions: insecure}
+	h, opts := dockerHost(t, registry.New())
 	src := "docker://" + reg.Ref("a/src") + ":v1"
 
 	reg.ResetStats()
