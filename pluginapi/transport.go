@@ -121,7 +121,9 @@ type Deleter interface {
 // Mounter is implemented by destinations that can make a blob from another
 // location of the same kind appear without moving its bytes (registry
 // cross-repository mount, layout hard link). It returns false when the
-// mount did not happen and the blob must be copied.
+// mount did not happen and the blob must be copied. The host may ask before
+// it asks HasBlob: true means the blob is there afterwards, mounted or held
+// already.
 type Mounter interface {
 	MountBlob(ctx context.Context, desc ocispec.Descriptor, fromLocation string) (bool, error)
 }
