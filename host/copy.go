@@ -241,6 +241,7 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 		if res, err := c.upToDate(ctx, root, dstRef); res != nil || err != nil {
 			return res, err
 		}
+		held = "" // signatures to copy: the copy goes on, no need to ask again
 	}
 	m, err := c.fetchManifest(ctx, root)
 	if err != nil {
