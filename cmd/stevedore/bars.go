@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mattn/go-isatty"
 	"github.com/opencontainers/go-digest"
@@ -16,12 +17,18 @@ import (
 func isTerminal(f *os.File) bool { return isatty.IsTerminal(f.Fd()) }
 
 // newBars draws one bar per blob with mpb, which handles redraws and
-// terminal width for us.
-func newBars(w *os.File) *progress {
-	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(40))
+// terminal width for us (opts: more of mpb's, for tests).
+func newBars(w *os.File, opts ...mpb.ContainerOption) *progress {
+	p := mpb.New(append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(40)}, opts...)...)
 	var mu sync.Mutex
-	bars := map[digest.Digest]*mpb.Bar{}
-	bar := func(e host.Event) *mpb.Bar {
+	type blobBar struct {
+		*mpb.Bar
+		// outcome replaces the speed once the bar completes: "done", or
+		// what happened instead of a transfer ("exists", "mounted").
+		outcome atomic.Pointer[string]
+	}
+	bars := map[digest.Digest]*blobBar{}
+	bar := func(e host.Event) *blobBar {
 		mu.Lock()
 		defer mu.Unlock()
 		b, ok := bars[e.Desc.Digest]
@@ -30,17 +37,26 @@ func newBars(w *os.File) *progress {
 			if len(name) > 12 {
 				name = name[:12]
 			}
-			b = p.AddBar(e.Desc.Size,
+			b = &blobBar{}
+			speed := decor.AverageSpeed(decor.SizeB1024(0), "% .1f")
+			b.Bar = p.AddBar(e.Desc.Size,
 				mpb.PrependDecorators(decor.Name(name+" ", decor.WCSyncSpaceR), decor.CountersKibiByte("% .1f / % .1f")),
-				mpb.AppendDecorators(decor.OnComplete(decor.AverageSpeed(decor.SizeB1024(0), "% .1f"), "done")),
+				mpb.AppendDecorators(decor.Any(func(s decor.Statistics) string {
+					if o := b.outcome.Load(); o != nil && s.Completed {
+						return *o
+					}
+					str, _ := speed.Decor(s)
+					return str
+				})),
 			)
 			bars[e.Desc.Digest] = b
 		}
 		return b
 	}
-	finishBar := func(e host.Event, label string) {
+	finishBar := func(e host.Event, outcome string) {
 		b := bar(e)
-		if label != "" {
+		b.outcome.Store(&outcome)
+		if outcome != "done" {
 			b.SetCurrent(e.Desc.Size)
 		}
 		b.SetTotal(e.Desc.Size, true)
@@ -53,9 +69,11 @@ func newBars(w *os.File) *progress {
 			case host.BlobProgress:
 				bar(e).SetCurrent(e.Bytes)
 			case host.BlobDone, host.BlobLinked:
-				finishBar(e, "")
-			case host.BlobSkipped, host.BlobMounted:
-				finishBar(e, string(e.Kind))
+				finishBar(e, "done")
+			case host.BlobSkipped:
+				finishBar(e, "exists")
+			case host.BlobMounted:
+				finishBar(e, "mounted")
 			}
 		},
 		finish: func(res *host.CopyResult, err error) {
