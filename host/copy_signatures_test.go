@@ -14,41 +14,14 @@ import (
 
 	"github.com/stevedore-oci/stevedore/core/layer/layertest"
 	"github.com/stevedore-oci/stevedore/host"
+	"github.com/stevedore-oci/stevedore/internal/peertest"
 	"github.com/stevedore-oci/stevedore/pluginapi"
 	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 	"github.com/stevedore-oci/stevedore/plugins/dir/dirtransport"
 	"github.com/stevedore-oci/stevedore/plugins/oci-layout/ocilayout"
 )
 
-// signatureFiles maps the names of a dir: image's signature files to their
-// contents.
-func signatureFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, e := range ents {
-		if strings.Contains(e.Name(), "signature-") {
-			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[e.Name()] = string(b)
-		}
-	}
-	return out
-}
-
-func names(m map[string]string) []string {
-	var out []string
-	for n := range m {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
-}
+func names(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 // The copy engine moves each manifest's signatures between endpoints that
 // list and store them, the top-level one's before its tag; a destination
@@ -93,7 +66,7 @@ func TestCopySignatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := signatureFiles(t, filepath.Join(tmp, "b")); !maps.Equal(got, want) || res.SignaturesCopied != 6 || res.SignaturesDropped != 0 {
+	if got := peertest.SignatureFiles(t, filepath.Join(tmp, "b")); !maps.Equal(got, want) || res.SignaturesCopied != 6 || res.SignaturesDropped != 0 {
 		t.Fatalf("--all: signature files %v (copied %d, dropped %d), want %v", names(got), res.SignaturesCopied, res.SignaturesDropped, names(want))
 	}
 	// One platform: its signatures are the image's.
@@ -102,7 +75,7 @@ func TestCopySignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantOne := map[string]string{"signature-1": "\xa3arm64 1", "signature-2": "\xa3arm64 2", "signature-3": "\xa3arm64 3"}
-	if got := signatureFiles(t, filepath.Join(tmp, "one")); !maps.Equal(got, wantOne) || res.SignaturesCopied != 3 {
+	if got := peertest.SignatureFiles(t, filepath.Join(tmp, "one")); !maps.Equal(got, wantOne) || res.SignaturesCopied != 3 {
 		t.Fatalf("one platform: signature files %v (copied %d), want %v", names(got), res.SignaturesCopied, names(wantOne))
 	}
 	if logs.String() != "" {
@@ -129,7 +102,7 @@ func TestCopySignatures(t *testing.T) {
 	if res, err = h.Copy(ctx, "dir:"+a, "dir:"+tmp+"/r", host.CopyOptions{All: true, RemoveSignatures: true}); err != nil || res.SignaturesCopied != 0 {
 		t.Fatalf("RemoveSignatures to dir: %v, copied %d", err, res.SignaturesCopied)
 	}
-	if got := signatureFiles(t, filepath.Join(tmp, "r")); len(got) != 0 {
+	if got := peertest.SignatureFiles(t, filepath.Join(tmp, "r")); len(got) != 0 {
 		t.Fatalf("RemoveSignatures to dir wrote %v", names(got))
 	}
 	if logs.String() != before {

@@ -14,29 +14,9 @@ import (
 	"github.com/stevedore-oci/stevedore/internal/peertest"
 )
 
-// sigFiles maps the signature files of a dir: image to their contents.
-func sigFiles(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, e := range ents {
-		if strings.Contains(e.Name(), "signature-") {
-			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[e.Name()] = string(b)
-		}
-	}
-	return out
-}
-
 func wantSigFiles(t *testing.T, what, dir string, want map[string]string) {
 	t.Helper()
-	if got := sigFiles(t, dir); !maps.Equal(got, want) {
+	if got := peertest.SignatureFiles(t, dir); !maps.Equal(got, want) {
 		t.Fatalf("%s: signature files %v, want %v (same names and bytes)", what, slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
 }

@@ -7,6 +7,7 @@ package peertest
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -44,4 +45,26 @@ func Run(t testing.TB, tool string, args ...string) string {
 func Skopeo(t testing.TB, args ...string) string {
 	t.Helper()
 	return Run(t, "skopeo", append([]string{"--insecure-policy"}, args...)...)
+}
+
+// SignatureFiles maps the names of the signature files of a dir: image
+// (signature-N, and <hex>.signature-N for the children of an index, as
+// skopeo writes them) to their contents.
+func SignatureFiles(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range ents {
+		if strings.Contains(e.Name(), "signature-") {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[e.Name()] = string(b)
+		}
+	}
+	return out
 }
