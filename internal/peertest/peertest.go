@@ -52,13 +52,20 @@ func Skopeo(t testing.TB, args ...string) string {
 // skopeo writes them) to their contents.
 func SignatureFiles(t testing.TB, dir string) map[string]string {
 	t.Helper()
+	return Files(t, dir, "signature-")
+}
+
+// Files maps the names of the files in dir that contain substr (all for
+// "") to their contents.
+func Files(t testing.TB, dir, substr string) map[string]string {
+	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]string{}
 	for _, e := range ents {
-		if strings.Contains(e.Name(), "signature-") {
+		if strings.Contains(e.Name(), substr) {
 			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 			if err != nil {
 				t.Fatal(err)

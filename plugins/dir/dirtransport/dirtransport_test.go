@@ -21,24 +21,6 @@ import (
 	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 )
 
-// listDir maps file names to contents.
-func listDir(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[e.Name()] = string(b)
-	}
-	return out
-}
-
 func keys(m map[string]string) string {
 	var k []string
 	for n := range m {
@@ -98,7 +80,7 @@ func TestSkopeoRoundTrip(t *testing.T) {
 			transporttest.CommitClose(t, dst)
 			src.(pluginapi.Endpoint).Close(context.Background())
 
-			fa, fb := listDir(t, a), listDir(t, b)
+			fa, fb := peertest.Files(t, a, ""), peertest.Files(t, b, "")
 			if keys(fa) != keys(fb) {
 				t.Fatalf("files differ:\nskopeo: %s\nours:   %s", keys(fa), keys(fb))
 			}

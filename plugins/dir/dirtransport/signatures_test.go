@@ -34,7 +34,7 @@ func writeFiles(t *testing.T, dir string, files map[string][]byte) {
 
 func sameFiles(t *testing.T, what, want, got string) {
 	t.Helper()
-	fw, fg := listDir(t, want), listDir(t, got)
+	fw, fg := peertest.Files(t, want, ""), peertest.Files(t, got, "")
 	if keys(fw) != keys(fg) {
 		t.Fatalf("%s: files differ:\nwant %s\ngot  %s", what, keys(fw), keys(fg))
 	}
