@@ -626,13 +626,12 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 	// A remote destination (one that stages no local file) is asked to
 	// mount first: a mount answers whether or not it already holds the
 	// blob, so a copy within one registry makes one request per blob, not
-	// a HEAD and then the mount. A local destination checks with a stat,
-	// which keeps a blob it held reported as skipped.
-	if mount && !c.dst.has(pluginapi.CapStageBlob) {
-		if c.mount(ctx, desc, c.src.ep.Location) {
-			return nil
-		}
-		mount = false // refused: check, then copy the bytes
+	// a HEAD and then the mount. A local destination checks first, with a
+	// stat, which keeps a blob it held reported as skipped. A refused mount
+	// falls back to copying the bytes.
+	local := c.dst.has(pluginapi.CapStageBlob)
+	if mount && !local && c.mount(ctx, desc, c.src.ep.Location) {
+		return nil
 	}
 	has, err := c.dst.HasBlob(ctx, desc)
 	if err != nil {
@@ -643,7 +642,7 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 		c.emit(Event{Kind: BlobSkipped, Desc: desc})
 		return nil
 	}
-	if mount && c.mount(ctx, desc, c.src.ep.Location) {
+	if mount && local && c.mount(ctx, desc, c.src.ep.Location) {
 		return nil
 	}
 	for attempt := 1; ; attempt++ {
