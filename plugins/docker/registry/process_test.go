@@ -2,10 +2,8 @@ package registry
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -13,37 +11,21 @@ import (
 	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
 )
 
-var (
-	buildOnce sync.Once
-	pluginBin string
-	buildErr  error
-)
-
-// buildPlugin builds stevedore-transport-docker once per test binary.
+// buildPlugin builds stevedore-transport-docker into the test's temporary
+// directory (per run: -count=2 must not find it removed).
 func buildPlugin(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stvd-docker-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		pluginBin = filepath.Join(dir, "stevedore-transport-docker")
-		if out, err := exec.Command("go", "build", "-o", pluginBin, "..").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin := filepath.Join(t.TempDir(), "stevedore-transport-docker")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v: %s", err, out)
 	}
-	return pluginBin
+	return bin
 }
 
 // TestConformanceOverGRPC runs the kit against the plugin binary, as the
 // host uses it: errors and blobs cross the process boundary.
 func TestConformanceOverGRPC(t *testing.T) {
 	bin := buildPlugin(t)
-	defer os.RemoveAll(filepath.Dir(bin))
 	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthBasic})
 
 	rp := transporttest.StartPlugin(t, bin, []string{"HOME=" + t.TempDir()})
