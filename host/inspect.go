@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -149,7 +150,9 @@ func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOp
 	}
 	if !opts.NoTags && src.has(pluginapi.CapListTags) {
 		tags, err := src.Endpoint.(pluginapi.TagLister).ListTags(ctx)
-		if err != nil {
+		// The image was found: a registry that does not know its
+		// repository holds it untagged (distribution answers so).
+		if err != nil && !errors.Is(err, core.ErrNotFound) {
 			return nil, src.wrap("list tags", err)
 		}
 		sort.Strings(tags)

@@ -481,6 +481,10 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 		go func() {
 			defer close(dstTagsDone)
 			tags, err := s.listTags(ctx, js.dstRead)
+			if errors.Is(err, core.ErrNotFound) {
+				// A target repository yet to be written to.
+				tags, err = nil, nil
+			}
 			if err == nil {
 				js.dstTags = make(map[string]bool, len(tags))
 				for _, t := range tags {

@@ -360,6 +360,42 @@ func TestSyncRegistries(t *testing.T) {
 		}
 	})
 
+	t.Run("unknown-repositories", func(t *testing.T) {
+		// A target repository that does not exist yet has no tags: with
+		// immutable tags (which list the target) everything is copied.
+		entry := func(src, dst, extra string) string {
+			return fmt.Sprintf("  - {source: %s/%s, target: %s/%s%s}\n", w.src.Addr, src, w.dst.Addr, dst, extra)
+		}
+		head := fmt.Sprintf("defaults: {source-cert-dir: %s, target-cert-dir: %s}\nsync:\n", w.src.CertDir, w.dst.CertDir)
+		rep, err := w.run(t, head+entry("alpha", "m6/alpha", ", immutable: ['.*']"), host.SyncOptions{})
+		if err != nil || rep.Copied != len(syncTags) {
+			t.Fatalf("to a new repository: %v %v", err, actions(rep))
+		}
+		// A source repository the registry does not know fails its entry
+		// (skopeo, crane and regsync fail too), and prune, which would
+		// otherwise read it as empty, deletes nothing at the target.
+		rep, err = w.run(t, head+entry("nope", "m6/alpha", "")+entry("bravo", "m6/bravo", ""), host.SyncOptions{Prune: true, KeepGoing: true})
+		var se *host.SyncError
+		if !errors.As(err, &se) || se.Failed != 1 || !errors.Is(err, core.ErrNotFound) {
+			t.Fatalf("want the unknown source to fail (not found), got %v %v", err, actions(rep))
+		}
+		if rep.Copied != len(syncTags) || rep.Pruned != 0 {
+			t.Fatalf("the other entry must be mirrored and nothing pruned: %v", actions(rep))
+		}
+		var failed *host.SyncImageResult
+		for i := range rep.Images {
+			if rep.Images[i].Action == host.ActionFailed {
+				failed = &rep.Images[i]
+			}
+		}
+		if failed == nil || !strings.Contains(failed.Error, "repository nope") || !strings.Contains(failed.Error, "does not know the repository") {
+			t.Errorf("failure does not name the unknown repository: %+v", failed)
+		}
+		if got := registryTags(t, w.dst, "m6/alpha"); len(got) != len(syncTags) {
+			t.Errorf("m6/alpha has %d tags after the failed prune, want %d", len(got), len(syncTags))
+		}
+	})
+
 	t.Run("skopeo-yaml", func(t *testing.T) {
 		skopeoYAML := fmt.Sprintf(`%s:
   images:

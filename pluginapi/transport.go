@@ -101,7 +101,11 @@ type Destination interface {
 	PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, ref string) error
 }
 
-// TagLister is implemented by sources that can list tags.
+// TagLister is implemented by sources that can list tags. A repository the
+// transport does not know is an error wrapping core.ErrNotFound, not an
+// empty list, so that a misspelt source is reported; the host takes it as
+// no tags where it lists a destination it is about to write (which may not
+// exist yet) and for the tags inspect shows next to an image it found.
 type TagLister interface {
 	ListTags(ctx context.Context) ([]string, error)
 }

@@ -786,6 +786,9 @@ func (w *Writer) Delete(ctx context.Context, ref string) error {
 // tagsPointingAt lists the tags other than except that resolve to d.
 func (w *Writer) tagsPointingAt(ctx context.Context, d digest.Digest, except string) ([]string, error) {
 	tags, err := w.ListTags(ctx)
+	if errors.Is(err, core.ErrNotFound) {
+		return nil, nil // no tags left
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -57,8 +57,10 @@
 // (distribution 2.x answers 400) get the manifest deleted by digest and the
 // repository's other tags that pointed at it put back (scanning at most 500
 // tags). Deleting a digest removes the manifest and all its tags. A tag list
-// answered NAME_UNKNOWN is empty: distribution says so both for a missing
-// repository and for one holding only untagged manifests. distribution 2.x
+// answered NAME_UNKNOWN is a not-found error, as skopeo and crane report it;
+// distribution says so both for a missing repository and for one holding
+// only untagged manifests, and the host reads it as no tags where that is
+// safe (a target it writes to, the tags inspect shows). distribution 2.x
 // cannot resume an upload after a PATCH broke half-way (it cancels a session
 // whose bytes moved past its state token); the upload then fails with a
 // cannot-resume error and the caller retries the blob.

@@ -102,9 +102,11 @@ func TestListTags(t *testing.T) {
 	if err != nil || !slices.Equal(tags, want) {
 		t.Fatalf("tags %v, %v; want %v", tags, err, want)
 	}
-	// distribution reports NAME_UNKNOWN for a repository without tags.
-	if tags, err := openReader(t, testPlugin(), reg, "nope", nil).ListTags(ctx); err != nil || len(tags) != 0 {
-		t.Fatalf("tags of an unknown repository: %v %v", tags, err)
+	// distribution reports NAME_UNKNOWN for a repository it does not know
+	// (or one without tags): not found, saying so, never an empty list.
+	tags, err = openReader(t, testPlugin(), reg, "nope", nil).ListTags(ctx)
+	if !errors.Is(err, core.ErrNotFound) || tags != nil || !strings.Contains(err.Error(), "repository nope: list tags: the registry does not know the repository") {
+		t.Fatalf("tags of an unknown repository: %v, %v; want a not-found error naming it", tags, err)
 	}
 }
 

@@ -418,9 +418,12 @@ func (b *blobReader) Close() error {
 }
 
 // ListTags implements pluginapi.TagLister, following Link pagination. A
-// repository the registry does not know (NAME_UNKNOWN) has no tags:
-// distribution 2.x answers so both for a missing repository and for one that
-// holds only untagged manifests, and the two cannot be told apart.
+// repository the registry does not know (NAME_UNKNOWN) is an error wrapping
+// core.ErrNotFound, as skopeo, crane and regsync report it: a misspelt
+// source must not read as an empty one. distribution 2.x answers so also for
+// a repository holding only untagged manifests (the two cannot be told
+// apart), which is why the message names both and why callers that write
+// to the repository take not-found as no tags.
 func (e *endpoint) ListTags(ctx context.Context) ([]string, error) {
 	repo, err := e.repository(ctx)
 	if err != nil {
@@ -434,7 +437,7 @@ func (e *endpoint) ListTags(ctx context.Context) ([]string, error) {
 	if err != nil {
 		var he *httpError
 		if c := convert(err); errors.As(c, &he) && he.status == http.StatusNotFound && he.hasCode("NAME_UNKNOWN") {
-			return []string{}, nil
+			return nil, e.fail("list tags", fmt.Errorf("the registry does not know the repository (NAME_UNKNOWN: it does not exist, or holds no tagged image): %w", core.ErrNotFound))
 		}
 		return nil, e.fail("list tags", err)
 	}
