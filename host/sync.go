@@ -331,6 +331,12 @@ func (s *syncRun) limiterFor(ep ref.Endpoint) *limiter {
 	l, ok := s.opts.Limits[reg]
 	if !ok {
 		l = s.opts.DefaultLimit
+		for name, nl := range s.opts.Limits {
+			if registryKey(name) == reg {
+				l = nl
+				break
+			}
+		}
 	}
 	if l.zero() {
 		return nil

@@ -45,6 +45,19 @@ func registryOf(ep ref.Endpoint) string {
 		return ""
 	}
 	host, _, _ := strings.Cut(ep.Location, "/")
+	return registryKey(host)
+}
+
+// registryKey is the name one registry goes by whatever the spelling: host
+// names in lower case, and Docker Hub's API host under its reference name
+// (references already read index.docker.io as docker.io), so that a sync
+// limit set for docker.io holds for registry-1.docker.io/... sources too,
+// and copies between the two spellings mount.
+func registryKey(host string) string {
+	host = strings.ToLower(host)
+	if host == "registry-1.docker.io" || host == "index.docker.io" {
+		return "docker.io"
+	}
 	return host
 }
 

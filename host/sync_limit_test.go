@@ -109,6 +109,28 @@ func TestSyncLimiter(t *testing.T) {
 	}
 }
 
+// Docker Hub goes by several names: one limiter, keyed however the sync
+// file spells it, and the copy engine sees one registry (so it mounts).
+func TestRegistryKeys(t *testing.T) {
+	hub := func(loc string) ref.Endpoint { return ref.Endpoint{Transport: ref.Docker, Location: loc} }
+	for _, loc := range []string{"docker.io/library/alpine", "registry-1.docker.io/library/alpine", "Registry-1.Docker.IO/x/y"} {
+		if got := registryOf(hub(loc)); got != "docker.io" {
+			t.Errorf("registryOf(%s) = %q, want docker.io", loc, got)
+		}
+	}
+	if got := registryOf(hub("Reg.Example:5000/a")); got != "reg.example:5000" {
+		t.Errorf("registryOf(Reg.Example:5000/a) = %q", got)
+	}
+	s := &syncRun{opts: SyncOptions{Limits: map[string]RegistryLimit{"registry-1.docker.io": {MaxConcurrent: 1}}}, limiters: map[string]*limiter{}}
+	a, b := s.limiterFor(hub("docker.io/library/alpine")), s.limiterFor(hub("registry-1.docker.io/library/busybox"))
+	if a == nil || a != b {
+		t.Errorf("Docker Hub's two spellings got limiters %p and %p, want one", a, b)
+	}
+	if s.limiterFor(hub("quay.io/x")) != nil {
+		t.Errorf("a registry without a limit got a limiter")
+	}
+}
+
 // slowFilePutter is a registry destination that uploads blobs from files,
 // counting the uploads in flight.
 type slowFilePutter struct{ flight }
