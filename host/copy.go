@@ -103,6 +103,9 @@ func (h *Host) Copy(ctx context.Context, src, dst string, opts CopyOptions) (*Co
 
 // CopyEndpoints is Copy with parsed endpoints.
 func (h *Host) CopyEndpoints(ctx context.Context, srcEP, dstEP ref.Endpoint, opts CopyOptions) (*CopyResult, error) {
+	if err := dstEP.Unambiguous("destination"); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

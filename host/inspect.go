@@ -203,6 +203,10 @@ func (h *Host) Delete(ctx context.Context, image string, options map[string]stri
 	if ep.Ref == "" {
 		return fmt.Errorf("delete %s: name a tag or digest to delete: %w", ep, core.ErrInvalid)
 	}
+	// Deleting the digest would remove every tag of the manifest.
+	if err := ep.Unambiguous("delete"); err != nil {
+		return err
+	}
 	dst, err := h.open(ctx, ep, pluginapi.ModeWrite, options)
 	if err != nil {
 		return err

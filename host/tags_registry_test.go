@@ -35,3 +35,34 @@ func TestTagsOfUnknownRepository(t *testing.T) {
 		t.Fatalf("inspect: digest %s, tags %v; want %s and none", got.Info.Digest, got.Info.RepoTags, img.Manifest.Digest)
 	}
 }
+
+// A reference naming both a tag and a digest reads the digest (as docker
+// and crane do); copying to it or deleting it is refused, with nothing
+// written or removed, instead of the tag being dropped (delete by digest
+// would remove every tag of the manifest).
+func TestTagAndDigest(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := reg.Seed("r", "v1", 1, 100)
+	h, opts := dockerHost(t, registry.New())
+	d := img.Manifest.Digest.String()
+
+	got, err := h.Inspect(ctx, "docker://"+reg.Addr+"/r:other@"+d, host.InspectOptions{Options: opts.SrcOptions})
+	if err != nil || got.Info.Digest != img.Manifest.Digest {
+		t.Fatalf("inspect NAME:TAG@DIGEST: %v", err)
+	}
+	_, err = h.Copy(ctx, "docker://"+reg.Addr+"/r:v1", "docker://"+reg.Addr+"/r2:t@"+d, opts)
+	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), `names both tag "t" and a digest`) {
+		t.Fatalf("copy to NAME:TAG@DIGEST: %v; want it refused", err)
+	}
+	if _, _, err := reg.GetManifest("r2", d); err == nil {
+		t.Errorf("the refused copy wrote the manifest")
+	}
+	err = h.Delete(ctx, "docker://"+reg.Addr+"/r:v1@"+d, opts.DstOptions)
+	if !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("delete NAME:TAG@DIGEST: %v; want it refused", err)
+	}
+	if _, _, err := reg.GetManifest("r", "v1"); err != nil {
+		t.Errorf("the refused delete removed the image: %v", err)
+	}
+}

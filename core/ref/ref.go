@@ -35,6 +35,22 @@ type Endpoint struct {
 	// transport-specific selector ("name:tag" or "@N" for docker-archive),
 	// or "" for the location's default.
 	Ref string
+	// TagWithDigest is the tag of a docker reference naming both a tag and
+	// a digest (NAME:TAG@DIGEST), whose Ref is the digest: what a source
+	// reads, as docker and crane do. Writing to or deleting such a
+	// reference is refused (the host checks it with Unambiguous) rather
+	// than the tag dropped.
+	TagWithDigest string
+}
+
+// Unambiguous returns an error for a reference that names both a tag and a
+// digest, for the verbs (copy to, delete) where one of them would be
+// ignored; what says which ("destination", "delete").
+func (e Endpoint) Unambiguous(what string) error {
+	if e.TagWithDigest == "" {
+		return nil
+	}
+	return fmt.Errorf("%s %s names both tag %q and a digest: name one (skopeo refuses it too): %w", what, e, e.TagWithDigest, core.ErrInvalid)
 }
 
 // String formats the endpoint back into the syntax Parse accepts.
@@ -43,6 +59,9 @@ func (e Endpoint) String() string {
 	case e.Transport == Docker:
 		if e.Ref == "" {
 			return "docker://" + e.Location
+		}
+		if IsDigest(e.Ref) && e.TagWithDigest != "" {
+			return "docker://" + e.Location + ":" + e.TagWithDigest + "@" + e.Ref
 		}
 		if IsDigest(e.Ref) {
 			return "docker://" + e.Location + "@" + e.Ref
@@ -58,7 +77,7 @@ func (e Endpoint) String() string {
 
 // WithRef returns a copy of e addressing another image in the same location.
 func (e Endpoint) WithRef(r string) Endpoint {
-	e.Ref = r
+	e.Ref, e.TagWithDigest = r, ""
 	return e
 }
 
@@ -144,6 +163,9 @@ func parseDocker(input, rest string) (Endpoint, error) {
 	case reference.Digested:
 		// name:tag@digest: the digest is what is pulled, as crane does.
 		ep.Ref = r.Digest().String()
+		if t, ok := named.(reference.Tagged); ok {
+			ep.TagWithDigest = t.Tag()
+		}
 	case reference.Tagged:
 		ep.Ref = r.Tag()
 	default:

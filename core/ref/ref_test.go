@@ -13,25 +13,25 @@ func TestParse(t *testing.T) {
 		in   string
 		want Endpoint
 	}{
-		{"docker://alpine", Endpoint{Docker, "docker.io/library/alpine", "latest"}},
-		{"docker://alpine:3.20", Endpoint{Docker, "docker.io/library/alpine", "3.20"}},
-		{"docker://ghcr.io/a/b@" + dg, Endpoint{Docker, "ghcr.io/a/b", dg}},
-		{"docker://127.0.0.1:5000/x/y:v1", Endpoint{Docker, "127.0.0.1:5000/x/y", "v1"}},
-		{"docker://localhost:5000/x", Endpoint{Docker, "localhost:5000/x", "latest"}},
-		{"docker://ghcr.io/a/b:t@" + dg, Endpoint{Docker, "ghcr.io/a/b", dg}},
-		{"oci:/tmp/lay", Endpoint{OCI, "/tmp/lay", ""}},
-		{"oci:/tmp/lay:v1", Endpoint{OCI, "/tmp/lay", "v1"}},
-		{"oci:rel/dir:name:with:colons", Endpoint{OCI, "rel/dir", "name:with:colons"}},
-		{"oci-archive:/a.tar:latest", Endpoint{OCIArchive, "/a.tar", "latest"}},
-		{"docker-archive:/a.tar", Endpoint{DockerArchive, "/a.tar", ""}},
-		{"docker-archive:/a.tar:busybox", Endpoint{DockerArchive, "/a.tar", "busybox:latest"}},
-		{"docker-archive:/a.tar:quay.io/x/y:1", Endpoint{DockerArchive, "/a.tar", "quay.io/x/y:1"}},
-		{"docker-archive:/a.tar:@2", Endpoint{DockerArchive, "/a.tar", "@2"}},
-		{"dir:/tmp/a:b", Endpoint{Dir, "/tmp/a:b", ""}},
-		{"static:/srv/www", Endpoint{Static, "/srv/www", ""}},
-		{"static:/srv/www:lib/app:1.0", Endpoint{Static, "/srv/www:lib/app", "1.0"}},
-		{"static:/srv/www:app", Endpoint{Static, "/srv/www:app", "latest"}},
-		{"static:/srv/www:app@" + dg, Endpoint{Static, "/srv/www:app", dg}},
+		{"docker://alpine", Endpoint{Transport: Docker, Location: "docker.io/library/alpine", Ref: "latest"}},
+		{"docker://alpine:3.20", Endpoint{Transport: Docker, Location: "docker.io/library/alpine", Ref: "3.20"}},
+		{"docker://ghcr.io/a/b@" + dg, Endpoint{Transport: Docker, Location: "ghcr.io/a/b", Ref: dg}},
+		{"docker://127.0.0.1:5000/x/y:v1", Endpoint{Transport: Docker, Location: "127.0.0.1:5000/x/y", Ref: "v1"}},
+		{"docker://localhost:5000/x", Endpoint{Transport: Docker, Location: "localhost:5000/x", Ref: "latest"}},
+		{"docker://ghcr.io/a/b:t@" + dg, Endpoint{Transport: Docker, Location: "ghcr.io/a/b", Ref: dg, TagWithDigest: "t"}},
+		{"oci:/tmp/lay", Endpoint{Transport: OCI, Location: "/tmp/lay", Ref: ""}},
+		{"oci:/tmp/lay:v1", Endpoint{Transport: OCI, Location: "/tmp/lay", Ref: "v1"}},
+		{"oci:rel/dir:name:with:colons", Endpoint{Transport: OCI, Location: "rel/dir", Ref: "name:with:colons"}},
+		{"oci-archive:/a.tar:latest", Endpoint{Transport: OCIArchive, Location: "/a.tar", Ref: "latest"}},
+		{"docker-archive:/a.tar", Endpoint{Transport: DockerArchive, Location: "/a.tar", Ref: ""}},
+		{"docker-archive:/a.tar:busybox", Endpoint{Transport: DockerArchive, Location: "/a.tar", Ref: "busybox:latest"}},
+		{"docker-archive:/a.tar:quay.io/x/y:1", Endpoint{Transport: DockerArchive, Location: "/a.tar", Ref: "quay.io/x/y:1"}},
+		{"docker-archive:/a.tar:@2", Endpoint{Transport: DockerArchive, Location: "/a.tar", Ref: "@2"}},
+		{"dir:/tmp/a:b", Endpoint{Transport: Dir, Location: "/tmp/a:b", Ref: ""}},
+		{"static:/srv/www", Endpoint{Transport: Static, Location: "/srv/www", Ref: ""}},
+		{"static:/srv/www:lib/app:1.0", Endpoint{Transport: Static, Location: "/srv/www:lib/app", Ref: "1.0"}},
+		{"static:/srv/www:app", Endpoint{Transport: Static, Location: "/srv/www:app", Ref: "latest"}},
+		{"static:/srv/www:app@" + dg, Endpoint{Transport: Static, Location: "/srv/www:app", Ref: dg}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -47,6 +47,29 @@ func TestParse(t *testing.T) {
 				t.Fatalf("round trip %q -> %q -> %+v, %v", tt.in, got.String(), again, err)
 			}
 		})
+	}
+}
+
+// A reference naming both a tag and a digest reads the digest; writing or
+// deleting through it is refused instead of the tag dropped.
+func TestUnambiguous(t *testing.T) {
+	const dg = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	both, err := Parse("docker://ghcr.io/a/b:t@" + dg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = both.Unambiguous("destination")
+	if !errors.Is(err, core.ErrInvalid) || err.Error() != `destination docker://ghcr.io/a/b:t@`+dg+` names both tag "t" and a digest: name one (skopeo refuses it too): invalid` {
+		t.Fatalf("Unambiguous = %v", err)
+	}
+	if other := both.WithRef("v2"); other.Unambiguous("destination") != nil || other.String() != "docker://ghcr.io/a/b:v2" {
+		t.Errorf("WithRef kept the tag: %+v", other)
+	}
+	for _, in := range []string{"docker://ghcr.io/a/b:t", "docker://ghcr.io/a/b@" + dg, "oci:/x:t"} {
+		ep, err := Parse(in)
+		if err != nil || ep.Unambiguous("destination") != nil {
+			t.Errorf("%s: %v %v", in, err, ep.Unambiguous("destination"))
+		}
 	}
 }
 
@@ -70,7 +93,7 @@ func TestParseErrors(t *testing.T) {
 		t.Fatalf("unknown transport: %v", err)
 	}
 	ep, err := ParseGeneric("zip:/a.zip:v1")
-	if err != nil || ep != (Endpoint{"zip", "/a.zip", "v1"}) {
+	if err != nil || ep != (Endpoint{Transport: "zip", Location: "/a.zip", Ref: "v1"}) {
 		t.Fatalf("ParseGeneric = %+v, %v", ep, err)
 	}
 	if _, err := ParseGeneric("Bad!:x"); err == nil {

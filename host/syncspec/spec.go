@@ -405,6 +405,9 @@ func (e Entry) jobs(defaults Settings, opts Options) ([]host.SyncJob, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := dst.Unambiguous("target"); err != nil {
+			return nil, err
+		}
 		kind := host.SyncRepository
 		if e.Type == TypeImage || (e.Type == "" && src.Image) {
 			kind = host.SyncImage
@@ -487,6 +490,9 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	switch r := named.(type) {
 	case reference.Digested:
 		ep.Ref, ep.Image = r.Digest().String(), true
+		if t, ok := named.(reference.Tagged); ok {
+			ep.TagWithDigest = t.Tag()
+		}
 	case reference.Tagged:
 		ep.Ref, ep.Image = r.Tag(), true
 	}

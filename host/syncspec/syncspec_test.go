@@ -186,6 +186,7 @@ func TestParseErrors(t *testing.T) {
 		"repository with tag":   "sync: [{source: 'a:1', target: b, type: repository}]\n",
 		"repository target tag": "sync: [{source: a, target: 'b:1'}]\n",
 		"image with tags":       "sync: [{source: 'a:1', target: b, tags: {allow: [x]}}]\n",
+		"target tag and digest": "sync: [{source: 'a:1', target: 'b:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'}]\n",
 		"prefix without repos":  "sync: [{source: reg.example, target: b, type: registry-prefix}]\n",
 		"bad type":              "sync: [{source: a, target: b, type: everything}]\n",
 		"bad regex":             "sync: [{source: a, target: b, tags: {deny: ['(']}}]\n",
