@@ -122,7 +122,7 @@ The resulting manifest digest is printed on stdout.`,
 	fs.MarkHidden("stream-only")
 	src.register(fs, "src-", "source")
 	dst.register(fs, "dest-", "destination")
-	fs.StringVar(&global.authfile, "authfile", "", "auth file for both registries")
+	global.registerBoth(fs)
 	return cmd
 }
 

@@ -164,7 +164,7 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 	fs.BoolVarP(&quiet, "quiet", "q", false, "print only failures and the summary on stderr")
 	src.register(fs, "src-", "source")
 	dst.register(fs, "dest-", "destination")
-	fs.StringVar(&global.authfile, "authfile", "", "auth file for both registries")
+	global.registerBoth(fs)
 	return cmd
 }
 

@@ -27,6 +27,14 @@ func (f *transportFlags) register(fs *pflag.FlagSet, prefix, what string) {
 	fs.BoolVar(&f.noCreds, prefix+"no-creds", false, "access the "+what+" registry anonymously")
 }
 
+// registerBoth adds the flags of a two-registry command (copy, sync) that
+// set both sides at once; a side's own flag wins.
+func (f *transportFlags) registerBoth(fs *pflag.FlagSet) {
+	fs.StringVar(&f.authfile, "authfile", "", "auth file for both registries")
+	fs.StringVar(&f.creds, "creds", "", "USER[:PASSWORD] for both registries (--src-creds, --dest-creds, a side's token or --*-no-creds win)")
+	fs.BoolVar(&f.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates of both registries (--src-tls-verify, --dest-tls-verify win)")
+}
+
 // options turns the flags into transport options; global fills what the
 // prefixed flags left unset (--authfile for --src-authfile).
 func (f *transportFlags) options(fs *pflag.FlagSet, prefix string, global *transportFlags) map[string]string {
@@ -40,11 +48,19 @@ func (f *transportFlags) options(fs *pflag.FlagSet, prefix string, global *trans
 	set("registry-token", f.token)
 	set("authfile", f.authfile)
 	set("cert-dir", f.certDir)
-	if global != nil && f.authfile == "" {
-		set("authfile", global.authfile)
+	if global != nil {
+		if f.authfile == "" {
+			set("authfile", global.authfile)
+		}
+		if f.creds == "" && f.token == "" && !f.noCreds {
+			set("creds", global.creds)
+		}
 	}
-	if fs.Changed(prefix + "tls-verify") {
+	switch {
+	case fs.Changed(prefix + "tls-verify"):
 		o["tls-verify"] = strconv.FormatBool(f.tlsVerify)
+	case global != nil && fs.Changed("tls-verify"):
+		o["tls-verify"] = strconv.FormatBool(global.tlsVerify)
 	}
 	if f.noCreds {
 		o["no-creds"] = "true"
