@@ -154,6 +154,7 @@ var (
 	_ pluginapi.Source             = (*guardedEndpoint)(nil)
 	_ pluginapi.Destination        = (*guardedEndpoint)(nil)
 	_ pluginapi.TagLister          = (*guardedEndpoint)(nil)
+	_ pluginapi.RepositoryLister   = (*guardedEndpoint)(nil)
 	_ pluginapi.ReferrerLister     = (*guardedEndpoint)(nil)
 	_ pluginapi.Deleter            = (*guardedEndpoint)(nil)
 	_ pluginapi.Mounter            = (*guardedEndpoint)(nil)
@@ -213,6 +214,14 @@ func (e *guardedEndpoint) ListTags(ctx context.Context) (tags []string, err erro
 		return err
 	})
 	return tags, err
+}
+
+func (e *guardedEndpoint) ListRepositories(ctx context.Context) (locs []string, err error) {
+	err = e.g.do(ctx, "list repositories", func(ctx context.Context) (err error) {
+		locs, err = e.e.ListRepositories(ctx)
+		return err
+	})
+	return locs, err
 }
 
 func (e *guardedEndpoint) Referrers(ctx context.Context, subject digest.Digest, artifactType string) (ds []ocispec.Descriptor, err error) {

@@ -177,6 +177,7 @@ var (
 	_ pluginapi.Source             = (*limitedEndpoint)(nil)
 	_ pluginapi.Destination        = (*limitedEndpoint)(nil)
 	_ pluginapi.TagLister          = (*limitedEndpoint)(nil)
+	_ pluginapi.RepositoryLister   = (*limitedEndpoint)(nil)
 	_ pluginapi.ReferrerLister     = (*limitedEndpoint)(nil)
 	_ pluginapi.Deleter            = (*limitedEndpoint)(nil)
 	_ pluginapi.Mounter            = (*limitedEndpoint)(nil)
@@ -245,6 +246,10 @@ func (l *limitedEndpoint) PutManifest(ctx context.Context, desc ocispec.Descript
 
 func (l *limitedEndpoint) ListTags(ctx context.Context) ([]string, error) {
 	return limitedCall(ctx, l, "ListTags", func(t pluginapi.TagLister) ([]string, error) { return t.ListTags(ctx) })
+}
+
+func (l *limitedEndpoint) ListRepositories(ctx context.Context) ([]string, error) {
+	return limitedCall(ctx, l, "ListRepositories", func(t pluginapi.RepositoryLister) ([]string, error) { return t.ListRepositories(ctx) })
 }
 
 func (l *limitedEndpoint) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {

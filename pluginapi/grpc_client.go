@@ -257,6 +257,18 @@ func (e *RemoteEndpoint) ListTags(ctx context.Context) ([]string, error) {
 	return resp.GetTags(), nil
 }
 
+// ListRepositories implements RepositoryLister.
+func (e *RemoteEndpoint) ListRepositories(ctx context.Context) ([]string, error) {
+	if err := e.need(CapListRepositories); err != nil {
+		return nil, err
+	}
+	resp, err := e.p.client.ListRepositories(ctx, &transportv1.ListRepositoriesRequest{Handle: e.handle})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return resp.GetLocations(), nil
+}
+
 // Referrers implements ReferrerLister.
 func (e *RemoteEndpoint) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
 	if err := e.need(CapReferrers); err != nil {

@@ -220,6 +220,18 @@ func (s *grpcServer) ListTags(ctx context.Context, req *transportv1.ListTagsRequ
 	return &transportv1.ListTagsResponse{Tags: tags}, nil
 }
 
+func (s *grpcServer) ListRepositories(ctx context.Context, req *transportv1.ListRepositoriesRequest) (*transportv1.ListRepositoriesResponse, error) {
+	rl, err := endpointAs[RepositoryLister](s, req.GetHandle(), CapListRepositories)
+	if err != nil {
+		return nil, err
+	}
+	locs, err := rl.ListRepositories(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &transportv1.ListRepositoriesResponse{Locations: locs}, nil
+}
+
 func (s *grpcServer) Referrers(ctx context.Context, req *transportv1.ReferrersRequest) (*transportv1.ReferrersResponse, error) {
 	rl, err := endpointAs[ReferrerLister](s, req.GetHandle(), CapReferrers)
 	if err != nil {

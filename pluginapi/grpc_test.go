@@ -62,10 +62,10 @@ func TestCapabilities(t *testing.T) {
 	ctx := testCtx(t)
 	w := open(t, rp, "caps", ModeWrite, nil)
 	r := open(t, rp, "caps", ModeRead, nil)
-	if got, want := w.Capabilities(), []string{CapSource, CapDest, CapListTags, CapDelete}; !slices.Equal(got, want) {
+	if got, want := w.Capabilities(), []string{CapSource, CapDest, CapListTags, CapListRepositories, CapDelete}; !slices.Equal(got, want) {
 		t.Fatalf("write endpoint capabilities %v, want %v", got, want)
 	}
-	if got, want := r.Capabilities(), []string{CapSource, CapListTags}; !slices.Equal(got, want) {
+	if got, want := r.Capabilities(), []string{CapSource, CapListTags, CapListRepositories}; !slices.Equal(got, want) {
 		t.Fatalf("read endpoint capabilities %v, want %v", got, want)
 	}
 	if !w.Has(CapDest) || r.Has(CapDest) || w.Has(CapMount) {
@@ -162,6 +162,11 @@ func TestManifestsAndTags(t *testing.T) {
 	}
 	if tags, err := r.ListTags(ctx); err != nil || !slices.Equal(tags, []string{"v1", "v2"}) {
 		t.Fatalf("ListTags = %v, %v", tags, err)
+	}
+	open(t, rp, "m/sub", ModeRead, nil)
+	open(t, rp, "mx", ModeRead, nil)
+	if locs, err := r.ListRepositories(ctx); err != nil || !slices.Equal(locs, []string{"m", "m/sub"}) {
+		t.Fatalf("ListRepositories = %v, %v", locs, err)
 	}
 	if err := w.Delete(ctx, "v1"); err != nil {
 		t.Fatal(err)

@@ -110,6 +110,16 @@ type TagLister interface {
 	ListTags(ctx context.Context) ([]string, error)
 }
 
+// RepositoryLister is implemented by endpoints that can list the
+// repositories at or under their location (a registry's catalog): an
+// endpoint opened at "registry.example/team" lists "registry.example/team"
+// (when it is a repository) and "registry.example/team/app"; the docker
+// transport also opens a bare registry ("registry.example:5000") for this
+// alone. The locations returned are what Open takes.
+type RepositoryLister interface {
+	ListRepositories(ctx context.Context) ([]string, error)
+}
+
 // ReferrerLister is implemented by sources that know the referrers of a
 // manifest (signatures, SBOMs).
 type ReferrerLister interface {
@@ -263,6 +273,8 @@ const (
 	// CapSignatures and CapPutSignatures: SignatureLister, SignatureWriter.
 	CapSignatures    = "signatures"
 	CapPutSignatures = "put-signatures"
+	// CapListRepositories: RepositoryLister.
+	CapListRepositories = "list-repositories"
 )
 
 // Capabilities derives the capability list of an endpoint from the optional
@@ -280,6 +292,8 @@ func Capabilities(e Endpoint) []string {
 	add(ok, CapDest)
 	_, ok = e.(TagLister)
 	add(ok, CapListTags)
+	_, ok = e.(RepositoryLister)
+	add(ok, CapListRepositories)
 	_, ok = e.(ReferrerLister)
 	add(ok, CapReferrers)
 	_, ok = e.(Deleter)

@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -93,7 +94,7 @@ func (p *Plugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginapi.E
 		p.stores[req.Location] = s
 	}
 	p.mu.Unlock()
-	r := &reader{s: s, name: "mem:" + req.Location, hang: opts["hang"]}
+	r := &reader{s: s, p: p, loc: req.Location, name: "mem:" + req.Location, hang: opts["hang"]}
 	if dir := opts["seed"]; dir != "" {
 		if err := s.seed(dir); err != nil {
 			return nil, fmt.Errorf("%s: seed from %s: %w", r.name, dir, err)
@@ -199,6 +200,8 @@ func (s *store) seed(dir string) error {
 // reader is a read-mode endpoint: Source and TagLister.
 type reader struct {
 	s          *store
+	p          *Plugin
+	loc        string
 	name       string
 	failAfter  int64
 	stallAfter int64
@@ -285,6 +288,20 @@ func (r *reader) ListTags(context.Context) ([]string, error) {
 	}
 	slices.Sort(tags)
 	return tags, nil
+}
+
+// ListRepositories lists the locations opened so far at or under r's.
+func (r *reader) ListRepositories(context.Context) ([]string, error) {
+	r.p.mu.Lock()
+	defer r.p.mu.Unlock()
+	var out []string
+	for loc := range r.p.stores {
+		if loc == r.loc || strings.HasPrefix(loc, r.loc+"/") {
+			out = append(out, loc)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // writer is a write-mode endpoint: reader plus Destination and Deleter.

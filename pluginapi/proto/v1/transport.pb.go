@@ -1424,6 +1424,94 @@ func (x *ListTagsResponse) GetTags() []string {
 	return nil
 }
 
+type ListRepositoriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRepositoriesRequest) Reset() {
+	*x = ListRepositoriesRequest{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRepositoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRepositoriesRequest) ProtoMessage() {}
+
+func (x *ListRepositoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRepositoriesRequest.ProtoReflect.Descriptor instead.
+func (*ListRepositoriesRequest) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListRepositoriesRequest) GetHandle() uint64 {
+	if x != nil {
+		return x.Handle
+	}
+	return 0
+}
+
+type ListRepositoriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Locations     []string               `protobuf:"bytes,1,rep,name=locations,proto3" json:"locations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRepositoriesResponse) Reset() {
+	*x = ListRepositoriesResponse{}
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRepositoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRepositoriesResponse) ProtoMessage() {}
+
+func (x *ListRepositoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRepositoriesResponse.ProtoReflect.Descriptor instead.
+func (*ListRepositoriesResponse) Descriptor() ([]byte, []int) {
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListRepositoriesResponse) GetLocations() []string {
+	if x != nil {
+		return x.Locations
+	}
+	return nil
+}
+
 type ReferrersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -1435,7 +1523,7 @@ type ReferrersRequest struct {
 
 func (x *ReferrersRequest) Reset() {
 	*x = ReferrersRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[26]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1535,7 @@ func (x *ReferrersRequest) String() string {
 func (*ReferrersRequest) ProtoMessage() {}
 
 func (x *ReferrersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[26]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1548,7 @@ func (x *ReferrersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferrersRequest.ProtoReflect.Descriptor instead.
 func (*ReferrersRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{26}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReferrersRequest) GetHandle() uint64 {
@@ -1493,7 +1581,7 @@ type ReferrersResponse struct {
 
 func (x *ReferrersResponse) Reset() {
 	*x = ReferrersResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[27]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1593,7 @@ func (x *ReferrersResponse) String() string {
 func (*ReferrersResponse) ProtoMessage() {}
 
 func (x *ReferrersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[27]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1606,7 @@ func (x *ReferrersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReferrersResponse.ProtoReflect.Descriptor instead.
 func (*ReferrersResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{27}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReferrersResponse) GetDescriptorsJson() [][]byte {
@@ -1538,7 +1626,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[28]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1638,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[28]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1651,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{28}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteRequest) GetHandle() uint64 {
@@ -1588,7 +1676,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[29]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1688,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[29]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1701,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{29}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{31}
 }
 
 type CommitRequest struct {
@@ -1625,7 +1713,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[30]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1725,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[30]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1738,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{30}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CommitRequest) GetHandle() uint64 {
@@ -1668,7 +1756,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[31]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1768,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[31]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1781,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{31}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{33}
 }
 
 type BlobPathRequest struct {
@@ -1706,7 +1794,7 @@ type BlobPathRequest struct {
 
 func (x *BlobPathRequest) Reset() {
 	*x = BlobPathRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[32]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1806,7 @@ func (x *BlobPathRequest) String() string {
 func (*BlobPathRequest) ProtoMessage() {}
 
 func (x *BlobPathRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[32]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1819,7 @@ func (x *BlobPathRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobPathRequest.ProtoReflect.Descriptor instead.
 func (*BlobPathRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{32}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *BlobPathRequest) GetHandle() uint64 {
@@ -1757,7 +1845,7 @@ type BlobPathResponse struct {
 
 func (x *BlobPathResponse) Reset() {
 	*x = BlobPathResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[33]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1857,7 @@ func (x *BlobPathResponse) String() string {
 func (*BlobPathResponse) ProtoMessage() {}
 
 func (x *BlobPathResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[33]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1870,7 @@ func (x *BlobPathResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobPathResponse.ProtoReflect.Descriptor instead.
 func (*BlobPathResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{33}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *BlobPathResponse) GetPath() string {
@@ -1803,7 +1891,7 @@ type PutBlobFileRequest struct {
 
 func (x *PutBlobFileRequest) Reset() {
 	*x = PutBlobFileRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[34]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1903,7 @@ func (x *PutBlobFileRequest) String() string {
 func (*PutBlobFileRequest) ProtoMessage() {}
 
 func (x *PutBlobFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[34]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1916,7 @@ func (x *PutBlobFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBlobFileRequest.ProtoReflect.Descriptor instead.
 func (*PutBlobFileRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{34}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PutBlobFileRequest) GetHandle() uint64 {
@@ -1860,7 +1948,7 @@ type PutBlobFileResponse struct {
 
 func (x *PutBlobFileResponse) Reset() {
 	*x = PutBlobFileResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[35]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +1960,7 @@ func (x *PutBlobFileResponse) String() string {
 func (*PutBlobFileResponse) ProtoMessage() {}
 
 func (x *PutBlobFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[35]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +1973,7 @@ func (x *PutBlobFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBlobFileResponse.ProtoReflect.Descriptor instead.
 func (*PutBlobFileResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{35}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{37}
 }
 
 type BlobFileProgress struct {
@@ -1899,7 +1987,7 @@ type BlobFileProgress struct {
 
 func (x *BlobFileProgress) Reset() {
 	*x = BlobFileProgress{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[36]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +1999,7 @@ func (x *BlobFileProgress) String() string {
 func (*BlobFileProgress) ProtoMessage() {}
 
 func (x *BlobFileProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[36]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2012,7 @@ func (x *BlobFileProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobFileProgress.ProtoReflect.Descriptor instead.
 func (*BlobFileProgress) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{36}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BlobFileProgress) GetBytes() int64 {
@@ -1945,7 +2033,7 @@ type CopyBlobRequest struct {
 
 func (x *CopyBlobRequest) Reset() {
 	*x = CopyBlobRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[37]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2045,7 @@ func (x *CopyBlobRequest) String() string {
 func (*CopyBlobRequest) ProtoMessage() {}
 
 func (x *CopyBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[37]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2058,7 @@ func (x *CopyBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyBlobRequest.ProtoReflect.Descriptor instead.
 func (*CopyBlobRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{37}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CopyBlobRequest) GetHandle() uint64 {
@@ -2005,7 +2093,7 @@ type GetBlobToFileRequest struct {
 
 func (x *GetBlobToFileRequest) Reset() {
 	*x = GetBlobToFileRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[38]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2105,7 @@ func (x *GetBlobToFileRequest) String() string {
 func (*GetBlobToFileRequest) ProtoMessage() {}
 
 func (x *GetBlobToFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[38]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2118,7 @@ func (x *GetBlobToFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlobToFileRequest.ProtoReflect.Descriptor instead.
 func (*GetBlobToFileRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{38}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetBlobToFileRequest) GetHandle() uint64 {
@@ -2064,7 +2152,7 @@ type StageBlobRequest struct {
 
 func (x *StageBlobRequest) Reset() {
 	*x = StageBlobRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[39]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2164,7 @@ func (x *StageBlobRequest) String() string {
 func (*StageBlobRequest) ProtoMessage() {}
 
 func (x *StageBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[39]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2177,7 @@ func (x *StageBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageBlobRequest.ProtoReflect.Descriptor instead.
 func (*StageBlobRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{39}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StageBlobRequest) GetHandle() uint64 {
@@ -2116,7 +2204,7 @@ type StageBlobResponse struct {
 
 func (x *StageBlobResponse) Reset() {
 	*x = StageBlobResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[40]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2216,7 @@ func (x *StageBlobResponse) String() string {
 func (*StageBlobResponse) ProtoMessage() {}
 
 func (x *StageBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[40]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2229,7 @@ func (x *StageBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageBlobResponse.ProtoReflect.Descriptor instead.
 func (*StageBlobResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{40}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *StageBlobResponse) GetPath() string {
@@ -2165,7 +2253,7 @@ type CommitStagedBlobRequest struct {
 
 func (x *CommitStagedBlobRequest) Reset() {
 	*x = CommitStagedBlobRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[41]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2177,7 +2265,7 @@ func (x *CommitStagedBlobRequest) String() string {
 func (*CommitStagedBlobRequest) ProtoMessage() {}
 
 func (x *CommitStagedBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[41]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2190,7 +2278,7 @@ func (x *CommitStagedBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitStagedBlobRequest.ProtoReflect.Descriptor instead.
 func (*CommitStagedBlobRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{41}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CommitStagedBlobRequest) GetHandle() uint64 {
@@ -2229,7 +2317,7 @@ type CommitStagedBlobResponse struct {
 
 func (x *CommitStagedBlobResponse) Reset() {
 	*x = CommitStagedBlobResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[42]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2329,7 @@ func (x *CommitStagedBlobResponse) String() string {
 func (*CommitStagedBlobResponse) ProtoMessage() {}
 
 func (x *CommitStagedBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[42]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2342,7 @@ func (x *CommitStagedBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitStagedBlobResponse.ProtoReflect.Descriptor instead.
 func (*CommitStagedBlobResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{42}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{44}
 }
 
 type AbortStagedBlobRequest struct {
@@ -2267,7 +2355,7 @@ type AbortStagedBlobRequest struct {
 
 func (x *AbortStagedBlobRequest) Reset() {
 	*x = AbortStagedBlobRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[43]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2367,7 @@ func (x *AbortStagedBlobRequest) String() string {
 func (*AbortStagedBlobRequest) ProtoMessage() {}
 
 func (x *AbortStagedBlobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[43]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2380,7 @@ func (x *AbortStagedBlobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortStagedBlobRequest.ProtoReflect.Descriptor instead.
 func (*AbortStagedBlobRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{43}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AbortStagedBlobRequest) GetHandle() uint64 {
@@ -2317,7 +2405,7 @@ type AbortStagedBlobResponse struct {
 
 func (x *AbortStagedBlobResponse) Reset() {
 	*x = AbortStagedBlobResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[44]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2417,7 @@ func (x *AbortStagedBlobResponse) String() string {
 func (*AbortStagedBlobResponse) ProtoMessage() {}
 
 func (x *AbortStagedBlobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[44]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2430,7 @@ func (x *AbortStagedBlobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortStagedBlobResponse.ProtoReflect.Descriptor instead.
 func (*AbortStagedBlobResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{44}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{46}
 }
 
 type SignaturesRequest struct {
@@ -2355,7 +2443,7 @@ type SignaturesRequest struct {
 
 func (x *SignaturesRequest) Reset() {
 	*x = SignaturesRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[45]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2455,7 @@ func (x *SignaturesRequest) String() string {
 func (*SignaturesRequest) ProtoMessage() {}
 
 func (x *SignaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[45]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2468,7 @@ func (x *SignaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignaturesRequest.ProtoReflect.Descriptor instead.
 func (*SignaturesRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{45}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SignaturesRequest) GetHandle() uint64 {
@@ -2407,7 +2495,7 @@ type Signature struct {
 
 func (x *Signature) Reset() {
 	*x = Signature{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[46]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2419,7 +2507,7 @@ func (x *Signature) String() string {
 func (*Signature) ProtoMessage() {}
 
 func (x *Signature) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[46]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2432,7 +2520,7 @@ func (x *Signature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Signature.ProtoReflect.Descriptor instead.
 func (*Signature) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{46}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Signature) GetData() []byte {
@@ -2456,7 +2544,7 @@ type PutSignaturesRequest struct {
 
 func (x *PutSignaturesRequest) Reset() {
 	*x = PutSignaturesRequest{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[47]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +2556,7 @@ func (x *PutSignaturesRequest) String() string {
 func (*PutSignaturesRequest) ProtoMessage() {}
 
 func (x *PutSignaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[47]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2569,7 @@ func (x *PutSignaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSignaturesRequest.ProtoReflect.Descriptor instead.
 func (*PutSignaturesRequest) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{47}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PutSignaturesRequest) GetHandle() uint64 {
@@ -2513,7 +2601,7 @@ type PutSignaturesResponse struct {
 
 func (x *PutSignaturesResponse) Reset() {
 	*x = PutSignaturesResponse{}
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[48]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2613,7 @@ func (x *PutSignaturesResponse) String() string {
 func (*PutSignaturesResponse) ProtoMessage() {}
 
 func (x *PutSignaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[48]
+	mi := &file_pluginapi_proto_v1_transport_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +2626,7 @@ func (x *PutSignaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSignaturesResponse.ProtoReflect.Descriptor instead.
 func (*PutSignaturesResponse) Descriptor() ([]byte, []int) {
-	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{48}
+	return file_pluginapi_proto_v1_transport_proto_rawDescGZIP(), []int{50}
 }
 
 var File_pluginapi_proto_v1_transport_proto protoreflect.FileDescriptor
@@ -2629,7 +2717,11 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\x0fListTagsRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\"&\n" +
 	"\x10ListTagsResponse\x12\x12\n" +
-	"\x04tags\x18\x01 \x03(\tR\x04tags\"i\n" +
+	"\x04tags\x18\x01 \x03(\tR\x04tags\"1\n" +
+	"\x17ListRepositoriesRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\"8\n" +
+	"\x18ListRepositoriesResponse\x12\x1c\n" +
+	"\tlocations\x18\x01 \x03(\tR\tlocations\"i\n" +
 	"\x10ReferrersRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12#\n" +
@@ -2693,7 +2785,7 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMODE_READ\x10\x01\x12\x0e\n" +
 	"\n" +
-	"MODE_WRITE\x10\x022\x87\x14\n" +
+	"MODE_WRITE\x10\x022\xfe\x14\n" +
 	"\tTransport\x12Q\n" +
 	"\x04Info\x12#.stevedore.transport.v1.InfoRequest\x1a$.stevedore.transport.v1.InfoResponse\x12Q\n" +
 	"\x04Open\x12#.stevedore.transport.v1.OpenRequest\x1a$.stevedore.transport.v1.OpenResponse\x12T\n" +
@@ -2721,7 +2813,8 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\rPutSignatures\x12,.stevedore.transport.v1.PutSignaturesRequest\x1a-.stevedore.transport.v1.PutSignaturesResponse(\x01\x12m\n" +
 	"\x13PutBlobFileProgress\x12*.stevedore.transport.v1.PutBlobFileRequest\x1a(.stevedore.transport.v1.BlobFileProgress0\x01\x12i\n" +
 	"\rGetBlobToFile\x12,.stevedore.transport.v1.GetBlobToFileRequest\x1a(.stevedore.transport.v1.BlobFileProgress0\x01\x12_\n" +
-	"\bCopyBlob\x12'.stevedore.transport.v1.CopyBlobRequest\x1a(.stevedore.transport.v1.BlobFileProgress0\x01BCZAgithub.com/stevedore-oci/stevedore/pluginapi/proto/v1;transportv1b\x06proto3"
+	"\bCopyBlob\x12'.stevedore.transport.v1.CopyBlobRequest\x1a(.stevedore.transport.v1.BlobFileProgress0\x01\x12u\n" +
+	"\x10ListRepositories\x12/.stevedore.transport.v1.ListRepositoriesRequest\x1a0.stevedore.transport.v1.ListRepositoriesResponseBCZAgithub.com/stevedore-oci/stevedore/pluginapi/proto/v1;transportv1b\x06proto3"
 
 var (
 	file_pluginapi_proto_v1_transport_proto_rawDescOnce sync.Once
@@ -2736,7 +2829,7 @@ func file_pluginapi_proto_v1_transport_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginapi_proto_v1_transport_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pluginapi_proto_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_pluginapi_proto_v1_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_pluginapi_proto_v1_transport_proto_goTypes = []any{
 	(Mode)(0),                        // 0: stevedore.transport.v1.Mode
 	(*InfoRequest)(nil),              // 1: stevedore.transport.v1.InfoRequest
@@ -2765,34 +2858,36 @@ var file_pluginapi_proto_v1_transport_proto_goTypes = []any{
 	(*MountBlobResponse)(nil),        // 24: stevedore.transport.v1.MountBlobResponse
 	(*ListTagsRequest)(nil),          // 25: stevedore.transport.v1.ListTagsRequest
 	(*ListTagsResponse)(nil),         // 26: stevedore.transport.v1.ListTagsResponse
-	(*ReferrersRequest)(nil),         // 27: stevedore.transport.v1.ReferrersRequest
-	(*ReferrersResponse)(nil),        // 28: stevedore.transport.v1.ReferrersResponse
-	(*DeleteRequest)(nil),            // 29: stevedore.transport.v1.DeleteRequest
-	(*DeleteResponse)(nil),           // 30: stevedore.transport.v1.DeleteResponse
-	(*CommitRequest)(nil),            // 31: stevedore.transport.v1.CommitRequest
-	(*CommitResponse)(nil),           // 32: stevedore.transport.v1.CommitResponse
-	(*BlobPathRequest)(nil),          // 33: stevedore.transport.v1.BlobPathRequest
-	(*BlobPathResponse)(nil),         // 34: stevedore.transport.v1.BlobPathResponse
-	(*PutBlobFileRequest)(nil),       // 35: stevedore.transport.v1.PutBlobFileRequest
-	(*PutBlobFileResponse)(nil),      // 36: stevedore.transport.v1.PutBlobFileResponse
-	(*BlobFileProgress)(nil),         // 37: stevedore.transport.v1.BlobFileProgress
-	(*CopyBlobRequest)(nil),          // 38: stevedore.transport.v1.CopyBlobRequest
-	(*GetBlobToFileRequest)(nil),     // 39: stevedore.transport.v1.GetBlobToFileRequest
-	(*StageBlobRequest)(nil),         // 40: stevedore.transport.v1.StageBlobRequest
-	(*StageBlobResponse)(nil),        // 41: stevedore.transport.v1.StageBlobResponse
-	(*CommitStagedBlobRequest)(nil),  // 42: stevedore.transport.v1.CommitStagedBlobRequest
-	(*CommitStagedBlobResponse)(nil), // 43: stevedore.transport.v1.CommitStagedBlobResponse
-	(*AbortStagedBlobRequest)(nil),   // 44: stevedore.transport.v1.AbortStagedBlobRequest
-	(*AbortStagedBlobResponse)(nil),  // 45: stevedore.transport.v1.AbortStagedBlobResponse
-	(*SignaturesRequest)(nil),        // 46: stevedore.transport.v1.SignaturesRequest
-	(*Signature)(nil),                // 47: stevedore.transport.v1.Signature
-	(*PutSignaturesRequest)(nil),     // 48: stevedore.transport.v1.PutSignaturesRequest
-	(*PutSignaturesResponse)(nil),    // 49: stevedore.transport.v1.PutSignaturesResponse
-	nil,                              // 50: stevedore.transport.v1.OpenRequest.OptionsEntry
+	(*ListRepositoriesRequest)(nil),  // 27: stevedore.transport.v1.ListRepositoriesRequest
+	(*ListRepositoriesResponse)(nil), // 28: stevedore.transport.v1.ListRepositoriesResponse
+	(*ReferrersRequest)(nil),         // 29: stevedore.transport.v1.ReferrersRequest
+	(*ReferrersResponse)(nil),        // 30: stevedore.transport.v1.ReferrersResponse
+	(*DeleteRequest)(nil),            // 31: stevedore.transport.v1.DeleteRequest
+	(*DeleteResponse)(nil),           // 32: stevedore.transport.v1.DeleteResponse
+	(*CommitRequest)(nil),            // 33: stevedore.transport.v1.CommitRequest
+	(*CommitResponse)(nil),           // 34: stevedore.transport.v1.CommitResponse
+	(*BlobPathRequest)(nil),          // 35: stevedore.transport.v1.BlobPathRequest
+	(*BlobPathResponse)(nil),         // 36: stevedore.transport.v1.BlobPathResponse
+	(*PutBlobFileRequest)(nil),       // 37: stevedore.transport.v1.PutBlobFileRequest
+	(*PutBlobFileResponse)(nil),      // 38: stevedore.transport.v1.PutBlobFileResponse
+	(*BlobFileProgress)(nil),         // 39: stevedore.transport.v1.BlobFileProgress
+	(*CopyBlobRequest)(nil),          // 40: stevedore.transport.v1.CopyBlobRequest
+	(*GetBlobToFileRequest)(nil),     // 41: stevedore.transport.v1.GetBlobToFileRequest
+	(*StageBlobRequest)(nil),         // 42: stevedore.transport.v1.StageBlobRequest
+	(*StageBlobResponse)(nil),        // 43: stevedore.transport.v1.StageBlobResponse
+	(*CommitStagedBlobRequest)(nil),  // 44: stevedore.transport.v1.CommitStagedBlobRequest
+	(*CommitStagedBlobResponse)(nil), // 45: stevedore.transport.v1.CommitStagedBlobResponse
+	(*AbortStagedBlobRequest)(nil),   // 46: stevedore.transport.v1.AbortStagedBlobRequest
+	(*AbortStagedBlobResponse)(nil),  // 47: stevedore.transport.v1.AbortStagedBlobResponse
+	(*SignaturesRequest)(nil),        // 48: stevedore.transport.v1.SignaturesRequest
+	(*Signature)(nil),                // 49: stevedore.transport.v1.Signature
+	(*PutSignaturesRequest)(nil),     // 50: stevedore.transport.v1.PutSignaturesRequest
+	(*PutSignaturesResponse)(nil),    // 51: stevedore.transport.v1.PutSignaturesResponse
+	nil,                              // 52: stevedore.transport.v1.OpenRequest.OptionsEntry
 }
 var file_pluginapi_proto_v1_transport_proto_depIdxs = []int32{
 	0,  // 0: stevedore.transport.v1.OpenRequest.mode:type_name -> stevedore.transport.v1.Mode
-	50, // 1: stevedore.transport.v1.OpenRequest.options:type_name -> stevedore.transport.v1.OpenRequest.OptionsEntry
+	52, // 1: stevedore.transport.v1.OpenRequest.options:type_name -> stevedore.transport.v1.OpenRequest.OptionsEntry
 	11, // 2: stevedore.transport.v1.GetBlobRequest.data_plane:type_name -> stevedore.transport.v1.DataPlane
 	11, // 3: stevedore.transport.v1.PutBlobRequest.data_plane:type_name -> stevedore.transport.v1.DataPlane
 	1,  // 4: stevedore.transport.v1.Transport.Info:input_type -> stevedore.transport.v1.InfoRequest
@@ -2808,47 +2903,49 @@ var file_pluginapi_proto_v1_transport_proto_depIdxs = []int32{
 	21, // 14: stevedore.transport.v1.Transport.PutManifest:input_type -> stevedore.transport.v1.PutManifestRequest
 	23, // 15: stevedore.transport.v1.Transport.MountBlob:input_type -> stevedore.transport.v1.MountBlobRequest
 	25, // 16: stevedore.transport.v1.Transport.ListTags:input_type -> stevedore.transport.v1.ListTagsRequest
-	27, // 17: stevedore.transport.v1.Transport.Referrers:input_type -> stevedore.transport.v1.ReferrersRequest
-	29, // 18: stevedore.transport.v1.Transport.Delete:input_type -> stevedore.transport.v1.DeleteRequest
-	31, // 19: stevedore.transport.v1.Transport.Commit:input_type -> stevedore.transport.v1.CommitRequest
-	33, // 20: stevedore.transport.v1.Transport.BlobPath:input_type -> stevedore.transport.v1.BlobPathRequest
-	35, // 21: stevedore.transport.v1.Transport.PutBlobFile:input_type -> stevedore.transport.v1.PutBlobFileRequest
-	40, // 22: stevedore.transport.v1.Transport.StageBlob:input_type -> stevedore.transport.v1.StageBlobRequest
-	42, // 23: stevedore.transport.v1.Transport.CommitStagedBlob:input_type -> stevedore.transport.v1.CommitStagedBlobRequest
-	44, // 24: stevedore.transport.v1.Transport.AbortStagedBlob:input_type -> stevedore.transport.v1.AbortStagedBlobRequest
-	46, // 25: stevedore.transport.v1.Transport.Signatures:input_type -> stevedore.transport.v1.SignaturesRequest
-	48, // 26: stevedore.transport.v1.Transport.PutSignatures:input_type -> stevedore.transport.v1.PutSignaturesRequest
-	35, // 27: stevedore.transport.v1.Transport.PutBlobFileProgress:input_type -> stevedore.transport.v1.PutBlobFileRequest
-	39, // 28: stevedore.transport.v1.Transport.GetBlobToFile:input_type -> stevedore.transport.v1.GetBlobToFileRequest
-	38, // 29: stevedore.transport.v1.Transport.CopyBlob:input_type -> stevedore.transport.v1.CopyBlobRequest
-	2,  // 30: stevedore.transport.v1.Transport.Info:output_type -> stevedore.transport.v1.InfoResponse
-	4,  // 31: stevedore.transport.v1.Transport.Open:output_type -> stevedore.transport.v1.OpenResponse
-	6,  // 32: stevedore.transport.v1.Transport.Close:output_type -> stevedore.transport.v1.CloseResponse
-	8,  // 33: stevedore.transport.v1.Transport.Resolve:output_type -> stevedore.transport.v1.ResolveResponse
-	10, // 34: stevedore.transport.v1.Transport.GetManifest:output_type -> stevedore.transport.v1.GetManifestResponse
-	13, // 35: stevedore.transport.v1.Transport.GetBlob:output_type -> stevedore.transport.v1.GetBlobResponse
-	15, // 36: stevedore.transport.v1.Transport.GetBlobStream:output_type -> stevedore.transport.v1.BlobChunk
-	17, // 37: stevedore.transport.v1.Transport.HasBlob:output_type -> stevedore.transport.v1.HasBlobResponse
-	19, // 38: stevedore.transport.v1.Transport.PutBlob:output_type -> stevedore.transport.v1.PutBlobResponse
-	19, // 39: stevedore.transport.v1.Transport.PutBlobStream:output_type -> stevedore.transport.v1.PutBlobResponse
-	22, // 40: stevedore.transport.v1.Transport.PutManifest:output_type -> stevedore.transport.v1.PutManifestResponse
-	24, // 41: stevedore.transport.v1.Transport.MountBlob:output_type -> stevedore.transport.v1.MountBlobResponse
-	26, // 42: stevedore.transport.v1.Transport.ListTags:output_type -> stevedore.transport.v1.ListTagsResponse
-	28, // 43: stevedore.transport.v1.Transport.Referrers:output_type -> stevedore.transport.v1.ReferrersResponse
-	30, // 44: stevedore.transport.v1.Transport.Delete:output_type -> stevedore.transport.v1.DeleteResponse
-	32, // 45: stevedore.transport.v1.Transport.Commit:output_type -> stevedore.transport.v1.CommitResponse
-	34, // 46: stevedore.transport.v1.Transport.BlobPath:output_type -> stevedore.transport.v1.BlobPathResponse
-	36, // 47: stevedore.transport.v1.Transport.PutBlobFile:output_type -> stevedore.transport.v1.PutBlobFileResponse
-	41, // 48: stevedore.transport.v1.Transport.StageBlob:output_type -> stevedore.transport.v1.StageBlobResponse
-	43, // 49: stevedore.transport.v1.Transport.CommitStagedBlob:output_type -> stevedore.transport.v1.CommitStagedBlobResponse
-	45, // 50: stevedore.transport.v1.Transport.AbortStagedBlob:output_type -> stevedore.transport.v1.AbortStagedBlobResponse
-	47, // 51: stevedore.transport.v1.Transport.Signatures:output_type -> stevedore.transport.v1.Signature
-	49, // 52: stevedore.transport.v1.Transport.PutSignatures:output_type -> stevedore.transport.v1.PutSignaturesResponse
-	37, // 53: stevedore.transport.v1.Transport.PutBlobFileProgress:output_type -> stevedore.transport.v1.BlobFileProgress
-	37, // 54: stevedore.transport.v1.Transport.GetBlobToFile:output_type -> stevedore.transport.v1.BlobFileProgress
-	37, // 55: stevedore.transport.v1.Transport.CopyBlob:output_type -> stevedore.transport.v1.BlobFileProgress
-	30, // [30:56] is the sub-list for method output_type
-	4,  // [4:30] is the sub-list for method input_type
+	29, // 17: stevedore.transport.v1.Transport.Referrers:input_type -> stevedore.transport.v1.ReferrersRequest
+	31, // 18: stevedore.transport.v1.Transport.Delete:input_type -> stevedore.transport.v1.DeleteRequest
+	33, // 19: stevedore.transport.v1.Transport.Commit:input_type -> stevedore.transport.v1.CommitRequest
+	35, // 20: stevedore.transport.v1.Transport.BlobPath:input_type -> stevedore.transport.v1.BlobPathRequest
+	37, // 21: stevedore.transport.v1.Transport.PutBlobFile:input_type -> stevedore.transport.v1.PutBlobFileRequest
+	42, // 22: stevedore.transport.v1.Transport.StageBlob:input_type -> stevedore.transport.v1.StageBlobRequest
+	44, // 23: stevedore.transport.v1.Transport.CommitStagedBlob:input_type -> stevedore.transport.v1.CommitStagedBlobRequest
+	46, // 24: stevedore.transport.v1.Transport.AbortStagedBlob:input_type -> stevedore.transport.v1.AbortStagedBlobRequest
+	48, // 25: stevedore.transport.v1.Transport.Signatures:input_type -> stevedore.transport.v1.SignaturesRequest
+	50, // 26: stevedore.transport.v1.Transport.PutSignatures:input_type -> stevedore.transport.v1.PutSignaturesRequest
+	37, // 27: stevedore.transport.v1.Transport.PutBlobFileProgress:input_type -> stevedore.transport.v1.PutBlobFileRequest
+	41, // 28: stevedore.transport.v1.Transport.GetBlobToFile:input_type -> stevedore.transport.v1.GetBlobToFileRequest
+	40, // 29: stevedore.transport.v1.Transport.CopyBlob:input_type -> stevedore.transport.v1.CopyBlobRequest
+	27, // 30: stevedore.transport.v1.Transport.ListRepositories:input_type -> stevedore.transport.v1.ListRepositoriesRequest
+	2,  // 31: stevedore.transport.v1.Transport.Info:output_type -> stevedore.transport.v1.InfoResponse
+	4,  // 32: stevedore.transport.v1.Transport.Open:output_type -> stevedore.transport.v1.OpenResponse
+	6,  // 33: stevedore.transport.v1.Transport.Close:output_type -> stevedore.transport.v1.CloseResponse
+	8,  // 34: stevedore.transport.v1.Transport.Resolve:output_type -> stevedore.transport.v1.ResolveResponse
+	10, // 35: stevedore.transport.v1.Transport.GetManifest:output_type -> stevedore.transport.v1.GetManifestResponse
+	13, // 36: stevedore.transport.v1.Transport.GetBlob:output_type -> stevedore.transport.v1.GetBlobResponse
+	15, // 37: stevedore.transport.v1.Transport.GetBlobStream:output_type -> stevedore.transport.v1.BlobChunk
+	17, // 38: stevedore.transport.v1.Transport.HasBlob:output_type -> stevedore.transport.v1.HasBlobResponse
+	19, // 39: stevedore.transport.v1.Transport.PutBlob:output_type -> stevedore.transport.v1.PutBlobResponse
+	19, // 40: stevedore.transport.v1.Transport.PutBlobStream:output_type -> stevedore.transport.v1.PutBlobResponse
+	22, // 41: stevedore.transport.v1.Transport.PutManifest:output_type -> stevedore.transport.v1.PutManifestResponse
+	24, // 42: stevedore.transport.v1.Transport.MountBlob:output_type -> stevedore.transport.v1.MountBlobResponse
+	26, // 43: stevedore.transport.v1.Transport.ListTags:output_type -> stevedore.transport.v1.ListTagsResponse
+	30, // 44: stevedore.transport.v1.Transport.Referrers:output_type -> stevedore.transport.v1.ReferrersResponse
+	32, // 45: stevedore.transport.v1.Transport.Delete:output_type -> stevedore.transport.v1.DeleteResponse
+	34, // 46: stevedore.transport.v1.Transport.Commit:output_type -> stevedore.transport.v1.CommitResponse
+	36, // 47: stevedore.transport.v1.Transport.BlobPath:output_type -> stevedore.transport.v1.BlobPathResponse
+	38, // 48: stevedore.transport.v1.Transport.PutBlobFile:output_type -> stevedore.transport.v1.PutBlobFileResponse
+	43, // 49: stevedore.transport.v1.Transport.StageBlob:output_type -> stevedore.transport.v1.StageBlobResponse
+	45, // 50: stevedore.transport.v1.Transport.CommitStagedBlob:output_type -> stevedore.transport.v1.CommitStagedBlobResponse
+	47, // 51: stevedore.transport.v1.Transport.AbortStagedBlob:output_type -> stevedore.transport.v1.AbortStagedBlobResponse
+	49, // 52: stevedore.transport.v1.Transport.Signatures:output_type -> stevedore.transport.v1.Signature
+	51, // 53: stevedore.transport.v1.Transport.PutSignatures:output_type -> stevedore.transport.v1.PutSignaturesResponse
+	39, // 54: stevedore.transport.v1.Transport.PutBlobFileProgress:output_type -> stevedore.transport.v1.BlobFileProgress
+	39, // 55: stevedore.transport.v1.Transport.GetBlobToFile:output_type -> stevedore.transport.v1.BlobFileProgress
+	39, // 56: stevedore.transport.v1.Transport.CopyBlob:output_type -> stevedore.transport.v1.BlobFileProgress
+	28, // 57: stevedore.transport.v1.Transport.ListRepositories:output_type -> stevedore.transport.v1.ListRepositoriesResponse
+	31, // [31:58] is the sub-list for method output_type
+	4,  // [4:31] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -2865,7 +2962,7 @@ func file_pluginapi_proto_v1_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginapi_proto_v1_transport_proto_rawDesc), len(file_pluginapi_proto_v1_transport_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   50,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -61,6 +61,7 @@ const (
 	Transport_PutBlobFileProgress_FullMethodName = "/stevedore.transport.v1.Transport/PutBlobFileProgress"
 	Transport_GetBlobToFile_FullMethodName       = "/stevedore.transport.v1.Transport/GetBlobToFile"
 	Transport_CopyBlob_FullMethodName            = "/stevedore.transport.v1.Transport/CopyBlob"
+	Transport_ListRepositories_FullMethodName    = "/stevedore.transport.v1.Transport/ListRepositories"
 )
 
 // TransportClient is the client API for Transport service.
@@ -113,6 +114,9 @@ type TransportClient interface {
 	// of the same plugin process (from_handle) by itself, reporting the bytes
 	// moved; the destination checks the digest before the blob is visible.
 	CopyBlob(ctx context.Context, in *CopyBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlobFileProgress], error)
+	// list-repositories: the repositories at or under the endpoint's
+	// location (a registry's catalog), as locations Open takes.
+	ListRepositories(ctx context.Context, in *ListRepositoriesRequest, opts ...grpc.CallOption) (*ListRepositoriesResponse, error)
 }
 
 type transportClient struct {
@@ -434,6 +438,16 @@ func (c *transportClient) CopyBlob(ctx context.Context, in *CopyBlobRequest, opt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_CopyBlobClient = grpc.ServerStreamingClient[BlobFileProgress]
 
+func (c *transportClient) ListRepositories(ctx context.Context, in *ListRepositoriesRequest, opts ...grpc.CallOption) (*ListRepositoriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRepositoriesResponse)
+	err := c.cc.Invoke(ctx, Transport_ListRepositories_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TransportServer is the server API for Transport service.
 // All implementations must embed UnimplementedTransportServer
 // for forward compatibility.
@@ -484,6 +498,9 @@ type TransportServer interface {
 	// of the same plugin process (from_handle) by itself, reporting the bytes
 	// moved; the destination checks the digest before the blob is visible.
 	CopyBlob(*CopyBlobRequest, grpc.ServerStreamingServer[BlobFileProgress]) error
+	// list-repositories: the repositories at or under the endpoint's
+	// location (a registry's catalog), as locations Open takes.
+	ListRepositories(context.Context, *ListRepositoriesRequest) (*ListRepositoriesResponse, error)
 	mustEmbedUnimplementedTransportServer()
 }
 
@@ -571,6 +588,9 @@ func (UnimplementedTransportServer) GetBlobToFile(*GetBlobToFileRequest, grpc.Se
 }
 func (UnimplementedTransportServer) CopyBlob(*CopyBlobRequest, grpc.ServerStreamingServer[BlobFileProgress]) error {
 	return status.Errorf(codes.Unimplemented, "method CopyBlob not implemented")
+}
+func (UnimplementedTransportServer) ListRepositories(context.Context, *ListRepositoriesRequest) (*ListRepositoriesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListRepositories not implemented")
 }
 func (UnimplementedTransportServer) mustEmbedUnimplementedTransportServer() {}
 func (UnimplementedTransportServer) testEmbeddedByValue()                   {}
@@ -1004,6 +1024,24 @@ func _Transport_CopyBlob_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Transport_CopyBlobServer = grpc.ServerStreamingServer[BlobFileProgress]
 
+func _Transport_ListRepositories_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRepositoriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransportServer).ListRepositories(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Transport_ListRepositories_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransportServer).ListRepositories(ctx, req.(*ListRepositoriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Transport_ServiceDesc is the grpc.ServiceDesc for Transport service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1086,6 +1124,10 @@ var Transport_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AbortStagedBlob",
 			Handler:    _Transport_AbortStagedBlob_Handler,
+		},
+		{
+			MethodName: "ListRepositories",
+			Handler:    _Transport_ListRepositories_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
