@@ -66,6 +66,11 @@ func (is *issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, scope := range q["scope"] {
 		for _, s := range strings.Fields(scope) {
 			parts := strings.Split(s, ":")
+			if s == "registry:catalog:*" && user != "" {
+				// The catalog, to any authenticated user.
+				granted = append(granted, access{Type: "registry", Name: "catalog", Actions: []string{"*"}})
+				continue
+			}
 			if len(parts) < 3 || parts[0] != "repository" {
 				continue
 			}

@@ -209,11 +209,15 @@ func isNetworkError(err error) bool {
 // with the credentials source. The result is one line.
 func (e *endpoint) fail(step string, err error) error {
 	err = convert(err)
+	where := "registry " + e.name
+	if e.repo != "" { // an endpoint opened at the registry alone has none
+		where += ", repository " + e.repo
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("registry %s, repository %s: %s: %w", e.name, e.repo, step, err)
+		return fmt.Errorf("%s: %s: %w", where, step, err)
 	}
 	if errors.Is(err, core.ErrUnauthorized) || errors.Is(err, core.ErrDenied) {
-		return fmt.Errorf("registry %s, repository %s: %s: %w (credentials: %s)", e.name, e.repo, step, err, e.creds.describe())
+		return fmt.Errorf("%s: %s: %w (credentials: %s)", where, step, err, e.creds.describe())
 	}
-	return fmt.Errorf("registry %s, repository %s: %s: %w", e.name, e.repo, step, err)
+	return fmt.Errorf("%s: %s: %w", where, step, err)
 }

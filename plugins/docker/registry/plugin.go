@@ -47,6 +47,9 @@ type Plugin struct {
 	// TagPageSize asks for tag lists in pages of this size (0: the
 	// registry's default).
 	TagPageSize int
+	// CatalogPageSize asks for the catalog in pages of this size (0:
+	// 1000, the most distribution answers with).
+	CatalogPageSize int
 
 	rings sync.Pool // replay windows of ReplayWindow bytes, reused
 
@@ -185,13 +188,27 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 	if req.Transport != TransportName {
 		return nil, fmt.Errorf("docker plugin cannot open transport %q: %w", req.Transport, core.ErrUnsupported)
 	}
-	name, host, repo, err := SplitLocation(req.Location)
-	if err != nil {
-		return nil, err
-	}
 	opts, err := parseOptions(req.Options)
 	if err != nil {
 		return nil, fmt.Errorf("docker://%s: %w", req.Location, err)
+	}
+	if name, ok, err := registryRoot(req.Location); ok {
+		// A registry alone: only its catalog can be read.
+		if err != nil {
+			return nil, err
+		}
+		if req.Mode != pluginapi.ModeRead {
+			return nil, fmt.Errorf("docker://%s names a registry, not a repository: it can only be listed: %w", req.Location, core.ErrInvalid)
+		}
+		e, err := newEndpoint(p, name, name, wireHost(name), "", req.Mode, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &Catalog{e}, nil
+	}
+	name, host, repo, err := SplitLocation(req.Location)
+	if err != nil {
+		return nil, err
 	}
 	e, err := newEndpoint(p, req.Location, name, host, repo, req.Mode, opts)
 	if err != nil {
