@@ -373,6 +373,15 @@ func capsOf(e pluginapi.Endpoint) map[string]bool {
 }
 
 func (h *Host) open(ctx context.Context, ep ref.Endpoint, mode pluginapi.Mode, opts map[string]string) (*endpoint, error) {
+	need := pluginapi.CapSource
+	if mode == pluginapi.ModeWrite {
+		need = pluginapi.CapDest
+	}
+	return h.openFor(ctx, ep, mode, opts, need)
+}
+
+// openFor opens ep, which must advertise capability need.
+func (h *Host) openFor(ctx context.Context, ep ref.Endpoint, mode pluginapi.Mode, opts map[string]string, need string) (*endpoint, error) {
 	p, r, err := h.servedBy(ctx, ep.Transport)
 	if err != nil {
 		return nil, err
@@ -385,13 +394,13 @@ func (h *Host) open(ctx context.Context, ep ref.Endpoint, mode pluginapi.Mode, o
 	o := &endpoint{Endpoint: e, ep: ep, run: r, caps: capsOf(e), owner: p}
 	o.Source, _ = e.(pluginapi.Source)
 	o.Destination, _ = e.(pluginapi.Destination)
-	need := pluginapi.CapSource
-	if mode == pluginapi.ModeWrite {
-		need = pluginapi.CapDest
-	}
 	if !o.has(need) {
 		e.Close(ctx)
-		return nil, fmt.Errorf("%s: transport %s cannot be a %s: %w", ep, ep.Transport, need, core.ErrUnsupported)
+		what := map[string]string{pluginapi.CapSource: "be a source", pluginapi.CapDest: "be a destination"}[need]
+		if what == "" {
+			what = "do " + need
+		}
+		return nil, fmt.Errorf("%s: transport %s cannot %s: %w", ep, ep.Transport, what, core.ErrUnsupported)
 	}
 	return o, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -192,6 +193,49 @@ func (h *Host) ListTags(ctx context.Context, location string, options map[string
 		tags = []string{}
 	}
 	return &TagList{Repository: ep.Location, Tags: tags}, nil
+}
+
+// RepositoryList is what ListRepositories returns.
+type RepositoryList struct {
+	// Location is what was listed, as given to Open.
+	Location string `json:"Location"`
+	// Repositories are locations the transport opens (for docker,
+	// HOST/REPOSITORY), in lexical order.
+	Repositories []string `json:"Repositories"`
+}
+
+// ListRepositories lists the repositories at or under location: for
+// docker, a registry alone ("docker://127.0.0.1:5000") or a prefix
+// ("docker://quay.io/acme"), read from the registry's catalog.
+func (h *Host) ListRepositories(ctx context.Context, location string, options map[string]string) (*RepositoryList, error) {
+	var ep ref.Endpoint
+	if name, ok := strings.CutPrefix(location, "docker://"); ok {
+		loc, err := ref.DockerPrefix(name)
+		if err != nil {
+			return nil, fmt.Errorf("list repositories: %w", err)
+		}
+		ep = ref.Endpoint{Transport: ref.Docker, Location: loc}
+	} else {
+		var err error
+		if ep, err = h.ParseEndpoint(ctx, location); err != nil {
+			return nil, err
+		}
+		ep = ep.WithRef("")
+	}
+	src, err := h.openFor(ctx, ep, pluginapi.ModeRead, options, pluginapi.CapListRepositories)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	locs, err := src.Endpoint.(pluginapi.RepositoryLister).ListRepositories(ctx)
+	if err != nil {
+		return nil, src.wrap("list repositories", err)
+	}
+	sort.Strings(locs)
+	if locs == nil {
+		locs = []string{}
+	}
+	return &RepositoryList{Location: ep.Location, Repositories: locs}, nil
 }
 
 // Delete removes a tag or a manifest by digest.

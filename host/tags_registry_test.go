@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,5 +65,27 @@ func TestTagAndDigest(t *testing.T) {
 	}
 	if _, _, err := reg.GetManifest("r", "v1"); err != nil {
 		t.Errorf("the refused delete removed the image: %v", err)
+	}
+}
+
+// TestListRepositories: a registry's catalog, whole (docker://HOST) or
+// under a prefix; a transport without catalogs says so.
+func TestListRepositories(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	for _, repo := range []string{"team/a", "team/b", "other"} {
+		reg.Seed(repo, "v1", 1, 10)
+	}
+	h, opts := dockerHost(t, registry.New())
+	all, err := h.ListRepositories(ctx, "docker://"+reg.Addr, opts.SrcOptions)
+	if err != nil || !slices.Equal(all.Repositories, []string{reg.Addr + "/other", reg.Addr + "/team/a", reg.Addr + "/team/b"}) || all.Location != reg.Addr {
+		t.Fatalf("catalog: %+v, %v", all, err)
+	}
+	team, err := h.ListRepositories(ctx, "docker://"+reg.Addr+"/team", opts.SrcOptions)
+	if err != nil || !slices.Equal(team.Repositories, []string{reg.Addr + "/team/a", reg.Addr + "/team/b"}) {
+		t.Fatalf("under team: %+v, %v", team, err)
+	}
+	if _, err := h.ListRepositories(ctx, "docker://"+reg.Addr+"/team:v1", opts.SrcOptions); !errors.Is(err, core.ErrInvalid) {
+		t.Errorf("a prefix with a tag: %v", err)
 	}
 }

@@ -48,6 +48,44 @@ func newListTagsCmd() *cobra.Command {
 	return cmd
 }
 
+func newListRepositoriesCmd() *cobra.Command {
+	var (
+		tf     transportFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:     "list-repositories [flags] LOCATION",
+		Aliases: []string{"catalog"},
+		Short:   "List the repositories of a registry, or under a prefix of one (its catalog)",
+		Long: `List the repositories of a registry (docker://HOST) or under a prefix of one
+(docker://HOST/PREFIX), one location per line, ready for docker://. The
+registry must serve its catalog (GET /v2/_catalog): distribution, Harbor,
+zot and stevedore serve do; Docker Hub and most cloud registries do not.`,
+		Example: "  stevedore list-repositories --tls-verify=false docker://127.0.0.1:5000\n  stevedore list-repositories docker://registry.example/team",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := getHost()
+			if err != nil {
+				return err
+			}
+			list, err := h.ListRepositories(cmd.Context(), args[0], tf.options(cmd.Flags(), "", nil))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), list)
+			}
+			for _, r := range list.Repositories {
+				fmt.Fprintln(cmd.OutOrStdout(), r)
+			}
+			return nil
+		},
+	}
+	tf.register(cmd.Flags(), "", "")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print {\"Location\": ..., \"Repositories\": [...]} instead of one per line")
+	return cmd
+}
+
 func newDeleteCmd() *cobra.Command {
 	var tf transportFlags
 	cmd := &cobra.Command{

@@ -174,6 +174,29 @@ func parseDocker(input, rest string) (Endpoint, error) {
 	return ep, nil
 }
 
+// DockerPrefix normalises what names a set of repositories: a registry
+// alone ("127.0.0.1:5000", "ghcr.io", "localhost:5000": no slash, and a host
+// name with a dot or a port, or localhost, as docker tells registries from
+// images) is kept as it is; anything else is a repository name, normalised
+// like DockerLocation ("quay.io/acme", "docker.io/library").
+func DockerPrefix(name string) (string, error) {
+	if strings.Contains(name, "/") {
+		// Normalised as the parent of a repository, so that docker.io/acme
+		// does not become docker.io/library/acme; a tag or digest cannot
+		// parse in front of "/x".
+		named, err := reference.ParseNormalizedNamed(name + "/x")
+		if err != nil {
+			return "", fmt.Errorf("repository prefix %q: %v: %w", name, err, core.ErrInvalid)
+		}
+		return strings.TrimSuffix(named.Name(), "/x"), nil
+	}
+	named, err := reference.ParseNormalizedNamed(name + "/x/y")
+	if err != nil || !strings.EqualFold(reference.Domain(named), name) {
+		return "", fmt.Errorf("%q names neither a registry (a host name with a dot or a port, or localhost) nor a repository under one: %w", name, core.ErrInvalid)
+	}
+	return name, nil
+}
+
 // DockerLocation normalises a repository name (without tag) the way
 // docker:// endpoints are normalised.
 func DockerLocation(name string) (string, error) {

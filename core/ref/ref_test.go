@@ -100,3 +100,31 @@ func TestParseErrors(t *testing.T) {
 		t.Fatal("ParseGeneric accepted a bad transport name")
 	}
 }
+
+func TestDockerPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:5000":      "127.0.0.1:5000",
+		"localhost":           "localhost",
+		"ghcr.io":             "ghcr.io",
+		"quay.io/acme":        "quay.io/acme",
+		"docker.io/library":   "docker.io/library",
+		"reg.example:5000/a/": "",
+		"acme/team":           "docker.io/acme/team",
+	} {
+		got, err := DockerPrefix(in)
+		if want == "" {
+			if !errors.Is(err, core.ErrInvalid) {
+				t.Errorf("DockerPrefix(%q) = %q, %v; want invalid", in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("DockerPrefix(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"alpine", "quay.io/acme:1", "quay.io/acme@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", ""} {
+		if _, err := DockerPrefix(in); !errors.Is(err, core.ErrInvalid) {
+			t.Errorf("DockerPrefix(%q): %v, want invalid", in, err)
+		}
+	}
+}

@@ -7,11 +7,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/distribution/reference"
 	orasregistry "oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/ref"
 )
 
 const (
@@ -38,11 +38,11 @@ func registryRoot(location string) (string, bool, error) {
 	if strings.Contains(location, "/") {
 		return "", false, nil
 	}
-	named, err := reference.ParseNormalizedNamed(location + "/x/y")
-	if err != nil || !strings.EqualFold(reference.Domain(named), location) {
-		return "", true, fmt.Errorf("docker location %q names neither a repository (HOST/PATH) nor a registry (a host name with a dot or a port, or localhost): %w", location, core.ErrInvalid)
+	name, err := ref.DockerPrefix(location)
+	if err != nil {
+		return "", true, fmt.Errorf("docker location %w", err)
 	}
-	return reference.Domain(named), true, nil
+	return name, true, nil
 }
 
 // ListRepositories implements pluginapi.RepositoryLister: the registry's

@@ -251,7 +251,7 @@ func TestOpenAndOptions(t *testing.T) {
 	}{
 		{"docker.io/library/alpine", nil, ""},
 		{"127.0.0.1:5000/a/b", map[string]string{"creds": "u:p:with:colons", "tls-verify": "false", "x-unknown": "ignored"}, ""},
-		{"alpine", nil, "names neither a repository (HOST/PATH) nor a registry"},
+		{"alpine", nil, `docker location "alpine" names neither a registry`},
 		{"docker.io/library/alpine:3", nil, "tag"},
 		{"example.com/a", map[string]string{"creds": "nopassword"}, "USER:PASSWORD"},
 		{"example.com/a", map[string]string{"tls-verify": "maybe"}, "boolean"},
