@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,12 @@ const (
 	// SyncRepository copies every tag of Source's location that the job's
 	// Tags filter selects (all tags without one). Refs are ignored.
 	SyncRepository SyncKind = "repository"
+	// SyncPrefix mirrors every repository the source lists at or under its
+	// location (a registry's catalog: the endpoint must advertise
+	// list-repositories), each as a SyncRepository job whose target is
+	// Target's location followed by the repository's path under Source's
+	// ("reg/team" -> "mirror/team": "reg/team/api" -> "mirror/team/api").
+	SyncPrefix SyncKind = "prefix"
 )
 
 // TagFilter selects the tags of a repository job. host/syncspec builds
@@ -232,13 +239,11 @@ func (h *Host) Sync(ctx context.Context, jobs []SyncJob, opts SyncOptions) (*Syn
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case s.jobSem <- struct{}{}:
-			case <-runCtx.Done():
+			if jobs[i].Kind == SyncPrefix {
+				s.runPrefix(runCtx, i, jobs[i])
 				return
 			}
-			defer func() { <-s.jobSem }()
-			s.runJob(runCtx, i, jobs[i])
+			s.runSlotted(runCtx, i, jobs[i])
 		}()
 	}
 	wg.Wait()
@@ -284,9 +289,9 @@ func (h *Host) Sync(ctx context.Context, jobs []SyncJob, opts SyncOptions) (*Syn
 
 func checkJob(j SyncJob) error {
 	switch j.Kind {
-	case SyncImage, SyncRepository:
+	case SyncImage, SyncRepository, SyncPrefix:
 	default:
-		return fmt.Errorf("kind %q: want %s or %s: %w", j.Kind, SyncImage, SyncRepository, core.ErrInvalid)
+		return fmt.Errorf("kind %q: want %s, %s or %s: %w", j.Kind, SyncImage, SyncRepository, SyncPrefix, core.ErrInvalid)
 	}
 	if j.Source.Transport == "" || j.Source.Location == "" || j.Target.Transport == "" || j.Target.Location == "" {
 		return fmt.Errorf("source and target are required: %w", core.ErrInvalid)
@@ -400,6 +405,65 @@ func oneLineErr(err error) string {
 		}
 	}
 	return string(b)
+}
+
+// runSlotted runs a job once one of the job slots is free.
+func (s *syncRun) runSlotted(ctx context.Context, index int, job SyncJob) {
+	select {
+	case s.jobSem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-s.jobSem }()
+	s.runJob(ctx, index, job)
+}
+
+// runPrefix lists the repositories of a prefix job's source and runs one
+// repository job for each, under the same job index. A listing that fails
+// is one failed record naming the prefixes: nothing is read as empty, so
+// prune never empties a mirror because a catalog could not be read.
+func (s *syncRun) runPrefix(ctx context.Context, index int, job SyncJob) {
+	srcEP, dstEP := job.Source.WithRef(""), job.Target.WithRef("")
+	locs, err := s.listRepositories(ctx, srcEP, job.SrcOptions)
+	if err != nil {
+		r := SyncImageResult{Job: index, JobName: job.Name, Source: srcEP.String(), Target: dstEP.String(), Reason: "list source repositories"}
+		s.record(index, s.failure(r, err))
+		return
+	}
+	var wg sync.WaitGroup
+	for _, loc := range locs {
+		rel, ok := strings.CutPrefix(loc, srcEP.Location)
+		if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) {
+			r := SyncImageResult{Job: index, JobName: job.Name, Source: srcEP.WithRef("").String(), Target: dstEP.String(), Reason: "list source repositories"}
+			s.record(index, s.failure(r, fmt.Errorf("the transport listed %q, which is not under %q: %w", loc, srcEP.Location, core.ErrInvalid)))
+			continue
+		}
+		sub := job
+		sub.Kind = SyncRepository
+		sub.Source = ref.Endpoint{Transport: srcEP.Transport, Location: loc}
+		sub.Target = ref.Endpoint{Transport: dstEP.Transport, Location: dstEP.Location + rel}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runSlotted(ctx, index, sub)
+		}()
+	}
+	wg.Wait()
+}
+
+// listRepositories reads a prefix job's catalog.
+func (s *syncRun) listRepositories(ctx context.Context, ep ref.Endpoint, options map[string]string) ([]string, error) {
+	e, err := s.h.openFor(ctx, ep, pluginapi.ModeRead, options, pluginapi.CapListRepositories)
+	if err != nil {
+		return nil, err
+	}
+	e = limited(e, s.limiterFor(ep))
+	defer e.Close(context.WithoutCancel(ctx))
+	locs, err := e.Endpoint.(pluginapi.RepositoryLister).ListRepositories(ctx)
+	if err != nil {
+		return nil, e.wrap("list repositories of "+ep.String(), err)
+	}
+	return locs, nil
 }
 
 // jobState is what the images of one job share.

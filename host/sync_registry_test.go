@@ -219,6 +219,43 @@ func TestSyncRegistries(t *testing.T) {
 		}
 	})
 
+	t.Run("catalog", func(t *testing.T) {
+		// registry-prefix without repositories: the source registry's
+		// catalog names them (one GET /v2/_catalog), each goes under the
+		// target prefix with its path.
+		yml := fmt.Sprintf("defaults: {source-cert-dir: %s, target-cert-dir: %s}\nsync:\n  - {type: registry-prefix, source: '%s', target: '%s/cat', tags: {allow: ['1\\..*']}}\n",
+			w.src.CertDir, w.dst.CertDir, w.src.Addr, w.dst.Addr)
+		rep, err := w.run(t, yml, host.SyncOptions{})
+		if err != nil || rep.Copied != 15 || rep.Failed != 0 {
+			t.Fatalf("catalog sync: %v %v", err, actions(rep))
+		}
+		for _, repo := range syncRepos {
+			if got := registryTags(t, w.dst, "cat/"+repo); len(got) != 3 || got["1.0.0"] != w.f.digest(repo, "1.0.0") {
+				t.Errorf("cat/%s: %v", repo, got)
+			}
+		}
+		if got := requestKinds(w.src.Requests())["GET other"]; got != 1 {
+			t.Errorf("%d catalog requests, want 1", got)
+		}
+
+		// A catalog the registry refuses fails the entry, and prune, with
+		// nothing listed, deletes nothing.
+		w.src.AddFault(registrytest.Fault{Kind: registrytest.Respond, Status: http.StatusNotFound,
+			Body: `{"errors":[{"code":"UNSUPPORTED","message":"catalog disabled"}]}`, Match: registrytest.MatchMethodPath(http.MethodGet, "/v2/_catalog")})
+		defer w.src.ClearFaults()
+		rep, err = w.run(t, yml, host.SyncOptions{Prune: true, KeepGoing: true})
+		var se *host.SyncError
+		if !errors.As(err, &se) || se.Failed != 1 || len(rep.Images) != 1 || rep.Pruned != 0 {
+			t.Fatalf("refused catalog: %v %v", err, actions(rep))
+		}
+		if r := rep.Images[0]; r.Reason != "list source repositories" || !strings.Contains(r.Error, "list repositories (GET /v2/_catalog)") || r.Source != "docker://"+w.src.Addr {
+			t.Errorf("refused catalog record: %+v", r)
+		}
+		if got := registryTags(t, w.dst, "cat/alpha"); len(got) != 3 {
+			t.Errorf("cat/alpha after a refused catalog: %v", got)
+		}
+	})
+
 	t.Run("dry-run", func(t *testing.T) {
 		// Half mirrored first.
 		if _, err := w.run(t, w.yaml("m2", "    tags: {semver: '<2'}\n"), host.SyncOptions{}); err != nil {

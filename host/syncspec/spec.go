@@ -376,7 +376,16 @@ func (e Entry) jobs(defaults Settings, opts Options) ([]host.SyncJob, error) {
 	switch e.Type {
 	case TypeRegistryPrefix:
 		if len(e.Repositories) == 0 {
-			return nil, fmt.Errorf("registry-prefix needs repositories: [...] (stevedore cannot list a registry's catalog yet): %w", core.ErrInvalid)
+			// The source's catalog names them when the sync runs.
+			src, err := parsePrefix(e.Source)
+			if err != nil {
+				return nil, fmt.Errorf("registry-prefix source: %w", err)
+			}
+			dst, err := parsePrefix(e.Target)
+			if err != nil {
+				return nil, fmt.Errorf("registry-prefix target: %w", err)
+			}
+			jobs = append(jobs, host.SyncJob{Kind: host.SyncPrefix, Source: src, Target: dst})
 		}
 		for _, r := range e.Repositories {
 			r = strings.Trim(r, "/")
@@ -497,6 +506,31 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		ep.Ref, ep.Image = r.Tag(), true
 	}
 	return ep, nil
+}
+
+// parsePrefix parses a registry-prefix source or target: a registry alone
+// ("127.0.0.1:5000", "ghcr.io"), a registry and path ("quay.io/acme"), either
+// after docker://, or TRANSPORT:LOCATION ("oci:/srv/mirror").
+func parsePrefix(s string) (ref.Endpoint, error) {
+	name, isDocker := strings.CutPrefix(s, "docker://")
+	if !isDocker {
+		if t, rest, ok := strings.Cut(s, ":"); ok && isTransport(t, rest) {
+			ep, err := ParseEndpoint(s)
+			if err != nil {
+				return ref.Endpoint{}, err
+			}
+			if ep.Image {
+				return ref.Endpoint{}, fmt.Errorf("%q names an image, not a prefix: %w", s, core.ErrInvalid)
+			}
+			return ep.Endpoint, nil
+		}
+		name = s
+	}
+	loc, err := ref.DockerPrefix(strings.TrimRight(name, "/"))
+	if err != nil {
+		return ref.Endpoint{}, err
+	}
+	return ref.Endpoint{Transport: ref.Docker, Location: loc}, nil
 }
 
 // isTransport tells "oci:/dir" and "mytransport:/x" (transports) from

@@ -177,6 +177,26 @@ sync:
 	}
 }
 
+// Without repositories, a registry-prefix entry is one prefix job: the
+// catalog names the repositories when the sync runs.
+func TestParseRegistryPrefixCatalog(t *testing.T) {
+	res, err := Parse([]byte(`sync:
+  - {type: registry-prefix, source: '127.0.0.1:5000', target: 'docker://registry.local/mirror/', tags: {allow: ['v.*']}}
+  - {type: registry-prefix, source: docker.io/acme, target: 'oci:/srv/mirror'}
+`), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, hub := res.Jobs[0], res.Jobs[1]
+	if whole.Kind != host.SyncPrefix || whole.Source != (ref.Endpoint{Transport: "docker", Location: "127.0.0.1:5000"}) ||
+		whole.Target != (ref.Endpoint{Transport: "docker", Location: "registry.local/mirror"}) || whole.Tags == nil || whole.Tags.Match("latest") {
+		t.Errorf("whole registry: %+v", whole)
+	}
+	if hub.Kind != host.SyncPrefix || hub.Source.Location != "docker.io/acme" || hub.Target != (ref.Endpoint{Transport: "oci", Location: "/srv/mirror"}) {
+		t.Errorf("namespace to layouts: %+v", hub)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	cases := map[string]string{
 		"unknown key":           "sync:\n  - {source: a, target: b, tag: {allow: [x]}}\n",
@@ -187,7 +207,8 @@ func TestParseErrors(t *testing.T) {
 		"repository target tag": "sync: [{source: a, target: 'b:1'}]\n",
 		"image with tags":       "sync: [{source: 'a:1', target: b, tags: {allow: [x]}}]\n",
 		"target tag and digest": "sync: [{source: 'a:1', target: 'b:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'}]\n",
-		"prefix without repos":  "sync: [{source: reg.example, target: b, type: registry-prefix}]\n",
+		"prefix of an image":    "sync: [{source: 'reg.example/a:1', target: reg2.example, type: registry-prefix}]\n",
+		"prefix not a registry": "sync: [{source: alpine, target: reg2.example, type: registry-prefix}]\n",
 		"bad type":              "sync: [{source: a, target: b, type: everything}]\n",
 		"bad regex":             "sync: [{source: a, target: b, tags: {deny: ['(']}}]\n",
 		"bad immutable":         "sync: [{source: a, target: b, immutable: ['[']}]\n",
@@ -366,7 +387,7 @@ func TestDocExamples(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stevedore example: %v", err)
 	}
-	if ours.Format != FormatStevedore || len(ours.Jobs) != 6 {
+	if ours.Format != FormatStevedore || len(ours.Jobs) != 7 || ours.Jobs[5].Kind != host.SyncPrefix {
 		t.Errorf("stevedore example: %s, %d jobs", ours.Format, len(ours.Jobs))
 	}
 	sk, err := Parse([]byte(blocks[1][1]), Options{Target: "registry.local/mirror"})
