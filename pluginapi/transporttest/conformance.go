@@ -46,6 +46,14 @@ var unadvertised = map[string]func(ctx context.Context, ep pluginapi.Endpoint, l
 		_, err := l.ListTags(ctx)
 		return true, err
 	},
+	pluginapi.CapListRepositories: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
+		l, ok := ep.(pluginapi.RepositoryLister)
+		if !ok {
+			return false, nil
+		}
+		_, err := l.ListRepositories(ctx)
+		return true, err
+	},
 	pluginapi.CapReferrers: func(ctx context.Context, ep pluginapi.Endpoint, _ string) (bool, error) {
 		r, ok := ep.(pluginapi.ReferrerLister)
 		if !ok {
@@ -274,6 +282,24 @@ func (k *kit) testUntagged(t *testing.T) {
 		if len(tags) != 0 {
 			t.Fatalf("ListTags after an untagged write = %v, want none", tags)
 		}
+	}
+}
+
+// testListRepositories: an endpoint that lists repositories lists its own
+// location once an image is stored there.
+func (k *kit) testListRepositories(t *testing.T) {
+	loc := k.h.NewLocation(t)
+	k.store(t, loc, RandomImage(32, 1, 1000), "a")
+	ep, _ := k.source(t, loc)
+	if !has(ep, pluginapi.CapListRepositories) {
+		t.Skipf("source does not advertise %q", pluginapi.CapListRepositories)
+	}
+	locs, err := as[pluginapi.RepositoryLister](t, ep, pluginapi.CapListRepositories).ListRepositories(context.Background())
+	if err != nil {
+		t.Fatalf("ListRepositories: %v", err)
+	}
+	if !slices.Contains(locs, loc) {
+		t.Fatalf("ListRepositories at %q = %v, does not list it", loc, locs)
 	}
 }
 

@@ -92,6 +92,7 @@ func Run(t *testing.T, h Harness) {
 		{"Index", k.testIndex},
 		{"UntaggedTopLevel", k.testUntagged},
 		{"ListTags", k.testListTags},
+		{"ListRepositories", k.testListRepositories},
 		{"Delete", k.testDelete},
 		{"DigestMismatch", k.testDigestMismatch},
 		{"NotFound", k.testNotFound},
