@@ -424,18 +424,20 @@ func (s *syncRun) runSlotted(ctx context.Context, index int, job SyncJob) {
 // prune never empties a mirror because a catalog could not be read.
 func (s *syncRun) runPrefix(ctx context.Context, index int, job SyncJob) {
 	srcEP, dstEP := job.Source.WithRef(""), job.Target.WithRef("")
-	locs, err := s.listRepositories(ctx, srcEP, job.SrcOptions)
-	if err != nil {
+	fail := func(err error) {
 		r := SyncImageResult{Job: index, JobName: job.Name, Source: srcEP.String(), Target: dstEP.String(), Reason: "list source repositories"}
 		s.record(index, s.failure(r, err))
+	}
+	locs, err := s.listRepositories(ctx, srcEP, job.SrcOptions)
+	if err != nil {
+		fail(err)
 		return
 	}
 	var wg sync.WaitGroup
 	for _, loc := range locs {
 		rel, ok := strings.CutPrefix(loc, srcEP.Location)
 		if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) {
-			r := SyncImageResult{Job: index, JobName: job.Name, Source: srcEP.WithRef("").String(), Target: dstEP.String(), Reason: "list source repositories"}
-			s.record(index, s.failure(r, fmt.Errorf("the transport listed %q, which is not under %q: %w", loc, srcEP.Location, core.ErrInvalid)))
+			fail(fmt.Errorf("the transport listed %q, which is not under %q: %w", loc, srcEP.Location, core.ErrInvalid))
 			continue
 		}
 		sub := job
