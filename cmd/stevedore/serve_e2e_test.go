@@ -175,6 +175,10 @@ func TestDockerTransportAgainstServe(t *testing.T) {
 			if strings.Join(tags.Tags, ",") != "multi,v1" {
 				t.Fatalf("tags %v", tags.Tags)
 			}
+			// The server's catalog, through the docker plugin.
+			if out := mustRun(t, append(append([]string{"list-repositories"}, tagsFlag...), "docker://"+addr)...); out != addr+"/team/app\n" {
+				t.Fatalf("list-repositories printed %q", out)
+			}
 			// A second push moves no blob: the registry has them all.
 			_, errOut, err := runCLI(t, append(append([]string{"copy", "--progress=json"}, push...), "oci:"+dir+"/src:v1", reg+":v2")...)
 			if err != nil || !strings.Contains(errOut, `"blobsCopied":0`) {

@@ -168,4 +168,17 @@ func TestSyncCLISkopeoForms(t *testing.T) {
 	if got := tagsAt("from-yaml/app"); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("from-yaml/app: %v, want %v", got, want[:2])
 	}
+	// Ours, a whole registry from its catalog.
+	whole := filepath.Join(t.TempDir(), "whole.yaml")
+	yml = fmt.Sprintf("sync:\n  - {type: registry-prefix, source: '%s', target: '%s/whole', source-cert-dir: %s, target-cert-dir: %s}\n", src.Addr, dst.Addr, src.CertDir, dst.CertDir)
+	if err := os.WriteFile(whole, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "sync", "-f", whole)
+	if got := tagsAt("whole/team/app"); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("whole/team/app: %v, want %v", got, want)
+	}
+	if out := mustRun(t, "list-repositories", "--cert-dir", dst.CertDir, "docker://"+dst.Addr+"/whole"); out != dst.Addr+"/whole/team/app\n" {
+		t.Fatalf("list-repositories printed %q", out)
+	}
 }
