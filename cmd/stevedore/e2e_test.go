@@ -240,6 +240,15 @@ func TestInspectListTagsDelete(t *testing.T) {
 	if ld := info["LayersData"].([]any); ld[0].(map[string]any)["MIMEType"] != ocispec.MediaTypeImageLayerGzip {
 		t.Fatalf("LayersData: %v", ld)
 	}
+	if out := mustRun(t, "inspect", "-f", "{{.Digest}} {{join .RepoTags \",\"}} {{upper .Os}}", "oci:"+dir+":v1"); out != img.Manifest.Digest.String()+" v1,v2 LINUX\n" {
+		t.Fatalf("--format: %q", out)
+	}
+	if _, errOut, err := runCLI(t, "inspect", "--raw", "-f", "{{.Digest}}", "oci:"+dir+":v1"); err == nil || !strings.Contains(errOut, "--format and --raw") {
+		t.Fatalf("--format with --raw: %v %s", err, errOut)
+	}
+	if _, errOut, err := runCLI(t, "inspect", "-f", "{{.Nope}}", "oci:"+dir+":v1"); err == nil || !strings.Contains(errOut, "--format") {
+		t.Fatalf("--format naming no field: %v %s", err, errOut)
+	}
 	cfg := mustRun(t, "inspect", "--config", "oci:"+dir+":v1")
 	if !strings.Contains(cfg, `"diff_ids"`) {
 		t.Fatalf("--config: %s", cfg)

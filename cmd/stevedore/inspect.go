@@ -3,7 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"strings"
+	"text/template"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/stevedore-oci/stevedore/core/platform"
@@ -13,7 +17,7 @@ import (
 func newInspectCmd() *cobra.Command {
 	var (
 		raw, config, noTags bool
-		plat                string
+		plat, format        string
 		tf                  transportFlags
 	)
 	cmd := &cobra.Command{
@@ -21,6 +25,16 @@ func newInspectCmd() *cobra.Command {
 		Short: "Show an image's digest, platform, layers, labels and tags (skopeo-compatible JSON)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var tmpl *template.Template
+			if format != "" {
+				if raw {
+					return fmt.Errorf("--format and --raw exclude each other")
+				}
+				var err error
+				if tmpl, err = template.New("format").Funcs(formatFuncs).Parse(format); err != nil {
+					return fmt.Errorf("--format: %w", err)
+				}
+			}
 			h, err := getHost()
 			if err != nil {
 				return err
@@ -46,11 +60,22 @@ func newInspectCmd() *cobra.Command {
 					_, err = out.Write(res.ConfigRaw)
 					return err
 				}
+				if tmpl != nil {
+					// Go field names, as skopeo's --config --format.
+					var img ocispec.Image
+					if err := json.Unmarshal(res.ConfigRaw, &img); err != nil {
+						return fmt.Errorf("config of %s is not an image config: %w", args[0], err)
+					}
+					return execFormat(out, tmpl, img)
+				}
 				var v any
 				if err := json.Unmarshal(res.ConfigRaw, &v); err != nil {
 					return fmt.Errorf("config of %s is not JSON: %w", args[0], err)
 				}
 				return writeJSON(out, v)
+			}
+			if tmpl != nil {
+				return execFormat(out, tmpl, res.Info)
 			}
 			return writeJSON(out, res.Info)
 		},
@@ -60,8 +85,34 @@ func newInspectCmd() *cobra.Command {
 	fs.BoolVar(&config, "config", false, "print the image config")
 	fs.BoolVarP(&noTags, "no-tags", "n", false, "do not list the repository's tags")
 	fs.StringVar(&plat, "platform", "", "on an index, inspect the image for OS/ARCH[/VARIANT] (default: this host's)")
+	fs.StringVarP(&format, "format", "f", "", "print with this Go template instead of JSON, as skopeo does ('{{.Digest}}', '{{join .RepoTags \",\"}}'; with --config the config's fields, '{{.Architecture}}'); functions: json, join, lower, upper")
 	tf.register(fs, "", "")
 	return cmd
+}
+
+// formatFuncs are the functions --format templates may call.
+var formatFuncs = template.FuncMap{
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	"join":  func(list []string, sep string) string { return strings.Join(list, sep) },
+	"lower": strings.ToLower,
+	"upper": strings.ToUpper,
+}
+
+// execFormat prints v through tmpl, ending with a newline.
+func execFormat(w io.Writer, tmpl *template.Template, v any) error {
+	var b strings.Builder
+	if err := tmpl.Execute(&b, v); err != nil {
+		return fmt.Errorf("--format: %w", err)
+	}
+	s := b.String()
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	_, err := io.WriteString(w, s)
+	return err
 }
 
 // printRaw prints the top-level manifest without needing a config, so it

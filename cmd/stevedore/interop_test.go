@@ -39,6 +39,16 @@ func TestSkopeoInteropSingleImage(t *testing.T) {
 	if strings.TrimSpace(out) != want || rawSHA(t, "oci:"+dir+"/back:v1") != want {
 		t.Fatalf("our copy of skopeo's layout: %s, want %s", out, want)
 	}
+	// --format prints what skopeo's does, for the image and its config.
+	for _, args := range [][]string{
+		{"--format", "{{.Digest}} {{.Os}}/{{.Architecture}} {{len .Layers}} {{.Labels}}"},
+		{"--config", "--format", "{{.Architecture}} {{.Config.Env}} {{len .RootFS.DiffIDs}}"},
+	} {
+		a := append(append([]string{"inspect"}, args...), "oci:"+dir+"/ours:v1")
+		if ours, theirs := mustRun(t, a...), peertest.Skopeo(t, a...); ours != theirs {
+			t.Errorf("%v: we print %q, skopeo %q", args, ours, theirs)
+		}
+	}
 }
 
 // The same with a two-platform index, --all on both sides.

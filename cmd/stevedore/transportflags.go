@@ -19,12 +19,15 @@ type transportFlags struct {
 
 // register adds the flags with a prefix ("src-", "dest-" or "").
 func (f *transportFlags) register(fs *pflag.FlagSet, prefix, what string) {
-	fs.StringVar(&f.creds, prefix+"creds", "", "USER[:PASSWORD] for the "+what+" registry")
-	fs.StringVar(&f.token, prefix+"registry-token", "", "bearer token for the "+what+" registry")
-	fs.StringVar(&f.authfile, prefix+"authfile", "", "auth file for the "+what+" registry (default: $REGISTRY_AUTH_FILE, containers auth.json, docker config.json)")
-	fs.StringVar(&f.certDir, prefix+"cert-dir", "", "directory of CA certificates (*.crt) and client keys (*.cert, *.key) for the "+what+" registry")
-	fs.BoolVar(&f.tlsVerify, prefix+"tls-verify", true, "require HTTPS and verify certificates of the "+what+" registry (false also allows plain HTTP)")
-	fs.BoolVar(&f.noCreds, prefix+"no-creds", false, "access the "+what+" registry anonymously")
+	if what != "" {
+		what += " " // "the source registry"; "the registry" alone
+	}
+	fs.StringVar(&f.creds, prefix+"creds", "", "USER[:PASSWORD] for the "+what+"registry")
+	fs.StringVar(&f.token, prefix+"registry-token", "", "bearer token for the "+what+"registry")
+	fs.StringVar(&f.authfile, prefix+"authfile", "", "auth file for the "+what+"registry (default: $REGISTRY_AUTH_FILE, containers auth.json, docker config.json)")
+	fs.StringVar(&f.certDir, prefix+"cert-dir", "", "directory of CA certificates (*.crt) and client keys (*.cert, *.key) for the "+what+"registry")
+	fs.BoolVar(&f.tlsVerify, prefix+"tls-verify", true, "require HTTPS and verify certificates of the "+what+"registry (false also allows plain HTTP)")
+	fs.BoolVar(&f.noCreds, prefix+"no-creds", false, "access the "+what+"registry anonymously")
 }
 
 // registerBoth adds the flags of a two-registry command (copy, sync) that
