@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,15 @@ type CopyOptions struct {
 	// such a copy writes nothing; use Force to repair a destination whose
 	// blobs were removed behind its back).
 	Force bool
+	// Retries is how many more times the copy is tried after a failure
+	// that may pass (core.ErrUnavailable: 429, 5xx, broken connections,
+	// once the transport's own retries are spent), as
+	// skopeo's --retry-times. Each try skips the blobs the previous ones
+	// stored. RetryDelay is the first wait (default 1 s), doubled for each
+	// try; OnRetry, if set, hears of each.
+	Retries    int
+	RetryDelay time.Duration
+	OnRetry    func(attempt int, wait time.Duration, err error)
 }
 
 // CopyResult summarises a finished copy.
@@ -107,6 +117,32 @@ func (h *Host) CopyEndpoints(ctx context.Context, srcEP, dstEP ref.Endpoint, opt
 		return nil, err
 	}
 	start := time.Now()
+	delay := cmp.Or(opts.RetryDelay, time.Second)
+	for attempt := 1; ; attempt++ {
+		res, err := h.copyOnce(ctx, srcEP, dstEP, opts)
+		if err == nil {
+			res.Duration = time.Since(start)
+			return res, nil
+		}
+		if attempt > opts.Retries || !errors.Is(err, core.ErrUnavailable) || ctx.Err() != nil {
+			return nil, err
+		}
+		if opts.OnRetry != nil {
+			opts.OnRetry(attempt, delay, err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		delay *= 2
+	}
+}
+
+// copyOnce is one try of CopyEndpoints.
+func (h *Host) copyOnce(ctx context.Context, srcEP, dstEP ref.Endpoint, opts CopyOptions) (*CopyResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s, d, err := h.openPair(ctx, srcEP, dstEP, opts.SrcOptions, opts.DstOptions)
@@ -122,7 +158,6 @@ func (h *Host) CopyEndpoints(ctx context.Context, srcEP, dstEP ref.Endpoint, opt
 		return nil, fmt.Errorf("copy %s to %s: %w", srcEP, dstEP, err)
 	}
 	res.Source, res.Destination = srcEP, dstEP
-	res.Duration = time.Since(start)
 	if res.SignaturesDropped > 0 {
 		h.logger.Warn(droppedWarning(res.SignaturesDropped, srcEP, dstEP))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -26,6 +27,8 @@ func newCopyCmd() *cobra.Command {
 		streamOnly           bool
 		removeSignatures     bool
 		force                bool
+		retries              int
+		retryDelay           time.Duration
 		src, dst, global     transportFlags
 	)
 	cmd := &cobra.Command{
@@ -86,6 +89,13 @@ The resulting manifest digest is printed on stdout.`,
 				StreamOnly:       streamOnly,
 				RemoveSignatures: removeSignatures,
 				Force:            force,
+				Retries:          retries,
+				RetryDelay:       retryDelay,
+			}
+			if !quiet {
+				opts.OnRetry = func(attempt int, wait time.Duration, err error) {
+					fmt.Fprintf(os.Stderr, "stevedore: attempt %d failed, retrying in %s: %v\n", attempt, wait, err)
+				}
 			}
 			prog, err := newProgress(progressMode, quiet, os.Stderr)
 			if err != nil {
@@ -117,6 +127,8 @@ The resulting manifest digest is printed on stdout.`,
 	fs.BoolVarP(&quiet, "quiet", "q", false, "print nothing on stderr except errors")
 	fs.StringVar(&progressMode, "progress", "auto", "progress on stderr: auto (bars on a terminal, none otherwise), bars, json, none")
 	fs.BoolVar(&removeSignatures, "remove-signatures", false, "do not copy signatures (and do not warn when the destination cannot store them)")
+	fs.IntVar(&retries, "retry-times", 0, "try the copy this many more times after a temporary failure (429, 5xx, broken connection) that the transport's own retries did not get past")
+	fs.DurationVar(&retryDelay, "retry-delay", time.Second, "wait before the first retry, doubled for each further one")
 	fs.BoolVar(&force, "force", false, "write every blob and manifest even when the destination already holds the image under that reference")
 	fs.BoolVar(&streamOnly, "stream-only", false, "move every blob through the host even where a local file could be linked")
 	fs.MarkHidden("stream-only")
