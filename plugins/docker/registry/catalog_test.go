@@ -13,11 +13,11 @@ import (
 )
 
 // TestListRepositories reads distribution's catalog, page by page, at a
-// registry alone and under a prefix, with and without token auth (the
-// catalog takes its own scope, registry:catalog:*).
+// registry alone and under a prefix, anonymous, with basic auth and with
+// token auth (the catalog takes its own scope, registry:catalog:*).
 func TestListRepositories(t *testing.T) {
 	ctx := context.Background()
-	for _, mode := range []registrytest.Auth{registrytest.AuthNone, registrytest.AuthToken} {
+	for _, mode := range []registrytest.Auth{registrytest.AuthNone, registrytest.AuthBasic, registrytest.AuthToken} {
 		reg := registrytest.Start(t, registrytest.Options{Auth: mode})
 		for _, repo := range []string{"team", "team/a", "team/b/c", "team-x", "teamz", "other/d"} {
 			reg.Seed(repo, "v1", 1, 10)
