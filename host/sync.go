@@ -72,6 +72,11 @@ type SyncJob struct {
 	SrcOptions, DstOptions map[string]string
 	// Jobs bounds the blobs in flight for this job (0: SyncOptions.Jobs).
 	Jobs int
+
+	// listed: a repository job made from a catalog, whose source is known
+	// to exist: a tag list answered "not found" is empty (distribution
+	// says so of a repository holding no tag).
+	listed bool
 }
 
 // SyncOptions tune Sync.
@@ -441,7 +446,7 @@ func (s *syncRun) runPrefix(ctx context.Context, index int, job SyncJob) {
 			continue
 		}
 		sub := job
-		sub.Kind = SyncRepository
+		sub.Kind, sub.listed = SyncRepository, true
 		sub.Source = ref.Endpoint{Transport: srcEP.Transport, Location: loc}
 		sub.Target = ref.Endpoint{Transport: dstEP.Transport, Location: dstEP.Location + rel}
 		wg.Add(1)
@@ -591,6 +596,9 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 			return
 		}
 		tags, err := s.listTags(ctx, src)
+		if errors.Is(err, core.ErrNotFound) && job.listed {
+			tags, err = nil, nil
+		}
 		if err != nil {
 			fail("list source tags", err)
 			return

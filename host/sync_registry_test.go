@@ -225,6 +225,11 @@ func TestSyncRegistries(t *testing.T) {
 		// target prefix with its path.
 		yml := fmt.Sprintf("defaults: {source-cert-dir: %s, target-cert-dir: %s}\nsync:\n  - {type: registry-prefix, source: '%s', target: '%s/cat', tags: {allow: ['1\\..*']}}\n",
 			w.src.CertDir, w.dst.CertDir, w.src.Addr, w.dst.Addr)
+		// A repository the catalog lists that holds no tag (distribution
+		// answers its tag list NAME_UNKNOWN) has nothing to copy, no error.
+		if err := w.src.Push("untagged", "", w.f.images["alpha:1.0.0"]); err != nil {
+			t.Fatal(err)
+		}
 		rep, err := w.run(t, yml, host.SyncOptions{})
 		if err != nil || rep.Copied != 15 || rep.Failed != 0 {
 			t.Fatalf("catalog sync: %v %v", err, actions(rep))
