@@ -438,17 +438,23 @@ func (s *syncRun) runPrefix(ctx context.Context, index int, job SyncJob) {
 		fail(err)
 		return
 	}
+	// "oci:/media/mirror/" lists "/media/mirror/team/api".
+	base := strings.TrimRight(srcEP.Location, "/")
 	var wg sync.WaitGroup
 	for _, loc := range locs {
-		rel, ok := strings.CutPrefix(loc, srcEP.Location)
+		rel, ok := strings.CutPrefix(loc, base)
 		if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) {
 			fail(fmt.Errorf("the transport listed %q, which is not under %q: %w", loc, srcEP.Location, core.ErrInvalid))
 			continue
 		}
+		target := dstEP.Location
+		if rel != "" {
+			target = strings.TrimRight(target, "/") + rel
+		}
 		sub := job
 		sub.Kind, sub.listed = SyncRepository, true
 		sub.Source = ref.Endpoint{Transport: srcEP.Transport, Location: loc}
-		sub.Target = ref.Endpoint{Transport: dstEP.Transport, Location: dstEP.Location + rel}
+		sub.Target = ref.Endpoint{Transport: dstEP.Transport, Location: target}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -261,6 +261,33 @@ func TestSyncRegistries(t *testing.T) {
 		}
 	})
 
+	t.Run("air-gap", func(t *testing.T) {
+		// The air-gapped round trip, by prefix both ways: every repository
+		// of the source registry into a tree of layouts (a disk to carry
+		// over), then the tree into the other registry; digests kept.
+		media := t.TempDir() + "/media"
+		out := fmt.Sprintf("sync:\n  - {type: registry-prefix, source: '%s', target: 'oci:%s/', source-cert-dir: %s, tags: {allow: [latest]}}\n", w.src.Addr, media, w.src.CertDir)
+		rep, err := w.run(t, out, host.SyncOptions{})
+		if err != nil || rep.Copied < len(syncRepos) {
+			t.Fatalf("registry to layouts: %v %v", err, actions(rep))
+		}
+		in := fmt.Sprintf("sync:\n  - {type: registry-prefix, source: 'oci:%s/', target: '%s/airgap', target-cert-dir: %s}\n", media, w.dst.Addr, w.dst.CertDir)
+		rep, err = w.run(t, in, host.SyncOptions{})
+		if err != nil || rep.Copied < len(syncRepos) {
+			t.Fatalf("layouts to registry: %v %v", err, actions(rep))
+		}
+		for _, repo := range syncRepos {
+			if got := registryTags(t, w.dst, "airgap/"+repo); len(got) != 1 || got["latest"] != w.f.digest(repo, "latest") {
+				t.Errorf("airgap/%s: %v, want latest = %s", repo, got, w.f.digest(repo, "latest"))
+			}
+		}
+		// Unchanged, the second crossing writes nothing.
+		rep, err = w.run(t, in, host.SyncOptions{})
+		if err != nil || rep.Copied != 0 || rep.Skipped < len(syncRepos) {
+			t.Fatalf("second crossing: %v %v", err, actions(rep))
+		}
+	})
+
 	t.Run("dry-run", func(t *testing.T) {
 		// Half mirrored first.
 		if _, err := w.run(t, w.yaml("m2", "    tags: {semver: '<2'}\n"), host.SyncOptions{}); err != nil {

@@ -58,9 +58,10 @@ func newListRepositoriesCmd() *cobra.Command {
 		Aliases: []string{"catalog"},
 		Short:   "List the repositories of a registry, or under a prefix of one (its catalog)",
 		Long: `List the repositories of a registry (docker://HOST) or under a prefix of one
-(docker://HOST/PREFIX), one location per line, ready for docker://. The
-registry must serve its catalog (GET /v2/_catalog): distribution, Harbor,
-zot and stevedore serve do; Docker Hub and most cloud registries do not.`,
+(docker://HOST/PREFIX), one location per line. The registry must serve its
+catalog (GET /v2/_catalog): distribution, Harbor, zot and stevedore serve do;
+Docker Hub and most cloud registries do not. oci:DIR lists the layouts in and
+under DIR.`,
 		Example: "  stevedore list-repositories --tls-verify=false docker://127.0.0.1:5000\n  stevedore list-repositories docker://registry.example/team",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

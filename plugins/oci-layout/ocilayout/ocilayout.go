@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -45,15 +46,19 @@ func (*Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.E
 	case pluginapi.ModeRead:
 		s, err := layout.Open(req.Location)
 		if err != nil {
+			if fi, serr := os.Stat(req.Location); serr == nil && fi.IsDir() && errors.Is(err, core.ErrNotFound) {
+				// A directory holding no layout, maybe layouts below it.
+				return &treeEndpoint{dir: req.Location, err: err}, nil
+			}
 			return nil, err
 		}
-		return &readEndpoint{store: s}, nil
+		return &readEndpoint{store: s, loc: req.Location}, nil
 	case pluginapi.ModeWrite:
 		s, err := layout.Create(req.Location)
 		if err != nil {
 			return nil, err
 		}
-		return &writeEndpoint{readEndpoint: readEndpoint{store: s}}, nil
+		return &writeEndpoint{readEndpoint: readEndpoint{store: s, loc: req.Location}}, nil
 	}
 	return nil, fmt.Errorf("oci layout %s: unknown mode %d: %w", req.Location, req.Mode, core.ErrInvalid)
 }
@@ -61,13 +66,15 @@ func (*Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.E
 // readEndpoint is a layout opened as a source.
 type readEndpoint struct {
 	store *layout.Store
+	loc   string // as opened
 }
 
 var (
-	_ pluginapi.Source         = (*readEndpoint)(nil)
-	_ pluginapi.TagLister      = (*readEndpoint)(nil)
-	_ pluginapi.ReferrerLister = (*readEndpoint)(nil)
-	_ pluginapi.BlobPather     = (*readEndpoint)(nil)
+	_ pluginapi.Source           = (*readEndpoint)(nil)
+	_ pluginapi.TagLister        = (*readEndpoint)(nil)
+	_ pluginapi.RepositoryLister = (*readEndpoint)(nil)
+	_ pluginapi.ReferrerLister   = (*readEndpoint)(nil)
+	_ pluginapi.BlobPather       = (*readEndpoint)(nil)
 )
 
 // Close implements pluginapi.Endpoint. Nothing is held open between calls.
@@ -126,6 +133,42 @@ func (e *readEndpoint) GetBlob(ctx context.Context, desc ocispec.Descriptor, off
 // ListTags implements pluginapi.TagLister.
 func (e *readEndpoint) ListTags(ctx context.Context) ([]string, error) {
 	return e.store.Tags(ctx)
+}
+
+// ListRepositories implements pluginapi.RepositoryLister: this layout and
+// the layouts in directories below it (layout.Find), as a mirror of many
+// repositories into layouts writes them.
+func (e *readEndpoint) ListRepositories(ctx context.Context) ([]string, error) {
+	return layout.Find(ctx, e.loc)
+}
+
+// treeEndpoint is a directory that is not a layout, opened for reading: it
+// lists the layouts below it, and every other call fails as opening it as
+// a layout did ("not an OCI layout"), so that a copy from it says so.
+type treeEndpoint struct {
+	dir string
+	err error
+}
+
+var (
+	_ pluginapi.Source           = (*treeEndpoint)(nil)
+	_ pluginapi.TagLister        = (*treeEndpoint)(nil)
+	_ pluginapi.RepositoryLister = (*treeEndpoint)(nil)
+)
+
+func (*treeEndpoint) Close(context.Context) error { return nil }
+func (e *treeEndpoint) Resolve(context.Context, string) (ocispec.Descriptor, error) {
+	return ocispec.Descriptor{}, e.err
+}
+func (e *treeEndpoint) GetManifest(context.Context, ocispec.Descriptor) ([]byte, error) {
+	return nil, e.err
+}
+func (e *treeEndpoint) GetBlob(context.Context, ocispec.Descriptor, int64) (io.ReadCloser, error) {
+	return nil, e.err
+}
+func (e *treeEndpoint) ListTags(context.Context) ([]string, error) { return nil, e.err }
+func (e *treeEndpoint) ListRepositories(ctx context.Context) ([]string, error) {
+	return layout.Find(ctx, e.dir)
 }
 
 // BlobPath implements pluginapi.BlobPather.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -75,13 +76,41 @@ func TestOpen(t *testing.T) {
 		t.Fatalf("ModeWrite did not create the layout: %v", err)
 	}
 	r := open(t, loc, pluginapi.ModeRead)
-	wantRead := []string{pluginapi.CapSource, pluginapi.CapListTags, pluginapi.CapReferrers, pluginapi.CapBlobPath}
+	wantRead := []string{pluginapi.CapSource, pluginapi.CapListTags, pluginapi.CapListRepositories, pluginapi.CapReferrers, pluginapi.CapBlobPath}
 	if got := pluginapi.Capabilities(r); !slices.Equal(got, wantRead) {
 		t.Errorf("ModeRead capabilities = %v, want %v", got, wantRead)
 	}
-	wantWrite := []string{pluginapi.CapSource, pluginapi.CapDest, pluginapi.CapListTags, pluginapi.CapReferrers, pluginapi.CapDelete, pluginapi.CapMount, pluginapi.CapBlobPath, pluginapi.CapPutBlobFile, pluginapi.CapStageBlob}
+	wantWrite := []string{pluginapi.CapSource, pluginapi.CapDest, pluginapi.CapListTags, pluginapi.CapListRepositories, pluginapi.CapReferrers, pluginapi.CapDelete, pluginapi.CapMount, pluginapi.CapBlobPath, pluginapi.CapPutBlobFile, pluginapi.CapStageBlob}
 	if got := pluginapi.Capabilities(w); !slices.Equal(got, wantWrite) {
 		t.Errorf("ModeWrite capabilities = %v, want %v", got, wantWrite)
+	}
+}
+
+// A directory that is not a layout opens for reading as a tree: it lists
+// the layouts below it, and reading an image from it fails as before
+// ("not an OCI layout").
+func TestTreeOfLayouts(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	for _, d := range []string{"team/api", "team/web"} {
+		if _, err := layout.Create(filepath.Join(root, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree := open(t, root, pluginapi.ModeRead)
+	if got := pluginapi.Capabilities(tree); !slices.Equal(got, []string{pluginapi.CapSource, pluginapi.CapListTags, pluginapi.CapListRepositories}) {
+		t.Fatalf("tree capabilities %v", got)
+	}
+	locs, err := tree.(pluginapi.RepositoryLister).ListRepositories(ctx)
+	if err != nil || !slices.Equal(locs, []string{root + "/team/api", root + "/team/web"}) {
+		t.Fatalf("ListRepositories = %v, %v", locs, err)
+	}
+	if _, err := tree.(pluginapi.Source).Resolve(ctx, "v1"); !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "not an OCI layout") {
+		t.Fatalf("Resolve in a tree: %v", err)
+	}
+	api := open(t, root+"/team/api", pluginapi.ModeRead)
+	if locs, err := api.(pluginapi.RepositoryLister).ListRepositories(ctx); err != nil || !slices.Equal(locs, []string{root + "/team/api"}) {
+		t.Fatalf("a layout lists itself: %v, %v", locs, err)
 	}
 }
 
