@@ -23,7 +23,7 @@ func newSyncCmd() *cobra.Command {
 	var (
 		file                string
 		srcKind, dstKind    string
-		scoped              bool
+		scoped, prefix      bool
 		all                 bool
 		platforms           []string
 		referrers           bool
@@ -96,7 +96,10 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 				Defaults:   defaults,
 				Scoped:     scoped,
 			}
-			res, err := syncJobs(file, srcKind, dstKind, args, popts)
+			if prefix && (file != "" || srcKind != "") {
+				return fmt.Errorf("--prefix is for SOURCE TARGET without -f or --src")
+			}
+			res, err := syncJobs(file, srcKind, dstKind, args, popts, prefix)
 			if err != nil {
 				return err
 			}
@@ -142,6 +145,7 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 	fs.StringVar(&srcKind, "src", "", "skopeo compatibility: source kind, docker or yaml")
 	fs.StringVar(&dstKind, "dest", "", "skopeo compatibility: destination kind, docker")
 	fs.BoolVar(&scoped, "scoped", false, "skopeo's naming: prefix targets with the full source repository name")
+	fs.BoolVar(&prefix, "prefix", false, "SOURCE is a registry or prefix (oci:DIR: a tree of layouts): mirror every repository its catalog lists under TARGET, same paths")
 	fs.BoolVarP(&all, "all", "a", true, "mirror indexes whole (--all=false: the host's platform only)")
 	fs.StringSliceVar(&platforms, "platform", nil, "mirror only OS/ARCH[/VARIANT] of indexes (repeatable)")
 	fs.StringVar(&overrideOS, "override-os", "", "skopeo compatibility: pick this OS of indexes")
@@ -169,7 +173,7 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 }
 
 // syncJobs turns the command line into jobs.
-func syncJobs(file, srcKind, dstKind string, args []string, opts syncspec.Options) (*syncspec.Result, error) {
+func syncJobs(file, srcKind, dstKind string, args []string, opts syncspec.Options, prefix bool) (*syncspec.Result, error) {
 	if dstKind != "" && dstKind != "docker" {
 		return nil, fmt.Errorf("--dest %s: only docker is supported; give any transport as TARGET (oci:/dir) without --src/--dest", dstKind)
 	}
@@ -207,18 +211,22 @@ func syncJobs(file, srcKind, dstKind string, args []string, opts syncspec.Option
 			suffix = s.Location
 		}
 		target := strings.TrimRight(strings.TrimPrefix(args[1], "docker://"), "/") + "/" + suffix
-		return oneEntry(args[0], target, opts)
+		return oneEntry(args[0], target, opts, false)
 	case srcKind != "":
 		return nil, fmt.Errorf("--src %s: want docker or yaml (any transport works as SOURCE without --src)", srcKind)
 	}
 	if len(args) != 2 {
 		return nil, fmt.Errorf("give -f FILE.yaml, or SOURCE and TARGET: %w", core.ErrInvalid)
 	}
-	return oneEntry(args[0], args[1], opts)
+	return oneEntry(args[0], args[1], opts, prefix)
 }
 
-func oneEntry(source, target string, opts syncspec.Options) (*syncspec.Result, error) {
+func oneEntry(source, target string, opts syncspec.Options, prefix bool) (*syncspec.Result, error) {
 	f := syncspec.File{Sync: []syncspec.Entry{{Source: source, Target: target}}}
+	if prefix {
+		f.Sync[0].Type = syncspec.TypeRegistryPrefix
+		return f.Jobs(opts)
+	}
 	s, err := syncspec.ParseEndpoint(source)
 	if err != nil {
 		return nil, err

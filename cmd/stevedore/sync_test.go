@@ -181,4 +181,9 @@ func TestSyncCLISkopeoForms(t *testing.T) {
 	if out := mustRun(t, "list-repositories", "--cert-dir", dst.CertDir, "docker://"+dst.Addr+"/whole"); out != dst.Addr+"/whole/team/app\n" {
 		t.Fatalf("list-repositories printed %q", out)
 	}
+	// The same from the command line, under a prefix of the source.
+	mustRun(t, "sync", "--prefix", "--src-cert-dir", src.CertDir, "--dest-cert-dir", dst.CertDir, src.Addr+"/team", dst.Addr+"/cli")
+	if got := tagsAt("cli/app"); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("cli/app: %v, want %v", got, want)
+	}
 }
