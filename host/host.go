@@ -233,7 +233,7 @@ type launchState struct {
 // plane every plugin of this host shares.
 func (h *Host) launchResourcesLocked() (string, *pluginapi.DataPlane, error) {
 	if h.socketDir == "" {
-		dir, err := os.MkdirTemp("", "stvd-")
+		dir, err := pluginapi.MkdirSockets("stvd-")
 		if err != nil {
 			return "", nil, fmt.Errorf("plugin socket directory: %w", err)
 		}

@@ -74,19 +74,11 @@ type ticket struct {
 	conn    chan net.Conn // capacity 1; sent to under DataPlane.mu
 }
 
-// NewDataPlane listens on a fresh socket under os.TempDir (or /tmp when
-// TMPDIR is too long for a unix socket path).
+// NewDataPlane listens on a fresh socket in a private directory
+// (MkdirSockets: under $XDG_RUNTIME_DIR, else the temporary directory).
 func NewDataPlane() (*DataPlane, error) {
-	base := os.TempDir()
-	if len(base) > 64 {
-		base = "/tmp"
-	}
-	dir, err := os.MkdirTemp(base, "stvd-")
+	dir, err := MkdirSockets("stvd-")
 	if err != nil {
-		return nil, fmt.Errorf("data plane: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("data plane: %w", err)
 	}
 	path := filepath.Join(dir, "d.sock")

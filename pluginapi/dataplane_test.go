@@ -168,3 +168,28 @@ func TestDataPlaneCloseWithSilentDialer(t *testing.T) {
 		t.Fatal("Close blocked on a connection that never sent its token")
 	}
 }
+
+// Socket directories go under $XDG_RUNTIME_DIR when it is usable, else
+// under the temporary directory; either way private.
+func TestMkdirSockets(t *testing.T) {
+	run := t.TempDir()
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	for _, tc := range []struct{ xdg, under string }{
+		{run, run},
+		{"", tmp},
+		{filepath.Join(run, "missing"), tmp},
+		{"relative/dir", tmp},
+	} {
+		t.Setenv("XDG_RUNTIME_DIR", tc.xdg)
+		dir, err := MkdirSockets("stvd-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(dir)
+		if err != nil || filepath.Dir(dir) != tc.under || fi.Mode().Perm() != 0o700 {
+			t.Errorf("XDG_RUNTIME_DIR=%q: %s (%v, %v), want a 0700 directory under %s", tc.xdg, dir, fi.Mode(), err, tc.under)
+		}
+		os.RemoveAll(dir)
+	}
+}
