@@ -6,6 +6,9 @@
 // An endpoint's Location is a normalised "host/repository"
 // (docker.io/library/alpine, 127.0.0.1:5000/a/b); docker.io is reached at
 // registry-1.docker.io. Images in it are addressed by a tag or a digest.
+// Every endpoint lists, from the registry's catalog, the repositories at
+// or under its own (RepositoryLister); a Location that is a registry alone
+// ("127.0.0.1:5000", "ghcr.io"), opened for reading, does only that.
 //
 // # Options
 //

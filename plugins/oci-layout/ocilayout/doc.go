@@ -14,7 +14,10 @@
 // entry, so that Referrers can find it.
 //
 // Endpoints opened with ModeRead implement Source, TagLister,
-// ReferrerLister and BlobPather. ModeWrite endpoints add Destination,
+// RepositoryLister (the layout and the layouts in directories below it,
+// layout.Find), ReferrerLister and BlobPather. An existing directory that is
+// not a layout opens for reading as a tree: it lists the layouts below it,
+// and its other calls fail with the "not an OCI layout" error. ModeWrite endpoints add Destination,
 // Deleter, Mounter (the source location is another layout directory; the
 // blob is hard-linked or copied, then verified), FilePutter and BlobStager
 // (staged files live in the layout's temporary directory; Close removes the
