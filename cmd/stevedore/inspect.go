@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/template"
+	"text/template/parse"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -39,7 +41,9 @@ func newInspectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := host.InspectOptions{Options: tf.options(cmd.Flags(), "", nil), NoTags: noTags || raw || config}
+			// A template that cannot print the tags does not need the
+			// tag list (a request, and a long one on big repositories).
+			opts := host.InspectOptions{Options: tf.options(cmd.Flags(), "", nil), NoTags: noTags || raw || config || (tmpl != nil && !mayUseTags(tmpl))}
 			if plat != "" {
 				p, err := platform.Parse(plat)
 				if err != nil {
@@ -99,6 +103,68 @@ var formatFuncs = template.FuncMap{
 	"join":  func(list []string, sep string) string { return strings.Join(list, sep) },
 	"lower": strings.ToLower,
 	"upper": strings.ToUpper,
+}
+
+// mayUseTags reports whether a --format template may print RepoTags: it
+// names the field, or uses the whole value (".", "$") where it could. Any
+// node it does not know counts as a use.
+func mayUseTags(tmpl *template.Template) bool {
+	var walk func(n parse.Node) bool
+	walk = func(n parse.Node) bool {
+		switch n := n.(type) {
+		case nil:
+			return false
+		case *parse.ListNode:
+			if n == nil {
+				return false
+			}
+			for _, c := range n.Nodes {
+				if walk(c) {
+					return true
+				}
+			}
+			return false
+		case *parse.TextNode, *parse.CommentNode, *parse.BoolNode, *parse.NumberNode, *parse.StringNode, *parse.NilNode, *parse.IdentifierNode, *parse.BreakNode, *parse.ContinueNode:
+			return false
+		case *parse.ActionNode:
+			return walk(n.Pipe)
+		case *parse.IfNode:
+			return walk(n.Pipe) || walk(n.List) || walk(n.ElseList)
+		case *parse.RangeNode:
+			return walk(n.Pipe) || walk(n.List) || walk(n.ElseList)
+		case *parse.WithNode:
+			return walk(n.Pipe) || walk(n.List) || walk(n.ElseList)
+		case *parse.TemplateNode:
+			return true // another template: not followed
+		case *parse.PipeNode:
+			if n == nil {
+				return false
+			}
+			for _, c := range n.Cmds {
+				if walk(c) {
+					return true
+				}
+			}
+			return false
+		case *parse.CommandNode:
+			for _, a := range n.Args {
+				if walk(a) {
+					return true
+				}
+			}
+			return false
+		case *parse.FieldNode:
+			return slices.Contains(n.Ident, "RepoTags")
+		case *parse.ChainNode:
+			return slices.Contains(n.Field, "RepoTags") || walk(n.Node)
+		case *parse.VariableNode:
+			return slices.Contains(n.Ident, "RepoTags") || (len(n.Ident) == 1 && n.Ident[0] == "$")
+		case *parse.DotNode:
+			return true
+		}
+		return true
+	}
+	return walk(tmpl.Tree.Root)
 }
 
 // execFormat prints v through tmpl, ending with a newline.
