@@ -455,10 +455,19 @@ func (s *syncRun) runPrefix(ctx context.Context, index int, job SyncJob) {
 		sub.Kind, sub.listed = SyncRepository, true
 		sub.Source = ref.Endpoint{Transport: srcEP.Transport, Location: loc}
 		sub.Target = ref.Endpoint{Transport: dstEP.Transport, Location: target}
+		// The slot is taken before the goroutine starts: a catalog of
+		// thousands of repositories makes as many goroutines as slots.
+		select {
+		case s.jobSem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.runSlotted(ctx, index, sub)
+			defer func() { <-s.jobSem }()
+			s.runJob(ctx, index, sub)
 		}()
 	}
 	wg.Wait()
