@@ -440,8 +440,17 @@ func (s *syncRun) runPrefix(ctx context.Context, index int, job SyncJob) {
 	}
 	// "oci:/media/mirror/" lists "/media/mirror/team/api".
 	base := strings.TrimRight(srcEP.Location, "/")
+	// A target inside the source prefix (docker://reg -> docker://reg/mirror)
+	// is listed too: mirroring it again would nest a copy deeper each run.
+	inTarget := func(loc string) bool {
+		t := strings.TrimRight(dstEP.Location, "/")
+		return dstEP.Transport == srcEP.Transport && (loc == t || strings.HasPrefix(loc, t+"/"))
+	}
 	var wg sync.WaitGroup
 	for _, loc := range locs {
+		if inTarget(loc) {
+			continue
+		}
 		rel, ok := strings.CutPrefix(loc, base)
 		if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) {
 			fail(fmt.Errorf("the transport listed %q, which is not under %q: %w", loc, srcEP.Location, core.ErrInvalid))

@@ -261,6 +261,27 @@ func TestSyncRegistries(t *testing.T) {
 		}
 	})
 
+	t.Run("prefix-into-itself", func(t *testing.T) {
+		// A target inside the source prefix: the repositories the first
+		// run makes are listed by the second's catalog and must not be
+		// mirrored again (self/self/alpha, then self/self/self/alpha...).
+		yml := fmt.Sprintf("defaults: {source-cert-dir: %[1]s, target-cert-dir: %[1]s}\nsync:\n  - {type: registry-prefix, source: '%[2]s', target: '%[2]s/self', tags: {allow: [latest]}}\n", w.src.CertDir, w.src.Addr)
+		for round := 1; round <= 2; round++ {
+			rep, err := w.run(t, yml, host.SyncOptions{})
+			if err != nil || rep.Failed != 0 || (round == 2 && rep.Copied != 0) {
+				t.Fatalf("round %d: %v %v", round, err, actions(rep))
+			}
+		}
+		for _, repo := range syncRepos {
+			if got := registryTags(t, w.src, "self/self/"+repo); len(got) != 0 {
+				t.Errorf("self/self/%s was made: %v", repo, got)
+			}
+			if got := registryTags(t, w.src, "self/"+repo); got["latest"] != w.f.digest(repo, "latest") {
+				t.Errorf("self/%s: %v", repo, got)
+			}
+		}
+	})
+
 	t.Run("air-gap", func(t *testing.T) {
 		// The air-gapped round trip, by prefix both ways: every repository
 		// of the source registry into a tree of layouts (a disk to carry
