@@ -129,11 +129,11 @@ func mayUseTags(tmpl *template.Template) bool {
 		case *parse.ActionNode:
 			return walk(n.Pipe)
 		case *parse.IfNode:
-			return walk(n.Pipe) || walk(n.List) || walk(n.ElseList)
+			return walkBranch(walk, &n.BranchNode)
 		case *parse.RangeNode:
-			return walk(n.Pipe) || walk(n.List) || walk(n.ElseList)
+			return walkBranch(walk, &n.BranchNode)
 		case *parse.WithNode:
-			return walk(n.Pipe) || walk(n.List) || walk(n.ElseList)
+			return walkBranch(walk, &n.BranchNode)
 		case *parse.TemplateNode:
 			return true // another template: not followed
 		case *parse.PipeNode:
@@ -165,6 +165,10 @@ func mayUseTags(tmpl *template.Template) bool {
 		return true
 	}
 	return walk(tmpl.Tree.Root)
+}
+
+func walkBranch(walk func(parse.Node) bool, b *parse.BranchNode) bool {
+	return walk(b.Pipe) || walk(b.List) || walk(b.ElseList)
 }
 
 // execFormat prints v through tmpl, ending with a newline.
