@@ -8,7 +8,9 @@
 # the unchanged sync with every tag declared immutable.
 #
 # Both registries speak TLS with a generated CA (as real registries do), so no
-# tool spends requests probing for plain HTTP.
+# tool spends requests probing for plain HTTP. The "catalog" rows mirror the
+# whole source registry without naming its repositories (regsync's type
+# registry, our registry-prefix without repositories): one more request each.
 #
 # Usage: bench/sync/run.sh    (BENCH_RUNS=N repetitions, median reported;
 # REGSYNC=path, SKOPEO=path; needs docker-registry, skopeo, openssl, and
@@ -116,6 +118,10 @@ write_configs() {
 		done
 	} >"$work/regsync.yaml"
 	{
+		sed -n '1,/^sync:/p' "$work/regsync.yaml"
+		printf '  - source: %s\n    target: %s\n    type: registry\n' "$SRC" "$dst"
+	} >"$work/regsync-catalog.yaml"
+	{
 		printf '%s:\n  cert-dir: %s\n  images:\n' "$SRC" "$cadir"
 		for r in "${repos[@]}"; do printf '    %s: []\n' "$r"; done
 	} >"$work/skopeo.yaml"
@@ -128,6 +134,8 @@ write_configs() {
 			printf 'sync:\n  - type: registry-prefix\n    source: %s\n    target: %s\n    repositories: [%s]\n' "$SRC" "$dst" "$list"
 		} >"$work/stevedore-$kind.yaml"
 	done
+	printf 'defaults:\n  source-cert-dir: %s\n  target-cert-dir: %s\nsync:\n  - type: registry-prefix\n    source: %s\n    target: %s\n' \
+		"$cadir" "$cadir" "$SRC" "$dst" >"$work/stevedore-catalog.yaml"
 }
 
 # Commands per tool: "first" and "again" are the same command.
@@ -137,6 +145,8 @@ cmd_for() {
 	stevedore-immutable) echo "$bin/stevedore sync -q -f $work/stevedore-immutable.yaml" ;;
 	skopeo) echo "$SKOPEO --insecure-policy sync --all --preserve-digests --src yaml --dest docker --dest-cert-dir $cadir $work/skopeo.yaml $DST" ;;
 	regsync) echo "$REGSYNC once -v error -c $work/regsync.yaml" ;;
+	regsync-catalog) echo "$REGSYNC once -v error -c $work/regsync-catalog.yaml" ;;
+	stevedore-catalog) echo "$bin/stevedore sync -q -f $work/stevedore-catalog.yaml" ;;
 	esac
 }
 
@@ -156,7 +166,7 @@ measure() {
 }
 
 for run in $(seq "$BENCH_RUNS"); do
-	for tool in skopeo regsync stevedore; do
+	for tool in skopeo regsync stevedore regsync-catalog stevedore-catalog; do
 		start_registry "dst-$tool-$run"
 		DST=$REG_ADDR DST_LOG=$REG_LOG
 		write_configs "$DST"
@@ -173,7 +183,7 @@ done
 
 echo "## 30 tags in 5 repositories; median of $BENCH_RUNS runs (wall seconds, HTTP requests at both registries)"
 printf '%-22s %-10s %8s %9s\n' tool run wall requests
-for tool in skopeo regsync stevedore stevedore-immutable; do
+for tool in skopeo regsync stevedore stevedore-immutable regsync-catalog stevedore-catalog; do
 	for phase in first unchanged; do
 		{ grep "^$tool $phase " "$results" || true; } | sort -k3 -n | awk -v n="$BENCH_RUNS" -v t="$tool" -v p="$phase" '
 			{ w[NR]=$3; r[NR]=$4 } END { if (NR) { m=int((NR+1)/2); printf "%-22s %-10s %8.2f %9d\n", t, p, w[m], r[m] } }'
