@@ -74,6 +74,16 @@ func TestListRepositories(t *testing.T) {
 		t.Fatalf("anonymous catalog: %v", err)
 	}
 
+	// A prefix that is no repository name (Docker Hub's namespaces) opens
+	// for listing only.
+	hub, err := testPlugin().Open(ctx, pluginapi.OpenRequest{Transport: "docker", Location: "docker.io/library", Mode: pluginapi.ModeRead})
+	if err != nil || !slices.Equal(pluginapi.Capabilities(hub), []string{pluginapi.CapListRepositories}) {
+		t.Fatalf("docker.io/library: %v", err)
+	}
+	if _, err := testPlugin().Open(ctx, pluginapi.OpenRequest{Transport: "docker", Location: "docker.io/library", Mode: pluginapi.ModeWrite}); !errors.Is(err, core.ErrInvalid) {
+		t.Errorf("docker.io/library opened for writing: %v", err)
+	}
+
 	for _, bad := range []string{"alpine", "UPPER_CASE"} {
 		if _, err := testPlugin().Open(ctx, pluginapi.OpenRequest{Transport: "docker", Location: bad, Mode: pluginapi.ModeRead}); !errors.Is(err, core.ErrInvalid) {
 			t.Errorf("location %q: %v, want invalid", bad, err)

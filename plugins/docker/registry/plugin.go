@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/ref"
 	"github.com/stevedore-oci/stevedore/pluginapi"
 )
 
@@ -208,6 +209,16 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 	}
 	name, host, repo, err := SplitLocation(req.Location)
 	if err != nil {
+		// A prefix that is no repository name (docker.io/library, which
+		// would be docker.io/library/library): listable, nothing else.
+		if pfx, perr := ref.DockerPrefix(req.Location); perr == nil && pfx == req.Location && req.Mode == pluginapi.ModeRead {
+			name, path, _ := strings.Cut(pfx, "/")
+			e, err := newEndpoint(p, pfx, name, wireHost(name), path, req.Mode, opts)
+			if err != nil {
+				return nil, err
+			}
+			return &Catalog{e}, nil
+		}
 		return nil, err
 	}
 	e, err := newEndpoint(p, req.Location, name, host, repo, req.Mode, opts)
