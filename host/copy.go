@@ -535,8 +535,7 @@ func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) error {
 	if ok, err := c.dst.HasBlob(ctx, desc); err == nil && ok && manifest.IsImageManifest(desc.MediaType) {
 		// The destination has the manifest; with children-first writes it
 		// has everything below it too.
-		c.stats.skipped.Add(1)
-		c.emit(Event{Kind: BlobSkipped, Desc: desc})
+		c.skipped(desc)
 		return c.copySignatures(ctx, desc.Digest)
 	}
 	m, err := c.fetchManifest(ctx, desc)
@@ -648,12 +647,17 @@ func reacquireSlot(ctx context.Context) error {
 	return nil
 }
 
+// skipped counts and reports a blob the destination already had.
+func (c *copier) skipped(desc ocispec.Descriptor) {
+	c.stats.skipped.Add(1)
+	c.emit(Event{Kind: BlobSkipped, Desc: desc})
+}
+
 func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) error {
 	if manifest.IsNonDistributable(desc.MediaType) && c.dst.ep.Transport == ref.Docker {
 		// Foreign layers are not pushed to registries (skopeo and crane
 		// agree); the manifest keeps pointing at their URLs.
-		c.stats.skipped.Add(1)
-		c.emit(Event{Kind: BlobSkipped, Desc: desc})
+		c.skipped(desc)
 		return nil
 	}
 	// Mounts are for another location of the same kind (the plugin refuses
@@ -676,8 +680,7 @@ func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) erro
 		return c.dst.wrap("check blob "+desc.Digest.String(), err)
 	}
 	if has {
-		c.stats.skipped.Add(1)
-		c.emit(Event{Kind: BlobSkipped, Desc: desc})
+		c.skipped(desc)
 		return nil
 	}
 	if mount && local && c.mount(ctx, desc, c.src.ep.Location) {

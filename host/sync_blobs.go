@@ -19,10 +19,21 @@ import (
 type blobShare struct {
 	mu      sync.Mutex
 	flights map[shareKey]*blobFlight
+	// mounts: one mount per blob and destination repository. Copiers of
+	// several tags of one repository that mounted the same blob at once
+	// made docker-registry rewrite its link file under a concurrent
+	// manifest PUT, which then failed "blob unknown" (1 run in 12 of the
+	// sync tests).
+	mounts map[mountKey]*blobFlight
 }
 
 type shareKey struct {
 	transport, registry string
+	digest              digest.Digest
+}
+
+type mountKey struct {
+	transport, location string
 	digest              digest.Digest
 }
 
@@ -33,7 +44,9 @@ type blobFlight struct {
 	err  error
 }
 
-func newBlobShare() *blobShare { return &blobShare{flights: map[shareKey]*blobFlight{}} }
+func newBlobShare() *blobShare {
+	return &blobShare{flights: map[shareKey]*blobFlight{}, mounts: map[mountKey]*blobFlight{}}
+}
 
 // transfer stores desc at c's destination: the first copier to need it on
 // a registry transfers it; the others wait, then mount it from there (or
@@ -71,17 +84,48 @@ func (s *blobShare) transfer(ctx context.Context, c *copier, desc ocispec.Descri
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if f.err == nil {
-		if f.loc == c.dst.ep.Location {
-			c.stats.skipped.Add(1)
-			c.emit(Event{Kind: BlobSkipped, Desc: desc})
-			return nil
-		}
-		// A mount answers whether or not the repository already holds the
-		// blob, so no HasBlob first: one request.
-		if c.dst.has(pluginapi.CapMount) && c.mount(ctx, desc, f.loc) {
-			return nil
-		}
+	if f.err != nil {
+		return c.transferBlob(ctx, desc)
 	}
-	return c.transferBlob(ctx, desc)
+	if f.loc == c.dst.ep.Location {
+		c.skipped(desc)
+		return nil
+	}
+	// The first copier into this repository mounts (or, refused,
+	// transfers); the others wait for it.
+	mk := mountKey{transport: c.dst.ep.Transport, location: c.dst.ep.Location, digest: desc.Digest}
+	s.mu.Lock()
+	m, ok := s.mounts[mk]
+	if ok {
+		s.mu.Unlock()
+		select {
+		case <-m.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if m.err == nil {
+			c.skipped(desc)
+			return nil
+		}
+		return c.transferBlob(ctx, desc)
+	}
+	m = &blobFlight{done: make(chan struct{})}
+	s.mounts[mk] = m
+	s.mu.Unlock()
+	// A mount answers whether or not the repository already holds the
+	// blob, so no HasBlob first: one request.
+	var err error
+	if !c.dst.has(pluginapi.CapMount) || !c.mount(ctx, desc, f.loc) {
+		err = c.transferBlob(ctx, desc)
+	}
+	m.err = err
+	close(m.done)
+	if err != nil {
+		s.mu.Lock()
+		if s.mounts[mk] == m {
+			delete(s.mounts, mk)
+		}
+		s.mu.Unlock()
+	}
+	return err
 }

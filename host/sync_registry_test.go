@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -522,6 +523,20 @@ sync:
 		}
 		if _, err := w.run(t, oursYAML, host.SyncOptions{}); err != nil {
 			t.Fatal(err)
+		}
+		// Three entries write ours/bravo: each blob is mounted into it once
+		// (concurrent mounts of one blob into one repository made
+		// docker-registry fail a manifest PUT now and then).
+		mounts := map[string]int{}
+		for _, r := range w.dst.Requests() {
+			if q, err := url.ParseQuery(r.RawQuery); err == nil && q.Get("mount") != "" && strings.HasPrefix(r.Path, "/v2/ours/bravo/") {
+				mounts[q.Get("mount")]++
+			}
+		}
+		for d, n := range mounts {
+			if n > 1 {
+				t.Errorf("blob %s mounted %d times into ours/bravo", d, n)
+			}
 		}
 		want := map[string][]string{
 			"alpha":   syncTags,
