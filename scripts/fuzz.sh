@@ -2,6 +2,10 @@
 # Runs every Go fuzz target in the module for a bounded time each.
 set -euo pipefail
 fuzztime=${1:-10s}
+# Minimizing a new interesting input may take 60 s by default: with a 10 s
+# budget the workers spent it all minimizing (FuzzReader: 11 executions in
+# 8 s). A count bounds it; the same budget then runs ~100,000 inputs.
+minimize=${FUZZ_MINIMIZE:-200x}
 found=0
 
 # run_target PKG TARGET: one target, again (at most twice more) when Go 1.26's
@@ -14,7 +18,7 @@ run_target() {
 	corpus=$pkg/testdata/fuzz/$target
 	before=$(ls "$corpus" 2>/dev/null || true)
 	for attempt in 1 2 3; do
-		if out=$(go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" 2>&1); then
+		if out=$(go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -fuzzminimizetime="$minimize" "$pkg" 2>&1); then
 			echo "$out"
 			return 0
 		fi
