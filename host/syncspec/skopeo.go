@@ -47,7 +47,7 @@ func parseSkopeo(data []byte, opts Options) (*Result, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("skopeo-format sync file: %v: %w", err, core.ErrInvalid)
+		return nil, fmt.Errorf("skopeo-format sync file: %s: %w", yamlError(err), core.ErrInvalid)
 	}
 	// The destination prefix: a docker registry path, or a location of
 	// another transport (a directory holding one layout per repository).

@@ -139,7 +139,7 @@ var stevedoreKeys = map[string]bool{"version": true, "defaults": true, "registri
 func DetectFormat(data []byte) (string, error) {
 	var top map[string]yaml.Node
 	if err := yaml.Unmarshal(data, &top); err != nil {
-		return "", fmt.Errorf("not YAML: %v: %w", err, core.ErrInvalid)
+		return "", fmt.Errorf("not YAML: %s: %w", yamlError(err), core.ErrInvalid)
 	}
 	if len(top) == 0 {
 		return "", fmt.Errorf("empty sync file: %w", core.ErrInvalid)
@@ -168,9 +168,25 @@ func Parse(data []byte, opts Options) (*Result, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%v: %w", err, core.ErrInvalid)
+		return nil, fmt.Errorf("%s: %w", yamlError(err), core.ErrInvalid)
 	}
 	return f.Jobs(opts)
+}
+
+// yamlError is a YAML decoding error on one line: yaml.v3 lists type errors
+// one per line under "yaml: unmarshal errors:", and quotes values with their
+// line breaks.
+func yamlError(err error) string {
+	escape := strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		parts := make([]string, len(te.Errors))
+		for i, e := range te.Errors {
+			parts[i] = escape(strings.TrimSpace(e))
+		}
+		return "yaml: " + strings.Join(parts, "; ")
+	}
+	return escape(err.Error())
 }
 
 // Jobs turns the file into sync jobs.
