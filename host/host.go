@@ -240,12 +240,9 @@ func (h *Host) launchResourcesLocked() (string, *pluginapi.DataPlane, error) {
 		h.socketDir = dir
 	}
 	if h.plane == nil {
-		// One data-plane socket serves every plugin of this host.
-		dp, err := pluginapi.NewDataPlane()
-		if err != nil {
-			return "", nil, fmt.Errorf("plugin data plane: %w", err)
-		}
-		h.plane = dp
+		// One data-plane socket serves every plugin of this host, made
+		// when the first blob moves.
+		h.plane = pluginapi.NewLazyDataPlane()
 	}
 	return h.socketDir, h.plane, nil
 }

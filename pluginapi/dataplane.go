@@ -77,30 +77,53 @@ type ticket struct {
 // NewDataPlane listens on a fresh socket in a private directory
 // (MkdirSockets: under $XDG_RUNTIME_DIR, else the temporary directory).
 func NewDataPlane() (*DataPlane, error) {
+	d := NewLazyDataPlane()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.listenLocked(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// NewLazyDataPlane returns a data plane that makes its socket on the first
+// transfer: a command that moves no blob (inspect, an up-to-date copy)
+// makes no directory and no socket.
+func NewLazyDataPlane() *DataPlane {
+	return &DataPlane{tickets: map[string]*ticket{}, admiting: map[net.Conn]struct{}{}}
+}
+
+// listenLocked makes the socket if it is not there yet.
+func (d *DataPlane) listenLocked() error {
+	if d.ln != nil {
+		return nil
+	}
+	if d.closed {
+		return fmt.Errorf("data plane is closed: %w", core.ErrUnavailable)
+	}
 	dir, err := MkdirSockets("stvd-")
 	if err != nil {
-		return nil, fmt.Errorf("data plane: %w", err)
+		return fmt.Errorf("data plane: %w", err)
 	}
 	path := filepath.Join(dir, "d.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("data plane: %w", err)
+		return fmt.Errorf("data plane: %w", err)
 	}
-	d := &DataPlane{
-		dir:      dir,
-		path:     path,
-		ln:       ln,
-		tickets:  map[string]*ticket{},
-		admiting: map[net.Conn]struct{}{},
-	}
+	d.dir, d.path, d.ln = dir, path, ln
 	d.wg.Add(1)
-	go d.acceptLoop()
-	return d, nil
+	go d.acceptLoop(ln)
+	return nil
 }
 
-// Path is the socket path plugins dial.
-func (d *DataPlane) Path() string { return d.path }
+// Path is the socket path plugins dial ("" for a lazy data plane before
+// its first transfer).
+func (d *DataPlane) Path() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.path
+}
 
 // Close stops accepting, drops every pending token and connection, waits for
 // the data plane's goroutines and removes the socket directory.
@@ -118,19 +141,23 @@ func (d *DataPlane) Close() error {
 		delete(d.tickets, k)
 		drainTicket(t)
 	}
+	ln, dir := d.ln, d.dir
 	d.mu.Unlock()
-	err := d.ln.Close()
+	if ln == nil { // lazy, never used
+		return nil
+	}
+	err := ln.Close()
 	d.wg.Wait()
-	if rerr := os.RemoveAll(d.dir); err == nil {
+	if rerr := os.RemoveAll(dir); err == nil {
 		err = rerr
 	}
 	return err
 }
 
-func (d *DataPlane) acceptLoop() {
+func (d *DataPlane) acceptLoop(ln *net.UnixListener) {
 	defer d.wg.Done()
 	for {
-		c, err := d.ln.AcceptUnix()
+		c, err := ln.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -192,6 +219,9 @@ func (d *DataPlane) issue() (*ticket, error) {
 	defer d.mu.Unlock()
 	if d.closed {
 		return nil, fmt.Errorf("data plane %s is closed: %w", d.path, core.ErrUnavailable)
+	}
+	if err := d.listenLocked(); err != nil {
+		return nil, err
 	}
 	d.tickets[string(tok)] = t
 	return t, nil

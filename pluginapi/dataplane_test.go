@@ -193,3 +193,41 @@ func TestMkdirSockets(t *testing.T) {
 		os.RemoveAll(dir)
 	}
 }
+
+// A lazy data plane makes its directory and socket at the first token only;
+// closed unused it leaves nothing and refuses tokens.
+func TestLazyDataPlane(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("TMPDIR", t.TempDir())
+	entries := func() int {
+		es, err := os.ReadDir(os.Getenv("TMPDIR"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	unused := NewLazyDataPlane()
+	if unused.Path() != "" || entries() != 0 {
+		t.Fatalf("lazy data plane made %q before any transfer", unused.Path())
+	}
+	if err := unused.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unused.issue(); !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("issue after Close: %v", err)
+	}
+
+	dp := NewLazyDataPlane()
+	tk, err := dp.issue()
+	if err != nil || dp.Path() == "" || entries() != 1 {
+		t.Fatalf("first token: %v, path %q, %d entries", err, dp.Path(), entries())
+	}
+	c, err := dialDataPlane(context.Background(), dp.request(tk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := dp.Close(); err != nil || entries() != 0 {
+		t.Fatalf("Close: %v, %d entries left", err, entries())
+	}
+}
