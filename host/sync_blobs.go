@@ -16,116 +16,102 @@ import (
 // needed by several repositories of the same destination registry moves
 // once, and the other repositories mount it from the one that has it
 // (cross-repository mount) instead of pulling it again from the source.
+// Each repository mounts it once: copiers of several tags of one repository
+// that mounted the same blob at once made docker-registry rewrite its link
+// file under a concurrent manifest PUT, which then failed "blob unknown"
+// (1 run in 12 of the sync tests).
 type blobShare struct {
 	mu      sync.Mutex
-	flights map[shareKey]*blobFlight
-	// mounts: one mount per blob and destination repository. Copiers of
-	// several tags of one repository that mounted the same blob at once
-	// made docker-registry rewrite its link file under a concurrent
-	// manifest PUT, which then failed "blob unknown" (1 run in 12 of the
-	// sync tests).
-	mounts map[mountKey]*blobFlight
+	flights map[any]*blobFlight // by shareKey, then by mountKey
 }
 
+// shareKey names a blob's first transfer to a registry.
 type shareKey struct {
 	transport, registry string
 	digest              digest.Digest
 }
 
+// mountKey names a blob's arrival in one more repository of that registry.
 type mountKey struct {
 	transport, location string
 	digest              digest.Digest
 }
 
-// blobFlight is one blob's first transfer to a destination registry.
+// blobFlight is one operation on a blob that other copiers wait for.
 type blobFlight struct {
 	done chan struct{}
 	loc  string // destination location holding the blob once done
 	err  error
 }
 
-func newBlobShare() *blobShare {
-	return &blobShare{flights: map[shareKey]*blobFlight{}, mounts: map[mountKey]*blobFlight{}}
+func newBlobShare() *blobShare { return &blobShare{flights: map[any]*blobFlight{}} }
+
+// once runs do for the first caller of key, the others waiting for it. It
+// returns the flight and whether this caller ran it (then with do's error).
+// A flight that failed is forgotten, so that a later caller tries again.
+func (s *blobShare) once(ctx context.Context, key any, loc string, do func() error) (*blobFlight, bool, error) {
+	s.mu.Lock()
+	if f, ok := s.flights[key]; ok {
+		s.mu.Unlock()
+		select {
+		case <-f.done:
+			return f, false, nil
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+	f := &blobFlight{done: make(chan struct{})}
+	s.flights[key] = f
+	s.mu.Unlock()
+	f.err = do()
+	if f.err == nil {
+		f.loc = loc
+	}
+	close(f.done)
+	if f.err != nil {
+		s.mu.Lock()
+		if s.flights[key] == f {
+			delete(s.flights, key)
+		}
+		s.mu.Unlock()
+	}
+	return f, true, f.err
 }
 
 // transfer stores desc at c's destination: the first copier to need it on
-// a registry transfers it; the others wait, then mount it from there (or
-// transfer it themselves when the mount is refused).
+// a registry transfers it; the others wait, then the first of each other
+// repository mounts it from there (or transfers it when the mount is
+// refused) while that repository's other copiers wait again.
 func (s *blobShare) transfer(ctx context.Context, c *copier, desc ocispec.Descriptor) error {
 	if c.opts.StreamOnly || (manifest.IsNonDistributable(desc.MediaType) && c.dst.ep.Transport == ref.Docker) {
 		return c.transferBlob(ctx, desc)
 	}
-	key := shareKey{transport: c.dst.ep.Transport, registry: registryOf(c.dst.ep), digest: desc.Digest}
-	s.mu.Lock()
-	f, ok := s.flights[key]
-	if !ok {
-		f = &blobFlight{done: make(chan struct{})}
-		s.flights[key] = f
-		s.mu.Unlock()
-		err := c.transferBlob(ctx, desc)
-		f.err = err
-		if err == nil {
-			f.loc = c.dst.ep.Location
-		}
-		close(f.done)
-		if err != nil {
-			// Let a later copier try again.
-			s.mu.Lock()
-			if s.flights[key] == f {
-				delete(s.flights, key)
-			}
-			s.mu.Unlock()
-		}
+	here := c.dst.ep.Location
+	f, ran, err := s.once(ctx, shareKey{transport: c.dst.ep.Transport, registry: registryOf(c.dst.ep), digest: desc.Digest}, here,
+		func() error { return c.transferBlob(ctx, desc) })
+	switch {
+	case ran || err != nil:
 		return err
-	}
-	s.mu.Unlock()
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if f.err != nil {
+	case f.err != nil:
 		return c.transferBlob(ctx, desc)
-	}
-	if f.loc == c.dst.ep.Location {
+	case f.loc == here:
 		c.skipped(desc)
 		return nil
 	}
-	// The first copier into this repository mounts (or, refused,
-	// transfers); the others wait for it.
-	mk := mountKey{transport: c.dst.ep.Transport, location: c.dst.ep.Location, digest: desc.Digest}
-	s.mu.Lock()
-	m, ok := s.mounts[mk]
-	if ok {
-		s.mu.Unlock()
-		select {
-		case <-m.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if m.err == nil {
-			c.skipped(desc)
+	m, ran, err := s.once(ctx, mountKey{transport: c.dst.ep.Transport, location: here, digest: desc.Digest}, here, func() error {
+		// A mount answers whether or not the repository already holds
+		// the blob, so no HasBlob first: one request.
+		if c.dst.has(pluginapi.CapMount) && c.mount(ctx, desc, f.loc) {
 			return nil
 		}
 		return c.transferBlob(ctx, desc)
+	})
+	switch {
+	case ran || err != nil:
+		return err
+	case m.err != nil:
+		return c.transferBlob(ctx, desc)
 	}
-	m = &blobFlight{done: make(chan struct{})}
-	s.mounts[mk] = m
-	s.mu.Unlock()
-	// A mount answers whether or not the repository already holds the
-	// blob, so no HasBlob first: one request.
-	var err error
-	if !c.dst.has(pluginapi.CapMount) || !c.mount(ctx, desc, f.loc) {
-		err = c.transferBlob(ctx, desc)
-	}
-	m.err = err
-	close(m.done)
-	if err != nil {
-		s.mu.Lock()
-		if s.mounts[mk] == m {
-			delete(s.mounts, mk)
-		}
-		s.mu.Unlock()
-	}
-	return err
+	c.skipped(desc)
+	return nil
 }
