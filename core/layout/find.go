@@ -26,18 +26,11 @@ func Find(ctx context.Context, root string) ([]string, error) {
 		return nil, fmt.Errorf("oci layouts: empty directory name: %w", core.ErrInvalid)
 	}
 	base := strings.TrimRight(root, "/")
-	fi, err := os.Stat(root)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("oci layouts under %s: directory does not exist: %w", root, core.ErrNotFound)
-		}
-		return nil, fmt.Errorf("oci layouts under %s: %w", root, err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("oci layouts under %s: not a directory: %w", root, core.ErrInvalid)
+	if err := checkDir("oci layouts under "+root, root); err != nil {
+		return nil, err
 	}
 	var out []string
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -75,6 +68,24 @@ func Find(ctx context.Context, root string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// ErrNotLayout is wrapped by Open's error for an existing directory that is
+// not a layout (no oci-layout file). It wraps core.ErrNotFound.
+var ErrNotLayout = fmt.Errorf("not an OCI layout: %w", core.ErrNotFound)
+
+// checkDir says, as what, whether dir is a directory that exists.
+func checkDir(what, dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: directory does not exist: %w", what, core.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s: not a directory: %w", what, core.ErrInvalid)
+	}
+	return nil
 }
 
 func isLayout(dir string) bool {

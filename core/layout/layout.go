@@ -34,19 +34,15 @@ type Store struct {
 
 // Open opens an existing layout. dir must hold an oci-layout file with
 // imageLayoutVersion 1.0.0 and an index.json.
+//
+// A directory that exists but holds no oci-layout file is an error wrapping
+// ErrNotLayout (and core.ErrNotFound): layouts may lie below it (Find).
 func Open(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("oci layout: empty directory name: %w", core.ErrInvalid)
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		if isNotExist(err) {
-			return nil, fmt.Errorf("oci layout %s: directory does not exist: %w", dir, core.ErrNotFound)
-		}
-		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("oci layout %s: not a directory: %w", dir, core.ErrInvalid)
+	if err := checkDir("oci layout "+dir, dir); err != nil {
+		return nil, err
 	}
 	s := &Store{dir: dir}
 	if err := s.checkLayoutFile(); err != nil {
@@ -111,7 +107,7 @@ func (s *Store) checkLayoutFile() error {
 	f, err := os.Open(name)
 	if err != nil {
 		if isNotExist(err) {
-			return fmt.Errorf("oci layout %s: not an OCI layout (no %s file): %w", s.dir, ocispec.ImageLayoutFile, core.ErrNotFound)
+			return fmt.Errorf("oci layout %s: no %s file: %w", s.dir, ocispec.ImageLayoutFile, ErrNotLayout)
 		}
 		return fmt.Errorf("oci layout %s: %w", s.dir, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -46,7 +45,7 @@ func (*Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.E
 	case pluginapi.ModeRead:
 		s, err := layout.Open(req.Location)
 		if err != nil {
-			if fi, serr := os.Stat(req.Location); serr == nil && fi.IsDir() && errors.Is(err, core.ErrNotFound) {
+			if errors.Is(err, layout.ErrNotLayout) {
 				// A directory holding no layout, maybe layouts below it.
 				return &treeEndpoint{dir: req.Location, err: err}, nil
 			}
