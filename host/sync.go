@@ -236,6 +236,7 @@ func (h *Host) Sync(ctx context.Context, jobs []SyncJob, opts SyncOptions) (*Syn
 		checkSem: make(chan struct{}, opts.Parallel*checksPerCopy),
 		share:    newBlobShare(),
 		limiters: map[string]*limiter{},
+		limits:   keyedLimits(opts.Limits),
 		results:  make([][]SyncImageResult, len(jobs)),
 		report:   &SyncReport{DryRun: opts.DryRun},
 	}
@@ -327,26 +328,31 @@ type syncRun struct {
 
 	mu       sync.Mutex
 	limiters map[string]*limiter
+	limits   map[string]RegistryLimit // opts.Limits by registryKey
 	results  [][]SyncImageResult
 	report   *SyncReport
 	emitMu   sync.Mutex
 }
 
 // limiterFor returns the shared limiter of ep's registry, or nil.
+// keyedLimits re-keys per-registry limits by registryKey, so that a limit
+// written for docker.io holds for registry-1.docker.io too.
+func keyedLimits(m map[string]RegistryLimit) map[string]RegistryLimit {
+	out := make(map[string]RegistryLimit, len(m))
+	for name, l := range m {
+		out[registryKey(name)] = l
+	}
+	return out
+}
+
 func (s *syncRun) limiterFor(ep ref.Endpoint) *limiter {
 	reg := registryOf(ep)
 	if reg == "" {
 		return nil
 	}
-	l, ok := s.opts.Limits[reg]
+	l, ok := s.limits[reg]
 	if !ok {
 		l = s.opts.DefaultLimit
-		for name, nl := range s.opts.Limits {
-			if registryKey(name) == reg {
-				l = nl
-				break
-			}
-		}
 	}
 	if l.zero() {
 		return nil

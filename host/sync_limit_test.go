@@ -121,7 +121,7 @@ func TestRegistryKeys(t *testing.T) {
 	if got := registryOf(hub("Reg.Example:5000/a")); got != "reg.example:5000" {
 		t.Errorf("registryOf(Reg.Example:5000/a) = %q", got)
 	}
-	s := &syncRun{opts: SyncOptions{Limits: map[string]RegistryLimit{"registry-1.docker.io": {MaxConcurrent: 1}}}, limiters: map[string]*limiter{}}
+	s := &syncRun{limits: keyedLimits(map[string]RegistryLimit{"registry-1.docker.io": {MaxConcurrent: 1}}), limiters: map[string]*limiter{}}
 	a, b := s.limiterFor(hub("docker.io/library/alpine")), s.limiterFor(hub("registry-1.docker.io/library/busybox"))
 	if a == nil || a != b {
 		t.Errorf("Docker Hub's two spellings got limiters %p and %p, want one", a, b)
