@@ -115,15 +115,7 @@ func mayUseTags(tmpl *template.Template) bool {
 		case nil:
 			return false
 		case *parse.ListNode:
-			if n == nil {
-				return false
-			}
-			for _, c := range n.Nodes {
-				if walk(c) {
-					return true
-				}
-			}
-			return false
+			return n != nil && slices.ContainsFunc(n.Nodes, walk)
 		case *parse.TextNode, *parse.CommentNode, *parse.BoolNode, *parse.NumberNode, *parse.StringNode, *parse.NilNode, *parse.IdentifierNode, *parse.BreakNode, *parse.ContinueNode:
 			return false
 		case *parse.ActionNode:
@@ -137,22 +129,9 @@ func mayUseTags(tmpl *template.Template) bool {
 		case *parse.TemplateNode:
 			return true // another template: not followed
 		case *parse.PipeNode:
-			if n == nil {
-				return false
-			}
-			for _, c := range n.Cmds {
-				if walk(c) {
-					return true
-				}
-			}
-			return false
+			return n != nil && slices.ContainsFunc(n.Cmds, func(c *parse.CommandNode) bool { return walk(c) })
 		case *parse.CommandNode:
-			for _, a := range n.Args {
-				if walk(a) {
-					return true
-				}
-			}
-			return false
+			return slices.ContainsFunc(n.Args, walk)
 		case *parse.FieldNode:
 			return slices.Contains(n.Ident, "RepoTags")
 		case *parse.ChainNode:
