@@ -210,7 +210,7 @@ type RepositoryList struct {
 func (h *Host) ListRepositories(ctx context.Context, location string, options map[string]string) (*RepositoryList, error) {
 	var ep ref.Endpoint
 	if name, ok := strings.CutPrefix(location, "docker://"); ok {
-		loc, err := ref.DockerPrefix(name)
+		loc, err := ref.DockerPrefix(strings.TrimRight(name, "/")) // as sync reads a prefix
 		if err != nil {
 			return nil, fmt.Errorf("list repositories: %w", err)
 		}
