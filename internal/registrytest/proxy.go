@@ -85,6 +85,9 @@ const (
 	FlipByte
 	// StripHeaders forwards and removes Headers from the answer.
 	StripHeaders
+	// SetHeaders forwards and sets the answer's headers to Header (a
+	// registry that reports what it did wrongly).
+	SetHeaders
 )
 
 // Fault changes how the proxy handles the requests it matches.
@@ -94,11 +97,14 @@ type Fault struct {
 	// Times is how many matching requests the fault applies to; 0 means all.
 	Times int
 
-	Status  int         // Respond
-	Header  http.Header // Respond
-	Body    string      // Respond
-	At      int64       // CutRequest, CutResponse, FlipByte
-	Headers []string    // StripHeaders
+	Status int         // Respond
+	Header http.Header // Respond, SetHeaders
+	Body   string      // Respond
+	// Drain (Respond) reads the whole request body before answering, as a
+	// registry that checks it does; otherwise the answer goes first.
+	Drain   bool
+	At      int64    // CutRequest, CutResponse, FlipByte
+	Headers []string // StripHeaders
 }
 
 // Match selects requests.
@@ -241,6 +247,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	if f := faults.find(Respond); f != nil {
+		if f.Drain {
+			io.Copy(io.Discard, body)
+		}
 		for k, v := range f.Header {
 			w.Header()[k] = v
 		}
@@ -291,6 +300,11 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f := faults.find(StripHeaders); f != nil {
 		for _, h := range f.Headers {
 			resp.Header.Del(h)
+		}
+	}
+	if f := faults.find(SetHeaders); f != nil {
+		for k, v := range f.Header {
+			resp.Header[k] = v
 		}
 	}
 	for k, v := range resp.Header {

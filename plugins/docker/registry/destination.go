@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,14 +84,14 @@ func (w *Writer) putBlob(ctx context.Context, step string, desc ocispec.Descript
 		return w.fail(step, err)
 	}
 	ctx = w.scoped(ctx)
-	loc, _, err := w.startUpload(ctx, "")
+	up, err := w.startUpload(ctx, "")
 	if err != nil {
 		return w.fail(step, err)
 	}
 	if desc.Size <= w.p.MonolithicMax {
-		err = w.putWhole(ctx, loc, desc, r)
+		err = w.putWhole(ctx, up.loc, desc, r)
 	} else {
-		err = w.putChunks(ctx, loc, desc, r, file)
+		err = w.putChunks(ctx, up, desc, r, file)
 	}
 	if err != nil {
 		return w.fail(step, err)
@@ -167,31 +168,44 @@ func (w *Writer) CopyBlobFrom(ctx context.Context, desc ocispec.Descriptor, from
 	return w.putBlob(ctx, step, desc, withProgress(rc, progress), nil)
 }
 
-// startUpload POSTs to the uploads endpoint (with a mount query when asked)
-// and returns the upload URL, or created when the registry answered 201 (a
-// mount that happened).
-func (w *Writer) startUpload(ctx context.Context, query string) (loc string, created bool, err error) {
+// upload is an upload session started by startUpload.
+type upload struct {
+	loc string // where its requests go
+	// created is set when the registry answered 201: a mount that
+	// happened, no session.
+	created bool
+	// minChunk is the smallest PATCH the registry takes but for the last
+	// (its OCI-Chunk-Min-Length), 0 when it names none.
+	minChunk int64
+}
+
+// startUpload POSTs to the uploads endpoint (with a mount query when asked).
+func (w *Writer) startUpload(ctx context.Context, query string) (upload, error) {
 	u, err := w.url(ctx, "/blobs/uploads/"+query)
 	if err != nil {
-		return "", false, err
+		return upload{}, err
 	}
 	resp, err := w.do(ctx, http.MethodPost, u, nil, -1, nil)
 	if err != nil {
-		return "", false, err
+		return upload{}, err
 	}
 	switch resp.StatusCode {
 	case http.StatusCreated:
 		resp.Body.Close()
-		return "", true, nil
+		return upload{created: true}, nil
 	case http.StatusAccepted:
 		resp.Body.Close()
 		loc, err := location(resp)
 		if err != nil {
-			return "", false, err
+			return upload{}, err
 		}
-		return loc, false, nil
+		up := upload{loc: loc}
+		if n, err := strconv.ParseInt(resp.Header.Get("OCI-Chunk-Min-Length"), 10, 64); err == nil && n > 0 {
+			up.minChunk = n
+		}
+		return up, nil
 	}
-	return "", false, responseError(resp)
+	return upload{}, responseError(resp)
 }
 
 // location resolves the Location header of resp against its request URL.
@@ -432,12 +446,17 @@ func (b *patchBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// putChunks uploads in PATCH requests of ChunkSize bytes, each streamed from
-// the source. When one breaks, the upload asks the registry how many bytes
-// it holds and goes on from there, replaying up to ReplayWindow bytes kept
-// in memory; a registry further behind (or one that drops the session, as
-// distribution does after a partial PATCH) fails the upload.
-func (w *Writer) putChunks(ctx context.Context, loc string, desc ocispec.Descriptor, r io.Reader, file io.ReaderAt) error {
+// putChunks uploads in PATCH requests of ChunkSize bytes (less when the
+// registry refused larger ones, more when it asks for more with
+// OCI-Chunk-Min-Length), each streamed from the source. When one breaks,
+// the upload asks the registry how many bytes it holds and goes on from
+// there, replaying up to ReplayWindow bytes kept in memory; a registry
+// further behind (or one that drops the session, as distribution does after
+// a partial PATCH) fails the upload. A chunk refused as too large (GHCR
+// takes at most 4 MiB per PATCH) is sent again in smaller ones, and the
+// registry's connection remembers the size for later uploads.
+func (w *Writer) putChunks(ctx context.Context, up upload, desc ocispec.Descriptor, r io.Reader, file io.ReaderAt) error {
+	loc := up.loc
 	src := &sourceReader{r: r}
 	var ring replay
 	if file != nil {
@@ -448,9 +467,9 @@ func (w *Writer) putChunks(ctx context.Context, loc string, desc ocispec.Descrip
 		ring = rr
 	}
 	var consumed, pos int64
-	failures := 0
+	failures, shrinks := 0, 0
 	for pos < desc.Size {
-		end := min(pos+w.p.ChunkSize, desc.Size)
+		end := min(pos+w.chunkSize(up.minChunk), desc.Size)
 		body := &patchBody{src: src, desc: desc, ring: ring, consumed: &consumed, pos: pos, end: end}
 		next, err := w.patch(ctx, loc, pos, end-pos, body)
 		if err == nil {
@@ -464,6 +483,19 @@ func (w *Writer) putChunks(ctx context.Context, loc string, desc ocispec.Descrip
 		if ctx.Err() != nil {
 			w.cancelUpload(ctx, loc)
 			return ctx.Err()
+		}
+		if smaller, ok := tooLarge(err, end-pos, up.minChunk); ok && shrinks < maxShrinks {
+			// The registry took none of it: the session still holds pos
+			// bytes. Go on from there in smaller chunks if the refused
+			// bytes can be sent again; else the host starts the blob
+			// again, in chunks of the new size from the first byte.
+			shrinks++
+			w.conn.lowerChunkCap(smaller)
+			if !ring.holds(pos) {
+				w.cancelUpload(ctx, loc)
+				return fmt.Errorf("the registry refused a %d-byte chunk as too large (%s); the bytes kept cannot send it again, so the upload starts again in chunks of at most %d bytes: %w", end-pos, oneLine(err.Error()), smaller, core.ErrUnavailable)
+			}
+			continue
 		}
 		if !resumable(err) || failures >= w.p.MaxRetries {
 			w.cancelUpload(ctx, loc)
@@ -531,6 +563,71 @@ func (w *Writer) putChunks(ctx context.Context, loc string, desc ocispec.Descrip
 	return checkCreated(resp, desc)
 }
 
+// maxShrinks bounds how many times one upload makes its chunks smaller;
+// minChunkFloor is the smallest chunk it goes down to.
+const (
+	maxShrinks    = 8
+	minChunkFloor = 16 << 10
+)
+
+// chunkSize is the size of the next upload PATCH: ChunkSize, or the most the
+// registry took when it refused larger ones, and at least minChunk.
+func (w *Writer) chunkSize(minChunk int64) int64 {
+	size := w.p.ChunkSize
+	if c := w.conn.chunkCap.Load(); c > 0 && c < size {
+		size = c
+	}
+	return max(size, minChunk)
+}
+
+// lowerChunkCap records that the registry takes chunks of at most n bytes.
+func (c *conn) lowerChunkCap(n int64) {
+	for {
+		old := c.chunkCap.Load()
+		if old > 0 && old <= n {
+			return
+		}
+		if c.chunkCap.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// capHint finds the limit a registry names when it refuses a chunk: GHCR
+// says "exceeds the maximum permissible limit of 4.00MiB".
+var capHint = regexp.MustCompile(`(?i)limit of ([0-9]+(?:\.[0-9]+)?) ?([KMG]i?B|bytes|B)\b`)
+
+// tooLarge reports whether err refused a PATCH of size bytes for its size
+// (413, or a 416 or 400 that says so) and, if so, the size to try next: the
+// limit the registry named, else half. ok is false when the chunk cannot
+// get smaller (under minChunk or minChunkFloor).
+func tooLarge(err error, size, minChunk int64) (next int64, ok bool) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		return 0, false
+	}
+	detail := strings.ToLower(he.detail)
+	switch {
+	case he.status == http.StatusRequestEntityTooLarge:
+	case (he.status == http.StatusRequestedRangeNotSatisfiable || he.status == http.StatusBadRequest) &&
+		(strings.Contains(detail, "too large") || strings.Contains(detail, "exceeds")):
+	default:
+		return 0, false
+	}
+	next = size / 2
+	if m := capHint.FindStringSubmatch(he.detail); m != nil {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		unit := map[string]float64{"b": 1, "bytes": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20, "gb": 1e9, "gib": 1 << 30}[strings.ToLower(m[2])]
+		if n := int64(v * unit); n > 0 && n < size {
+			next = n
+		}
+	}
+	if next < max(minChunk, minChunkFloor) {
+		return 0, false
+	}
+	return next, true
+}
+
 // resumable reports whether a failed PATCH is worth resuming.
 func resumable(err error) bool {
 	var he *httpError
@@ -555,9 +652,11 @@ func (w *Writer) patch(ctx context.Context, loc string, start, size int64, body 
 		return "", responseError(resp)
 	}
 	resp.Body.Close()
-	if end, ok := rangeEnd(resp.Header.Get("Range")); ok && end != start+size {
-		return "", fmt.Errorf("registry holds %d bytes after a PATCH up to %d: %w", end, start+size, core.ErrInvalid)
-	}
+	// The Range of the answer is not checked against the bytes sent: ECR's
+	// stays at the end of the first chunk while it stores every later one
+	// (aws/containers-roadmap#2831). A registry that really dropped bytes
+	// refuses the next chunk's offset, or the digest when the upload is
+	// committed, so nothing wrong becomes visible.
 	if resp.Header.Get("Location") == "" {
 		return loc, nil
 	}
@@ -626,7 +725,7 @@ func (w *Writer) MountBlob(ctx context.Context, desc ocispec.Descriptor, fromLoc
 	}
 	ctx = w.scoped(ctx, auth.ScopeRepository(fromRepo, auth.ActionPull))
 	q := "?mount=" + url.QueryEscape(desc.Digest.String()) + "&from=" + url.QueryEscape(fromRepo)
-	loc, created, err := w.startUpload(ctx, q)
+	up, err := w.startUpload(ctx, q)
 	if errors.Is(err, core.ErrUnauthorized) || errors.Is(err, core.ErrDenied) {
 		// Registries answer 401 when the token lacks pull on the source
 		// (distribution does); copying the bytes may still be allowed.
@@ -635,10 +734,10 @@ func (w *Writer) MountBlob(ctx context.Context, desc ocispec.Descriptor, fromLoc
 	if err != nil {
 		return false, w.fail(step, err)
 	}
-	if created {
+	if up.created {
 		return true, nil
 	}
-	w.cancelUpload(ctx, loc)
+	w.cancelUpload(ctx, up.loc)
 	return false, nil
 }
 

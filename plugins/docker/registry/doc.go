@@ -68,5 +68,17 @@
 // whose bytes moved past its state token); the upload then fails with a
 // cannot-resume error and the caller retries the blob.
 //
+// Chunked uploads meet registries that bend the spec: GHCR refuses a PATCH
+// over 4 MiB (416, "exceeds the maximum permissible limit of 4.00MiB") and a
+// proxy in front of a registry may answer 413; the chunk is sent again in
+// chunks of the size named (else half, down to 16 KiB) from the same
+// session, and the registry's connection keeps the size for later uploads
+// (a refused chunk that the replay window cannot resend fails as
+// unavailable, and the host's retry starts the blob at the new size). ECR
+// stores every chunk but its Range header stays at the end of the first
+// (aws/containers-roadmap#2831): the answer's Range is not checked, the
+// registry's digest check at commit is what guards the bytes. A minimum
+// chunk named in OCI-Chunk-Min-Length is honoured.
+//
 // This package must never import host, cmd or other plugins.
 package registry

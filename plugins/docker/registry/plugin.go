@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/reference"
@@ -76,6 +77,10 @@ type conn struct {
 
 	mu     sync.Mutex
 	scheme string
+
+	// chunkCap is the most one upload PATCH may carry, learned from a
+	// registry that refused a larger one (0: none learned).
+	chunkCap atomic.Int64
 }
 
 func (p *Plugin) getRing(n int64) []byte {

@@ -1,0 +1,257 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/internal/registrytest"
+)
+
+// Chunked uploads against the registry quirks that break them in the field,
+// each played by the proxy in front of a real docker-registry (which stores
+// the bytes and checks the digest when the upload is committed).
+
+// patchOver matches upload PATCHes carrying more than n bytes.
+func patchOver(n int64) registrytest.Match {
+	patch := registrytest.MatchUploadPatch()
+	return func(r *http.Request) bool { return patch(r) && r.ContentLength > n }
+}
+
+// ghcrTooLarge is GHCR's answer to an upload PATCH over its cap.
+func ghcrTooLarge(limit string) registrytest.Fault {
+	return registrytest.Fault{
+		Kind: registrytest.Respond, Status: http.StatusRequestedRangeNotSatisfiable,
+		Header: http.Header{"Content-Type": {"application/json"}},
+		Body:   `{"errors":[{"code":"REQUESTED_RANGE_NOT_SATISFIABLE","message":"the request body is too large and exceeds the maximum permissible limit of ` + limit + `"}]}`,
+	}
+}
+
+// patchSizes lists the body sizes of the upload PATCHes reg saw, and how
+// many of them were refused.
+func patchSizes(reg *registrytest.Registry) (sizes []int64, refused int) {
+	for _, r := range reg.Requests() {
+		if r.Method != http.MethodPatch {
+			continue
+		}
+		n, _ := strconv.ParseInt(r.Header.Get("Content-Length"), 10, 64)
+		if n == 0 {
+			n = r.BytesIn
+		}
+		sizes = append(sizes, n)
+		if r.Status >= 400 {
+			refused++
+		}
+	}
+	return sizes, refused
+}
+
+// TestChunkedUploadUnderRegistryCap: GHCR refuses upload PATCHes over 4 MiB
+// (416, "the request body is too large and exceeds the maximum permissible
+// limit of 4.00MiB"). The upload goes on in chunks under the cap it names,
+// from the same session, and later uploads to that registry start there.
+// Here the cap is 64 KiB, 0.06 MiB as GHCR would print it.
+func TestChunkedUploadUnderRegistryCap(t *testing.T) {
+	const limit = 64 << 10
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	f := ghcrTooLarge("0.06MiB")
+	f.Match = patchOver(limit)
+	reg.AddFault(f)
+
+	p := testPlugin()
+	p.MonolithicMax, p.ChunkSize, p.ReplayWindow = 256<<10, 256<<10, 256<<10
+	dst := openWriter(t, p, reg, "capped", nil)
+
+	check := func(name string, wantRefused int, put func() error, size int64) {
+		t.Helper()
+		reg.ResetStats()
+		if err := put(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		sizes, refused := patchSizes(reg)
+		if refused != wantRefused {
+			t.Fatalf("%s: %d PATCHes refused (sizes %v), want %d", name, refused, sizes, wantRefused)
+		}
+		var sent int64
+		for _, n := range sizes[refused:] {
+			if n > limit {
+				t.Fatalf("%s: a %d-byte PATCH after the refusal (sizes %v)", name, n, sizes)
+			}
+			sent += n
+		}
+		if sent != size {
+			t.Fatalf("%s: %d bytes in accepted PATCHes, want the blob's %d", name, sent, size)
+		}
+	}
+
+	// A stream: the refused chunk is sent again from the replay window.
+	b, desc := randomBlob(t, 1<<20+1000)
+	check("stream", 1, func() error { return dst.PutBlob(ctx, desc, onlyReader{bytes.NewReader(b)}) }, desc.Size)
+	if ok, err := reg.HasBlob("capped", desc.Digest); err != nil || !ok {
+		t.Fatalf("blob not there: %v", err)
+	}
+	// The next upload to the registry starts under the cap.
+	b, desc = randomBlob(t, 300<<10)
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check("second", 0, func() error { return dst.PutBlobFile(ctx, desc, path) }, desc.Size)
+	if ok, err := reg.HasBlob("capped", desc.Digest); err != nil || !ok {
+		t.Fatalf("blob not there: %v", err)
+	}
+}
+
+// TestChunkedUploadUnnamedCap: a proxy in front of a registry refuses large
+// request bodies with a bare 413; the chunk is halved until one passes.
+func TestChunkedUploadUnnamedCap(t *testing.T) {
+	const limit = 64 << 10
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	reg.AddFault(registrytest.Fault{Kind: registrytest.Respond, Match: patchOver(limit), Status: http.StatusRequestEntityTooLarge, Body: "Request Entity Too Large"})
+
+	p := testPlugin()
+	p.MonolithicMax, p.ChunkSize = 256<<10, 256<<10
+	dst := openWriter(t, p, reg, "capped", nil)
+	b, desc := randomBlob(t, 1<<20)
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.PutBlobFile(ctx, desc, path); err != nil {
+		t.Fatal(err)
+	}
+	sizes, refused := patchSizes(reg)
+	// 256 KiB and 128 KiB refused, then 64 KiB chunks.
+	if refused != 2 || len(sizes) != 2+16 {
+		t.Fatalf("PATCH sizes %v (%d refused), want 2 refused then 16 of 64 KiB", sizes, refused)
+	}
+	if ok, err := reg.HasBlob("capped", desc.Digest); err != nil || !ok {
+		t.Fatalf("blob not there: %v", err)
+	}
+}
+
+// TestChunkedUploadCapPastReplayWindow: when the refused chunk was read from
+// a stream further than the replay window reaches, the upload cannot go on;
+// it fails as unavailable (the host starts the blob again) and the retry
+// uses chunks under the cap from the start.
+func TestChunkedUploadCapPastReplayWindow(t *testing.T) {
+	const limit = 64 << 10
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	f := ghcrTooLarge("0.06MiB")
+	f.Match, f.Drain = patchOver(limit), true
+	reg.AddFault(f)
+
+	p := testPlugin()
+	p.MonolithicMax, p.ChunkSize, p.ReplayWindow = 256<<10, 256<<10, 16<<10
+	dst := openWriter(t, p, reg, "capped", nil)
+	b, desc := randomBlob(t, 1<<20)
+	err := dst.PutBlob(ctx, desc, onlyReader{bytes.NewReader(b)})
+	mustIs(t, err, core.ErrUnavailable)
+	if !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("error %q does not say the chunk was too large", err)
+	}
+	if ok, _ := reg.HasBlob("capped", desc.Digest); ok {
+		t.Fatal("blob visible after a failed upload")
+	}
+	reg.ResetStats()
+	if err := dst.PutBlob(ctx, desc, onlyReader{bytes.NewReader(b)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, refused := patchSizes(reg); refused != 0 {
+		t.Fatalf("retry: %d PATCHes refused, want none", refused)
+	}
+	if ok, err := reg.HasBlob("capped", desc.Digest); err != nil || !ok {
+		t.Fatalf("blob not there: %v", err)
+	}
+}
+
+// TestChunkedUploadStaleRange: ECR stores every chunk but its Range header
+// stays at the end of the first one (aws/containers-roadmap#2831). The
+// upload trusts the 202s and the registry's digest check at commit.
+func TestChunkedUploadStaleRange(t *testing.T) {
+	const chunk = 256 << 10
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	patch := registrytest.MatchUploadPatch()
+	reg.AddFault(registrytest.Fault{
+		Kind:   registrytest.SetHeaders,
+		Match:  func(r *http.Request) bool { return patch(r) && !strings.HasPrefix(r.Header.Get("Content-Range"), "0-") },
+		Header: http.Header{"Range": {"0-" + strconv.Itoa(chunk-1)}},
+	})
+
+	p := testPlugin()
+	p.MonolithicMax, p.ChunkSize = chunk, chunk
+	dst := openWriter(t, p, reg, "stale", nil)
+	b, desc := randomBlob(t, 1<<20+300<<10)
+	if err := dst.PutBlob(ctx, desc, onlyReader{bytes.NewReader(b)}); err != nil {
+		t.Fatal(err)
+	}
+	if st := reg.Stats(); st.ByMethod["PATCH"] != 6 || st.BlobUploadBytes != desc.Size {
+		t.Fatalf("PATCHes %d, bytes %d; want 6 and %d (each byte once)", st.ByMethod["PATCH"], st.BlobUploadBytes, desc.Size)
+	}
+	if ok, err := reg.HasBlob("stale", desc.Digest); err != nil || !ok {
+		t.Fatalf("blob not there: %v", err)
+	}
+}
+
+// TestChunkedUploadMinLength: a registry that names a minimum chunk
+// (OCI-Chunk-Min-Length, ECR-style part sizes) gets chunks of at least that.
+func TestChunkedUploadMinLength(t *testing.T) {
+	const minLen = 400_000
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	reg.AddFault(registrytest.Fault{
+		Kind:   registrytest.SetHeaders,
+		Match:  registrytest.MatchMethodPath(http.MethodPost, "/blobs/uploads/"),
+		Header: http.Header{"Oci-Chunk-Min-Length": {strconv.Itoa(minLen)}},
+	})
+	p := testPlugin()
+	p.MonolithicMax, p.ChunkSize = 256<<10, 256<<10
+	dst := openWriter(t, p, reg, "min", nil)
+	b, desc := randomBlob(t, 1<<20)
+	if err := dst.PutBlob(ctx, desc, onlyReader{bytes.NewReader(b)}); err != nil {
+		t.Fatal(err)
+	}
+	sizes, _ := patchSizes(reg)
+	want := []int64{minLen, minLen, 1<<20 - 2*minLen}
+	if fmt.Sprint(sizes) != fmt.Sprint(want) {
+		t.Fatalf("PATCH sizes %v, want %v", sizes, want)
+	}
+	if ok, err := reg.HasBlob("min", desc.Digest); err != nil || !ok {
+		t.Fatalf("blob not there: %v", err)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	for _, c := range []struct {
+		err      error
+		size     int64
+		minChunk int64
+		want     int64 // 0: not a size refusal, or cannot shrink
+	}{
+		{&httpError{status: 416, detail: "REQUESTED_RANGE_NOT_SATISFIABLE: the request body is too large and exceeds the maximum permissible limit of 4.00MiB"}, 64 << 20, 0, 4 << 20},
+		{&httpError{status: 413, detail: "Request Entity Too Large"}, 64 << 20, 0, 32 << 20},
+		{&httpError{status: 413}, 64 << 20, 40 << 20, 0}, // half is under the registry's minimum
+		{&httpError{status: 413}, minChunkFloor, 0, 0},   // already at the floor
+		{&httpError{status: 400, detail: "body exceeds limit of 1000000 bytes"}, 4 << 20, 0, 1_000_000},
+		{&httpError{status: 416, detail: "body exceeds the limit of 128MiB"}, 64 << 20, 0, 32 << 20}, // a limit above the chunk says nothing
+		{&httpError{status: 416, detail: "BLOB_UPLOAD_INVALID"}, 64 << 20, 0, 0},                     // an offset refusal
+		{&httpError{status: 500, detail: "too large"}, 64 << 20, 0, 0},
+		{fmt.Errorf("connection reset"), 64 << 20, 0, 0},
+	} {
+		got, ok := tooLarge(c.err, c.size, c.minChunk)
+		if ok != (c.want != 0) || got != c.want {
+			t.Errorf("tooLarge(%v, %d, %d) = %d, %v; want %d", c.err, c.size, c.minChunk, got, ok, c.want)
+		}
+	}
+}
