@@ -88,6 +88,9 @@ const (
 	// SetHeaders forwards and sets the answer's headers to Header (a
 	// registry that reports what it did wrongly).
 	SetHeaders
+	// SetStatus forwards, lets the registry act, and answers Status instead
+	// of the registry's status (a registry with its own idea of success).
+	SetStatus
 )
 
 // Fault changes how the proxy handles the requests it matches.
@@ -311,7 +314,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()[k] = v
 	}
 	rec.Status = resp.StatusCode
-	w.WriteHeader(resp.StatusCode)
+	if f := faults.find(SetStatus); f != nil {
+		rec.Status = f.Status
+	}
+	w.WriteHeader(rec.Status)
 
 	flip, cut := faults.find(FlipByte), faults.find(CutResponse)
 	buf := make([]byte, 256<<10)

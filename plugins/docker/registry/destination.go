@@ -333,6 +333,12 @@ func checkCreated(resp *http.Response, desc ocispec.Descriptor) error {
 		return responseError(resp)
 	}
 	resp.Body.Close()
+	return checkDigestHeader(resp, desc)
+}
+
+// checkDigestHeader compares the registry's Docker-Content-Digest, when it
+// sends one, with what was stored.
+func checkDigestHeader(resp *http.Response, desc ocispec.Descriptor) error {
 	if got := digest.Digest(resp.Header.Get("Docker-Content-Digest")); got != "" && got != desc.Digest {
 		return &core.DigestMismatchError{Expected: desc.Digest, Actual: got}
 	}
@@ -741,10 +747,11 @@ func (w *Writer) MountBlob(ctx context.Context, desc ocispec.Descriptor, fromLoc
 	return false, nil
 }
 
-// PutManifest implements pluginapi.Destination: the manifest is stored by
-// digest first (oras-go then maintains the referrers tag index for a
-// manifest with a subject on registries without the referrers API), then
-// the tag, if any, is pointed at it.
+// PutManifest implements pluginapi.Destination: one PUT by tag (or by
+// digest when there is no tag) stores the manifest. A manifest with a
+// subject is stored by digest through oras-go first, which maintains the
+// referrers tag index on registries without the referrers API, then
+// tagged.
 func (w *Writer) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, ref string) error {
 	step := "push manifest " + desc.Digest.String()
 	if err := content.VerifyBytes(raw, desc); err != nil {
@@ -769,14 +776,17 @@ func (w *Writer) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw [
 		tag = t
 	}
 	ctx = w.scoped(ctx)
+	if !hasSubject(raw) {
+		// One PUT stores the manifest and points the tag at it; the
+		// registry's Docker-Content-Digest is checked against desc.
+		if tag == "" {
+			return w.putManifestAt(ctx, "push manifest", desc, raw, desc.Digest.String())
+		}
+		return w.putTagged(ctx, desc, raw, tag)
+	}
 	repo, err := w.repository(ctx)
 	if err != nil {
 		return err
-	}
-	if tag != "" && !hasSubject(raw) {
-		// One PUT by tag stores the manifest and points the tag at it; the
-		// registry's Docker-Content-Digest is checked against desc.
-		return w.putTagged(ctx, desc, raw, tag)
 	}
 	if err := repo.Manifests().Push(ctx, desc, bytes.NewReader(raw)); err != nil {
 		return w.fail(step, err)
@@ -797,8 +807,14 @@ func hasSubject(raw []byte) bool {
 
 // putTagged PUTs the manifest under tag.
 func (w *Writer) putTagged(ctx context.Context, desc ocispec.Descriptor, raw []byte, tag string) error {
-	step := "tag " + tag + " as " + desc.Digest.String()
-	u, err := w.url(ctx, "/manifests/"+tag)
+	return w.putManifestAt(ctx, "tag "+tag+" as", desc, raw, tag)
+}
+
+// putManifestAt PUTs the manifest under reference (a tag or its digest).
+// Any 2xx is success, as docker, skopeo and crane take it: Quay answers 202.
+func (w *Writer) putManifestAt(ctx context.Context, what string, desc ocispec.Descriptor, raw []byte, reference string) error {
+	step := what + " " + desc.Digest.String()
+	u, err := w.url(ctx, "/manifests/"+reference)
 	if err != nil {
 		return err
 	}
@@ -806,10 +822,20 @@ func (w *Writer) putTagged(ctx context.Context, desc ocispec.Descriptor, raw []b
 	if err != nil {
 		return w.fail(step, err)
 	}
-	if err := checkCreated(resp, desc); err != nil {
+	if err := checkStored(resp, desc); err != nil {
 		return w.fail(step, err)
 	}
 	return nil
+}
+
+// checkStored expects the 2xx of a manifest PUT, and the registry's digest,
+// when it sends one, to be the manifest's.
+func checkStored(resp *http.Response, desc ocispec.Descriptor) error {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return responseError(resp)
+	}
+	resp.Body.Close()
+	return checkDigestHeader(resp, desc)
 }
 
 // maxRetagScan bounds the tags examined when a registry cannot delete a tag
@@ -873,7 +899,7 @@ func (w *Writer) Delete(ctx context.Context, ref string) error {
 		}
 		resp, err := w.do(ctx, http.MethodPut, u, bytes.NewReader(raw), int64(len(raw)), http.Header{"Content-Type": {desc.MediaType}})
 		if err == nil {
-			err = checkCreated(resp, desc)
+			err = checkStored(resp, desc)
 		}
 		if err != nil {
 			return w.fail(fmt.Sprintf("%s: restore tag %s (the registry cannot delete a tag alone; %s was deleted)", step, t, desc.Digest), err)

@@ -78,7 +78,9 @@
 // stores every chunk but its Range header stays at the end of the first
 // (aws/containers-roadmap#2831): the answer's Range is not checked, the
 // registry's digest check at commit is what guards the bytes. A minimum
-// chunk named in OCI-Chunk-Min-Length is honoured.
+// chunk named in OCI-Chunk-Min-Length is honoured. Quay answers a manifest
+// PUT with 202: any 2xx stores a manifest, as for docker, skopeo and crane
+// (a manifest with a subject goes through oras-go, which wants 201).
 //
 // This package must never import host, cmd or other plugins.
 package registry

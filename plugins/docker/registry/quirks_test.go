@@ -255,3 +255,37 @@ func TestTooLarge(t *testing.T) {
 		}
 	}
 }
+
+// TestManifestPutAccepted: Quay answers a manifest PUT with 202 Accepted
+// (containers/image#381, containerd#3750); docker, skopeo and crane take any
+// 2xx. A push by tag and one by digest both succeed, and what is stored is
+// the manifest sent.
+func TestManifestPutAccepted(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	reg.AddFault(registrytest.Fault{Kind: registrytest.SetStatus, Match: registrytest.MatchManifest(http.MethodPut, ""), Status: http.StatusAccepted})
+	dst := openWriter(t, testPlugin(), reg, "quay", nil)
+	for i, tag := range []string{"v1", ""} {
+		img, err := registrytest.NewImage(1, 1000+i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushImage(t, dst, img, tag)
+		ref := tag
+		if ref == "" {
+			ref = img.Manifest.Digest.String()
+		}
+		raw, _, err := reg.GetManifest("quay", ref)
+		if err != nil || !bytes.Equal(raw, img.ManifestRaw) {
+			t.Fatalf("manifest %s: %v (stored %d bytes, sent %d)", ref, err, len(raw), len(img.ManifestRaw))
+		}
+	}
+	accepted := 0
+	for _, r := range reg.Requests() {
+		if r.Method == http.MethodPut && strings.Contains(r.Path, "/manifests/") && r.Status == http.StatusAccepted {
+			accepted++
+		}
+	}
+	if accepted != 2 {
+		t.Fatalf("%d manifest PUTs answered 202, want 2", accepted)
+	}
+}
