@@ -148,6 +148,10 @@ type proxy struct {
 	backend   *url.URL
 	transport http.RoundTripper
 
+	// expired, when set, says whether a request carries a token past its
+	// age, and the challenge to answer it with.
+	expired func(*http.Request) (challenge string, ok bool)
+
 	mu       sync.Mutex
 	requests []Request
 	faults   []*activeFault
@@ -249,6 +253,16 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.record(rec)
 	}()
 
+	if p.expired != nil {
+		if challenge, ok := p.expired(r); ok {
+			w.Header().Set("Www-Authenticate", challenge)
+			w.Header().Set("Content-Type", "application/json")
+			rec.Status = http.StatusUnauthorized
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":"token expired"}]}`)
+			return
+		}
+	}
 	if f := faults.find(Respond); f != nil {
 		if f.Drain {
 			io.Copy(io.Discard, body)

@@ -80,6 +80,11 @@ type Options struct {
 	// user is "" for anonymous requests. nil grants an authenticated user
 	// everything requested and an anonymous one nothing.
 	Grant func(user, repository string, requested []string) []string
+	// TokenMaxAge (AuthToken only) makes the proxy refuse, with the
+	// registry's 401 challenge, a bearer token issued longer ago: tokens
+	// that expire mid-run, as Docker Hub's do after 300 s (docker-registry's
+	// own expiry check allows 60 s of leeway, too long for a test).
+	TokenMaxAge time.Duration
 }
 
 // Registry is a running docker-registry behind the test proxy.
@@ -109,6 +114,7 @@ type Registry struct {
 	caPool  *x509.CertPool
 	proxy   *proxy
 	issuer  *issuer
+	realm   string // the issuer's token URL
 	cmd     *exec.Cmd
 	waitErr chan error
 	logPath string
@@ -239,6 +245,7 @@ func (r *Registry) start(bin, dir string, opts Options) error {
 		if err != nil {
 			return err
 		}
+		r.realm = realm + "/token"
 		cfg["auth"] = map[string]any{"token": map[string]any{
 			"realm":          realm + "/token",
 			"service":        tokenService,
@@ -293,6 +300,15 @@ func (r *Registry) start(bin, dir string, opts Options) error {
 		ReadBufferSize:      256 << 10,
 	}
 	r.proxy = &proxy{backend: &url.URL{Scheme: scheme, Host: r.BackendAddr}, transport: backendTransport}
+	if opts.Auth == AuthToken && opts.TokenMaxAge > 0 {
+		r.proxy.expired = func(req *http.Request) (string, bool) {
+			tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+			if !ok || time.Since(r.issuer.issuedAt(tok)) <= opts.TokenMaxAge {
+				return "", false
+			}
+			return fmt.Sprintf(`Bearer realm=%q,service=%q,error="invalid_token"`, r.realm, tokenService), true
+		}
+	}
 	r.requireClientCert = opts.TLS && opts.ClientCert
 	r.offerHTTP2 = opts.TLS && opts.HTTP2
 	front, err := r.serve(r.proxy, opts.TLS, serverCert)

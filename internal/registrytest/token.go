@@ -38,7 +38,15 @@ type issuer struct {
 
 	requests atomic.Int64
 	mu       sync.Mutex
-	scopes   []string // scope strings of every token request, in order
+	scopes   []string             // scope strings of every token request, in order
+	issued   map[string]time.Time // when each token was signed
+}
+
+// issuedAt is when tok was signed (the zero time for a token not ours).
+func (is *issuer) issuedAt(tok string) time.Time {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	return is.issued[tok]
 }
 
 func (is *issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -147,7 +155,14 @@ func (is *issuer) sign(subject string, granted []access) (string, error) {
 	sig := make([]byte, 64)
 	r.FillBytes(sig[:32])
 	s.FillBytes(sig[32:])
-	return signing + "." + enc.EncodeToString(sig), nil
+	tok := signing + "." + enc.EncodeToString(sig)
+	is.mu.Lock()
+	if is.issued == nil {
+		is.issued = map[string]time.Time{}
+	}
+	is.issued[tok] = now
+	is.mu.Unlock()
+	return tok, nil
 }
 
 // fullAccess is a token with every action on every repository named, for

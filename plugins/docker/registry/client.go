@@ -45,6 +45,7 @@ type endpoint struct {
 	base     *http.Transport
 	conn     *conn
 	client   *auth.Client
+	tokens   *tokenCache
 	ref      orasregistry.Reference
 
 	mu     sync.Mutex
@@ -69,10 +70,11 @@ func newEndpoint(p *Plugin, location, name, host, repo string, mode pluginapi.Mo
 		retry: &retry.Transport{Base: c.rt, Policy: func() retry.Policy { return policy }},
 		base:  c.rt,
 	}}
+	e.tokens = newTokenCache()
 	e.client = &auth.Client{
 		Client:   httpClient,
 		Header:   http.Header{"User-Agent": {opts.userAgent}},
-		Cache:    auth.NewCache(),
+		Cache:    e.tokens,
 		ClientID: "stevedore",
 		Credential: func(ctx context.Context, hostport string) (auth.Credential, error) {
 			// Credentials go to the registry's own host only.

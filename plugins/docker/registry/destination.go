@@ -476,6 +476,7 @@ func (w *Writer) putChunks(ctx context.Context, up upload, desc ocispec.Descript
 	failures, shrinks := 0, 0
 	for pos < desc.Size {
 		end := min(pos+w.chunkSize(up.minChunk), desc.Size)
+		w.renewToken(ctx, loc)
 		body := &patchBody{src: src, desc: desc, ring: ring, consumed: &consumed, pos: pos, end: end}
 		next, err := w.patch(ctx, loc, pos, end-pos, body)
 		if err == nil {
@@ -551,6 +552,7 @@ func (w *Writer) putChunks(ctx context.Context, up upload, desc ocispec.Descript
 	if err != nil {
 		return err
 	}
+	w.renewToken(ctx, loc)
 	resp, err := w.do(ctx, http.MethodPut, u, nil, 0, nil)
 	if err != nil || resp.StatusCode == http.StatusNotFound {
 		// The completing PUT may have worked with its answer lost (a retry

@@ -78,7 +78,11 @@
 // stores every chunk but its Range header stays at the end of the first
 // (aws/containers-roadmap#2831): the answer's Range is not checked, the
 // registry's digest check at commit is what guards the bytes. A minimum
-// chunk named in OCI-Chunk-Min-Length is honoured. Quay answers a manifest
+// chunk named in OCI-Chunk-Min-Length is honoured. A chunked upload can
+// outlive its bearer token (Docker Hub's live 300 s) and a PATCH refused
+// for it cannot be sent again from a stream, so a token older than
+// Plugin.TokenRenewAge is renewed between chunks by a GET of the session
+// sent without it. Quay answers a manifest
 // PUT with 202: any 2xx stores a manifest, as for docker, skopeo and crane
 // (a manifest with a subject goes through oras-go, which wants 201).
 //

@@ -26,6 +26,7 @@ const (
 	DefaultChunkSize     = 64 << 20
 	DefaultReplayWindow  = 4 << 20
 	DefaultMaxRetries    = 4
+	DefaultTokenRenewAge = 50 * time.Second
 )
 
 // Plugin serves the docker transport. The zero value is not usable; use New.
@@ -46,6 +47,11 @@ type Plugin struct {
 	RetryBase, RetryMax time.Duration
 	// RetryAfterMax caps how long a Retry-After header can make us wait.
 	RetryAfterMax time.Duration
+	// TokenRenewAge is the age past which a chunked upload renews its
+	// bearer token before the next chunk (0: never). Tokens live 60 s when
+	// the registry does not say (distribution's token spec), 300 s on
+	// Docker Hub.
+	TokenRenewAge time.Duration
 	// TagPageSize asks for tag lists in pages of this size (0: the
 	// registry's default).
 	TagPageSize int
@@ -108,6 +114,7 @@ func New() *Plugin {
 		RetryBase:     250 * time.Millisecond,
 		RetryMax:      5 * time.Second,
 		RetryAfterMax: 60 * time.Second,
+		TokenRenewAge: DefaultTokenRenewAge,
 	}
 }
 

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/internal/registrytest"
@@ -287,5 +289,61 @@ func TestManifestPutAccepted(t *testing.T) {
 	}
 	if accepted != 2 {
 		t.Fatalf("%d manifest PUTs answered 202, want 2", accepted)
+	}
+}
+
+// slowReader pauses after every `every` bytes: an upload that takes a
+// while.
+type slowReader struct {
+	r     io.Reader
+	every int
+	pause time.Duration
+	n     int
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if len(p) > s.every-s.n%s.every {
+		p = p[:s.every-s.n%s.every]
+	}
+	n, err := s.r.Read(p)
+	s.n += n
+	if n > 0 && s.n%s.every == 0 {
+		time.Sleep(s.pause)
+	}
+	return n, err
+}
+
+// TestChunkedUploadOutlivesToken: a chunked upload that lasts longer than
+// its bearer token (Docker Hub's live 300 s; here 600 ms, enforced by the
+// proxy). A PATCH refused for an expired token cannot be sent again from a
+// stream past the replay window, so the upload renews an old token between
+// chunks with a GET of its session: no chunk is refused, and the token is
+// fetched again only when old.
+func TestChunkedUploadOutlivesToken(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthToken, TokenMaxAge: 600 * time.Millisecond})
+	p := testPlugin()
+	p.MonolithicMax, p.ChunkSize, p.ReplayWindow = 64<<10, 64<<10, 16<<10
+	p.TokenRenewAge = 150 * time.Millisecond
+	dst := openWriter(t, p, reg, "slow", nil)
+	b, desc := randomBlob(t, 12*64<<10)
+	start := time.Now()
+	if err := dst.PutBlob(ctx, desc, onlyReader{&slowReader{r: bytes.NewReader(b), every: 64 << 10, pause: 100 * time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("the upload took %v: too short to outlive a token", took)
+	}
+	for _, r := range reg.Requests() {
+		if (r.Method == http.MethodPatch || r.Method == http.MethodPut) && r.Status == http.StatusUnauthorized {
+			t.Fatalf("%s %s refused with 401: the token was not renewed in time", r.Method, r.Path)
+		}
+	}
+	tokens, _ := reg.TokenRequests()
+	if tokens < 3 || tokens > 12 {
+		t.Fatalf("%d token requests for a ~1.2 s upload renewing after 150 ms: want a few, not one per request", tokens)
+	}
+	if ok, err := reg.HasBlob("slow", desc.Digest); err != nil || !ok {
+		t.Fatalf("blob not there: %v", err)
 	}
 }
