@@ -386,7 +386,13 @@ func (h *Host) openFor(ctx context.Context, ep ref.Endpoint, mode pluginapi.Mode
 	e, err := p.Open(ctx, pluginapi.OpenRequest{Transport: ep.Transport, Location: ep.Location, Mode: mode, Options: opts})
 	if err != nil {
 		o := &endpoint{ep: ep, run: r}
-		return nil, fmt.Errorf("open %s: %w", ep.WithRef(""), o.wrap("", err))
+		err = o.wrap("", err)
+		name := ep.WithRef("").String()
+		if strings.HasPrefix(err.Error(), name+": ") {
+			// The plugin named the endpoint already (docker://R/A: ...).
+			return nil, fmt.Errorf("open %w", err)
+		}
+		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
 	o := &endpoint{Endpoint: e, ep: ep, run: r, caps: capsOf(e), owner: p}
 	o.Source, _ = e.(pluginapi.Source)
