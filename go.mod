@@ -3,6 +3,7 @@ module github.com/stevedore-oci/stevedore
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/distribution/reference v0.6.0
 	github.com/hashicorp/go-hclog v1.6.3

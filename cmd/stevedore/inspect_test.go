@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"text/template"
@@ -55,5 +57,31 @@ func TestInspectFormatTagList(t *testing.T) {
 	}
 	if out := mustRun(t, "inspect", "--tls-verify=false", "-f", "{{.RepoTags}}", image); out != "[v1]\n" || tagLists() != 1 {
 		t.Fatalf("{{.RepoTags}}: %q, %d tag lists", out, tagLists())
+	}
+}
+
+// --registries-conf reaches the docker transport: a name no registry
+// answers to is read from the location registries.conf rewrites it to
+// (plain HTTP allowed there by insecure, no --tls-verify given).
+func TestRegistriesConfFlag(t *testing.T) {
+	needPlugin(t, "docker")
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := reg.Seed("mirror/app", "v1", 1, 100)
+	conf := filepath.Join(t.TempDir(), "registries.conf")
+	body := "[[registry]]\nprefix = \"example.invalid/app\"\nlocation = \"" + reg.Ref("mirror/app") + "\"\ninsecure = true\n"
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustRun(t, "--registries-conf", conf, "inspect", "-f", "{{.Digest}}", "docker://example.invalid/app:v1"); out != img.Manifest.Digest.String()+"\n" {
+		t.Fatalf("inspect through registries.conf: %q", out)
+	}
+	dir := t.TempDir()
+	mustRun(t, "--registries-conf", conf, "copy", "-q", "docker://example.invalid/app:v1", "oci:"+dir+":v1")
+	if out := mustRun(t, "inspect", "-f", "{{.Digest}}", "oci:"+dir+":v1"); out != img.Manifest.Digest.String()+"\n" {
+		t.Fatalf("copied image: %q", out)
+	}
+	// A file that is not there is an error, not no configuration.
+	if _, errOut, err := runCLI(t, "--registries-conf", conf+".missing", "inspect", "docker://example.invalid/app:v1"); err == nil || !strings.Contains(errOut, "registries.conf") {
+		t.Fatalf("missing file: %v %q", err, errOut)
 	}
 }

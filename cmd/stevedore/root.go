@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -11,8 +13,9 @@ import (
 )
 
 var (
-	globalDebug      bool
-	globalPluginLock string
+	globalDebug          bool
+	globalPluginLock     string
+	globalRegistriesConf string
 
 	hostOnce sync.Once
 	theHost  *host.Host
@@ -28,6 +31,17 @@ func getHost() (*host.Host, error) {
 			level = hclog.Debug
 		}
 		logger := hclog.New(&hclog.LoggerOptions{Name: "stevedore", Level: level, Output: os.Stderr})
+		if globalRegistriesConf != "" {
+			// The docker transport reads it, as skopeo's --registries-conf.
+			abs, err := filepath.Abs(globalRegistriesConf)
+			if err == nil {
+				err = os.Setenv("CONTAINERS_REGISTRIES_CONF", abs)
+			}
+			if err != nil {
+				hostErr = fmt.Errorf("--registries-conf: %w", err)
+				return
+			}
+		}
 		pins, err := host.LoadPins(globalPluginLock)
 		if err != nil {
 			hostErr = err
@@ -59,6 +73,7 @@ $XDG_DATA_HOME/stevedore/plugins.`,
 	root.PersistentFlags().BoolVar(&globalDebug, "debug", false, "log debug output of the host and plugins to stderr")
 	root.PersistentFlags().StringVar(&globalPluginLock, "plugin-lock", "", "pin file of plugin sha256 sums (\"SHA256  NAME-OR-PATH\" lines); a plugin that differs is refused (default $XDG_CONFIG_HOME/stevedore/plugins.lock if it exists)")
 	// Accepted for skopeo compatibility; stevedore has no signature policy yet.
+	root.PersistentFlags().StringVar(&globalRegistriesConf, "registries-conf", "", "containers-registries.conf(5) file for docker:// (location rewrites, mirrors, insecure and blocked registries); default $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf or /etc/containers/registries.conf and their .d drop-ins")
 	root.PersistentFlags().Bool("insecure-policy", false, "accepted for skopeo compatibility (no effect)")
 	root.PersistentFlags().MarkHidden("insecure-policy")
 	root.AddCommand(

@@ -51,6 +51,11 @@ type endpoint struct {
 	mu     sync.Mutex
 	scheme string // "https" or "http", decided on first use
 	oras   *remote.Repository
+
+	// mirrors (registries.conf, reads only) are tried before this
+	// endpoint; pinned is the one that resolved the image.
+	mirrors []mirror
+	pinned  atomic.Pointer[endpoint]
 }
 
 func newEndpoint(p *Plugin, location, name, host, repo string, mode pluginapi.Mode, opts options) (*endpoint, error) {

@@ -54,6 +54,12 @@
 // bytes), cross-repository mount that reports a refused mount instead of
 // copying, tag deletion, credential files and TLS settings.
 //
+// registries.conf (containers-registries.conf(5), see regconf.go) is read
+// once per process: Open rewrites a read endpoint's location, attaches its
+// mirrors (Resolve tries them first and pins the image to the first that
+// has it; see mirror.go), refuses blocked pulls and turns TLS verification
+// off for insecure registries unless the tls-verify option was given.
+//
 // # Registry behaviours worth knowing
 //
 // Deleting a tag uses the OCI 1.1 tag DELETE; registries without it

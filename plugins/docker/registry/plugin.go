@@ -59,7 +59,16 @@ type Plugin struct {
 	// 1000, the most distribution answers with).
 	CatalogPageSize int
 
+	// RegistriesConf is the registries.conf to read ("": as skopeo does,
+	// $CONTAINERS_REGISTRIES_CONF, else the user's or the system's file
+	// and their drop-ins).
+	RegistriesConf string
+
 	rings sync.Pool // replay windows of ReplayWindow bytes, reused
+
+	regOnce sync.Once
+	regConf *registriesConf
+	regErr  error
 
 	connMu sync.Mutex
 	conns  map[connKey]*conn // one HTTP transport per registry and TLS setting
@@ -128,6 +137,7 @@ type options struct {
 	noCreds            bool
 	authfile           string
 	tlsVerify          bool
+	tlsVerifySet       bool // given as an option: registries.conf's insecure does not apply
 	certDir            string
 	userAgent          string
 }
@@ -161,7 +171,7 @@ func parseOptions(m map[string]string) (options, error) {
 		if err != nil {
 			return o, fmt.Errorf("option tls-verify=%q is not a boolean: %w", v, core.ErrInvalid)
 		}
-		o.tlsVerify = b
+		o.tlsVerify, o.tlsVerifySet = b, true
 	}
 	o.certDir = m["cert-dir"]
 	if ua := m["user-agent"]; ua != "" {
@@ -205,11 +215,16 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 	if err != nil {
 		return nil, fmt.Errorf("docker://%s: %w", req.Location, err)
 	}
+	conf, err := p.registries()
+	if err != nil {
+		return nil, fmt.Errorf("docker://%s: %w", req.Location, err)
+	}
 	if name, ok, err := registryRoot(req.Location); ok {
 		// A registry alone: only its catalog can be read.
 		if err != nil {
 			return nil, err
 		}
+		opts = conf.insecure(name, opts)
 		if req.Mode != pluginapi.ModeRead {
 			return nil, fmt.Errorf("docker://%s names a registry, not a repository: it can only be listed: %w", req.Location, core.ErrInvalid)
 		}
@@ -225,7 +240,7 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 		// would be docker.io/library/library): listable, nothing else.
 		if pfx, perr := ref.DockerPrefix(req.Location); perr == nil && pfx == req.Location && req.Mode == pluginapi.ModeRead {
 			name, path, _ := strings.Cut(pfx, "/")
-			e, err := newEndpoint(p, pfx, name, wireHost(name), path, req.Mode, opts)
+			e, err := newEndpoint(p, pfx, name, wireHost(name), path, req.Mode, conf.insecure(pfx, opts))
 			if err != nil {
 				return nil, err
 			}
@@ -233,9 +248,40 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 		}
 		return nil, err
 	}
-	e, err := newEndpoint(p, req.Location, name, host, repo, req.Mode, opts)
+	entry, found := conf.match(req.Location)
+	if !found {
+		entry = regEntry{}
+	}
+	location := req.Location
+	if req.Mode == pluginapi.ModeRead {
+		if entry.Blocked {
+			return nil, fmt.Errorf("docker://%s: pulls from %s are blocked by %s: %w", req.Location, entry.Prefix, entry.file, core.ErrDenied)
+		}
+		// Rewriting and mirrors apply to reads, as in containers/image.
+		if location = entry.rewrite(entry.Location, req.Location); location != req.Location {
+			if name, host, repo, err = SplitLocation(location); err != nil {
+				return nil, fmt.Errorf("docker://%s: location %s of %s: %w", req.Location, entry.Location, entry.file, err)
+			}
+		}
+	}
+	e, err := newEndpoint(p, location, name, host, repo, req.Mode, entry.applyInsecure(entry.Insecure, opts))
 	if err != nil {
 		return nil, err
+	}
+	if req.Mode == pluginapi.ModeRead {
+		for _, m := range entry.Mirrors {
+			mloc := entry.rewrite(m.Location, req.Location)
+			mname, mhost, mrepo, err := SplitLocation(mloc)
+			if err != nil {
+				return nil, fmt.Errorf("docker://%s: mirror %s of %s: %w", req.Location, m.Location, entry.file, err)
+			}
+			me, err := newEndpoint(p, mloc, mname, mhost, mrepo, req.Mode, entry.applyInsecure(m.Insecure, opts))
+			if err != nil {
+				return nil, err
+			}
+			byTag, byDigest := entry.mirrorUse(m)
+			e.mirrors = append(e.mirrors, mirror{ep: me, byTag: byTag, byDigest: byDigest})
+		}
 	}
 	switch req.Mode {
 	case pluginapi.ModeRead:

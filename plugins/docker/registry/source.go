@@ -58,6 +58,14 @@ func contentType(resp *http.Response) string {
 // Docker Hub's pull limit), GET when HEAD does not tell the digest, size and
 // type. A digest reference is checked against what the registry serves.
 func (e *endpoint) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	if len(e.mirrors) > 0 {
+		return e.resolveMirrored(ctx, ref)
+	}
+	return e.resolveHere(ctx, ref)
+}
+
+// resolveHere resolves ref on this endpoint's registry.
+func (e *endpoint) resolveHere(ctx context.Context, ref string) (ocispec.Descriptor, error) {
 	tag, want, err := parseRef(ref)
 	if err != nil {
 		return ocispec.Descriptor{}, e.fail("resolve", err)
@@ -174,6 +182,9 @@ func (e *endpoint) fetchManifest(ctx context.Context, reference, preferred strin
 // GetManifest implements pluginapi.Source. The bytes are checked against
 // desc whatever headers the registry sent.
 func (e *endpoint) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+	if s := e.source(); s != e {
+		return s.GetManifest(ctx, desc)
+	}
 	step := "get manifest " + desc.Digest.String()
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, e.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
@@ -197,6 +208,9 @@ func (e *endpoint) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([]
 // connection breaks it asks again with a Range header for the rest, up to
 // MaxRetries times without progress.
 func (e *endpoint) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
+	if s := e.source(); s != e {
+		return s.GetBlob(ctx, desc, offset)
+	}
 	step := "get blob " + desc.Digest.String()
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, e.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
@@ -221,6 +235,9 @@ func (e *endpoint) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset 
 // started as it fills. The destination verifies the digest when it commits
 // the file; the size is checked here.
 func (e *endpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error {
+	if s := e.source(); s != e {
+		return s.GetBlobToFile(ctx, desc, path, progress)
+	}
 	step := "get blob " + desc.Digest.String() + " into " + path
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
@@ -447,6 +464,9 @@ func (e *endpoint) ListTags(ctx context.Context) ([]string, error) {
 // Referrers implements pluginapi.ReferrerLister: the referrers API, or the
 // tag-schema fallback (tag sha256-HEX) on registries without it.
 func (e *endpoint) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
+	if s := e.source(); s != e {
+		return s.Referrers(ctx, subject, artifactType)
+	}
 	step := "list referrers of " + subject.String()
 	if err := subject.Validate(); err != nil {
 		return nil, e.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
