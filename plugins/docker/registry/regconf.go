@@ -116,6 +116,9 @@ func loadRegistriesConf(path string) (*registriesConf, error) {
 		if err != nil {
 			return nil, fmt.Errorf("registries.conf: %w", err)
 		}
+		if !mayConfigure(b) {
+			continue
+		}
 		var rf regFile
 		if _, err := toml.Decode(string(b), &rf); err != nil {
 			return nil, fmt.Errorf("registries.conf %s: %s: %w", f, oneLine(err.Error()), core.ErrInvalid)
@@ -145,6 +148,28 @@ func loadRegistriesConf(path string) (*registriesConf, error) {
 		}
 	}
 	return conf, nil
+}
+
+// mayConfigure reports whether a file may hold a setting read here: a
+// registry or registries table, or such a key outside any table. Files with
+// none (Debian ships one of short-name aliases and one of comments, read on
+// every command) are not decoded, which saves most of a millisecond per
+// command; their syntax is theirs to check.
+func mayConfigure(b []byte) bool {
+	root := true // no table header seen yet
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		header := strings.HasPrefix(line, "[")
+		name := strings.TrimLeft(line, "[\"' \t")
+		ours := strings.HasPrefix(name, "registry") || strings.HasPrefix(name, "registries")
+		switch {
+		case header && ours, !header && root && ours:
+			return true
+		case header:
+			root = false
+		}
+	}
+	return false
 }
 
 func (e regEntry) check() error {

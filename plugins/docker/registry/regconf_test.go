@@ -180,3 +180,22 @@ func TestRegistriesConfErrors(t *testing.T) {
 		t.Error("a missing named file was accepted")
 	}
 }
+
+func TestMayConfigure(t *testing.T) {
+	for body, want := range map[string]bool{
+		"# [[registry]]\n# location = \"x\"\n":                              false,
+		"[aliases]\n  \"fedora\" = \"registry.fedoraproject.org/fedora\"\n": false,
+		"unqualified-search-registries = [\"docker.io\"]\n":                 false,
+		"[[registry]]\nlocation = \"x\"\n":                                  true,
+		"  [[ registry ]]\n":                                                true, // TOML allows spaces inside the brackets
+		"registry = [{location = \"x\", insecure = true}]\n":                true,
+		"[registries.insecure]\nregistries = [\"x\"]\n":                     true,
+		"registries.block.registries = [\"x\"]\n":                           true,
+		"\"registry\" = [{location = \"x\"}]\n":                             true,
+		"[aliases]\n\"registry\" = \"docker.io/library/registry\"\n":        false, // Debian's shortnames.conf
+	} {
+		if got := mayConfigure([]byte(body)); got != want {
+			t.Errorf("mayConfigure(%q) = %v, want %v", body, got, want)
+		}
+	}
+}
