@@ -656,7 +656,7 @@ func (w *Writer) patch(ctx context.Context, loc string, start, size int64, body 
 	if err != nil {
 		return "", err
 	}
-	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNoContent {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return "", responseError(resp)
 	}
 	resp.Body.Close()

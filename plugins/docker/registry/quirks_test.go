@@ -347,3 +347,20 @@ func TestChunkedUploadOutlivesToken(t *testing.T) {
 		t.Fatalf("blob not there: %v", err)
 	}
 }
+
+// TestChunkAnswered200: a registry that answers upload PATCHes with 200
+// (any 2xx is success for skopeo) gets the whole blob.
+func TestChunkAnswered200(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	reg.AddFault(registrytest.Fault{Kind: registrytest.SetStatus, Match: registrytest.MatchUploadPatch(), Status: http.StatusOK})
+	p := testPlugin()
+	p.MonolithicMax, p.ChunkSize = 64<<10, 64<<10
+	dst := openWriter(t, p, reg, "ok200", nil)
+	b, desc := randomBlob(t, 200<<10)
+	if err := dst.PutBlob(context.Background(), desc, onlyReader{bytes.NewReader(b)}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := reg.HasBlob("ok200", desc.Digest); err != nil || !ok {
+		t.Fatalf("blob not there: %v", err)
+	}
+}
