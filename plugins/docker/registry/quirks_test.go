@@ -364,3 +364,21 @@ func TestChunkAnswered200(t *testing.T) {
 		t.Fatalf("blob not there: %v", err)
 	}
 }
+
+func TestTokenAge(t *testing.T) {
+	c := newTokenCache()
+	if _, ok := c.age("r.example", "repository:a:pull"); ok {
+		t.Fatal("an age without a token")
+	}
+	c.fetched["r.example repository:a:pull repository:b:pull"] = time.Now().Add(-time.Hour)
+	c.fetched["r.example repository:c:pull"] = time.Now()
+	c.fetched["other.example repository:a:pull"] = time.Now().Add(-2 * time.Hour)
+	// Unknown key: the registry's oldest token.
+	if age, ok := c.age("r.example", "repository:a:pull"); !ok || age < time.Hour || age > 2*time.Hour {
+		t.Fatalf("fallback age %v %v, want about an hour", age, ok)
+	}
+	// A known key: its own.
+	if age, ok := c.age("r.example", "repository:c:pull"); !ok || age > time.Minute {
+		t.Fatalf("exact age %v %v", age, ok)
+	}
+}

@@ -60,11 +60,20 @@ func (c *tokenCache) touch(registry, key string) {
 }
 
 // age is how long ago the bearer token for registry and key was fetched;
-// ok is false when there is none.
+// ok is false when there is none. When the key is not known (the registry
+// challenged with other scopes than the request's, so oras-go cached the
+// token under the merged ones), the oldest token of the registry counts.
 func (c *tokenCache) age(registry, key string) (age time.Duration, ok bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	t, ok := c.fetched[registry+" "+key]
-	c.mu.Unlock()
+	if !ok {
+		for k, at := range c.fetched {
+			if strings.HasPrefix(k, registry+" ") && (!ok || at.Before(t)) {
+				t, ok = at, true
+			}
+		}
+	}
 	return time.Since(t), ok
 }
 
