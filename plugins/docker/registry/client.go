@@ -53,7 +53,7 @@ type endpoint struct {
 	oras   *remote.Repository
 
 	// mirrors (registries.conf, reads only) are tried before this
-	// endpoint; pinned is the one that resolved the image.
+	// endpoint; pinned is the one that resolved an image last.
 	mirrors []mirror
 	pinned  atomic.Pointer[endpoint]
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,6 +97,33 @@ insecure = true
 	mustIs(t, err, core.ErrNotFound)
 	if !strings.Contains(err.Error(), primary.Addr) || !strings.Contains(err.Error(), "mirrors tried first") || !strings.Contains(err.Error(), mirrorReg.Addr) {
 		t.Fatalf("error %q does not name both registries", err)
+	}
+
+	// A partial mirror: it has v4's manifest but not its layer, which comes
+	// from the location (checked against its digest like any blob).
+	partial := primary.Seed("app", "v4", 1, 4000)
+	if err := mirrorReg.Push("mirrors/app", "v4", partial); err != nil {
+		t.Fatal(err)
+	}
+	layer = partial.Layers[0]
+	req, _ := http.NewRequest(http.MethodDelete, mirrorReg.URL+"/v2/mirrors/app/blobs/"+layer.Digest.String(), nil)
+	if resp, err := mirrorReg.HTTPClient().Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete the mirror's layer: %v %v", resp, err)
+	}
+	ep, err = openAs(p, "example.invalid/app", pluginapi.ModeRead, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = ep.(*Reader)
+	primary.ResetStats()
+	if desc, err := r.Resolve(ctx, "v4"); err != nil || desc.Digest != partial.Manifest.Digest {
+		t.Fatalf("resolve v4: %v", err)
+	}
+	if b, err := readBlob(ctx, r, layer); err != nil || !bytes.Equal(b, partial.Blobs[layer.Digest]) {
+		t.Fatalf("layer missing on the mirror: %v", err)
+	}
+	if n := requestsTo(primary, "app"); n != 1 {
+		t.Fatalf("%d requests to the location, want the one blob GET", n)
 	}
 
 	// A digest-only mirror is not asked for a tag, and is for a digest.

@@ -182,9 +182,13 @@ func (e *endpoint) fetchManifest(ctx context.Context, reference, preferred strin
 // GetManifest implements pluginapi.Source. The bytes are checked against
 // desc whatever headers the registry sent.
 func (e *endpoint) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
-	if s := e.source(); s != e {
-		return s.GetManifest(ctx, desc)
+	if len(e.mirrors) > 0 {
+		return fromSources(ctx, e, anyReadFailure, func(s *endpoint) ([]byte, error) { return s.getManifest(ctx, desc) })
 	}
+	return e.getManifest(ctx, desc)
+}
+
+func (e *endpoint) getManifest(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
 	step := "get manifest " + desc.Digest.String()
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, e.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
@@ -208,9 +212,13 @@ func (e *endpoint) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([]
 // connection breaks it asks again with a Range header for the rest, up to
 // MaxRetries times without progress.
 func (e *endpoint) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
-	if s := e.source(); s != e {
-		return s.GetBlob(ctx, desc, offset)
+	if len(e.mirrors) > 0 {
+		return fromSources(ctx, e, anyReadFailure, func(s *endpoint) (io.ReadCloser, error) { return s.getBlob(ctx, desc, offset) })
 	}
+	return e.getBlob(ctx, desc, offset)
+}
+
+func (e *endpoint) getBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
 	step := "get blob " + desc.Digest.String()
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, e.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
@@ -235,9 +243,21 @@ func (e *endpoint) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset 
 // started as it fills. The destination verifies the digest when it commits
 // the file; the size is checked here.
 func (e *endpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error {
-	if s := e.source(); s != e {
-		return s.GetBlobToFile(ctx, desc, path, progress)
+	if len(e.mirrors) > 0 {
+		// The next source may write the file only if this one did not.
+		empty := func(err error) bool {
+			fi, serr := os.Stat(path)
+			return anyReadFailure(err) && serr == nil && fi.Size() == 0
+		}
+		_, err := fromSources(ctx, e, empty, func(s *endpoint) (struct{}, error) {
+			return struct{}{}, s.getBlobToFile(ctx, desc, path, progress)
+		})
+		return err
 	}
+	return e.getBlobToFile(ctx, desc, path, progress)
+}
+
+func (e *endpoint) getBlobToFile(ctx context.Context, desc ocispec.Descriptor, path string, progress func(written int64)) error {
 	step := "get blob " + desc.Digest.String() + " into " + path
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
@@ -252,7 +272,7 @@ func (e *endpoint) GetBlobToFile(ctx context.Context, desc ocispec.Descriptor, p
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
 		return e.fail(step, fmt.Errorf("not an empty regular file: %w", core.ErrInvalid))
 	}
-	rc, err := e.GetBlob(ctx, desc, 0)
+	rc, err := e.getBlob(ctx, desc, 0)
 	if err != nil {
 		return err
 	}
@@ -464,9 +484,13 @@ func (e *endpoint) ListTags(ctx context.Context) ([]string, error) {
 // Referrers implements pluginapi.ReferrerLister: the referrers API, or the
 // tag-schema fallback (tag sha256-HEX) on registries without it.
 func (e *endpoint) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
-	if s := e.source(); s != e {
-		return s.Referrers(ctx, subject, artifactType)
+	if len(e.mirrors) > 0 {
+		return fromSources(ctx, e, anyReadFailure, func(s *endpoint) ([]ocispec.Descriptor, error) { return s.referrers(ctx, subject, artifactType) })
 	}
+	return e.referrers(ctx, subject, artifactType)
+}
+
+func (e *endpoint) referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
 	step := "list referrers of " + subject.String()
 	if err := subject.Validate(); err != nil {
 		return nil, e.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
