@@ -56,8 +56,9 @@
 //
 // registries.conf (containers-registries.conf(5), see regconf.go) is read
 // once per process: Open rewrites a read endpoint's location, attaches its
-// mirrors (Resolve tries them first and pins the image to the first that
-// has it; see mirror.go), refuses blocked pulls and turns TLS verification
+// mirrors (Resolve tries them first; reads by digest go to the source that
+// resolved, then the others; see mirror.go), refuses blocked pulls and
+// turns TLS verification
 // off for insecure registries unless the tls-verify option was given.
 //
 // # Registry behaviours worth knowing
