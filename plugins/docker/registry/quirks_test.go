@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/internal/registrytest"
 )
@@ -33,6 +35,14 @@ func ghcrTooLarge(limit string) registrytest.Fault {
 		Kind: registrytest.Respond, Status: http.StatusRequestedRangeNotSatisfiable,
 		Header: http.Header{"Content-Type": {"application/json"}},
 		Body:   `{"errors":[{"code":"REQUESTED_RANGE_NOT_SATISFIABLE","message":"the request body is too large and exceeds the maximum permissible limit of ` + limit + `"}]}`,
+	}
+}
+
+// wantBlob fails the test unless reg's repository holds desc.
+func wantBlob(t *testing.T, reg *registrytest.Registry, repository string, desc ocispec.Descriptor) {
+	t.Helper()
+	if ok, err := reg.HasBlob(repository, desc.Digest); err != nil || !ok {
+		t.Fatalf("blob %s not in %s: %v", desc.Digest, repository, err)
 	}
 }
 
@@ -97,9 +107,7 @@ func TestChunkedUploadUnderRegistryCap(t *testing.T) {
 	// A stream: the refused chunk is sent again from the replay window.
 	b, desc := randomBlob(t, 1<<20+1000)
 	check("stream", 1, func() error { return dst.PutBlob(ctx, desc, onlyReader{bytes.NewReader(b)}) }, desc.Size)
-	if ok, err := reg.HasBlob("capped", desc.Digest); err != nil || !ok {
-		t.Fatalf("blob not there: %v", err)
-	}
+	wantBlob(t, reg, "capped", desc)
 	// The next upload to the registry starts under the cap.
 	b, desc = randomBlob(t, 300<<10)
 	path := filepath.Join(t.TempDir(), "blob")
@@ -107,9 +115,7 @@ func TestChunkedUploadUnderRegistryCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("second", 0, func() error { return dst.PutBlobFile(ctx, desc, path) }, desc.Size)
-	if ok, err := reg.HasBlob("capped", desc.Digest); err != nil || !ok {
-		t.Fatalf("blob not there: %v", err)
-	}
+	wantBlob(t, reg, "capped", desc)
 }
 
 // TestChunkedUploadUnnamedCap: a proxy in front of a registry refuses large
@@ -136,9 +142,7 @@ func TestChunkedUploadUnnamedCap(t *testing.T) {
 	if refused != 2 || len(sizes) != 2+16 {
 		t.Fatalf("PATCH sizes %v (%d refused), want 2 refused then 16 of 64 KiB", sizes, refused)
 	}
-	if ok, err := reg.HasBlob("capped", desc.Digest); err != nil || !ok {
-		t.Fatalf("blob not there: %v", err)
-	}
+	wantBlob(t, reg, "capped", desc)
 }
 
 // TestChunkedUploadCapPastReplayWindow: when the refused chunk was read from
@@ -172,9 +176,7 @@ func TestChunkedUploadCapPastReplayWindow(t *testing.T) {
 	if _, refused := patchSizes(reg); refused != 0 {
 		t.Fatalf("retry: %d PATCHes refused, want none", refused)
 	}
-	if ok, err := reg.HasBlob("capped", desc.Digest); err != nil || !ok {
-		t.Fatalf("blob not there: %v", err)
-	}
+	wantBlob(t, reg, "capped", desc)
 }
 
 // TestChunkedUploadStaleRange: ECR stores every chunk but its Range header
@@ -201,9 +203,7 @@ func TestChunkedUploadStaleRange(t *testing.T) {
 	if st := reg.Stats(); st.ByMethod["PATCH"] != 6 || st.BlobUploadBytes != desc.Size {
 		t.Fatalf("PATCHes %d, bytes %d; want 6 and %d (each byte once)", st.ByMethod["PATCH"], st.BlobUploadBytes, desc.Size)
 	}
-	if ok, err := reg.HasBlob("stale", desc.Digest); err != nil || !ok {
-		t.Fatalf("blob not there: %v", err)
-	}
+	wantBlob(t, reg, "stale", desc)
 }
 
 // TestChunkedUploadMinLength: a registry that names a minimum chunk
@@ -229,9 +229,7 @@ func TestChunkedUploadMinLength(t *testing.T) {
 	if fmt.Sprint(sizes) != fmt.Sprint(want) {
 		t.Fatalf("PATCH sizes %v, want %v", sizes, want)
 	}
-	if ok, err := reg.HasBlob("min", desc.Digest); err != nil || !ok {
-		t.Fatalf("blob not there: %v", err)
-	}
+	wantBlob(t, reg, "min", desc)
 }
 
 func TestTooLarge(t *testing.T) {
@@ -343,9 +341,7 @@ func TestChunkedUploadOutlivesToken(t *testing.T) {
 	if tokens < 3 || tokens > 12 {
 		t.Fatalf("%d token requests for a ~1.2 s upload renewing after 150 ms: want a few, not one per request", tokens)
 	}
-	if ok, err := reg.HasBlob("slow", desc.Digest); err != nil || !ok {
-		t.Fatalf("blob not there: %v", err)
-	}
+	wantBlob(t, reg, "slow", desc)
 }
 
 // TestChunkAnswered200: a registry that answers upload PATCHes with 200
@@ -360,9 +356,7 @@ func TestChunkAnswered200(t *testing.T) {
 	if err := dst.PutBlob(context.Background(), desc, onlyReader{bytes.NewReader(b)}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := reg.HasBlob("ok200", desc.Digest); err != nil || !ok {
-		t.Fatalf("blob not there: %v", err)
-	}
+	wantBlob(t, reg, "ok200", desc)
 }
 
 func TestTokenAge(t *testing.T) {
