@@ -21,6 +21,16 @@ import (
 // transfer ends only after the RPC has returned, and the RPC's status decides
 // whether the bytes were a whole blob.
 
+// SmallBlob is the size up to which a blob's bytes go over the plugin's
+// gRPC connection rather than the data plane: a config or a manifest-sized
+// blob moves in one or two messages, where the data plane would first make
+// its socket (on the first transfer of a run) and have the plugin dial and
+// present a token.
+const SmallBlob = 256 << 10
+
+// small reports whether n known bytes go over gRPC (see SmallBlob).
+func small(n int64) bool { return n > 0 && n <= SmallBlob }
+
 // rpcResult is the outcome of a GetBlob or PutBlob RPC.
 type rpcResult struct {
 	size int64 // GetBlob: bytes the plugin wrote
@@ -37,7 +47,7 @@ func (e *RemoteEndpoint) GetBlob(ctx context.Context, desc ocispec.Descriptor, o
 	if err != nil {
 		return nil, err
 	}
-	if e.p.streams {
+	if e.p.streams || small(desc.Size-offset) {
 		return e.getBlobStream(ctx, b, offset)
 	}
 	dp, err := e.p.dataPlane()
@@ -241,7 +251,7 @@ func (e *RemoteEndpoint) PutBlob(ctx context.Context, desc ocispec.Descriptor, r
 	if err != nil {
 		return err
 	}
-	if e.p.streams {
+	if e.p.streams || small(desc.Size) {
 		return e.putBlobStream(ctx, b, desc, r)
 	}
 	dp, err := e.p.dataPlane()

@@ -10,7 +10,9 @@
 //   - core errors carried as gRPC status codes, both ways (errors.go);
 //   - the blob data plane: blob bytes go over a unix socket the host listens
 //     on, admitted by one-time tokens, while gRPC carries control
-//     (dataplane.go); gRPC streams are the fallback;
+//     (dataplane.go); gRPC streams are the fallback, and carry blobs of
+//     up to SmallBlob bytes (a config), which the data plane would cost
+//     more to set up for;
 //   - the go-plugin handshake, protocol-version negotiation, plugin map and
 //     launch helpers (handshake.go), and Serve, which a plugin's main calls
 //     (serve.go).

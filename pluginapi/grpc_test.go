@@ -220,3 +220,32 @@ func TestPluginExitsWhenHostDies(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A blob up to SmallBlob goes over the gRPC connection both ways: a lazy
+// data plane is not made for it. A larger one makes it.
+func TestSmallBlobsSkipDataPlane(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("TMPDIR", t.TempDir())
+	dp := NewLazyDataPlane()
+	t.Cleanup(func() { dp.Close() })
+	rp := startPlugin(t, nil, WithDataPlane(dp))
+	ctx := testCtx(t)
+	w := open(t, rp, "small", ModeWrite, nil)
+	data, desc := randomBlob(SmallBlob, 11)
+	if err := w.PutBlob(ctx, desc, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readDigest(t, ctx, w, desc, 0); got != desc.Digest {
+		t.Fatalf("digest %s, want %s", got, desc.Digest)
+	}
+	if dp.Path() != "" {
+		t.Fatalf("a %d-byte blob made the data plane (%s)", desc.Size, dp.Path())
+	}
+	data, desc = randomBlob(SmallBlob+1, 12)
+	if err := w.PutBlob(ctx, desc, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if dp.Path() == "" {
+		t.Fatal("a blob over SmallBlob did not use the data plane")
+	}
+}
