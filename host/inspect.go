@@ -30,6 +30,10 @@ type InspectOptions struct {
 	Options map[string]string
 	// NoTags skips listing the repository's tags.
 	NoTags bool
+	// DigestOnly resolves the reference and fills ImageInfo's Name, Digest
+	// and RepoTags alone: no manifest or config is read, so an index
+	// without this host's platform, or an artifact, is no error.
+	DigestOnly bool
 }
 
 // LayerData describes one layer, as skopeo's LayersData.
@@ -99,6 +103,16 @@ func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOp
 	if err != nil {
 		return nil, src.wrap("resolve "+quote(ep.Ref), err)
 	}
+	info := ImageInfo{Digest: top.Digest, RepoTags: []string{}, Labels: nil, Layers: []digest.Digest{}, LayersData: []LayerData{}}
+	if ep.Transport == ref.Docker {
+		info.Name = ep.Location
+	}
+	if opts.DigestOnly {
+		if err := repoTags(ctx, src, opts, &info); err != nil {
+			return nil, err
+		}
+		return &Inspected{Info: info, Top: top}, nil
+	}
 	m, err := fetchManifest(ctx, src, top)
 	if err != nil {
 		return nil, err
@@ -130,10 +144,6 @@ func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOp
 	if err != nil {
 		return nil, src.wrap("config "+m.Config.Digest.String(), err)
 	}
-	info := ImageInfo{Digest: top.Digest, RepoTags: []string{}, Labels: nil, Layers: []digest.Digest{}, LayersData: []LayerData{}}
-	if ep.Transport == ref.Docker {
-		info.Name = ep.Location
-	}
 	var cfg dockerConfig
 	if m.Config.MediaType == manifest.OCIConfig || m.Config.MediaType == manifest.DockerConfig {
 		if err := json.Unmarshal(out.ConfigRaw, &cfg); err != nil {
@@ -149,18 +159,27 @@ func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOp
 		info.Layers = append(info.Layers, l.Digest)
 		info.LayersData = append(info.LayersData, LayerData{MIMEType: l.MediaType, Digest: l.Digest, Size: l.Size, Annotations: l.Annotations})
 	}
-	if !opts.NoTags && src.has(pluginapi.CapListTags) {
-		tags, err := src.Endpoint.(pluginapi.TagLister).ListTags(ctx)
-		// The image was found: a registry that does not know its
-		// repository holds it untagged (distribution answers so).
-		if err != nil && !errors.Is(err, core.ErrNotFound) {
-			return nil, src.wrap("list tags", err)
-		}
-		sort.Strings(tags)
-		info.RepoTags = append(info.RepoTags, tags...)
+	if err := repoTags(ctx, src, opts, &info); err != nil {
+		return nil, err
 	}
 	out.Info = info
 	return out, nil
+}
+
+// repoTags fills info.RepoTags unless opts.NoTags.
+func repoTags(ctx context.Context, src *endpoint, opts InspectOptions, info *ImageInfo) error {
+	if opts.NoTags || !src.has(pluginapi.CapListTags) {
+		return nil
+	}
+	tags, err := src.Endpoint.(pluginapi.TagLister).ListTags(ctx)
+	// The image was found: a registry that does not know its repository
+	// holds it untagged (distribution answers so).
+	if err != nil && !errors.Is(err, core.ErrNotFound) {
+		return src.wrap("list tags", err)
+	}
+	sort.Strings(tags)
+	info.RepoTags = append(info.RepoTags, tags...)
+	return nil
 }
 
 // TagList is what ListTags returns, as skopeo list-tags prints it.

@@ -44,6 +44,9 @@ func newInspectCmd() *cobra.Command {
 			// A template that cannot print the tags does not need the
 			// tag list (a request, and a long one on big repositories).
 			opts := host.InspectOptions{Options: tf.options(cmd.Flags(), "", nil), NoTags: noTags || raw || config || (tmpl != nil && !mayUseTags(tmpl))}
+			// A template printing only the name, digest or tags reads no
+			// manifest or config: one HEAD on a registry, as crane digest.
+			opts.DigestOnly = tmpl != nil && !raw && !config && !needsImage(tmpl)
 			if plat != "" {
 				p, err := platform.Parse(plat)
 				if err != nil {
@@ -105,10 +108,21 @@ var formatFuncs = template.FuncMap{
 	"upper": strings.ToUpper,
 }
 
-// mayUseTags reports whether a --format template may print RepoTags: it
-// names the field, or uses the whole value (".", "$") where it could. Any
-// node it does not know counts as a use.
+// mayUseTags reports whether a --format template may print RepoTags.
 func mayUseTags(tmpl *template.Template) bool {
+	return mayUse(tmpl, func(f string) bool { return f == "RepoTags" })
+}
+
+// needsImage reports whether a --format template may print anything but
+// Name, Digest and RepoTags, which need no manifest or config.
+func needsImage(tmpl *template.Template) bool {
+	return mayUse(tmpl, func(f string) bool { return f != "Name" && f != "Digest" && f != "RepoTags" })
+}
+
+// mayUse reports whether a --format template may print a field for which
+// field is true: it names the field, or uses the whole value (".", "$")
+// where it could. Any node it does not know counts as a use.
+func mayUse(tmpl *template.Template, field func(string) bool) bool {
 	var walk func(n parse.Node) bool
 	walk = func(n parse.Node) bool {
 		switch n := n.(type) {
@@ -133,11 +147,13 @@ func mayUseTags(tmpl *template.Template) bool {
 		case *parse.CommandNode:
 			return slices.ContainsFunc(n.Args, walk)
 		case *parse.FieldNode:
-			return slices.Contains(n.Ident, "RepoTags")
+			return slices.ContainsFunc(n.Ident, field)
 		case *parse.ChainNode:
-			return slices.Contains(n.Field, "RepoTags") || walk(n.Node)
+			return slices.ContainsFunc(n.Field, field) || walk(n.Node)
 		case *parse.VariableNode:
-			return slices.Contains(n.Ident, "RepoTags") || (len(n.Ident) == 1 && n.Ident[0] == "$")
+			// $ alone is the whole value; $x.F names F; $x alone is what
+			// its declaration's pipeline (walked where it stands) gave.
+			return slices.ContainsFunc(n.Ident[1:], field) || (len(n.Ident) == 1 && n.Ident[0] == "$")
 		case *parse.DotNode:
 			return true
 		}

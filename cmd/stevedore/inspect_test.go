@@ -36,8 +36,36 @@ func TestMayUseTags(t *testing.T) {
 	}
 }
 
+func TestNeedsImage(t *testing.T) {
+	for tmpl, want := range map[string]bool{
+		"{{.Digest}}":                                  false,
+		"{{.Name}}@{{.Digest}}":                        false,
+		"{{$d := .Digest}}{{$d}}":                      false,
+		"{{join .RepoTags \",\"}} {{.Digest}}":         false,
+		"{{if .Digest}}{{.Digest}}{{else}}none{{end}}": false,
+		"{{.Os}}":                       true,
+		"{{.Digest}} {{.Architecture}}": true,
+		"{{range .LayersData}}{{.Digest}} {{end}}": true,
+		"{{json .}}":                           true,
+		"{{$}}":                                true,
+		"{{$.Labels}}":                         true,
+		"{{with $x := .}}{{$x.Digest}}{{end}}": true, // the whole value
+		"{{range .RepoTags}}{{.}}{{end}}":      true, // conservative: "." inside range
+		"{{template \"x\" .}}{{define \"x\"}}{{.Digest}}{{end}}": true,
+	} {
+		tp, err := template.New("f").Funcs(formatFuncs).Parse(tmpl)
+		if err != nil {
+			t.Fatalf("%s: %v", tmpl, err)
+		}
+		if got := needsImage(tp); got != want {
+			t.Errorf("needsImage(%s) = %v, want %v", tmpl, got, want)
+		}
+	}
+}
+
 // inspect --format asks the registry for the tag list only when the
-// template can print it.
+// template can print it, and for the manifest and config only when it can
+// print what they hold.
 func TestInspectFormatTagList(t *testing.T) {
 	needPlugin(t, "docker")
 	reg := registrytest.Start(t, registrytest.Options{})
@@ -52,8 +80,25 @@ func TestInspectFormatTagList(t *testing.T) {
 		return n
 	}
 	image := "docker://" + reg.Addr + "/r:v1"
+	reg.ResetStats()
 	if out := mustRun(t, "inspect", "--tls-verify=false", "-f", "{{.Digest}}", image); out != img.Manifest.Digest.String()+"\n" || tagLists() != 0 {
 		t.Fatalf("{{.Digest}}: %q, %d tag lists", out, tagLists())
+	}
+	var reads []string
+	for _, r := range reg.Requests() {
+		if strings.Contains(r.Path, "/manifests/") || strings.Contains(r.Path, "/blobs/") {
+			reads = append(reads, r.Method+" "+r.Path[strings.LastIndex(r.Path, "/")+1:])
+		}
+	}
+	if len(reads) != 1 || reads[0] != "HEAD v1" {
+		t.Fatalf("{{.Digest}} read %v, want the one HEAD of the tag", reads)
+	}
+	reg.ResetStats()
+	if out := mustRun(t, "inspect", "--tls-verify=false", "-f", "{{.Os}}", image); out != "linux\n" {
+		t.Fatalf("{{.Os}}: %q", out)
+	}
+	if st := reg.Stats(); st.ByMethod["GET"] != 2 {
+		t.Fatalf("{{.Os}}: %d GETs, want the manifest and the config", st.ByMethod["GET"])
 	}
 	if out := mustRun(t, "inspect", "--tls-verify=false", "-f", "{{.RepoTags}}", image); out != "[v1]\n" || tagLists() != 1 {
 		t.Fatalf("{{.RepoTags}}: %q, %d tag lists", out, tagLists())
