@@ -187,6 +187,30 @@ row "stevedore copy" "reset_A" -- "$bin/stevedore" copy -q --src-tls-verify=fals
 
 flush_section
 
+# Sub-second commands: /usr/bin/time counts centiseconds, so hyperfine.
+section "inspect: docker:// metadata (hyperfine, 30 runs, mean)"
+if [ "$skip" = 0 ]; then
+	if command -v hyperfine >/dev/null; then
+		img="$A/bench/src:big"
+		cmds=(
+			"skopeo inspect --tls-verify=false docker://$img"
+			"$bin/stevedore inspect --tls-verify=false docker://$img"
+			"skopeo inspect --tls-verify=false --format {{.Digest}} docker://$img"
+			"$bin/stevedore inspect --tls-verify=false --format {{.Digest}} docker://$img"
+		)
+		labels=("skopeo inspect" "stevedore inspect" "skopeo inspect --format {{.Digest}}" "stevedore inspect --format {{.Digest}}")
+		if [ -n "$crane" ]; then
+			cmds+=("$crane config --insecure $img" "$crane digest --insecure $img")
+			labels+=("crane config" "crane digest")
+		fi
+		hyperfine -N -w 3 -r 30 --export-json "$work/inspect.json" "${cmds[@]}" >/dev/null
+		python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; [print("%-40s mean %6.1f ms  sd %4.1f ms" % (sys.argv[2+i], x["mean"]*1000, x["stddev"]*1000)) for i,x in enumerate(r)]' \
+			"$work/inspect.json" "${labels[@]}" | tee -a "$results"
+	else
+		echo "# hyperfine not found: section skipped" | tee -a "$results"
+	fi
+fi
+
 echo
 echo "## ratios stevedore / peer (below 1: stevedore is better)"
 awk '

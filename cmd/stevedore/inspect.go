@@ -92,7 +92,7 @@ func newInspectCmd() *cobra.Command {
 	fs.BoolVar(&config, "config", false, "print the image config")
 	fs.BoolVarP(&noTags, "no-tags", "n", false, "do not list the repository's tags")
 	fs.StringVar(&plat, "platform", "", "on an index, inspect the image for OS/ARCH[/VARIANT] (default: this host's)")
-	fs.StringVarP(&format, "format", "f", "", "print with this Go template instead of JSON, as skopeo does ('{{.Digest}}', '{{join .RepoTags \",\"}}'; with --config the config's fields, '{{.Architecture}}'); functions: json, join, lower, upper")
+	fs.StringVarP(&format, "format", "f", "", "print with this Go template instead of JSON, as skopeo does ('{{.Digest}}', '{{join .RepoTags \",\"}}'; with --config the config's fields, '{{.Architecture}}'); functions: json, join, lower, upper. A template printing only Name, Digest or RepoTags reads no manifest or config")
 	tf.register(fs, "", "")
 	return cmd
 }
