@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -99,6 +100,21 @@ func (h *Host) Inspect(ctx context.Context, image string, opts InspectOptions) (
 }
 
 func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOptions) (*Inspected, error) {
+	// The tag list does not depend on the image: it is read while the
+	// image is, one round trip instead of two on a registry.
+	var (
+		tags    []string
+		tagsErr error
+		wg      sync.WaitGroup
+	)
+	tagsCtx, cancel := context.WithCancel(ctx)
+	defer wg.Wait() // the endpoint is closed after inspect returns
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tags, tagsErr = repoTags(tagsCtx, src, opts)
+	}()
 	top, err := src.Resolve(ctx, ep.Ref)
 	if err != nil {
 		return nil, src.wrap("resolve "+quote(ep.Ref), err)
@@ -107,8 +123,13 @@ func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOp
 	if ep.Transport == ref.Docker {
 		info.Name = ep.Location
 	}
+	withTags := func() error {
+		wg.Wait()
+		info.RepoTags = append(info.RepoTags, tags...)
+		return tagsErr
+	}
 	if opts.DigestOnly {
-		if err := repoTags(ctx, src, opts, &info); err != nil {
+		if err := withTags(); err != nil {
 			return nil, err
 		}
 		return &Inspected{Info: info, Top: top}, nil
@@ -159,27 +180,26 @@ func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOp
 		info.Layers = append(info.Layers, l.Digest)
 		info.LayersData = append(info.LayersData, LayerData{MIMEType: l.MediaType, Digest: l.Digest, Size: l.Size, Annotations: l.Annotations})
 	}
-	if err := repoTags(ctx, src, opts, &info); err != nil {
+	if err := withTags(); err != nil {
 		return nil, err
 	}
 	out.Info = info
 	return out, nil
 }
 
-// repoTags fills info.RepoTags unless opts.NoTags.
-func repoTags(ctx context.Context, src *endpoint, opts InspectOptions, info *ImageInfo) error {
+// repoTags lists the repository's tags, sorted, unless opts.NoTags.
+func repoTags(ctx context.Context, src *endpoint, opts InspectOptions) ([]string, error) {
 	if opts.NoTags || !src.has(pluginapi.CapListTags) {
-		return nil
+		return nil, nil
 	}
 	tags, err := src.Endpoint.(pluginapi.TagLister).ListTags(ctx)
-	// The image was found: a registry that does not know its repository
-	// holds it untagged (distribution answers so).
+	// Read beside an image that was found: a registry that does not know
+	// its repository holds it untagged (distribution answers so).
 	if err != nil && !errors.Is(err, core.ErrNotFound) {
-		return src.wrap("list tags", err)
+		return nil, src.wrap("list tags", err)
 	}
 	sort.Strings(tags)
-	info.RepoTags = append(info.RepoTags, tags...)
-	return nil
+	return tags, nil
 }
 
 // TagList is what ListTags returns, as skopeo list-tags prints it.
