@@ -440,6 +440,34 @@ func fetchManifest(ctx context.Context, src *endpoint, desc ocispec.Descriptor) 
 	if err != nil {
 		return nil, src.wrap("get manifest "+desc.Digest.String(), err)
 	}
+	return parseManifest(src, desc, raw)
+}
+
+// resolveManifest resolves ref and reads its manifest: in one call where the
+// endpoint answers both (one GET on a registry), else Resolve then
+// GetManifest. For a caller that reads the manifest whatever it is; one
+// that may stop at the digest (a copy the destination already holds)
+// resolves alone, which a registry answers with a HEAD.
+func resolveManifest(ctx context.Context, src *endpoint, ref string) (ocispec.Descriptor, *manifest.Manifest, error) {
+	mr, ok := src.Endpoint.(pluginapi.ManifestResolver)
+	if !ok || !src.has(pluginapi.CapSource) {
+		top, err := src.Resolve(ctx, ref)
+		if err != nil {
+			return top, nil, src.wrap("resolve "+quote(ref), err)
+		}
+		m, err := fetchManifest(ctx, src, top)
+		return top, m, err
+	}
+	top, raw, err := mr.ResolveManifest(ctx, ref)
+	if err != nil {
+		return top, nil, src.wrap("resolve "+quote(ref), err)
+	}
+	m, err := parseManifest(src, top, raw)
+	return top, m, err
+}
+
+// parseManifest checks raw against desc and parses it.
+func parseManifest(src *endpoint, desc ocispec.Descriptor, raw []byte) (*manifest.Manifest, error) {
 	if err := content.VerifyBytes(raw, desc); err != nil {
 		return nil, src.wrap("manifest "+desc.Digest.String(), err)
 	}

@@ -152,6 +152,7 @@ type guardedEndpoint struct {
 
 var (
 	_ pluginapi.Source             = (*guardedEndpoint)(nil)
+	_ pluginapi.ManifestResolver   = (*guardedEndpoint)(nil)
 	_ pluginapi.Destination        = (*guardedEndpoint)(nil)
 	_ pluginapi.TagLister          = (*guardedEndpoint)(nil)
 	_ pluginapi.RepositoryLister   = (*guardedEndpoint)(nil)
@@ -184,6 +185,14 @@ func (e *guardedEndpoint) Resolve(ctx context.Context, ref string) (d ocispec.De
 		return err
 	})
 	return d, err
+}
+
+func (e *guardedEndpoint) ResolveManifest(ctx context.Context, ref string) (d ocispec.Descriptor, raw []byte, err error) {
+	err = e.g.do(ctx, "resolve "+refName(ref), func(ctx context.Context) (err error) {
+		d, raw, err = e.e.ResolveManifest(ctx, ref)
+		return err
+	})
+	return d, raw, err
 }
 
 func (e *guardedEndpoint) GetManifest(ctx context.Context, desc ocispec.Descriptor) (raw []byte, err error) {

@@ -115,9 +115,19 @@ func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOp
 		defer wg.Done()
 		tags, tagsErr = repoTags(tagsCtx, src, opts)
 	}()
-	top, err := src.Resolve(ctx, ep.Ref)
+	var (
+		top ocispec.Descriptor
+		m   *manifest.Manifest
+		err error
+	)
+	if opts.DigestOnly {
+		top, err = src.Resolve(ctx, ep.Ref)
+		err = src.wrap("resolve "+quote(ep.Ref), err)
+	} else {
+		top, m, err = resolveManifest(ctx, src, ep.Ref)
+	}
 	if err != nil {
-		return nil, src.wrap("resolve "+quote(ep.Ref), err)
+		return nil, err
 	}
 	info := ImageInfo{Digest: top.Digest, RepoTags: []string{}, Labels: nil, Layers: []digest.Digest{}, LayersData: []LayerData{}}
 	if ep.Transport == ref.Docker {
@@ -133,10 +143,6 @@ func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOp
 			return nil, err
 		}
 		return &Inspected{Info: info, Top: top}, nil
-	}
-	m, err := fetchManifest(ctx, src, top)
-	if err != nil {
-		return nil, err
 	}
 	out := &Inspected{TopRaw: m.Raw, Top: top}
 	if m.IsIndex() {

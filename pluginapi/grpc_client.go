@@ -12,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/content"
 	transportv1 "github.com/stevedore-oci/stevedore/pluginapi/proto/v1"
 )
 
@@ -182,6 +183,34 @@ func (e *RemoteEndpoint) Resolve(ctx context.Context, ref string) (ocispec.Descr
 		return ocispec.Descriptor{}, fromStatus(err)
 	}
 	return decodeDescriptor(resp.GetDescriptorJson())
+}
+
+// ResolveManifest implements ManifestResolver: one RPC asking for the
+// descriptor and the manifest; a plugin built before that answers with the
+// descriptor alone and is asked for the manifest with GetManifest. The
+// bytes are checked against the descriptor.
+func (e *RemoteEndpoint) ResolveManifest(ctx context.Context, ref string) (ocispec.Descriptor, []byte, error) {
+	if err := e.need(CapSource); err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	resp, err := e.p.client.Resolve(ctx, &transportv1.ResolveRequest{Handle: e.handle, Ref: ref, WithManifest: true})
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fromStatus(err)
+	}
+	desc, err := decodeDescriptor(resp.GetDescriptorJson())
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	raw := resp.GetRaw()
+	if len(raw) == 0 {
+		if raw, err = e.GetManifest(ctx, desc); err != nil {
+			return ocispec.Descriptor{}, nil, err
+		}
+	}
+	if err := content.VerifyBytes(raw, desc); err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("%s: manifest of %q: %w", e.name, ref, err)
+	}
+	return desc, raw, nil
 }
 
 // GetManifest implements Source.

@@ -150,7 +150,21 @@ func (s *grpcServer) Resolve(ctx context.Context, req *transportv1.ResolveReques
 	if err != nil {
 		return nil, err
 	}
-	desc, err := src.Resolve(ctx, req.GetRef())
+	var (
+		desc ocispec.Descriptor
+		raw  []byte
+	)
+	switch mr, ok := src.(ManifestResolver); {
+	case req.GetWithManifest() && ok:
+		desc, raw, err = mr.ResolveManifest(ctx, req.GetRef())
+	case req.GetWithManifest():
+		// One RPC instead of two, even without the shortcut.
+		if desc, err = src.Resolve(ctx, req.GetRef()); err == nil {
+			raw, err = src.GetManifest(ctx, desc)
+		}
+	default:
+		desc, err = src.Resolve(ctx, req.GetRef())
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -158,7 +172,7 @@ func (s *grpcServer) Resolve(ctx context.Context, req *transportv1.ResolveReques
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &transportv1.ResolveResponse{DescriptorJson: b}, nil
+	return &transportv1.ResolveResponse{DescriptorJson: b, Raw: raw}, nil
 }
 
 func (s *grpcServer) GetManifest(ctx context.Context, req *transportv1.GetManifestRequest) (*transportv1.GetManifestResponse, error) {

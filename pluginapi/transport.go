@@ -83,6 +83,16 @@ type Source interface {
 	GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error)
 }
 
+// ManifestResolver is implemented by sources that resolve a reference and
+// read its manifest in one step more cheaply than Resolve then GetManifest
+// (a registry answers one GET instead of a HEAD and a GET). The host asks
+// for it where it reads the manifest anyway (inspect); the SDK answers with
+// Resolve and GetManifest for a source without it. raw must be the bytes
+// desc describes.
+type ManifestResolver interface {
+	ResolveManifest(ctx context.Context, ref string) (desc ocispec.Descriptor, raw []byte, err error)
+}
+
 // Destination writes images. Nothing written may become visible under its
 // digest before it is whole and verified.
 type Destination interface {

@@ -65,7 +65,8 @@ func TestNeedsImage(t *testing.T) {
 
 // inspect --format asks the registry for the tag list only when the
 // template can print it, and for the manifest and config only when it can
-// print what they hold.
+// print what they hold; the manifest is then read with one GET by tag, no
+// HEAD first.
 func TestInspectFormatTagList(t *testing.T) {
 	needPlugin(t, "docker")
 	reg := registrytest.Start(t, registrytest.Options{})
@@ -97,8 +98,8 @@ func TestInspectFormatTagList(t *testing.T) {
 	if out := mustRun(t, "inspect", "--tls-verify=false", "-f", "{{.Os}}", image); out != "linux\n" {
 		t.Fatalf("{{.Os}}: %q", out)
 	}
-	if st := reg.Stats(); st.ByMethod["GET"] != 2 {
-		t.Fatalf("{{.Os}}: %d GETs, want the manifest and the config", st.ByMethod["GET"])
+	if st := reg.Stats(); st.ByMethod["GET"] != 2 || st.ByMethod["HEAD"] != 0 {
+		t.Fatalf("{{.Os}}: %d GETs and %d HEADs, want GETs of the manifest (by tag) and the config alone", st.ByMethod["GET"], st.ByMethod["HEAD"])
 	}
 	if out := mustRun(t, "inspect", "--tls-verify=false", "-f", "{{.RepoTags}}", image); out != "[v1]\n" || tagLists() != 1 {
 		t.Fatalf("{{.RepoTags}}: %q, %d tag lists", out, tagLists())

@@ -279,6 +279,18 @@ func checkArtifact(t *testing.T, src pluginapi.Source, a Artifact, ref string) {
 	if got.Digest != top.Digest || got.Size != top.Size || got.MediaType != top.MediaType {
 		t.Fatalf("Resolve(%q) = {%s %s %d}, want {%s %s %d}", ref, got.MediaType, got.Digest, got.Size, top.MediaType, top.Digest, top.Size)
 	}
+	// A source that resolves and reads in one step (and every plugin
+	// through the SDK, which answers with Resolve and GetManifest) gives
+	// the same descriptor and the manifest's bytes.
+	if mr, ok := src.(pluginapi.ManifestResolver); ok {
+		got, raw, err := mr.ResolveManifest(ctx, ref)
+		if err != nil {
+			t.Fatalf("ResolveManifest(%q): %v", ref, err)
+		}
+		if got.Digest != top.Digest || got.Size != top.Size || got.MediaType != top.MediaType || string(raw) != string(a.Top().Data) {
+			t.Fatalf("ResolveManifest(%q) = {%s %s %d} and %d bytes, want {%s %s %d} and the manifest's %d", ref, got.MediaType, got.Digest, got.Size, len(raw), top.MediaType, top.Digest, top.Size, len(a.Top().Data))
+		}
+	}
 	for _, m := range append([]Blob{a.Top()}, a.ChildManifests()...) {
 		raw, err := src.GetManifest(ctx, m.Descriptor)
 		if err != nil {

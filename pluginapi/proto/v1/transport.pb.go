@@ -396,9 +396,14 @@ func (*CloseResponse) Descriptor() ([]byte, []int) {
 }
 
 type ResolveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Ref           string                 `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Handle uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Ref    string                 `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	// with_manifest asks for the manifest's bytes too (ResolveResponse.raw):
+	// a registry then answers with one GET instead of a HEAD and a GET. A
+	// plugin that leaves raw empty (built before this field) is asked with
+	// GetManifest.
+	WithManifest  bool `protobuf:"varint,3,opt,name=with_manifest,json=withManifest,proto3" json:"with_manifest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -447,11 +452,20 @@ func (x *ResolveRequest) GetRef() string {
 	return ""
 }
 
+func (x *ResolveRequest) GetWithManifest() bool {
+	if x != nil {
+		return x.WithManifest
+	}
+	return false
+}
+
 type ResolveResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	DescriptorJson []byte                 `protobuf:"bytes,1,opt,name=descriptor_json,json=descriptorJson,proto3" json:"descriptor_json,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// raw is the manifest, when with_manifest was set.
+	Raw           []byte `protobuf:"bytes,2,opt,name=raw,proto3" json:"raw,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResolveResponse) Reset() {
@@ -487,6 +501,13 @@ func (*ResolveResponse) Descriptor() ([]byte, []int) {
 func (x *ResolveResponse) GetDescriptorJson() []byte {
 	if x != nil {
 		return x.DescriptorJson
+	}
+	return nil
+}
+
+func (x *ResolveResponse) GetRaw() []byte {
+	if x != nil {
+		return x.Raw
 	}
 	return nil
 }
@@ -2656,12 +2677,14 @@ const file_pluginapi_proto_v1_transport_proto_rawDesc = "" +
 	"\fcapabilities\x18\x02 \x03(\tR\fcapabilities\"&\n" +
 	"\fCloseRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\x0f\n" +
-	"\rCloseResponse\":\n" +
+	"\rCloseResponse\"_\n" +
 	"\x0eResolveRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x10\n" +
-	"\x03ref\x18\x02 \x01(\tR\x03ref\":\n" +
+	"\x03ref\x18\x02 \x01(\tR\x03ref\x12#\n" +
+	"\rwith_manifest\x18\x03 \x01(\bR\fwithManifest\"L\n" +
 	"\x0fResolveResponse\x12'\n" +
-	"\x0fdescriptor_json\x18\x01 \x01(\fR\x0edescriptorJson\"U\n" +
+	"\x0fdescriptor_json\x18\x01 \x01(\fR\x0edescriptorJson\x12\x10\n" +
+	"\x03raw\x18\x02 \x01(\fR\x03raw\"U\n" +
 	"\x12GetManifestRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12'\n" +
 	"\x0fdescriptor_json\x18\x02 \x01(\fR\x0edescriptorJson\"'\n" +

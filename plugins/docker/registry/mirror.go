@@ -68,36 +68,36 @@ func fromSources[T any](ctx context.Context, e *endpoint, next func(error) bool,
 	return zero, first
 }
 
-// resolveMirrored tries each mirror that serves ref, then the endpoint
-// itself, as containers/image does; the one that answers is read from
-// first for the rest of the image (see readSources).
-func (e *endpoint) resolveMirrored(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+// resolveMirrored resolves ref with resolve on each mirror that serves it,
+// then on the endpoint itself, as containers/image does; the one that
+// answers is read from first for the rest of the image (see readSources).
+func (e *endpoint) resolveMirrored(ctx context.Context, ref string, resolve func(*endpoint) (ocispec.Descriptor, []byte, error)) (ocispec.Descriptor, []byte, error) {
 	_, want, err := parseRef(ref)
 	if err != nil {
-		return e.resolveHere(ctx, ref)
+		return resolve(e)
 	}
 	var tried []string
 	for _, m := range e.mirrors {
 		if (want != "" && !m.byDigest) || (want == "" && !m.byTag) {
 			continue
 		}
-		desc, err := m.ep.resolveHere(ctx, ref)
+		desc, raw, err := resolve(m.ep)
 		if err == nil {
 			e.pinned.Store(m.ep)
-			return desc, nil
+			return desc, raw, nil
 		}
 		if ctx.Err() != nil {
-			return ocispec.Descriptor{}, err
+			return ocispec.Descriptor{}, nil, err
 		}
 		tried = append(tried, err.Error())
 	}
-	desc, err := e.resolveHere(ctx, ref)
+	desc, raw, err := resolve(e)
 	if err == nil {
 		e.pinned.Store(e)
-		return desc, nil
+		return desc, raw, nil
 	}
 	if len(tried) > 0 {
 		err = fmt.Errorf("%w (mirrors tried first: %s)", err, strings.Join(tried, "; "))
 	}
-	return ocispec.Descriptor{}, err
+	return ocispec.Descriptor{}, nil, err
 }

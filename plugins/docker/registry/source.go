@@ -59,9 +59,55 @@ func contentType(resp *http.Response) string {
 // type. A digest reference is checked against what the registry serves.
 func (e *endpoint) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
 	if len(e.mirrors) > 0 {
-		return e.resolveMirrored(ctx, ref)
+		d, _, err := e.resolveMirrored(ctx, ref, func(s *endpoint) (ocispec.Descriptor, []byte, error) {
+			d, err := s.resolveHere(ctx, ref)
+			return d, nil, err
+		})
+		return d, err
 	}
 	return e.resolveHere(ctx, ref)
+}
+
+// ResolveManifest implements pluginapi.ManifestResolver: one GET of the
+// manifest by tag or digest, where Resolve sends a HEAD (which Docker Hub
+// does not count as a pull) and the caller a GET after it.
+func (e *endpoint) ResolveManifest(ctx context.Context, ref string) (ocispec.Descriptor, []byte, error) {
+	if len(e.mirrors) > 0 {
+		return e.resolveMirrored(ctx, ref, func(s *endpoint) (ocispec.Descriptor, []byte, error) {
+			return s.resolveManifestHere(ctx, ref)
+		})
+	}
+	return e.resolveManifestHere(ctx, ref)
+}
+
+func (e *endpoint) resolveManifestHere(ctx context.Context, ref string) (ocispec.Descriptor, []byte, error) {
+	tag, want, err := parseRef(ref)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, e.fail("resolve", err)
+	}
+	reference := tag
+	if want != "" {
+		reference = want.String()
+	}
+	return e.getResolved(e.scoped(ctx), "resolve "+reference, reference, want)
+}
+
+// getResolved GETs the manifest reference names and describes it from its
+// bytes; want, when set, is the digest they must have.
+func (e *endpoint) getResolved(ctx context.Context, step, reference string, want digest.Digest) (ocispec.Descriptor, []byte, error) {
+	raw, mt, err := e.fetchManifest(ctx, reference, "")
+	if err != nil {
+		return ocispec.Descriptor{}, nil, e.fail(step, err)
+	}
+	alg := digest.Canonical
+	if want != "" {
+		alg = want.Algorithm()
+	}
+	d := alg.FromBytes(raw)
+	if want != "" && d != want {
+		return ocispec.Descriptor{}, nil, e.fail(step, &core.DigestMismatchError{Expected: want, Actual: d})
+	}
+	return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, raw, nil
 }
 
 // resolveHere resolves ref on this endpoint's registry.
@@ -113,19 +159,8 @@ func (e *endpoint) resolveHere(ctx context.Context, ref string) (ocispec.Descrip
 	}
 	// HEAD was not conclusive (no digest header, no length, an odd type or
 	// an unusual status): GET the manifest and compute its descriptor.
-	raw, mt, err := e.fetchManifest(ctx, reference, "")
-	if err != nil {
-		return ocispec.Descriptor{}, e.fail(step, err)
-	}
-	alg := digest.Canonical
-	if want != "" {
-		alg = want.Algorithm()
-	}
-	d := alg.FromBytes(raw)
-	if want != "" && d != want {
-		return ocispec.Descriptor{}, e.fail(step, &core.DigestMismatchError{Expected: want, Actual: d})
-	}
-	return ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw))}, nil
+	d, _, err := e.getResolved(ctx, step, reference, want)
+	return d, err
 }
 
 // fetchManifest GETs a manifest (at most MaxManifestSize bytes) and returns
