@@ -214,6 +214,9 @@ type copier struct {
 	// share, when set (sync), moves each blob once per destination
 	// registry across copiers and mounts it where it already is.
 	share *blobShare
+	// root is the source's top-level manifest when it came with the
+	// resolve (ResolveManifest), so it is not fetched again.
+	root *manifest.Manifest
 }
 
 type blobOnce struct {
@@ -249,10 +252,22 @@ func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyRes
 			}
 		}()
 	}
-	root, err := c.src.Resolve(ctx, srcRef)
+	var (
+		root ocispec.Descriptor
+		err  error
+	)
+	if c.checksHeld(dstRef) {
+		// The copy may stop at the digest: a HEAD on a registry, which
+		// Docker Hub does not count as a pull.
+		root, err = c.src.Resolve(ctx, srcRef)
+		err = c.src.wrap("resolve "+quote(srcRef), err)
+	} else {
+		// The manifest is read whatever it is: with the resolve, one GET.
+		root, c.root, err = resolveManifest(ctx, c.src, srcRef)
+	}
 	wg.Wait()
 	if err != nil {
-		return nil, c.src.wrap("resolve "+quote(srcRef), err)
+		return nil, err
 	}
 	return c.copyResolved(ctx, root, dstRef, c.opts.All, held)
 }
@@ -429,6 +444,9 @@ func plainDesc(d ocispec.Descriptor) ocispec.Descriptor {
 
 // fetchManifest reads a manifest and verifies it against desc.
 func (c *copier) fetchManifest(ctx context.Context, desc ocispec.Descriptor) (*manifest.Manifest, error) {
+	if c.root != nil && c.root.Digest == desc.Digest {
+		return c.root, nil
+	}
 	return fetchManifest(ctx, c.src, desc)
 }
 

@@ -75,6 +75,24 @@ func TestCopyUpToDateRegistry(t *testing.T) {
 		t.Fatalf("registry copy to a repository holding the image: up to date %v, requests %q, want %q", res.UpToDate, got, want)
 	}
 
+	// Forced, nothing to compare: the source's manifest comes with its
+	// resolve, one GET by tag, no HEAD first.
+	reg.ResetStats()
+	forcedBoth := both
+	forcedBoth.Force = true
+	if _, err := h.Copy(ctx, dst, "docker://"+reg.Ref("again")+":"+tag, forcedBoth); err != nil {
+		t.Fatal(err)
+	}
+	var srcReads []string
+	for _, r := range reg.Requests() {
+		if strings.HasPrefix(r.Path, "/v2/mirror/manifests/") {
+			srcReads = append(srcReads, r.Method+" "+r.Path)
+		}
+	}
+	if want := []string{"GET /v2/mirror/manifests/" + tag}; !slices.Equal(srcReads, want) {
+		t.Fatalf("forced copy read the source's manifest with %q, want %q", srcReads, want)
+	}
+
 	reg.ResetStats()
 	forced := opts
 	forced.Force = true
