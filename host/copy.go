@@ -467,21 +467,42 @@ func fetchManifest(ctx context.Context, src *endpoint, desc ocispec.Descriptor) 
 // that may stop at the digest (a copy the destination already holds)
 // resolves alone, which a registry answers with a HEAD.
 func resolveManifest(ctx context.Context, src *endpoint, ref string) (ocispec.Descriptor, *manifest.Manifest, error) {
-	mr, ok := src.Endpoint.(pluginapi.ManifestResolver)
-	if !ok || !src.has(pluginapi.CapSource) {
-		top, err := src.Resolve(ctx, ref)
-		if err != nil {
-			return top, nil, src.wrap("resolve "+quote(ref), err)
-		}
-		m, err := fetchManifest(ctx, src, top)
-		return top, m, err
-	}
-	top, raw, err := mr.ResolveManifest(ctx, ref)
+	top, raw, err := resolveRaw(ctx, src, ref)
 	if err != nil {
-		return top, nil, src.wrap("resolve "+quote(ref), err)
+		return top, nil, err
 	}
 	m, err := parseManifest(src, top, raw)
 	return top, m, err
+}
+
+// resolveRaw is resolveManifest without parsing: the descriptor and the
+// bytes, checked against each other.
+func resolveRaw(ctx context.Context, src *endpoint, ref string) (ocispec.Descriptor, []byte, error) {
+	var (
+		top ocispec.Descriptor
+		raw []byte
+		err error
+	)
+	if mr, ok := src.Endpoint.(pluginapi.ManifestResolver); ok && src.has(pluginapi.CapSource) {
+		top, raw, err = mr.ResolveManifest(ctx, ref)
+		if err != nil {
+			return top, nil, src.wrap("resolve "+quote(ref), err)
+		}
+	} else {
+		if top, err = src.Resolve(ctx, ref); err != nil {
+			return top, nil, src.wrap("resolve "+quote(ref), err)
+		}
+		if top.Size > content.MaxManifestSize {
+			return top, nil, fmt.Errorf("manifest %s is %d bytes, over the %d byte limit: %w", top.Digest, top.Size, content.MaxManifestSize, core.ErrTooLarge)
+		}
+		if raw, err = src.GetManifest(ctx, top); err != nil {
+			return top, nil, src.wrap("get manifest "+top.Digest.String(), err)
+		}
+	}
+	if err := content.VerifyBytes(raw, top); err != nil {
+		return top, nil, src.wrap("manifest "+top.Digest.String(), err)
+	}
+	return top, raw, nil
 }
 
 // parseManifest checks raw against desc and parses it.

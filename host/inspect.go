@@ -344,16 +344,9 @@ func (h *Host) RawManifest(ctx context.Context, image string, options map[string
 		return nil, err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	desc, err := src.Resolve(ctx, ep.Ref)
+	_, raw, err := resolveRaw(ctx, src, ep.Ref)
 	if err != nil {
-		return nil, fmt.Errorf("inspect %s: %w", ep, src.wrap("resolve "+quote(ep.Ref), err))
-	}
-	raw, err := src.GetManifest(ctx, desc)
-	if err != nil {
-		return nil, fmt.Errorf("inspect %s: %w", ep, src.wrap("get manifest", err))
-	}
-	if err := content.VerifyBytes(raw, desc); err != nil {
-		return nil, fmt.Errorf("inspect %s: manifest %s: %w", ep, desc.Digest, err)
+		return nil, fmt.Errorf("inspect %s: %w", ep, err)
 	}
 	return raw, nil
 }

@@ -101,6 +101,13 @@ func TestInspectFormatTagList(t *testing.T) {
 	if st := reg.Stats(); st.ByMethod["GET"] != 2 || st.ByMethod["HEAD"] != 0 {
 		t.Fatalf("{{.Os}}: %d GETs and %d HEADs, want GETs of the manifest (by tag) and the config alone", st.ByMethod["GET"], st.ByMethod["HEAD"])
 	}
+	reg.ResetStats()
+	if out := mustRun(t, "inspect", "--tls-verify=false", "--raw", image); out != string(img.ManifestRaw) {
+		t.Fatalf("--raw printed %q", out)
+	}
+	if st := reg.Stats(); st.Requests != 1 || st.ByMethod["GET"] != 1 {
+		t.Fatalf("--raw: %d requests (%v), want the one GET of the manifest", st.Requests, st.ByMethod)
+	}
 	if out := mustRun(t, "inspect", "--tls-verify=false", "-f", "{{.RepoTags}}", image); out != "[v1]\n" || tagLists() != 1 {
 		t.Fatalf("{{.RepoTags}}: %q, %d tag lists", out, tagLists())
 	}
