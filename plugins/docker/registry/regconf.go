@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -36,7 +37,6 @@ const EnvRegistriesConf = "CONTAINERS_REGISTRIES_CONF"
 // registriesConf is what the files say.
 type registriesConf struct {
 	entries []regEntry
-	files   []string // read, in order (for error messages)
 }
 
 // regEntry is one [[registry]] table (or a version 1 list item).
@@ -47,6 +47,7 @@ type regEntry struct {
 	Blocked            bool        `toml:"blocked"`
 	MirrorByDigestOnly bool        `toml:"mirror-by-digest-only"`
 	Mirrors            []regMirror `toml:"mirror"`
+	PullFromMirror     string      `toml:"pull-from-mirror"` // refused here: a mirror's setting
 
 	file string // where it was read
 }
@@ -71,46 +72,58 @@ type regFile struct {
 	} `toml:"registries"`
 }
 
-// regConfFiles lists the files to read: path alone when given (the option,
-// or $CONTAINERS_REGISTRIES_CONF), else ~/.config/containers/registries.conf
-// if it exists or else /etc/containers/registries.conf, then the *.conf
-// drop-ins of /etc/containers/registries.conf.d and
-// ~/.config/containers/registries.conf.d in name order.
-func regConfFiles(path string) []string {
-	if path == "" {
-		path = os.Getenv(EnvRegistriesConf)
-	}
+// regConfFiles names the files to read as containers/image picks them: the
+// main file is path (Plugin.RegistriesConf, read alone), else
+// $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf
+// if it exists, else /etc/containers/registries.conf. Drop-ins (*.conf, in
+// name order) come from ~/.config/containers/registries.conf.d alone when
+// the user's own file is the main one, else from the system's directory
+// then the user's. named says the main file must exist.
+func regConfFiles(path string) (main string, named bool, dropins []string) {
 	if path != "" {
-		return []string{path}
+		return path, true, nil
 	}
 	home, _ := os.UserHomeDir()
-	main := filepath.Join(systemContainersDir, "registries.conf")
+	userFile, userDir := "", ""
 	if home != "" {
-		if _, err := os.Stat(filepath.Join(home, ".config/containers/registries.conf")); err == nil {
-			main = filepath.Join(home, ".config/containers/registries.conf")
-		}
+		userFile = filepath.Join(home, ".config/containers/registries.conf")
+		userDir = filepath.Join(home, ".config/containers/registries.conf.d")
 	}
-	files := []string{main}
-	dirs := []string{filepath.Join(systemContainersDir, "registries.conf.d")}
-	if home != "" {
-		dirs = append(dirs, filepath.Join(home, ".config/containers/registries.conf.d"))
+	dirs := []string{filepath.Join(systemContainersDir, "registries.conf.d"), userDir}
+	switch env := os.Getenv(EnvRegistriesConf); {
+	case env != "":
+		main, named = env, true
+	case userFile != "" && fileExists(userFile):
+		main, dirs = userFile, []string{userDir}
+	default:
+		main = filepath.Join(systemContainersDir, "registries.conf")
 	}
 	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
 		names, _ := filepath.Glob(filepath.Join(d, "*.conf"))
 		sort.Strings(names)
-		files = append(files, names...)
+		dropins = append(dropins, names...)
 	}
-	return files
+	return main, named, dropins
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // loadRegistriesConf reads the files; a missing default file is no
-// configuration, a named one that is missing is an error.
+// configuration, a named one that is missing is an error. Within a file
+// the first table for a prefix counts; a later file's table replaces an
+// earlier file's (containers-registries.conf.d(5)).
 func loadRegistriesConf(path string) (*registriesConf, error) {
-	named := path != "" || os.Getenv(EnvRegistriesConf) != ""
+	main, named, dropins := regConfFiles(path)
 	conf := &registriesConf{}
-	for _, f := range regConfFiles(path) {
+	for i, f := range append([]string{main}, dropins...) {
 		b, err := os.ReadFile(f)
-		if errors.Is(err, fs.ErrNotExist) && !named {
+		if errors.Is(err, fs.ErrNotExist) && (i > 0 || !named) {
 			continue
 		}
 		if err != nil {
@@ -119,35 +132,100 @@ func loadRegistriesConf(path string) (*registriesConf, error) {
 		if !mayConfigure(b) {
 			continue
 		}
-		var rf regFile
-		if _, err := toml.Decode(string(b), &rf); err != nil {
-			return nil, fmt.Errorf("registries.conf %s: %s: %w", f, oneLine(err.Error()), core.ErrInvalid)
+		entries, err := parseRegistriesConf(f, b)
+		if err != nil {
+			return nil, err
 		}
-		conf.files = append(conf.files, f)
-		add := func(e regEntry) {
-			e.file = f
-			// A later file's table for the same prefix replaces the
-			// earlier one (containers-registries.conf.d(5)).
+		for _, e := range entries {
 			conf.entries = slices.DeleteFunc(conf.entries, func(o regEntry) bool { return o.Prefix == e.Prefix })
 			conf.entries = append(conf.entries, e)
 		}
-		for _, e := range rf.Registry {
-			if e.Prefix == "" {
-				e.Prefix = e.Location
-			}
-			if err := e.check(); err != nil {
-				return nil, fmt.Errorf("registries.conf %s: [[registry]] %q: %w", f, e.Prefix, err)
-			}
-			add(e)
-		}
-		for _, h := range rf.Registries.Insecure.Registries {
-			add(regEntry{Prefix: h, Insecure: true})
-		}
-		for _, h := range rf.Registries.Block.Registries {
-			add(regEntry{Prefix: h, Blocked: true})
-		}
 	}
 	return conf, nil
+}
+
+// parseRegistriesConf decodes and checks one file's tables, a version 1
+// registry in both lists being one entry.
+func parseRegistriesConf(f string, b []byte) ([]regEntry, error) {
+	var rf regFile
+	if _, err := toml.Decode(string(b), &rf); err != nil {
+		return nil, fmt.Errorf("registries.conf %s: %s: %w", f, oneLine(err.Error()), core.ErrInvalid)
+	}
+	var out []regEntry
+	seen := map[string]int{}
+	add := func(e regEntry) {
+		e.file = f
+		if _, dup := seen[e.Prefix]; !dup {
+			seen[e.Prefix] = len(out)
+			out = append(out, e)
+		}
+	}
+	for _, e := range rf.Registry {
+		if err := e.normalise(); err != nil {
+			return nil, fmt.Errorf("registries.conf %s: [[registry]] %q: %w", f, cmp.Or(e.Prefix, e.Location), err)
+		}
+		add(e)
+	}
+	v1 := func(hosts []string, set func(*regEntry)) error {
+		for _, h := range hosts {
+			e := regEntry{Location: h}
+			if err := e.normalise(); err != nil {
+				return fmt.Errorf("registries.conf %s: registry %q: %w", f, h, err)
+			}
+			if i, ok := seen[e.Prefix]; ok {
+				set(&out[i])
+				continue
+			}
+			set(&e)
+			add(e)
+		}
+		return nil
+	}
+	if err := v1(rf.Registries.Insecure.Registries, func(e *regEntry) { e.Insecure = true }); err != nil {
+		return nil, err
+	}
+	if err := v1(rf.Registries.Block.Registries, func(e *regEntry) { e.Blocked = true }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// normalise trims trailing slashes, defaults the prefix to the location and
+// refuses what containers/image refuses.
+func (e *regEntry) normalise() error {
+	var err error
+	if e.Location, err = cleanLocation(e.Location); err != nil {
+		return err
+	}
+	if e.Prefix, err = cleanLocation(e.Prefix); err != nil {
+		return err
+	}
+	for i := range e.Mirrors {
+		if e.Mirrors[i].Location, err = cleanLocation(e.Mirrors[i].Location); err != nil {
+			return err
+		}
+	}
+	switch {
+	case e.Prefix == "" && e.Location == "":
+		return fmt.Errorf("neither prefix nor location is set: %w", core.ErrInvalid)
+	case e.Prefix == "":
+		e.Prefix = e.Location
+	case e.Location == "" && !strings.HasPrefix(e.Prefix, "*."):
+		return fmt.Errorf("location is unset and the prefix is not *.DOMAIN: %w", core.ErrInvalid)
+	}
+	if e.PullFromMirror != "" {
+		return fmt.Errorf("pull-from-mirror belongs to a [[registry.mirror]], not the registry: %w", core.ErrInvalid)
+	}
+	return e.check()
+}
+
+// cleanLocation trims trailing slashes and refuses a URL scheme.
+func cleanLocation(s string) (string, error) {
+	s = strings.TrimRight(s, "/")
+	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+		return "", fmt.Errorf("location %q: a registry location has no URL scheme: %w", s, core.ErrInvalid)
+	}
+	return s, nil
 }
 
 // mayConfigure reports whether a file may hold a setting read here: a
@@ -173,15 +251,9 @@ func mayConfigure(b []byte) bool {
 }
 
 func (e regEntry) check() error {
-	if e.Prefix == "" {
-		return fmt.Errorf("neither prefix nor location is set: %w", core.ErrInvalid)
-	}
 	if strings.HasPrefix(e.Prefix, "*.") {
 		if strings.ContainsAny(e.Prefix, "/:@") {
 			return fmt.Errorf("a wildcard prefix is *.DOMAIN alone: %w", core.ErrInvalid)
-		}
-		if e.Location != "" && e.Location != e.Prefix {
-			return fmt.Errorf("a wildcard prefix cannot be rewritten to a location: %w", core.ErrInvalid)
 		}
 	} else if strings.Contains(e.Prefix, "*") {
 		return fmt.Errorf("a wildcard is allowed only as a leading *. of the prefix: %w", core.ErrInvalid)

@@ -120,10 +120,13 @@ location = "first.example"
 [[registry]]
 prefix = "a.example"
 location = "second.example"
+[[registry]]
+prefix = "a.example"
+location = "ignored.example" # the first table of a prefix in a file counts
 [registries.insecure]
-registries = ["v1-insecure.example"]
+registries = ["v1-insecure.example", "v1-both.example/"]
 [registries.block]
-registries = ["v1-blocked.example"]
+registries = ["v1-blocked.example", "v1-both.example"]
 `)
 	conf, err := loadRegistriesConf("")
 	if err != nil {
@@ -141,8 +144,29 @@ registries = ["v1-blocked.example"]
 	if e, _ := conf.match("v1-blocked.example/x"); !e.Blocked {
 		t.Error("version 1 block list ignored")
 	}
+	if e, _ := conf.match("v1-both.example/x"); !e.Blocked || !e.Insecure {
+		t.Errorf("a registry in both version 1 lists: %+v", e)
+	}
 
-	// The user's own registries.conf replaces the system's.
+	// $CONTAINERS_REGISTRIES_CONF replaces the main file; the drop-ins
+	// still apply, as for skopeo.
+	t.Setenv(EnvRegistriesConf, writeFile(t, filepath.Join(t.TempDir(), "env.conf"), "[[registry]]\nlocation = \"env.example\"\nblocked = true\n"))
+	if conf, err = loadRegistriesConf(""); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := conf.match("system-only.example/x"); ok {
+		t.Error("the system file was read beside $CONTAINERS_REGISTRIES_CONF's")
+	}
+	if e, _ := conf.match("env.example/x"); !e.Blocked {
+		t.Error("$CONTAINERS_REGISTRIES_CONF not read")
+	}
+	if e, _ := conf.match("a.example/x"); e.Location != "second.example" {
+		t.Errorf("drop-ins not read with $CONTAINERS_REGISTRIES_CONF: %+v", e)
+	}
+	t.Setenv(EnvRegistriesConf, "")
+
+	// The user's own registries.conf replaces the system's, and only the
+	// user's drop-ins go with it.
 	writeFile(t, filepath.Join(home, ".config/containers/registries.conf"), "")
 	conf, err = loadRegistriesConf("")
 	if err != nil {
@@ -150,6 +174,16 @@ registries = ["v1-blocked.example"]
 	}
 	if _, ok := conf.match("system-only.example/x"); ok {
 		t.Error("the system file was read beside the user's")
+	}
+	if e, _ := conf.match("a.example/x"); e.Location != "second.example" {
+		t.Errorf("a.example with the user's file: %+v", e)
+	}
+	os.Remove(filepath.Join(home, ".config/containers/registries.conf.d/20-b.conf"))
+	if conf, err = loadRegistriesConf(""); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := conf.match("a.example/x"); ok {
+		t.Error("the system's drop-ins were read beside the user's registries.conf")
 	}
 	// No file at all is no configuration.
 	systemContainersDir = t.TempDir()
@@ -167,6 +201,9 @@ func TestRegistriesConfErrors(t *testing.T) {
 		{"both", "[[registry]]\nlocation = \"r.example\"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = \"m.example\"\npull-from-mirror = \"tag-only\"", "cannot be set with mirror-by-digest-only"},
 		{"wild", "[[registry]]\nprefix = \"*.example.com/foo\"", "*.DOMAIN alone"},
 		{"empty", "[[registry]]\ninsecure = true", "neither prefix nor location"},
+		{"nolocation", "[[registry]]\nprefix = \"r.example/team\"", "location is unset"},
+		{"scheme", "[[registry]]\nlocation = \"https://r.example\"", "no URL scheme"},
+		{"regpull", "[[registry]]\nlocation = \"r.example\"\npull-from-mirror = \"all\"", "belongs to a [[registry.mirror]]"},
 	} {
 		_, err := loadRegistriesConf(writeFile(t, filepath.Join(dir, c.name), c.body))
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
