@@ -59,9 +59,9 @@ type Plugin struct {
 	// 1000, the most distribution answers with).
 	CatalogPageSize int
 
-	// RegistriesConf is the registries.conf to read ("": as skopeo does,
-	// $CONTAINERS_REGISTRIES_CONF, else the user's or the system's file
-	// and their drop-ins).
+	// RegistriesConf is a registries.conf to read alone, without drop-ins
+	// ("": as skopeo does, $CONTAINERS_REGISTRIES_CONF or else the user's
+	// or the system's file, with the drop-in directories).
 	RegistriesConf string
 
 	rings sync.Pool // replay windows of ReplayWindow bytes, reused
