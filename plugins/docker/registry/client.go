@@ -71,10 +71,10 @@ func newEndpoint(p *Plugin, location, name, host, repo string, mode pluginapi.Mo
 		ref:   orasregistry.Reference{Registry: host, Repository: repo},
 	}
 	policy := &retryPolicy{max: p.MaxRetries, base: p.RetryBase, maxWait: p.RetryMax, retryAfterMax: p.RetryAfterMax}
-	httpClient := &http.Client{Transport: &idempotentRetry{
+	httpClient := &http.Client{Transport: createdManifests{&idempotentRetry{
 		retry: &retry.Transport{Base: c.rt, Policy: func() retry.Policy { return policy }},
 		base:  c.rt,
-	}}
+	}}}
 	e.tokens = newTokenCache()
 	e.client = &auth.Client{
 		Client:   httpClient,
@@ -281,6 +281,20 @@ func (e *endpoint) do(ctx context.Context, method, url string, body io.Reader, s
 		req.Header[k] = v
 	}
 	return e.client.Do(req)
+}
+
+// createdManifests reads a 202 Accepted answer to a manifest PUT as 201
+// Created. Quay answers 202 (containers/image#381); docker, skopeo, crane
+// and our own manifest PUT take any 2xx, oras-go's push (used for a manifest
+// with a subject, and for the referrers tag index) wants 201.
+type createdManifests struct{ base http.RoundTripper }
+
+func (c createdManifests) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(req)
+	if err == nil && req.Method == http.MethodPut && resp.StatusCode == http.StatusAccepted && strings.Contains(req.URL.Path, "/manifests/") {
+		resp.StatusCode, resp.Status = http.StatusCreated, "201 Created"
+	}
+	return resp, err
 }
 
 // tlsConfig builds the TLS settings: system roots plus the CA files and

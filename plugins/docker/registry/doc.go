@@ -91,7 +91,8 @@
 // Plugin.TokenRenewAge is renewed between chunks by a GET of the session
 // sent without it. Quay answers a manifest
 // PUT with 202: any 2xx stores a manifest, as for docker, skopeo and crane
-// (a manifest with a subject goes through oras-go, which wants 201).
+// (the 202 is read as 201 for oras-go, which pushes manifests with a subject
+// and the referrers tag index and wants 201).
 //
 // This package must never import host, cmd or other plugins.
 package registry

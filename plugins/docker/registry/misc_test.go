@@ -156,8 +156,20 @@ func TestTagPagination(t *testing.T) {
 // without the referrers API (docker-registry 2.8): the push maintains the
 // sha256-HEX tag index, and listing finds it through the fallback.
 func TestReferrers(t *testing.T) {
-	ctx := context.Background()
+	testReferrers(t, registrytest.Start(t, registrytest.Options{}))
+}
+
+// TestReferrersManifestPutAccepted: the same where every manifest PUT is
+// answered 202, as Quay does; oras-go, which pushes a manifest with a
+// subject and the tag index, wants 201.
+func TestReferrersManifestPutAccepted(t *testing.T) {
 	reg := registrytest.Start(t, registrytest.Options{})
+	reg.AddFault(registrytest.Fault{Kind: registrytest.SetStatus, Match: registrytest.MatchManifest(http.MethodPut, ""), Status: http.StatusAccepted})
+	testReferrers(t, reg)
+}
+
+func testReferrers(t *testing.T, reg *registrytest.Registry) {
+	ctx := context.Background()
 	img := reg.Seed("r", "v1", 1, 10)
 	dst := openWriter(t, testPlugin(), reg, "r", nil)
 
