@@ -141,6 +141,16 @@ func loadRegistriesConf(path string) (*registriesConf, error) {
 			conf.entries = append(conf.entries, e)
 		}
 	}
+	// One registry named by several tables must be as insecure and as
+	// blocked in each, as containers/image requires.
+	byLocation := map[string]regEntry{}
+	for _, e := range conf.entries {
+		loc := cmp.Or(e.Location, e.Prefix)
+		if o, ok := byLocation[loc]; ok && (o.Insecure != e.Insecure || o.Blocked != e.Blocked) {
+			return nil, fmt.Errorf("registries.conf: %s is set up twice with different insecure or blocked settings (prefix %q in %s, prefix %q in %s): %w", loc, o.Prefix, o.file, e.Prefix, e.file, core.ErrInvalid)
+		}
+		byLocation[loc] = e
+	}
 	return conf, nil
 }
 

@@ -212,6 +212,11 @@ func TestRegistriesConfErrors(t *testing.T) {
 		}
 		mustIs(t, err, core.ErrInvalid)
 	}
+	// One registry under two prefixes, insecure in one table only.
+	conflict := writeFile(t, filepath.Join(dir, "conflict"), "[[registry]]\nprefix = \"a.example/x\"\nlocation = \"r.example/x\"\ninsecure = true\n[[registry]]\nprefix = \"a.example/y\"\nlocation = \"r.example/x\"\n")
+	if _, err := loadRegistriesConf(conflict); err == nil || !strings.Contains(err.Error(), "r.example/x is set up twice") {
+		t.Errorf("conflicting tables: %v", err)
+	}
 	// A file named (option or environment) must exist.
 	if _, err := loadRegistriesConf(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing named file was accepted")
