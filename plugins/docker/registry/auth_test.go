@@ -28,6 +28,23 @@ func isolateHome(t *testing.T) string {
 	return home
 }
 
+// credHelper puts docker-credential-NAME on PATH: it knows the test
+// registry's credentials for addr and nothing else.
+func credHelper(t *testing.T, name, addr string) {
+	t.Helper()
+	bin := t.TempDir()
+	helper := "#!/bin/sh\n" +
+		"read server\n" +
+		"if [ \"$1\" = get ] && [ \"$server\" = \"" + addr + "\" ]; then\n" +
+		"  echo '{\"ServerURL\":\"'$server'\",\"Username\":\"" + registrytest.Username + "\",\"Secret\":\"" + registrytest.Password + "\"}'\n" +
+		"  exit 0\nfi\n" +
+		"echo 'credentials not found in native keychain'\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-"+name), []byte(helper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
 func writeAuthFile(t *testing.T, path string, v any) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -111,17 +128,7 @@ func TestCredentialSources(t *testing.T) {
 			os.Remove(filepath.Join(home, "run", "containers", "auth.json"))
 
 			// docker config.json with a credential helper on PATH.
-			bin := t.TempDir()
-			helper := "#!/bin/sh\n" +
-				"read server\n" +
-				"if [ \"$1\" = get ] && [ \"$server\" = \"" + reg.Addr + "\" ]; then\n" +
-				"  echo '{\"ServerURL\":\"'$server'\",\"Username\":\"" + registrytest.Username + "\",\"Secret\":\"" + registrytest.Password + "\"}'\n" +
-				"  exit 0\nfi\n" +
-				"echo 'credentials not found in native keychain'\nexit 1\n"
-			if err := os.WriteFile(filepath.Join(bin, "docker-credential-stvtest"), []byte(helper), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+			credHelper(t, "stvtest", reg.Addr)
 			dc := filepath.Join(home, ".docker", "config.json")
 			writeAuthFile(t, dc, map[string]any{"credHelpers": map[string]string{reg.Addr: "stvtest"}})
 			if _, err := openReader(t, p, reg, "src/app", noCreds).Resolve(ctx, "v1"); err != nil {

@@ -66,7 +66,7 @@ func newEndpoint(p *Plugin, location, name, host, repo string, mode pluginapi.Mo
 	base := c.base
 	e := &endpoint{
 		p: p, location: location, name: name, host: host, repo: repo, mode: mode, opts: opts, conn: c,
-		creds: &credResolver{name: name, repo: repo, opts: opts},
+		creds: &credResolver{name: name, repo: repo, opts: opts, helpers: p.credentialHelpers()},
 		base:  base,
 		ref:   orasregistry.Reference{Registry: host, Repository: repo},
 	}

@@ -23,6 +23,9 @@ type credResolver struct {
 	name string // registry name as in references: docker.io, 127.0.0.1:5000
 	repo string
 	opts options
+	// helpers is registries.conf's credential-helpers (nil: the auth
+	// files alone).
+	helpers []string
 
 	once   sync.Once
 	cred   auth.Credential
@@ -53,18 +56,47 @@ func (c *credResolver) resolve(ctx context.Context) (auth.Credential, string, er
 	case c.opts.username != "":
 		return auth.Credential{Username: c.opts.username, Password: c.opts.password}, "creds option for user " + c.opts.username, nil
 	}
-	files := AuthFiles(c.opts.authfile)
-	for _, f := range files {
-		cred, how, err := lookupFile(ctx, f, c.name, c.repo)
-		if err != nil {
-			return auth.EmptyCredential, "auth file " + f, err
-		}
-		if how != "" {
-			return cred, how, nil
-		}
+	// An authfile named by the caller is what to read; otherwise
+	// registries.conf's credential-helpers say in which order to ask the
+	// helpers and the auth files ("containers-auth.json"), the files alone
+	// by default, as for containers/image.
+	helpers := c.helpers
+	if len(helpers) == 0 || c.opts.authfile != "" {
+		helpers = []string{containersAuthJSON}
 	}
-	return auth.EmptyCredential, fmt.Sprintf("anonymous (no entry for %s in %s)", c.name, strings.Join(files, ", ")), nil
+	var searched []string
+	for _, h := range helpers {
+		if h != containersAuthJSON {
+			for _, k := range helperKeys(c.name) {
+				cred, err := helperGet(ctx, h, k)
+				if err != nil {
+					return auth.EmptyCredential, "credential helper docker-credential-" + h + " (credential-helpers in registries.conf)", err
+				}
+				if cred != auth.EmptyCredential {
+					return cred, "credential helper docker-credential-" + h + " (credential-helpers in registries.conf)", nil
+				}
+			}
+			searched = append(searched, "docker-credential-"+h)
+			continue
+		}
+		files := AuthFiles(c.opts.authfile)
+		for _, f := range files {
+			cred, how, err := lookupFile(ctx, f, c.name, c.repo)
+			if err != nil {
+				return auth.EmptyCredential, "auth file " + f, err
+			}
+			if how != "" {
+				return cred, how, nil
+			}
+		}
+		searched = append(searched, files...)
+	}
+	return auth.EmptyCredential, fmt.Sprintf("anonymous (no entry for %s in %s)", c.name, strings.Join(searched, ", ")), nil
 }
+
+// containersAuthJSON names the auth files in registries.conf's
+// credential-helpers.
+const containersAuthJSON = "containers-auth.json"
 
 // AuthFiles lists the credential files consulted, in order: only authfile
 // when it is set, otherwise the containers and docker defaults.

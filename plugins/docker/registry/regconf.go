@@ -37,6 +37,10 @@ const EnvRegistriesConf = "CONTAINERS_REGISTRIES_CONF"
 // registriesConf is what the files say.
 type registriesConf struct {
 	entries []regEntry
+	// credHelpers is the credential-helpers list: docker-credential-NAME
+	// helpers, and "containers-auth.json" for the auth files, consulted in
+	// order; nil means the auth files alone.
+	credHelpers []string
 }
 
 // regEntry is one [[registry]] table (or a version 1 list item).
@@ -61,8 +65,9 @@ type regMirror struct {
 // regFile is the TOML of one file: version 2 tables, or the version 1
 // lists (insecure and blocked registries; search lists do not apply).
 type regFile struct {
-	Registry   []regEntry `toml:"registry"`
-	Registries struct {
+	Registry          []regEntry `toml:"registry"`
+	CredentialHelpers []string   `toml:"credential-helpers"`
+	Registries        struct {
 		Insecure struct {
 			Registries []string `toml:"registries"`
 		} `toml:"insecure"`
@@ -132,9 +137,12 @@ func loadRegistriesConf(path string) (*registriesConf, error) {
 		if !mayConfigure(b) {
 			continue
 		}
-		entries, err := parseRegistriesConf(f, b)
+		entries, helpers, err := parseRegistriesConf(f, b)
 		if err != nil {
 			return nil, err
+		}
+		if helpers != nil {
+			conf.credHelpers = helpers // a later file's list replaces an earlier one's
 		}
 		for _, e := range entries {
 			conf.entries = slices.DeleteFunc(conf.entries, func(o regEntry) bool { return o.Prefix == e.Prefix })
@@ -156,10 +164,15 @@ func loadRegistriesConf(path string) (*registriesConf, error) {
 
 // parseRegistriesConf decodes and checks one file's tables, a version 1
 // registry in both lists being one entry.
-func parseRegistriesConf(f string, b []byte) ([]regEntry, error) {
+func parseRegistriesConf(f string, b []byte) ([]regEntry, []string, error) {
 	var rf regFile
 	if _, err := toml.Decode(string(b), &rf); err != nil {
-		return nil, fmt.Errorf("registries.conf %s: %s: %w", f, oneLine(err.Error()), core.ErrInvalid)
+		return nil, nil, fmt.Errorf("registries.conf %s: %s: %w", f, oneLine(err.Error()), core.ErrInvalid)
+	}
+	for _, h := range rf.CredentialHelpers {
+		if h == "" || strings.ContainsAny(h, "/ \t") {
+			return nil, nil, fmt.Errorf("registries.conf %s: credential-helpers: %q is not a helper name: %w", f, h, core.ErrInvalid)
+		}
 	}
 	var out []regEntry
 	seen := map[string]int{}
@@ -172,7 +185,7 @@ func parseRegistriesConf(f string, b []byte) ([]regEntry, error) {
 	}
 	for _, e := range rf.Registry {
 		if err := e.normalise(); err != nil {
-			return nil, fmt.Errorf("registries.conf %s: [[registry]] %q: %w", f, cmp.Or(e.Prefix, e.Location), err)
+			return nil, nil, fmt.Errorf("registries.conf %s: [[registry]] %q: %w", f, cmp.Or(e.Prefix, e.Location), err)
 		}
 		add(e)
 	}
@@ -192,12 +205,12 @@ func parseRegistriesConf(f string, b []byte) ([]regEntry, error) {
 		return nil
 	}
 	if err := v1(rf.Registries.Insecure.Registries, func(e *regEntry) { e.Insecure = true }); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := v1(rf.Registries.Block.Registries, func(e *regEntry) { e.Blocked = true }); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, rf.CredentialHelpers, nil
 }
 
 // normalise trims trailing slashes, defaults the prefix to the location and
@@ -249,7 +262,8 @@ func mayConfigure(b []byte) bool {
 		line = strings.TrimSpace(line)
 		header := strings.HasPrefix(line, "[")
 		name := strings.TrimLeft(line, "[\"' \t")
-		ours := strings.HasPrefix(name, "registry") || strings.HasPrefix(name, "registries")
+		ours := strings.HasPrefix(name, "registry") || strings.HasPrefix(name, "registries") ||
+			(!header && strings.HasPrefix(name, "credential-helpers"))
 		switch {
 		case header && ours, !header && root && ours:
 			return true
@@ -353,4 +367,13 @@ func (c *registriesConf) insecure(location string, opts options) options {
 		return e.applyInsecure(e.Insecure, opts)
 	}
 	return opts
+}
+
+// credentialHelpers is registries.conf's credential-helpers list (nil when
+// the files set none or could not be read: Open reports that).
+func (p *Plugin) credentialHelpers() []string {
+	if conf, err := p.registries(); err == nil {
+		return conf.credHelpers
+	}
+	return nil
 }

@@ -216,3 +216,48 @@ func TestRegistriesConfInsecureTLS(t *testing.T) {
 		t.Fatal("tls-verify=true did not win over insecure")
 	}
 }
+
+// TestRegistriesConfCredentialHelpers: credential-helpers names where
+// credentials come from, in order: a docker-credential helper, and
+// "containers-auth.json" for the auth files; without the latter the files
+// are not read.
+func TestRegistriesConfCredentialHelpers(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthBasic})
+	reg.Seed("app", "v1", 1, 100)
+	home := isolateHome(t)
+	credHelper(t, "stvconf", reg.Addr)
+	noCreds := map[string]string{"creds": ""}
+	open := func(body string) *Reader {
+		return openReader(t, confPlugin(t, body), reg, "app", noCreds)
+	}
+
+	r := open(`credential-helpers = ["stvconf"]`)
+	if _, err := r.Resolve(ctx, "v1"); err != nil {
+		t.Fatalf("helper from registries.conf: %v", err)
+	}
+	if got := r.creds.describe(); got != "credential helper docker-credential-stvconf (credential-helpers in registries.conf)" {
+		t.Fatalf("source %q", got)
+	}
+
+	// Only the auth files, which hold a wrong password: refused, and the
+	// helper was not asked.
+	writeAuthFile(t, filepath.Join(home, ".docker", "config.json"), map[string]any{"auths": map[string]any{reg.Addr: basicEntry(registrytest.Username, "wrong")}})
+	_, err := open(`credential-helpers = ["containers-auth.json"]`).Resolve(ctx, "v1")
+	mustIs(t, err, core.ErrUnauthorized)
+	// The files first, then the helper: the files' entry wins.
+	_, err = open(`credential-helpers = ["containers-auth.json", "stvconf"]`).Resolve(ctx, "v1")
+	mustIs(t, err, core.ErrUnauthorized)
+	// The helper first.
+	if _, err := open(`credential-helpers = ["stvconf", "containers-auth.json"]`).Resolve(ctx, "v1"); err != nil {
+		t.Fatalf("helper before the files: %v", err)
+	}
+	// A helper that has nothing for the registry, then nothing else: the
+	// error names what was searched.
+	credHelper(t, "empty", "elsewhere.example")
+	_, err = open(`credential-helpers = ["empty"]`).Resolve(ctx, "v1")
+	mustIs(t, err, core.ErrUnauthorized)
+	if !strings.Contains(err.Error(), "no entry for "+reg.Addr+" in docker-credential-empty") {
+		t.Fatalf("error %q does not say what was searched", err)
+	}
+}

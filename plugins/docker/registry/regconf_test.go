@@ -228,6 +228,7 @@ func TestMayConfigure(t *testing.T) {
 		"# [[registry]]\n# location = \"x\"\n":                              false,
 		"[aliases]\n  \"fedora\" = \"registry.fedoraproject.org/fedora\"\n": false,
 		"unqualified-search-registries = [\"docker.io\"]\n":                 false,
+		"credential-helpers = [\"ecr-login\"]\n":                            true,
 		"[[registry]]\nlocation = \"x\"\n":                                  true,
 		"  [[ registry ]]\n":                                                true, // TOML allows spaces inside the brackets
 		"registry = [{location = \"x\", insecure = true}]\n":                true,
