@@ -58,9 +58,9 @@
 // once per process: Open rewrites a read endpoint's location, attaches its
 // mirrors (Resolve tries them first; reads by digest go to the source that
 // resolved, then the others; see mirror.go), refuses blocked pulls and
-// turns TLS verification
-// off for insecure registries unless the tls-verify option was given; its
-// credential-helpers list orders the credential sources (credentials.go).
+// turns TLS verification off for insecure registries unless the tls-verify
+// option was given; its credential-helpers list orders the credential
+// sources (credentials.go).
 //
 // # Registry behaviours worth knowing
 //
