@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"oras.land/oras-go/v2/errdef"
@@ -213,11 +214,39 @@ func (e *endpoint) fail(step string, err error) error {
 	if e.repo != "" { // an endpoint opened at the registry alone has none
 		where += ", repository " + e.repo
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %s: %w", where, step, err)
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		err = fmt.Errorf("%s: %s: %w", where, step, err)
+	case errors.Is(err, core.ErrUnauthorized) || errors.Is(err, core.ErrDenied):
+		err = fmt.Errorf("%s: %s: %w (credentials: %s)", where, step, err, e.creds.describe())
+	default:
+		err = fmt.Errorf("%s: %s: %w", where, step, err)
 	}
-	if errors.Is(err, core.ErrUnauthorized) || errors.Is(err, core.ErrDenied) {
-		return fmt.Errorf("%s: %s: %w (credentials: %s)", where, step, err, e.creds.describe())
-	}
-	return fmt.Errorf("%s: %s: %w", where, step, err)
+	return redactURLs(err)
 }
+
+// urlQuery finds the query of a URL in an error's text.
+var urlQuery = regexp.MustCompile(`(https?://[^\s"?]*)\?[^\s"]*`)
+
+// redactURLs drops the queries of the URLs an error quotes (oras-go and
+// net/http quote request URLs): a blob redirected to storage carries a
+// presigned URL (X-Amz-Signature=...), an upload its session state.
+func redactURLs(err error) error {
+	msg := err.Error()
+	if !strings.Contains(msg, "?") {
+		return err
+	}
+	if red := urlQuery.ReplaceAllString(msg, "$1?..."); red != msg {
+		return &redactedError{msg: red, err: err}
+	}
+	return err
+}
+
+// redactedError is err with another text; errors.Is and As see err.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (r *redactedError) Error() string { return r.msg }
+func (r *redactedError) Unwrap() error { return r.err }

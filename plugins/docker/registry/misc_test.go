@@ -334,3 +334,19 @@ func TestCertsDAndClientCert(t *testing.T) {
 	_, err = p.Open(ctx, pluginapi.OpenRequest{Transport: "docker", Location: reg.Ref("r"), Mode: pluginapi.ModeRead, Options: map[string]string{"cert-dir": bad}})
 	mustIs(t, err, core.ErrInvalid)
 }
+
+// An error quoting a URL (a blob redirected to storage with a presigned
+// URL, an upload session's state) is reported without the URL's query;
+// errors.Is still sees what it wraps.
+func TestErrorsDropURLQueries(t *testing.T) {
+	e := &endpoint{name: "r.example", repo: "app", creds: &credResolver{}}
+	cause := fmt.Errorf(`GET "https://bucket.s3.example/blobs/x?X-Amz-Credential=AKIA/1&X-Amz-Signature=deadbeef": connection reset: %w`, core.ErrUnavailable)
+	err := e.fail("get blob", cause)
+	if strings.Contains(err.Error(), "Signature") || strings.Contains(err.Error(), "AKIA") || !strings.Contains(err.Error(), `"https://bucket.s3.example/blobs/x?..."`) {
+		t.Fatalf("error %q", err)
+	}
+	mustIs(t, err, core.ErrUnavailable)
+	if plain := e.fail("resolve v1", fmt.Errorf("manifest v1 not found: %w", core.ErrNotFound)); plain.Error() != "registry r.example, repository app: resolve v1: manifest v1 not found: not found" {
+		t.Fatalf("error without a URL changed: %q", plain)
+	}
+}
