@@ -205,15 +205,26 @@ func (p *proxy) record(rec Request) {
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
+// countingReader is a request body forwarded to the registry. The
+// backend transport may go on reading it from its own goroutine after the
+// registry answered early (a refused upload), so it is guarded, and ends
+// once the handler is done with it.
 type countingReader struct {
+	mu    sync.Mutex
 	r     io.Reader
 	n     int64
 	limit int64 // <0: none; else fail after limit bytes
+	done  bool
 }
 
 var errCut = errors.New("registrytest: request body cut by fault")
 
 func (c *countingReader) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return 0, io.EOF
+	}
 	if c.limit >= 0 {
 		if c.n >= c.limit {
 			return 0, errCut
@@ -225,6 +236,14 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n += int64(n)
 	return n, err
+}
+
+// finish ends the body for late readers and returns the bytes read.
+func (c *countingReader) finish() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.done = true
+	return c.n
 }
 
 func (c *countingReader) Close() error { return nil }
@@ -249,7 +268,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body := &countingReader{r: r.Body, limit: -1}
 	defer func() {
-		rec.BytesIn = body.n
+		rec.BytesIn = body.finish()
 		p.record(rec)
 	}()
 
