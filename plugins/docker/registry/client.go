@@ -56,6 +56,10 @@ type endpoint struct {
 	// endpoint; pinned is the one that resolved an image last.
 	mirrors []mirror
 	pinned  atomic.Pointer[endpoint]
+
+	// pending holds, by digest, the upload a refused mount opened, for
+	// the upload of that blob (Writer.MountBlob).
+	pending sync.Map
 }
 
 func newEndpoint(p *Plugin, location, name, host, repo string, mode pluginapi.Mode, opts options) (*endpoint, error) {
@@ -134,7 +138,15 @@ func (p *Plugin) conn(name, host string, opts options) (*conn, error) {
 
 // Close implements pluginapi.Endpoint. Idle connections stay open for the
 // next endpoint of the same registry; the plugin process ends with the run.
-func (e *endpoint) Close(context.Context) error { return nil }
+func (e *endpoint) Close(ctx context.Context) error {
+	// Abandon the uploads refused mounts opened that no upload used.
+	e.pending.Range(func(k, v any) bool {
+		e.pending.Delete(k)
+		(&Writer{e}).cancelUpload(ctx, v.(upload).loc)
+		return true
+	})
+	return nil
+}
 
 // baseURL returns "https://host" or, when TLS verification is off and the
 // host does not speak TLS, "http://host" (what skopeo does with

@@ -84,14 +84,28 @@ func (w *Writer) putBlob(ctx context.Context, step string, desc ocispec.Descript
 		return w.fail(step, err)
 	}
 	ctx = w.scoped(ctx)
-	up, err := w.startUpload(ctx, "")
-	if err != nil {
-		return w.fail(step, err)
+	var up upload
+	kept, reused := w.pending.LoadAndDelete(desc.Digest)
+	if reused {
+		up = kept.(upload) // opened by a refused mount of this blob
+	} else {
+		var err error
+		if up, err = w.startUpload(ctx, ""); err != nil {
+			return w.fail(step, err)
+		}
 	}
+	var err error
 	if desc.Size <= w.p.MonolithicMax {
 		err = w.putWhole(ctx, up.loc, desc, r)
 	} else {
 		err = w.putChunks(ctx, up, desc, r, file)
+	}
+	var he *httpError
+	if reused && errors.As(err, &he) && he.status == http.StatusNotFound {
+		// The registry no longer knows the upload its refused mount
+		// opened: the bytes read are spent, so the caller starts the blob
+		// again, with an upload of its own.
+		err = fmt.Errorf("the upload the refused mount opened is gone (%v): %w", err, core.ErrUnavailable)
 	}
 	if err != nil {
 		return w.fail(step, err)
@@ -745,7 +759,13 @@ func (w *Writer) MountBlob(ctx context.Context, desc ocispec.Descriptor, fromLoc
 	if up.created {
 		return true, nil
 	}
-	w.cancelUpload(ctx, up.loc)
+	// The registry opened an upload instead (the source lacks the blob, or
+	// mounts are off, as on ECR by default): keep it for the upload of
+	// these bytes that follows, as crane does, instead of abandoning it and
+	// starting another (two requests a blob). Close abandons one not used.
+	if old, loaded := w.pending.Swap(desc.Digest, up); loaded {
+		w.cancelUpload(ctx, old.(upload).loc)
+	}
 	return false, nil
 }
 
