@@ -46,13 +46,15 @@
 // its tag-schema fallback, manifest push (which maintains the referrers tag
 // index for manifests with a subject on registries without the API) and
 // manifest delete. This package writes what oras-go lacks or does
-// differently: Resolve by HEAD then GET, manifest fetch that checks the bytes
+// differently: Resolve by HEAD then GET (ResolveManifest: one GET), manifest
+// fetch that checks the bytes
 // against the requested digest, blob GET that resumes with Range after a
 // broken connection, uploads streamed from the caller's reader (one PUT up
 // to Plugin.MonolithicMax, PATCH chunks above it that resume from the
 // registry's reported offset by replaying the last Plugin.ReplayWindow
 // bytes), cross-repository mount that reports a refused mount instead of
-// copying, tag deletion, credential files and TLS settings.
+// copying (and keeps the upload the registry opened instead for the blob's
+// bytes), tag deletion, credential files and TLS settings.
 //
 // registries.conf (containers-registries.conf(5), see regconf.go) is read
 // once per process: Open rewrites a read endpoint's location, attaches its
