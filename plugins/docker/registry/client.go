@@ -139,12 +139,21 @@ func (p *Plugin) conn(name, host string, opts options) (*conn, error) {
 // Close implements pluginapi.Endpoint. Idle connections stay open for the
 // next endpoint of the same registry; the plugin process ends with the run.
 func (e *endpoint) Close(ctx context.Context) error {
-	// Abandon the uploads refused mounts opened that no upload used.
+	// Abandon the uploads refused mounts opened that no upload used, at
+	// once and briefly: it is housekeeping (registries expire uploads).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
 	e.pending.Range(func(k, v any) bool {
 		e.pending.Delete(k)
-		(&Writer{e}).cancelUpload(ctx, v.(upload).loc)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			(&Writer{e}).cancelUpload(ctx, v.(upload).loc)
+		}()
 		return true
 	})
+	wg.Wait()
 	return nil
 }
 
