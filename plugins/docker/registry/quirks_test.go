@@ -344,19 +344,21 @@ func TestChunkedUploadOutlivesToken(t *testing.T) {
 	wantBlob(t, reg, "slow", desc)
 }
 
-// TestChunkAnswered200: a registry that answers upload PATCHes with 200
-// (any 2xx is success for skopeo) gets the whole blob.
+// TestChunkAnswered200: a registry that answers upload PATCHes with 200,
+// or 201 as ECR does (any 2xx is success for skopeo), gets the whole blob.
 func TestChunkAnswered200(t *testing.T) {
-	reg := registrytest.Start(t, registrytest.Options{})
-	reg.AddFault(registrytest.Fault{Kind: registrytest.SetStatus, Match: registrytest.MatchUploadPatch(), Status: http.StatusOK})
-	p := testPlugin()
-	p.MonolithicMax, p.ChunkSize = 64<<10, 64<<10
-	dst := openWriter(t, p, reg, "ok200", nil)
-	b, desc := randomBlob(t, 200<<10)
-	if err := dst.PutBlob(context.Background(), desc, onlyReader{bytes.NewReader(b)}); err != nil {
-		t.Fatal(err)
+	for _, status := range []int{http.StatusOK, http.StatusCreated} {
+		reg := registrytest.Start(t, registrytest.Options{})
+		reg.AddFault(registrytest.Fault{Kind: registrytest.SetStatus, Match: registrytest.MatchUploadPatch(), Status: status})
+		p := testPlugin()
+		p.MonolithicMax, p.ChunkSize = 64<<10, 64<<10
+		dst := openWriter(t, p, reg, "ok2xx", nil)
+		b, desc := randomBlob(t, 200<<10)
+		if err := dst.PutBlob(context.Background(), desc, onlyReader{bytes.NewReader(b)}); err != nil {
+			t.Fatalf("PATCHes answered %d: %v", status, err)
+		}
+		wantBlob(t, reg, "ok2xx", desc)
 	}
-	wantBlob(t, reg, "ok200", desc)
 }
 
 func TestTokenAge(t *testing.T) {
