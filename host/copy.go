@@ -458,7 +458,14 @@ func fetchManifest(ctx context.Context, src *endpoint, desc ocispec.Descriptor) 
 	if err != nil {
 		return nil, src.wrap("get manifest "+desc.Digest.String(), err)
 	}
-	return parseManifest(src, desc, raw)
+	if err := content.VerifyBytes(raw, desc); err != nil {
+		return nil, src.wrap("manifest "+desc.Digest.String(), err)
+	}
+	m, err := manifest.Parse(raw, desc.MediaType)
+	if err != nil {
+		return nil, src.wrap("manifest "+desc.Digest.String(), err)
+	}
+	return m, nil
 }
 
 // resolveManifest resolves ref and reads its manifest: in one call where the
@@ -467,12 +474,15 @@ func fetchManifest(ctx context.Context, src *endpoint, desc ocispec.Descriptor) 
 // that may stop at the digest (a copy the destination already holds)
 // resolves alone, which a registry answers with a HEAD.
 func resolveManifest(ctx context.Context, src *endpoint, ref string) (ocispec.Descriptor, *manifest.Manifest, error) {
-	top, raw, err := resolveRaw(ctx, src, ref)
+	top, raw, err := resolveRaw(ctx, src, ref) // checked against top
 	if err != nil {
 		return top, nil, err
 	}
-	m, err := parseManifest(src, top, raw)
-	return top, m, err
+	m, err := manifest.Parse(raw, top.MediaType)
+	if err != nil {
+		return top, nil, src.wrap("manifest "+top.Digest.String(), err)
+	}
+	return top, m, nil
 }
 
 // resolveRaw is resolveManifest without parsing: the descriptor and the
@@ -503,18 +513,6 @@ func resolveRaw(ctx context.Context, src *endpoint, ref string) (ocispec.Descrip
 		return top, nil, src.wrap("manifest "+top.Digest.String(), err)
 	}
 	return top, raw, nil
-}
-
-// parseManifest checks raw against desc and parses it.
-func parseManifest(src *endpoint, desc ocispec.Descriptor, raw []byte) (*manifest.Manifest, error) {
-	if err := content.VerifyBytes(raw, desc); err != nil {
-		return nil, src.wrap("manifest "+desc.Digest.String(), err)
-	}
-	m, err := manifest.Parse(raw, desc.MediaType)
-	if err != nil {
-		return nil, src.wrap("manifest "+desc.Digest.String(), err)
-	}
-	return m, nil
 }
 
 // selectPlatforms picks the images of an index to copy. One match copies
