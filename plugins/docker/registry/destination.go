@@ -617,7 +617,10 @@ func (c *conn) lowerChunkCap(n int64) {
 
 // capHint finds the limit a registry names when it refuses a chunk: GHCR
 // says "exceeds the maximum permissible limit of 4.00MiB".
-var capHint = regexp.MustCompile(`(?i)limit of ([0-9]+(?:\.[0-9]+)?) ?([KMG]i?B|bytes|B)\b`)
+// (Compiled on first use: the plugin starts on every command.)
+var capHint = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)limit of ([0-9]+(?:\.[0-9]+)?) ?([KMG]i?B|bytes|B)\b`)
+})
 
 // tooLarge reports whether err refused a PATCH of size bytes for its size
 // (413, or a 416 or 400 that says so) and, if so, the size to try next: the
@@ -637,7 +640,7 @@ func tooLarge(err error, size, minChunk int64) (next int64, ok bool) {
 		return 0, false
 	}
 	next = size / 2
-	if m := capHint.FindStringSubmatch(he.detail); m != nil {
+	if m := capHint().FindStringSubmatch(he.detail); m != nil {
 		v, _ := strconv.ParseFloat(m[1], 64)
 		unit := map[string]float64{"b": 1, "bytes": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20, "gb": 1e9, "gib": 1 << 30}[strings.ToLower(m[2])]
 		if n := int64(v * unit); n > 0 && n < size {

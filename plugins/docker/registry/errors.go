@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -226,7 +227,10 @@ func (e *endpoint) fail(step string, err error) error {
 }
 
 // urlQuery finds the query of a URL in an error's text.
-var urlQuery = regexp.MustCompile(`(https?://[^\s"?]*)\?[^\s"]*`)
+// (Compiled on first use: the plugin starts on every command.)
+var urlQuery = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(https?://[^\s"?]*)\?[^\s"]*`)
+})
 
 // redactURLs drops the queries of the URLs an error quotes (oras-go and
 // net/http quote request URLs): a blob redirected to storage carries a
@@ -236,7 +240,7 @@ func redactURLs(err error) error {
 	if !strings.Contains(msg, "?") {
 		return err
 	}
-	if red := urlQuery.ReplaceAllString(msg, "$1?..."); red != msg {
+	if red := urlQuery().ReplaceAllString(msg, "$1?..."); red != msg {
 		return &redactedError{msg: red, err: err}
 	}
 	return err
