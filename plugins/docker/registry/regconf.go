@@ -325,8 +325,13 @@ func (c *registriesConf) match(location string) (regEntry, bool) {
 // rewrite returns location with the entry's prefix replaced by location
 // (or by a mirror's location).
 func (e regEntry) rewrite(to, location string) string {
-	if to == "" || strings.HasPrefix(e.Prefix, "*.") {
+	switch {
+	case to == "":
 		return location
+	case strings.HasPrefix(e.Prefix, "*."):
+		// The host the wildcard matched is what is replaced.
+		host, _, _ := strings.Cut(location, "/")
+		return to + strings.TrimPrefix(location, host)
 	}
 	return to + strings.TrimPrefix(location, e.Prefix)
 }

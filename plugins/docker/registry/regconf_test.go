@@ -43,6 +43,8 @@ blocked = true
 [[registry]]
 prefix = "*.corp.example"
 insecure = true
+[[registry.mirror]]
+location = "corp-mirror.local/cache"
 
 [[registry]]
 prefix = "docker.io/library"
@@ -85,6 +87,10 @@ location = "hub-mirror.local/library"
 	}
 	if tag, dig := e.mirrorUse(e.Mirrors[1]); tag || !dig {
 		t.Errorf("digest-only mirror serves tags %v digests %v", tag, dig)
+	}
+	corp, _ := conf.match("a.b.corp.example:5000/team/app")
+	if got := corp.rewrite(corp.Mirrors[0].Location, "a.b.corp.example:5000/team/app"); got != "corp-mirror.local/cache/team/app" {
+		t.Errorf("wildcard mirror: %s, want the matched host replaced", got)
 	}
 	hub, _ := conf.match("docker.io/library/alpine")
 	if tag, dig := hub.mirrorUse(hub.Mirrors[0]); tag || !dig {
