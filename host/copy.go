@@ -451,6 +451,15 @@ func (c *copier) fetchManifest(ctx context.Context, desc ocispec.Descriptor) (*m
 }
 
 func fetchManifest(ctx context.Context, src *endpoint, desc ocispec.Descriptor) (*manifest.Manifest, error) {
+	raw, err := fetchRaw(ctx, src, desc)
+	if err != nil {
+		return nil, err
+	}
+	return parseManifest(src, desc, raw)
+}
+
+// fetchRaw reads the manifest desc describes and checks it against desc.
+func fetchRaw(ctx context.Context, src *endpoint, desc ocispec.Descriptor) ([]byte, error) {
 	if desc.Size > content.MaxManifestSize {
 		return nil, fmt.Errorf("manifest %s is %d bytes, over the %d byte limit: %w", desc.Digest, desc.Size, content.MaxManifestSize, core.ErrTooLarge)
 	}
@@ -461,6 +470,11 @@ func fetchManifest(ctx context.Context, src *endpoint, desc ocispec.Descriptor) 
 	if err := content.VerifyBytes(raw, desc); err != nil {
 		return nil, src.wrap("manifest "+desc.Digest.String(), err)
 	}
+	return raw, nil
+}
+
+// parseManifest parses raw, already checked against desc.
+func parseManifest(src *endpoint, desc ocispec.Descriptor, raw []byte) (*manifest.Manifest, error) {
 	m, err := manifest.Parse(raw, desc.MediaType)
 	if err != nil {
 		return nil, src.wrap("manifest "+desc.Digest.String(), err)
@@ -474,40 +488,29 @@ func fetchManifest(ctx context.Context, src *endpoint, desc ocispec.Descriptor) 
 // that may stop at the digest (a copy the destination already holds)
 // resolves alone, which a registry answers with a HEAD.
 func resolveManifest(ctx context.Context, src *endpoint, ref string) (ocispec.Descriptor, *manifest.Manifest, error) {
-	top, raw, err := resolveRaw(ctx, src, ref) // checked against top
+	top, raw, err := resolveRaw(ctx, src, ref)
 	if err != nil {
 		return top, nil, err
 	}
-	m, err := manifest.Parse(raw, top.MediaType)
-	if err != nil {
-		return top, nil, src.wrap("manifest "+top.Digest.String(), err)
-	}
-	return top, m, nil
+	m, err := parseManifest(src, top, raw)
+	return top, m, err
 }
 
 // resolveRaw is resolveManifest without parsing: the descriptor and the
 // bytes, checked against each other.
 func resolveRaw(ctx context.Context, src *endpoint, ref string) (ocispec.Descriptor, []byte, error) {
-	var (
-		top ocispec.Descriptor
-		raw []byte
-		err error
-	)
-	if mr, ok := src.Endpoint.(pluginapi.ManifestResolver); ok && src.has(pluginapi.CapSource) {
-		top, raw, err = mr.ResolveManifest(ctx, ref)
+	mr, ok := src.Endpoint.(pluginapi.ManifestResolver)
+	if !ok || !src.has(pluginapi.CapSource) {
+		top, err := src.Resolve(ctx, ref)
 		if err != nil {
 			return top, nil, src.wrap("resolve "+quote(ref), err)
 		}
-	} else {
-		if top, err = src.Resolve(ctx, ref); err != nil {
-			return top, nil, src.wrap("resolve "+quote(ref), err)
-		}
-		if top.Size > content.MaxManifestSize {
-			return top, nil, fmt.Errorf("manifest %s is %d bytes, over the %d byte limit: %w", top.Digest, top.Size, content.MaxManifestSize, core.ErrTooLarge)
-		}
-		if raw, err = src.GetManifest(ctx, top); err != nil {
-			return top, nil, src.wrap("get manifest "+top.Digest.String(), err)
-		}
+		raw, err := fetchRaw(ctx, src, top)
+		return top, raw, err
+	}
+	top, raw, err := mr.ResolveManifest(ctx, ref)
+	if err != nil {
+		return top, nil, src.wrap("resolve "+quote(ref), err)
 	}
 	if err := content.VerifyBytes(raw, top); err != nil {
 		return top, nil, src.wrap("manifest "+top.Digest.String(), err)
