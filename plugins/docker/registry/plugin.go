@@ -248,10 +248,7 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 		}
 		return nil, err
 	}
-	entry, found := conf.match(req.Location)
-	if !found {
-		entry = regEntry{}
-	}
+	entry, _ := conf.match(req.Location)
 	location := req.Location
 	if req.Mode == pluginapi.ModeRead {
 		if entry.Blocked {
@@ -264,7 +261,7 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 			}
 		}
 	}
-	e, err := newEndpoint(p, location, name, host, repo, req.Mode, entry.applyInsecure(entry.Insecure, opts))
+	e, err := newEndpoint(p, location, name, host, repo, req.Mode, withInsecure(opts, entry.Insecure))
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +272,7 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 			if err != nil {
 				return nil, fmt.Errorf("docker://%s: mirror %s of %s: %w", req.Location, m.Location, entry.file, err)
 			}
-			me, err := newEndpoint(p, mloc, mname, mhost, mrepo, req.Mode, entry.applyInsecure(m.Insecure, opts))
+			me, err := newEndpoint(p, mloc, mname, mhost, mrepo, req.Mode, withInsecure(opts, m.Insecure))
 			if err != nil {
 				return nil, err
 			}

@@ -299,7 +299,8 @@ func (e regEntry) check() error {
 }
 
 // match returns the entry whose prefix is the longest match of location
-// ("host/repository"), and whether there is one.
+// ("host/repository"), and whether there is one (else the zero entry:
+// nothing rewritten, mirrored, insecure or blocked).
 func (c *registriesConf) match(location string) (regEntry, bool) {
 	var best regEntry
 	bestLen := -1
@@ -356,9 +357,9 @@ func (p *Plugin) registries() (*registriesConf, error) {
 	return p.regConf, p.regErr
 }
 
-// applyInsecure turns TLS verification off for an insecure registry or
+// withInsecure turns TLS verification off for an insecure registry or
 // mirror, unless the options set it.
-func (e regEntry) applyInsecure(insecure bool, opts options) options {
+func withInsecure(opts options, insecure bool) options {
 	if insecure && !opts.tlsVerifySet {
 		opts.tlsVerify = false
 	}
@@ -366,12 +367,10 @@ func (e regEntry) applyInsecure(insecure bool, opts options) options {
 }
 
 // insecure applies the insecure setting of the entry matching a registry
-// or prefix that is listed, not read.
+// or prefix that is listed, not read (no match: the zero entry).
 func (c *registriesConf) insecure(location string, opts options) options {
-	if e, ok := c.match(location); ok {
-		return e.applyInsecure(e.Insecure, opts)
-	}
-	return opts
+	e, _ := c.match(location)
+	return withInsecure(opts, e.Insecure)
 }
 
 // credentialHelpers is registries.conf's credential-helpers list (nil when
