@@ -84,17 +84,10 @@ func (w *Writer) putBlob(ctx context.Context, step string, desc ocispec.Descript
 		return w.fail(step, err)
 	}
 	ctx = w.scoped(ctx)
-	var up upload
-	kept, reused := w.pending.LoadAndDelete(desc.Digest)
-	if reused {
-		up = kept.(upload) // opened by a refused mount of this blob
-	} else {
-		var err error
-		if up, err = w.startUpload(ctx, ""); err != nil {
-			return w.fail(step, err)
-		}
+	up, reused, err := w.takeUpload(ctx, desc)
+	if err != nil {
+		return w.fail(step, err)
 	}
-	var err error
 	if desc.Size <= w.p.MonolithicMax {
 		err = w.putWhole(ctx, up.loc, desc, r)
 	} else {
@@ -111,6 +104,16 @@ func (w *Writer) putBlob(ctx context.Context, step string, desc ocispec.Descript
 		return w.fail(step, err)
 	}
 	return nil
+}
+
+// takeUpload returns the upload a refused mount of desc opened (reused),
+// else a new one.
+func (w *Writer) takeUpload(ctx context.Context, desc ocispec.Descriptor) (up upload, reused bool, err error) {
+	if kept, ok := w.pending.LoadAndDelete(desc.Digest); ok {
+		return kept.(upload), true, nil
+	}
+	up, err = w.startUpload(ctx, "")
+	return up, false, err
 }
 
 // PutBlobFile implements pluginapi.FilePutter: a blob the host has as a
