@@ -20,6 +20,10 @@ var (
 	ErrDenied         = errors.New("denied")
 	ErrTooLarge       = errors.New("too large")
 	ErrUnavailable    = errors.New("unavailable")
+	// ErrManifestRejected is a destination refusing a manifest for its
+	// media type (a registry that takes only OCI, or only Docker schema 2):
+	// the same image converted to the other format may be accepted.
+	ErrManifestRejected = errors.New("manifest type rejected")
 )
 
 // DigestMismatchError reports content whose digest differs from the one its

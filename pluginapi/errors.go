@@ -25,6 +25,9 @@ var sentinelCodes = []struct {
 	code   codes.Code
 	reason string
 }{
+	// Before ErrInvalid, which a rejection may wrap too; recognised by its
+	// reason only (sentinelFromCode skips it).
+	{core.ErrManifestRejected, codes.InvalidArgument, "MANIFEST_REJECTED"},
 	{core.ErrNotFound, codes.NotFound, "NOT_FOUND"},
 	{core.ErrDigestMismatch, codes.DataLoss, "DIGEST_MISMATCH"},
 	{core.ErrSizeMismatch, codes.DataLoss, "SIZE_MISMATCH"},
@@ -154,7 +157,7 @@ func sentinelFromCode(c codes.Code) error {
 		return core.ErrDigestMismatch
 	}
 	for _, s := range sentinelCodes {
-		if s.code == c {
+		if s.code == c && s.err != core.ErrManifestRejected {
 			return s.err
 		}
 	}

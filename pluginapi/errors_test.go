@@ -24,6 +24,8 @@ func TestErrorMappingRoundTrip(t *testing.T) {
 		{core.ErrNotFound, codes.NotFound, core.ErrNotFound},
 		{core.ErrUnsupported, codes.Unimplemented, core.ErrUnsupported},
 		{core.ErrInvalid, codes.InvalidArgument, core.ErrInvalid},
+		{core.ErrManifestRejected, codes.InvalidArgument, core.ErrManifestRejected},
+		{fmt.Errorf("%w (%w)", core.ErrInvalid, core.ErrManifestRejected), codes.InvalidArgument, core.ErrManifestRejected},
 		{core.ErrExists, codes.AlreadyExists, core.ErrExists},
 		{core.ErrUnauthorized, codes.Unauthenticated, core.ErrUnauthorized},
 		{core.ErrDenied, codes.PermissionDenied, core.ErrDenied},
@@ -74,6 +76,7 @@ func TestErrorFromBareCode(t *testing.T) {
 		is   error
 	}{
 		{codes.NotFound, core.ErrNotFound},
+		{codes.InvalidArgument, core.ErrInvalid},
 		{codes.Unimplemented, core.ErrUnsupported},
 		{codes.DataLoss, core.ErrDigestMismatch},
 		{codes.ResourceExhausted, core.ErrTooLarge},
@@ -83,7 +86,7 @@ func TestErrorFromBareCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		err := fromStatus(status.Error(tt.code, "third party says no"))
-		if !errors.Is(err, tt.is) || err.Error() != "third party says no" {
+		if !errors.Is(err, tt.is) || err.Error() != "third party says no" || errors.Is(err, core.ErrManifestRejected) {
 			t.Errorf("code %v: got %v, want errors.Is %v", tt.code, err, tt.is)
 		}
 	}

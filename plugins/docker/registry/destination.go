@@ -851,10 +851,40 @@ func (w *Writer) putManifestAt(ctx context.Context, what string, desc ocispec.De
 		return w.fail(step, err)
 	}
 	if err := checkStored(resp, desc); err != nil {
-		return w.fail(step, err)
+		return w.fail(step, typeRejection(err, desc.MediaType))
 	}
 	return nil
 }
+
+// typeRejection marks a manifest PUT's refusal that names the manifest's
+// type as the reason (the host may then write the image in the other
+// format), as containers/image reads them: 415 Unsupported Media Type
+// (zot without Docker compatibility), MANIFEST_INVALID (zot's body,
+// OpenShift without schema 2), TAG_INVALID (docker/distribution) and
+// ECR's UNSUPPORTED "Invalid JSON syntax".
+func typeRejection(err error, mediaType string) error {
+	var he *httpError
+	if !errors.As(err, &he) {
+		return err
+	}
+	if he.status == http.StatusUnsupportedMediaType || he.hasCode("MANIFEST_INVALID") || he.hasCode("TAG_INVALID") ||
+		he.hasCode("UNSUPPORTED") && strings.Contains(he.detail, "Invalid JSON syntax") {
+		return &rejectedError{err: err, mediaType: mediaType}
+	}
+	return err
+}
+
+// rejectedError is a manifest refused for its media type.
+type rejectedError struct {
+	err       error
+	mediaType string
+}
+
+func (e *rejectedError) Error() string {
+	return fmt.Sprintf("%v (refused as %s)", e.err, e.mediaType)
+}
+
+func (e *rejectedError) Unwrap() []error { return []error{core.ErrManifestRejected, e.err} }
 
 // checkStored expects the 2xx of a manifest PUT, and the registry's digest,
 // when it sends one, to be the manifest's.
