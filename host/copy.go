@@ -68,6 +68,15 @@ type CopyOptions struct {
 	Retries    int
 	RetryDelay time.Duration
 	OnRetry    func(attempt int, wait time.Duration, err error)
+	// Format writes every manifest in this format (skopeo's --format):
+	// manifest.FormatOCI or manifest.FormatDocker; blobs keep their
+	// digests, converted manifests get new ones. "" keeps each manifest as
+	// it is, unless the destination refuses its type: then the image is
+	// written in the other format and Copy logs one warning.
+	Format manifest.Format
+	// PreserveDigests refuses any change to a manifest (skopeo's
+	// --preserve-digests): no conversion, asked for or not.
+	PreserveDigests bool
 }
 
 // CopyResult summarises a finished copy.
@@ -90,6 +99,9 @@ type CopyResult struct {
 	// UpToDate says the destination already held the image under the
 	// destination reference: nothing was written.
 	UpToDate bool
+	// Converted is the format the manifests were converted to ("" when
+	// written as the source has them).
+	Converted manifest.Format
 }
 
 // Copy copies one image (or index) from src to dst, both endpoint strings
@@ -217,6 +229,13 @@ type copier struct {
 	// root is the source's top-level manifest when it came with the
 	// resolve (ResolveManifest), so it is not fetched again.
 	root *manifest.Manifest
+	// format is the format manifests are written in ("" as they are):
+	// CopyOptions.Format, or the other format once the destination
+	// refused a manifest's type.
+	format manifest.Format
+	// converted says a manifest was written in another format than the
+	// source's.
+	converted atomic.Bool
 }
 
 type blobOnce struct {
@@ -233,7 +252,7 @@ func newCopier(src, dst *endpoint, opts CopyOptions) *copier {
 	if emit == nil {
 		emit = func(Event) {}
 	}
-	return &copier{src: src, dst: dst, opts: opts, emit: emit, sem: make(chan struct{}, jobs), done: map[digest.Digest]*blobOnce{}}
+	return &copier{src: src, dst: dst, opts: opts, emit: emit, sem: make(chan struct{}, jobs), done: map[digest.Digest]*blobOnce{}, format: opts.Format}
 }
 
 func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyResult, error) {
@@ -269,7 +288,71 @@ func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyRes
 	if err != nil {
 		return nil, err
 	}
-	return c.copyResolved(ctx, root, dstRef, c.opts.All, held)
+	res, err := c.copyResolved(ctx, root, dstRef, c.opts.All, held)
+	if alt := c.fallbackFormat(err, root); alt != "" {
+		// The destination refused the manifest's type: write the image
+		// in the other format (skopeo does too). Blobs already sent are
+		// not sent again.
+		if c.logger != nil {
+			c.logger.Warn(fmt.Sprintf("%s refused the manifest as %s; writing the image as %s, under a new digest (--format sets the format, --preserve-digests refuses instead)",
+				c.dst.ep, formatName(manifest.FormatOf(root.MediaType)), formatName(alt)))
+		}
+		c.format = alt
+		res, err = c.copyResolved(ctx, root, dstRef, c.opts.All, held)
+	}
+	if err != nil && c.opts.PreserveDigests && errors.Is(err, core.ErrManifestRejected) {
+		err = fmt.Errorf("%w (--preserve-digests: not written in the other format)", err)
+	}
+	return res, err
+}
+
+// fallbackFormat returns the format to write an image in after err, when
+// err is the destination refusing its manifest's type and the copy may
+// change the manifest; "" otherwise.
+func (c *copier) fallbackFormat(err error, root ocispec.Descriptor) manifest.Format {
+	if err == nil || !errors.Is(err, core.ErrManifestRejected) || c.format != "" || c.opts.PreserveDigests {
+		return ""
+	}
+	f := manifest.FormatOf(root.MediaType)
+	if f == "" {
+		return ""
+	}
+	return f.Other()
+}
+
+func formatName(f manifest.Format) string {
+	switch f {
+	case manifest.FormatOCI:
+		return "OCI"
+	case manifest.FormatDocker:
+		return "Docker schema 2"
+	}
+	return string(f)
+}
+
+// convert returns m in the copy's format (m itself when there is none, or
+// m is in it already). entries, for an index, are its entries as written.
+func (c *copier) convert(m *manifest.Manifest, entries []ocispec.Descriptor) (*manifest.Manifest, error) {
+	if c.format == "" {
+		return m, nil
+	}
+	out, err := manifest.Convert(m, c.format, entries)
+	if err != nil {
+		return nil, c.src.wrap("manifest "+m.Digest.String(), err)
+	}
+	if out != m {
+		if c.opts.PreserveDigests {
+			return nil, fmt.Errorf("manifest %s: writing it as %s changes its digest, which --preserve-digests forbids: %w", m.Digest, formatName(c.format), core.ErrUnsupported)
+		}
+		c.converted.Store(true)
+	}
+	return out, nil
+}
+
+// needsConversion reports whether a manifest of type mt may be rewritten:
+// it is not in the copy's format, or it is an index (its entries may be).
+func (c *copier) needsConversion(mt string) bool {
+	return c.format != "" && (manifest.IsIndex(mt) || manifest.FormatOf(mt) != c.format)
 }
 
 // checksHeld reports whether a copy to dstRef first asks what the
@@ -288,7 +371,7 @@ func (c *copier) checksHeld(dstRef string) bool {
 // it references (registries check, and every transport writes children
 // first).
 func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstRef string, all bool, held digest.Digest) (*CopyResult, error) {
-	if held != "" && held == root.Digest && (all || manifest.IsImageManifest(root.MediaType)) {
+	if held != "" && held == root.Digest && (all || manifest.IsImageManifest(root.MediaType)) && !c.needsConversion(root.MediaType) {
 		// The destination holds the source's manifest, and no platform
 		// is to be picked from it: up to date without fetching it.
 		if res, err := c.upToDate(ctx, root, dstRef); res != nil || err != nil {
@@ -312,13 +395,29 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 		desc = root
 		desc.MediaType = m.MediaType
 	}
+	// The source's digest: signatures are of it.
+	srcDigest := desc.Digest
+	if !top.IsIndex() {
+		// An image manifest converts without its children.
+		conv, err := c.convert(top, nil)
+		if err != nil {
+			return nil, err
+		}
+		if conv != top {
+			top, desc = conv, conv.Descriptor()
+		}
+	}
 	if held != "" && held == desc.Digest {
 		if res, err := c.upToDate(ctx, desc, dstRef); res != nil || err != nil {
 			return res, err
 		}
 	}
-	if err := c.copyTree(ctx, top); err != nil {
+	written, err := c.copyTree(ctx, top)
+	if err != nil {
 		return nil, err
+	}
+	if written != top {
+		top, desc = written, written.Descriptor()
 	}
 	tag := dstRef
 	if tag == "" || ref.IsDigest(tag) {
@@ -328,7 +427,7 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 		}
 		tag = desc.Digest.String()
 	}
-	sigs, err := c.signatures(ctx, desc.Digest)
+	sigs, err := c.signaturesOf(ctx, srcDigest, desc.Digest)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +460,16 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 		Manifests:         int(c.stats.manifests.Load()),
 		SignaturesCopied:  int(c.stats.sigsCopied.Load()),
 		SignaturesDropped: int(c.stats.sigsDropped.Load()),
+		Converted:         c.convertedTo(),
 	}, nil
+}
+
+// convertedTo is the format manifests were converted to, if any was.
+func (c *copier) convertedTo() manifest.Format {
+	if c.converted.Load() {
+		return c.format
+	}
+	return ""
 }
 
 // upToDate returns the result of a copy of desc to dstRef, which the
@@ -414,14 +522,27 @@ func (c *copier) putSignatures(ctx context.Context, d digest.Digest, sigs [][]by
 	return nil
 }
 
-// copySignatures copies the signatures of manifest d, already written at
-// the destination.
-func (c *copier) copySignatures(ctx context.Context, d digest.Digest) error {
-	sigs, err := c.signatures(ctx, d)
+// signaturesOf returns the signatures of source manifest src to copy to
+// the destination's manifest dst: none when there are none, an error when
+// there are some and the manifest was converted (dst differs): they sign
+// src's bytes, which the destination does not hold.
+func (c *copier) signaturesOf(ctx context.Context, src, dst digest.Digest) ([][]byte, error) {
+	sigs, err := c.signatures(ctx, src)
+	if err != nil || len(sigs) == 0 || src == dst {
+		return sigs, err
+	}
+	return nil, fmt.Errorf("manifest %s has %d signature(s), which writing it as %s (%s) would invalidate: use --remove-signatures, or copy it as it is: %w",
+		src, len(sigs), formatName(c.format), dst, core.ErrUnsupported)
+}
+
+// copySignatures copies the signatures of source manifest src, written at
+// the destination as dst.
+func (c *copier) copySignatures(ctx context.Context, src, dst digest.Digest) error {
+	sigs, err := c.signaturesOf(ctx, src, dst)
 	if err != nil || len(sigs) == 0 {
 		return err
 	}
-	return c.putSignatures(ctx, d, sigs)
+	return c.putSignatures(ctx, dst, sigs)
 }
 
 // droppedWarning is the one line logged when a copy left signatures behind.
@@ -576,52 +697,88 @@ func filterIndex(raw []byte, sel []int) ([]byte, error) {
 }
 
 // copyTree copies everything m refers to, children before parents, but not
-// m itself.
-func (c *copier) copyTree(ctx context.Context, m *manifest.Manifest) error {
+// m itself, and returns m as it is to be written: converted, for an index
+// whose entries were (an image manifest is converted by its caller).
+func (c *copier) copyTree(ctx context.Context, m *manifest.Manifest) (*manifest.Manifest, error) {
 	if m.IsIndex() {
 		// Child manifests in parallel, each with its blobs bounded by sem.
+		entries := make([]ocispec.Descriptor, len(m.Manifests))
 		g, gctx := errgroup.WithContext(ctx)
-		for _, child := range m.Manifests {
-			g.Go(func() error { return c.copyChild(gctx, child) })
+		for i, child := range m.Manifests {
+			g.Go(func() (err error) {
+				entries[i], err = c.copyChild(gctx, child)
+				return err
+			})
 		}
-		return g.Wait()
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		return c.convert(m, entries)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, b := range m.Children() {
 		g.Go(func() error { return c.copyBlob(gctx, b) })
 	}
-	return g.Wait()
+	return m, g.Wait()
 }
 
 // copyChild copies a manifest referenced by an index, then writes it by
-// digest.
-func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) error {
+// digest; it returns the descriptor written (another than desc when the
+// manifest was converted).
+func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) (ocispec.Descriptor, error) {
 	if !manifest.IsManifest(desc.MediaType) {
 		// An index may point at other content (artifacts): copy as a blob.
-		return c.copyBlob(ctx, desc)
+		return desc, c.copyBlob(ctx, desc)
 	}
-	if ok, err := c.dst.HasBlob(ctx, desc); err == nil && ok && manifest.IsImageManifest(desc.MediaType) {
-		// The destination has the manifest; with children-first writes it
-		// has everything below it too.
-		c.skipped(desc)
-		return c.copySignatures(ctx, desc.Digest)
+	convert := c.needsConversion(desc.MediaType)
+	if !convert {
+		if ok, err := c.dst.HasBlob(ctx, desc); err == nil && ok && manifest.IsImageManifest(desc.MediaType) {
+			// The destination has the manifest; with children-first
+			// writes it has everything below it too.
+			c.skipped(desc)
+			return desc, c.copySignatures(ctx, desc.Digest, desc.Digest)
+		}
 	}
 	m, err := c.fetchManifest(ctx, desc)
 	if err != nil {
-		return err
+		return desc, err
 	}
-	if err := c.copyTree(ctx, m); err != nil {
-		return err
+	out := plainDesc(desc)
+	if convert && !m.IsIndex() {
+		conv, err := c.convert(m, nil)
+		if err != nil {
+			return desc, err
+		}
+		out = conv.Descriptor()
+		if ok, err := c.dst.HasBlob(ctx, out); err == nil && ok {
+			c.skipped(out)
+			return out, c.copySignatures(ctx, desc.Digest, out.Digest)
+		}
+		if _, err := c.copyTree(ctx, m); err != nil {
+			return desc, err
+		}
+		m = conv
+	} else {
+		written, err := c.copyTree(ctx, m)
+		if err != nil {
+			return desc, err
+		}
+		if written != m {
+			m, out = written, written.Descriptor()
+		}
 	}
-	if err := c.dst.PutManifest(ctx, plainDesc(desc), m.Raw, ""); err != nil {
-		return c.dst.wrap("put manifest "+desc.Digest.String(), err)
+	if err := c.dst.PutManifest(ctx, out, m.Raw, ""); err != nil {
+		return desc, c.dst.wrap("put manifest "+out.Digest.String(), err)
 	}
-	if err := c.copySignatures(ctx, desc.Digest); err != nil {
-		return err
+	if err := c.copySignatures(ctx, desc.Digest, out.Digest); err != nil {
+		return desc, err
 	}
 	c.stats.manifests.Add(1)
-	c.emit(Event{Kind: ManifestDone, Desc: desc})
-	return nil
+	if out.Digest == desc.Digest {
+		out = desc // the entry as the index has it
+	}
+	c.emit(Event{Kind: ManifestDone, Desc: out})
+	return out, nil
 }
 
 // copyBlob copies one blob once per copier, whatever the number of

@@ -10,6 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/stevedore-oci/stevedore/core/manifest"
 	"github.com/stevedore-oci/stevedore/core/platform"
 	"github.com/stevedore-oci/stevedore/host"
 )
@@ -27,6 +28,8 @@ func newCopyCmd() *cobra.Command {
 		streamOnly           bool
 		removeSignatures     bool
 		force                bool
+		format               string
+		preserveDigests      bool
 		retries              int
 		retryDelay           time.Duration
 		src, dst, global     transportFlags
@@ -44,13 +47,21 @@ them; otherwise they are dropped with one warning (skopeo refuses instead).
 When the destination already holds the image under DESTINATION's tag or
 digest, nothing is written (one request per side on registries); --force
 writes every blob and manifest anyway.
+Manifests are written as the source has them. --format oci or --format v2s2
+writes them in that format (layers and config keep their digests; a
+converted manifest has a new one). A destination that refuses a manifest's
+type (zot takes only OCI, some registries only Docker schema 2) gets the
+image in the other format, with a warning, unless --preserve-digests.
 The resulting manifest digest is printed on stdout.`,
 		Example: `  stevedore copy oci:./layout:v1 oci:./other:v1
   stevedore copy --all docker://registry.example/app:1.0 oci-archive:app.tar
   stevedore copy --platform linux/arm64 --platform linux/amd64 docker://alpine docker://127.0.0.1:5000/alpine`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var want []ocispec.Platform
+			var (
+				want []ocispec.Platform
+				err  error
+			)
 			for _, s := range platforms {
 				for _, one := range strings.Split(s, ",") {
 					p, err := platform.Parse(one)
@@ -75,12 +86,20 @@ The resulting manifest digest is printed on stdout.`,
 			if all && len(want) > 0 {
 				return fmt.Errorf("--all and --platform exclude each other")
 			}
+			var mf manifest.Format
+			if format != "" {
+				if mf, err = manifest.ParseFormat(format); err != nil {
+					return fmt.Errorf("--format: %w", err)
+				}
+			}
 			h, err := getHost()
 			if err != nil {
 				return err
 			}
 			fs := cmd.Flags()
 			opts := host.CopyOptions{
+				Format:           mf,
+				PreserveDigests:  preserveDigests,
 				All:              all,
 				Platforms:        want,
 				Jobs:             jobs,
@@ -129,6 +148,8 @@ The resulting manifest digest is printed on stdout.`,
 	fs.BoolVar(&removeSignatures, "remove-signatures", false, "do not copy signatures (and do not warn when the destination cannot store them)")
 	fs.IntVar(&retries, "retry-times", 0, "try the copy this many more times after a temporary failure (429, 5xx, broken connection) that the transport's own retries did not get past")
 	fs.DurationVar(&retryDelay, "retry-delay", time.Second, "wait before the first retry, doubled for each further one")
+	fs.StringVarP(&format, "format", "f", "", "write manifests as oci or v2s2 (Docker schema 2); default: as the source has them")
+	fs.BoolVar(&preserveDigests, "preserve-digests", false, "fail rather than change a manifest (no conversion, even when the destination refuses its type)")
 	fs.BoolVar(&force, "force", false, "write every blob and manifest even when the destination already holds the image under that reference")
 	fs.BoolVar(&streamOnly, "stream-only", false, "move every blob through the host even where a local file could be linked")
 	fs.MarkHidden("stream-only")

@@ -83,3 +83,43 @@ func TestSkopeoInteropIndex(t *testing.T) {
 func sha(s string) string {
 	return shaBytes([]byte(s))
 }
+
+// --format converts as skopeo's --format does, to the byte: an OCI image and
+// a three-platform OCI index written as Docker schema 2 by either tool have
+// the same digests, and converting skopeo's result back gives the original.
+func TestSkopeoInteropFormat(t *testing.T) {
+	peertest.Need(t, "skopeo")
+	needPlugin(t, "oci")
+	needPlugin(t, "dir")
+	dir := t.TempDir()
+	img := genImage(t, filepath.Join(dir, "gen"), "v1", 2, 64<<10)
+	idx := genIndex(t, filepath.Join(dir, "gen"), "multi")
+	for _, c := range []struct {
+		name, tag string
+		all       []string
+		want      string
+	}{
+		{"image", "v1", nil, img.Manifest.Digest.String()},
+		{"index", "multi", []string{"--all"}, idx.Digest.String()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := "oci:" + dir + "/gen:" + c.tag
+			args := append(append([]string{"copy"}, c.all...), "--format", "v2s2", src, "dir:"+dir+"/ours-"+c.name)
+			ours := strings.TrimSpace(mustRun(t, args...))
+			args = append(append([]string{"copy"}, c.all...), "--format", "v2s2", src, "dir:"+dir+"/skopeo-"+c.name)
+			peertest.Skopeo(t, args...)
+			theirs := sha(peertest.Skopeo(t, "inspect", "--raw", "dir:"+dir+"/skopeo-"+c.name))
+			if ours == c.want || ours != theirs {
+				t.Fatalf("--format v2s2: ours %s, skopeo's %s (source %s)", ours, theirs, c.want)
+			}
+			var m struct{ MediaType string }
+			if err := json.Unmarshal([]byte(mustRun(t, "inspect", "--raw", "dir:"+dir+"/ours-"+c.name)), &m); err != nil || !strings.HasPrefix(m.MediaType, "application/vnd.docker.distribution.manifest.") {
+				t.Fatalf("media type %q (%v)", m.MediaType, err)
+			}
+			args = append(append([]string{"copy"}, c.all...), "--format", "oci", "dir:"+dir+"/skopeo-"+c.name, "oci:"+dir+"/back:"+c.tag)
+			if back := strings.TrimSpace(mustRun(t, args...)); back != c.want {
+				t.Fatalf("skopeo's schema 2 converted back: %s, want %s", back, c.want)
+			}
+		})
+	}
+}

@@ -136,3 +136,24 @@ func TestSkopeoInteropSignatures(t *testing.T) {
 	peertest.Skopeo(t, "copy", "-q", "dir:"+tmp+"/one", "dir:"+tmp+"/sone2")
 	wantSigFiles(t, "skopeo copy of our one image", tmp+"/sone2", want)
 }
+
+// Converting a signed manifest for a destination that stores signatures
+// would leave them signing bytes it does not hold: refused, naming the manifest and the way out;
+// --remove-signatures converts. Nothing is tagged by the refused copy.
+func TestCopyRefusesToConvertSigned(t *testing.T) {
+	needPlugin(t, "dir")
+	tmp := t.TempDir()
+	a, _ := signedDir(t, tmp)
+	_, stderr, err := runCLI(t, "copy", "--all", "--format", "v2s2", "dir:"+a, "dir:"+tmp+"/o")
+	if err == nil || !strings.Contains(stderr, "signature(s)") || !strings.Contains(stderr, "--remove-signatures") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Fatalf("converting a signed index: %v, stderr %q", err, stderr)
+	}
+	if _, _, err := runCLI(t, "inspect", "--raw", "dir:"+tmp+"/o"); err == nil {
+		t.Fatal("the refused copy tagged the destination")
+	}
+	out := mustRun(t, "copy", "--all", "--format", "v2s2", "--remove-signatures", "dir:"+a, "dir:"+tmp+"/o")
+	var m struct{ MediaType string }
+	if err := json.Unmarshal([]byte(mustRun(t, "inspect", "--raw", "dir:"+tmp+"/o")), &m); err != nil || m.MediaType != "application/vnd.docker.distribution.manifest.list.v2+json" {
+		t.Fatalf("converted copy %s: %q %v", out, m.MediaType, err)
+	}
+}
