@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,10 +230,9 @@ type copier struct {
 	// root is the source's top-level manifest when it came with the
 	// resolve (ResolveManifest), so it is not fetched again.
 	root *manifest.Manifest
-	// format is the format manifests are written in ("" as they are):
-	// CopyOptions.Format, or the other format once the destination
-	// refused a manifest's type.
-	format manifest.Format
+	// learned is the format a destination's refusal of a manifest's type
+	// taught this copier (nil: none).
+	learned atomic.Pointer[manifest.Format]
 	// converted says a manifest was written in another format than the
 	// source's.
 	converted atomic.Bool
@@ -252,7 +252,7 @@ func newCopier(src, dst *endpoint, opts CopyOptions) *copier {
 	if emit == nil {
 		emit = func(Event) {}
 	}
-	return &copier{src: src, dst: dst, opts: opts, emit: emit, sem: make(chan struct{}, jobs), done: map[digest.Digest]*blobOnce{}, format: opts.Format}
+	return &copier{src: src, dst: dst, opts: opts, emit: emit, sem: make(chan struct{}, jobs), done: map[digest.Digest]*blobOnce{}}
 }
 
 func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyResult, error) {
@@ -288,17 +288,24 @@ func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyRes
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.copyResolved(ctx, root, dstRef, c.opts.All, held)
-	if alt := c.fallbackFormat(err, root); alt != "" {
-		// The destination refused the manifest's type: write the image
-		// in the other format (skopeo does too). Blobs already sent are
-		// not sent again.
-		if c.logger != nil {
-			c.logger.Warn(fmt.Sprintf("%s refused the manifest as %s; writing the image as %s, under a new digest (--format sets the format, --preserve-digests refuses instead)",
+	return c.copyConverting(ctx, root, dstRef, c.opts.All, held)
+}
+
+// copyConverting is copyResolved in the copy's format: the one asked for,
+// else the one a refusal taught this copier, else none. When the
+// destination refuses a manifest's type and the copy may change manifests,
+// the image is written in the other format (skopeo does too), which
+// later copies of this copier (sync) then use from the start. Blobs
+// already sent are not sent again.
+func (c *copier) copyConverting(ctx context.Context, root ocispec.Descriptor, dstRef string, all bool, held digest.Digest) (*CopyResult, error) {
+	f := c.startFormat()
+	res, err := c.copyResolved(withFormat(ctx, f), root, dstRef, all, held)
+	if alt := c.fallbackFormat(err, root, f); alt != "" {
+		if c.learned.CompareAndSwap(nil, &alt) && c.logger != nil {
+			c.logger.Warn(fmt.Sprintf("%s refused the manifest as %s; writing images as %s, under new digests (--format sets the format, --preserve-digests refuses instead)",
 				c.dst.ep, formatName(manifest.FormatOf(root.MediaType)), formatName(alt)))
 		}
-		c.format = alt
-		res, err = c.copyResolved(ctx, root, dstRef, c.opts.All, held)
+		res, err = c.copyResolved(withFormat(ctx, alt), root, dstRef, all, held)
 	}
 	if err != nil && c.opts.PreserveDigests && errors.Is(err, core.ErrManifestRejected) {
 		err = fmt.Errorf("%w (--preserve-digests: not written in the other format)", err)
@@ -306,18 +313,45 @@ func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyRes
 	return res, err
 }
 
+// formatKey carries the format of one copy attempt in its context: a
+// copier shared by a sync's images may learn a format while others are
+// being written, each of which keeps the one it started with.
+type formatKey struct{}
+
+func withFormat(ctx context.Context, f manifest.Format) context.Context {
+	return context.WithValue(ctx, formatKey{}, f)
+}
+
+// formatIn is the format manifests of the copy ctx belongs to are written
+// in ("" as they are).
+func formatIn(ctx context.Context) manifest.Format {
+	f, _ := ctx.Value(formatKey{}).(manifest.Format)
+	return f
+}
+
+// startFormat is the format a copy starts in: CopyOptions.Format, else the
+// one a destination's refusal taught this copier.
+func (c *copier) startFormat() manifest.Format {
+	if c.opts.Format != "" {
+		return c.opts.Format
+	}
+	if f := c.learned.Load(); f != nil {
+		return *f
+	}
+	return ""
+}
+
 // fallbackFormat returns the format to write an image in after err, when
-// err is the destination refusing its manifest's type and the copy may
-// change the manifest; "" otherwise.
-func (c *copier) fallbackFormat(err error, root ocispec.Descriptor) manifest.Format {
-	if err == nil || !errors.Is(err, core.ErrManifestRejected) || c.format != "" || c.opts.PreserveDigests {
+// err is the destination refusing its manifest's type and the copy, made
+// in format f, may change the manifest; "" otherwise.
+func (c *copier) fallbackFormat(err error, root ocispec.Descriptor, f manifest.Format) manifest.Format {
+	if err == nil || !errors.Is(err, core.ErrManifestRejected) || f != "" || c.opts.PreserveDigests {
 		return ""
 	}
-	f := manifest.FormatOf(root.MediaType)
-	if f == "" {
-		return ""
+	if rf := manifest.FormatOf(root.MediaType); rf != "" {
+		return rf.Other()
 	}
-	return f.Other()
+	return ""
 }
 
 func formatName(f manifest.Format) string {
@@ -332,27 +366,54 @@ func formatName(f manifest.Format) string {
 
 // convert returns m in the copy's format (m itself when there is none, or
 // m is in it already). entries, for an index, are its entries as written.
-func (c *copier) convert(m *manifest.Manifest, entries []ocispec.Descriptor) (*manifest.Manifest, error) {
-	if c.format == "" {
+func (c *copier) convert(ctx context.Context, m *manifest.Manifest, entries []ocispec.Descriptor) (*manifest.Manifest, error) {
+	f := formatIn(ctx)
+	if f == "" {
 		return m, nil
 	}
-	out, err := manifest.Convert(m, c.format, entries)
+	out, err := manifest.Convert(m, f, entries)
 	if err != nil {
 		return nil, c.src.wrap("manifest "+m.Digest.String(), err)
 	}
 	if out != m {
 		if c.opts.PreserveDigests {
-			return nil, fmt.Errorf("manifest %s: writing it as %s changes its digest, which --preserve-digests forbids: %w", m.Digest, formatName(c.format), core.ErrUnsupported)
+			return nil, fmt.Errorf("manifest %s: writing it as %s changes its digest, which --preserve-digests forbids: %w", m.Digest, formatName(f), core.ErrUnsupported)
 		}
 		c.converted.Store(true)
 	}
 	return out, nil
 }
 
+// planned returns m as a copy in format f would write it, reading the
+// child manifests of an index that need converting; nothing is written.
+func (c *copier) planned(ctx context.Context, m *manifest.Manifest, f manifest.Format) (*manifest.Manifest, error) {
+	if !m.IsIndex() {
+		return manifest.Convert(m, f, nil)
+	}
+	ctx = withFormat(ctx, f)
+	entries := slices.Clone(m.Manifests)
+	for i, e := range entries {
+		if !manifest.IsManifest(e.MediaType) || !needsConversion(ctx, e.MediaType) {
+			continue
+		}
+		child, err := c.fetchManifest(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		conv, err := c.planned(ctx, child, f)
+		if err != nil {
+			return nil, err
+		}
+		entries[i] = conv.Descriptor()
+	}
+	return manifest.Convert(m, f, entries)
+}
+
 // needsConversion reports whether a manifest of type mt may be rewritten:
 // it is not in the copy's format, or it is an index (its entries may be).
-func (c *copier) needsConversion(mt string) bool {
-	return c.format != "" && (manifest.IsIndex(mt) || manifest.FormatOf(mt) != c.format)
+func needsConversion(ctx context.Context, mt string) bool {
+	f := formatIn(ctx)
+	return f != "" && (manifest.IsIndex(mt) || manifest.FormatOf(mt) != f)
 }
 
 // checksHeld reports whether a copy to dstRef first asks what the
@@ -371,7 +432,7 @@ func (c *copier) checksHeld(dstRef string) bool {
 // it references (registries check, and every transport writes children
 // first).
 func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstRef string, all bool, held digest.Digest) (*CopyResult, error) {
-	if held != "" && held == root.Digest && (all || manifest.IsImageManifest(root.MediaType)) && !c.needsConversion(root.MediaType) {
+	if held != "" && held == root.Digest && (all || manifest.IsImageManifest(root.MediaType)) && !needsConversion(ctx, root.MediaType) {
 		// The destination holds the source's manifest, and no platform
 		// is to be picked from it: up to date without fetching it.
 		if res, err := c.upToDate(ctx, root, dstRef); res != nil || err != nil {
@@ -399,7 +460,7 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 	srcDigest := desc.Digest
 	if !top.IsIndex() {
 		// An image manifest converts without its children.
-		conv, err := c.convert(top, nil)
+		conv, err := c.convert(ctx, top, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -460,14 +521,14 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 		Manifests:         int(c.stats.manifests.Load()),
 		SignaturesCopied:  int(c.stats.sigsCopied.Load()),
 		SignaturesDropped: int(c.stats.sigsDropped.Load()),
-		Converted:         c.convertedTo(),
+		Converted:         c.convertedTo(ctx),
 	}, nil
 }
 
 // convertedTo is the format manifests were converted to, if any was.
-func (c *copier) convertedTo() manifest.Format {
+func (c *copier) convertedTo(ctx context.Context) manifest.Format {
 	if c.converted.Load() {
-		return c.format
+		return formatIn(ctx)
 	}
 	return ""
 }
@@ -532,7 +593,7 @@ func (c *copier) signaturesOf(ctx context.Context, src, dst digest.Digest) ([][]
 		return sigs, err
 	}
 	return nil, fmt.Errorf("manifest %s has %d signature(s), which writing it as %s (%s) would invalidate: use --remove-signatures, or copy it as it is: %w",
-		src, len(sigs), formatName(c.format), dst, core.ErrUnsupported)
+		src, len(sigs), formatName(formatIn(ctx)), dst, core.ErrUnsupported)
 }
 
 // copySignatures copies the signatures of source manifest src, written at
@@ -713,7 +774,7 @@ func (c *copier) copyTree(ctx context.Context, m *manifest.Manifest) (*manifest.
 		if err := g.Wait(); err != nil {
 			return nil, err
 		}
-		return c.convert(m, entries)
+		return c.convert(ctx, m, entries)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, b := range m.Children() {
@@ -730,7 +791,7 @@ func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) (ocispe
 		// An index may point at other content (artifacts): copy as a blob.
 		return desc, c.copyBlob(ctx, desc)
 	}
-	convert := c.needsConversion(desc.MediaType)
+	convert := needsConversion(ctx, desc.MediaType)
 	if !convert {
 		if ok, err := c.dst.HasBlob(ctx, desc); err == nil && ok && manifest.IsImageManifest(desc.MediaType) {
 			// The destination has the manifest; with children-first
@@ -745,7 +806,7 @@ func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) (ocispe
 	}
 	out := plainDesc(desc)
 	if convert && !m.IsIndex() {
-		conv, err := c.convert(m, nil)
+		conv, err := c.convert(ctx, m, nil)
 		if err != nil {
 			return desc, err
 		}

@@ -7,8 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/manifest"
+	"github.com/stevedore-oci/stevedore/core/ref"
+	"github.com/stevedore-oci/stevedore/host"
 	"github.com/stevedore-oci/stevedore/internal/registrytest"
 	"github.com/stevedore-oci/stevedore/plugins/docker/registry"
 )
@@ -113,5 +117,83 @@ func TestCopyConvertsWhenTypeRefused(t *testing.T) {
 	o.PreserveDigests = true
 	if _, err := h.Copy(ctx, "docker://"+a.Ref("r")+":oci", "docker://"+c.Ref("g")+":x", o); !errors.Is(err, core.ErrUnsupported) || !strings.Contains(err.Error(), "--preserve-digests") {
 		t.Fatalf("--format with --preserve-digests: %v", err)
+	}
+}
+
+// Sync to a registry refusing Docker schema 2 (zot): the job's Docker
+// images arrive as OCI (one warning for the job), its OCI ones as they are;
+// the next run finds everything up to date, without a refused request.
+func TestSyncConvertsWhenTypeRefused(t *testing.T) {
+	ctx := context.Background()
+	a := registrytest.Start(t, registrytest.Options{})
+	img := a.Seed("r", "oci", 2, 50_000)
+	ociM, err := manifest.Parse(img.ManifestRaw, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docker, err := manifest.Convert(ociM, manifest.FormatDocker, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"docker", "docker2"} {
+		if err := a.PushManifest("r", tag, manifest.DockerManifest, docker.Raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := a.Seed("r", "other", 1, 50_000)
+	h, opts := dockerHost(t, registry.New())
+	b := registrytest.Start(t, registrytest.Options{})
+	refuseManifests(b, manifest.DockerManifest, http.StatusUnsupportedMediaType)
+
+	src, err := ref.Parse("docker://" + a.Ref("r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := ref.Parse("docker://" + b.Ref("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := host.SyncJob{Kind: host.SyncRepository, Source: src, Target: dst, All: true, SrcOptions: opts.SrcOptions, DstOptions: opts.DstOptions}
+	want := map[string]string{"oci": ociM.Digest.String(), "docker": ociM.Digest.String(), "docker2": ociM.Digest.String(), "other": other.Manifest.Digest.String()}
+	check := func(rep *host.SyncReport, action host.SyncAction) {
+		t.Helper()
+		if len(rep.Images) != len(want) {
+			t.Fatalf("%d images, want %d", len(rep.Images), len(want))
+		}
+		for _, r := range rep.Images {
+			tag := r.Target[strings.LastIndex(r.Target, ":")+1:]
+			if r.Action != action || r.TargetDigest.String() != want[tag] {
+				t.Fatalf("%s: %s %s (%s), want %s %s", tag, r.Action, r.TargetDigest, r.Error, action, want[tag])
+			}
+			if raw, _, err := b.GetManifest("m", tag); err != nil || digest.FromBytes(raw).String() != want[tag] {
+				t.Fatalf("%s at the destination: %v", tag, err)
+			}
+		}
+	}
+	rep, err := h.Sync(ctx, []host.SyncJob{job}, host.SyncOptions{Parallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(rep, host.ActionCopied)
+	refused := 0
+	for _, r := range b.Requests() {
+		if r.Status == http.StatusUnsupportedMediaType {
+			refused++
+		}
+	}
+	if refused != 1 {
+		t.Fatalf("%d refused manifest PUTs, want 1 (the job learns the format)", refused)
+	}
+
+	b.ResetStats()
+	rep, err = h.Sync(ctx, []host.SyncJob{job}, host.SyncOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(rep, host.ActionSkipped)
+	for _, r := range b.Requests() {
+		if r.Method != http.MethodHead && r.Method != http.MethodGet {
+			t.Fatalf("unchanged run wrote: %s %s (%d)", r.Method, r.Path, r.Status)
+		}
 	}
 }

@@ -107,6 +107,11 @@ type SyncOptions struct {
 	// applies to registries not listed.
 	Limits       map[string]RegistryLimit
 	DefaultLimit RegistryLimit
+	// Format and PreserveDigests are CopyOptions' for every image: a
+	// destination refusing a manifest's type gets that job's images in the
+	// other format (with one warning per job), unless PreserveDigests.
+	Format          manifest.Format
+	PreserveDigests bool
 	// OnImage, if set, is called as each image (or pruned tag) is done,
 	// one call at a time.
 	OnImage func(SyncImageResult)
@@ -573,7 +578,8 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 	if jobs <= 0 {
 		jobs = s.opts.Jobs
 	}
-	copts := CopyOptions{All: job.All, Platforms: job.Platforms, Jobs: jobs, SrcOptions: job.SrcOptions, DstOptions: job.DstOptions, Progress: s.opts.Progress}
+	copts := CopyOptions{All: job.All, Platforms: job.Platforms, Jobs: jobs, SrcOptions: job.SrcOptions, DstOptions: job.DstOptions, Progress: s.opts.Progress,
+		Format: s.opts.Format, PreserveDigests: s.opts.PreserveDigests}
 	js.copier = newCopier(src, js.dst, copts)
 	js.copier.logger = s.h.logger
 	js.copier.share = s.share
@@ -835,21 +841,13 @@ func (s *syncRun) syncOnce(ctx context.Context, js *jobState, slot *imageSlot, r
 	// the copy reports the real cause if it cannot write either.
 
 	// What the destination will hold: the source's digest, unless a
-	// platform selection rewrites an index.
-	want := srcDesc
-	if manifest.IsIndex(srcDesc.MediaType) && !js.job.All {
-		m, err := js.copier.fetchManifest(ctx, srcDesc)
-		if err != nil {
-			return r, err
-		}
-		top, err := js.copier.selectPlatforms(ctx, m)
-		if err != nil {
-			return r, err
-		}
-		want = top.Descriptor()
+	// platform selection rewrites an index, or the manifests are written
+	// in another format.
+	want, err := s.wanted(ctx, js, srcDesc, dstDesc, dstKnown)
+	if err != nil {
+		return r, err
 	}
 	r.TargetDigest = want.Digest
-	preserved := want.Digest == srcDesc.Digest
 
 	switch {
 	case dstKnown && dstDesc.Digest == want.Digest:
@@ -860,14 +858,16 @@ func (s *syncRun) syncOnce(ctx context.Context, js *jobState, slot *imageSlot, r
 		if err := slot.toCopy(ctx); err != nil {
 			return r, err
 		}
-		res, err := js.copier.copyResolved(ctx, srcDesc, dstRef, js.job.All, "")
+		res, err := js.copier.copyConverting(ctx, srcDesc, dstRef, js.job.All, "")
 		if err != nil {
 			return r, err
 		}
 		r.Action = ActionCopied
 		r.TargetDigest = res.Descriptor.Digest
 	}
-	if js.job.Referrers && preserved && js.src.has(pluginapi.CapReferrers) {
+	// Referrers name their subject by digest: only an image whose digest
+	// the destination keeps has them copied.
+	if js.job.Referrers && r.TargetDigest == srcDesc.Digest && js.src.has(pluginapi.CapReferrers) {
 		n, err := s.syncReferrers(ctx, js, srcDesc.Digest, 0, map[digest.Digest]bool{})
 		r.Referrers = n
 		if err != nil {
@@ -875,6 +875,53 @@ func (s *syncRun) syncOnce(ctx context.Context, js *jobState, slot *imageSlot, r
 		}
 	}
 	return r, nil
+}
+
+// wanted returns the descriptor the destination is to hold for srcDesc:
+// srcDesc, unless a platform selection makes a smaller index or the job
+// writes manifests in another format (asked for, or learned from a refusal
+// earlier in the run). A destination holding the image in the format other
+// than the source's, as a refusal makes a run write it, is up to date when
+// it holds exactly what converting the source gives.
+func (s *syncRun) wanted(ctx context.Context, js *jobState, srcDesc, dstDesc ocispec.Descriptor, dstKnown bool) (ocispec.Descriptor, error) {
+	c := js.copier
+	var top *manifest.Manifest
+	want := srcDesc
+	if manifest.IsIndex(srcDesc.MediaType) && !js.job.All {
+		m, err := c.fetchManifest(ctx, srcDesc)
+		if err != nil {
+			return want, err
+		}
+		if top, err = c.selectPlatforms(ctx, m); err != nil {
+			return want, err
+		}
+		want = top.Descriptor()
+	}
+	f, asked := c.startFormat(), true
+	if f == "" && dstKnown && dstDesc.Digest != want.Digest && !c.opts.PreserveDigests {
+		if df := manifest.FormatOf(dstDesc.MediaType); df != "" && df != manifest.FormatOf(want.MediaType) {
+			f, asked = df, false
+		}
+	}
+	if f == "" || !needsConversion(withFormat(ctx, f), want.MediaType) {
+		return want, nil
+	}
+	if top == nil {
+		m, err := c.fetchManifest(ctx, srcDesc)
+		if err != nil {
+			return want, err
+		}
+		top = m
+	}
+	conv, err := c.planned(ctx, top, f)
+	if err != nil {
+		// Not convertible: the copy says why, if it comes to it.
+		return want, nil
+	}
+	if asked || conv.Digest == dstDesc.Digest {
+		return conv.Descriptor(), nil
+	}
+	return want, nil
 }
 
 // referrersTagRE matches the tags of the distribution-spec's referrers tag

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/manifest"
 	"github.com/stevedore-oci/stevedore/host"
 	"github.com/stevedore-oci/stevedore/host/syncspec"
 )
@@ -33,6 +34,8 @@ func newSyncCmd() *cobra.Command {
 		newest              int
 		parallel, jobs      int
 		dryRun, keepGoing   bool
+		format              string
+		preserveDigests     bool
 		prune, quiet        bool
 		reportFile          string
 		retries             int
@@ -103,19 +106,27 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 			if err != nil {
 				return err
 			}
+			var mf manifest.Format
+			if format != "" {
+				if mf, err = manifest.ParseFormat(format); err != nil {
+					return fmt.Errorf("--format: %w", err)
+				}
+			}
 			h, err := getHost()
 			if err != nil {
 				return err
 			}
 			opts := host.SyncOptions{
-				Parallel:     parallel,
-				Jobs:         jobs,
-				DryRun:       dryRun,
-				KeepGoing:    keepGoing,
-				Prune:        prune,
-				Retries:      retries,
-				Limits:       res.Limits,
-				DefaultLimit: host.RegistryLimit{RequestsPerSecond: rate, MaxConcurrent: concurrent},
+				Format:          mf,
+				PreserveDigests: preserveDigests,
+				Parallel:        parallel,
+				Jobs:            jobs,
+				DryRun:          dryRun,
+				KeepGoing:       keepGoing,
+				Prune:           prune,
+				Retries:         retries,
+				Limits:          res.Limits,
+				DefaultLimit:    host.RegistryLimit{RequestsPerSecond: rate, MaxConcurrent: concurrent},
 			}
 			stderr := cmd.ErrOrStderr()
 			stdout := cmd.OutOrStdout()
@@ -150,6 +161,8 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 	fs.StringSliceVar(&platforms, "platform", nil, "mirror only OS/ARCH[/VARIANT] of indexes (repeatable)")
 	fs.StringVar(&overrideOS, "override-os", "", "skopeo compatibility: pick this OS of indexes")
 	fs.StringVar(&overArc, "override-arch", "", "skopeo compatibility: pick this architecture of indexes")
+	fs.StringVar(&format, "format", "", "write manifests as oci or v2s2 (Docker schema 2); default: as the source has them, or the other format where the target refuses their type")
+	fs.BoolVar(&preserveDigests, "preserve-digests", false, "fail an image rather than change its manifest (no conversion)")
 	fs.BoolVar(&referrers, "referrers", false, "copy referrers (signatures, SBOMs) along")
 	fs.StringArrayVar(&immutable, "immutable", nil, "tags matching this regex (whole tag) are skipped when the target has them (repeatable)")
 	fs.StringArrayVar(&allow, "allow", nil, "copy only tags matching this regex (whole tag; repeatable)")
