@@ -88,8 +88,12 @@ func newBars(w *os.File, opts ...mpb.ContainerOption) *progress {
 			if res != nil && res.UpToDate {
 				fmt.Fprintf(w, "destination already holds %s: nothing copied\n", res.Descriptor.Digest)
 			} else if res != nil {
-				fmt.Fprintf(w, "copied %d blobs (%s), skipped %d, mounted %d, %d manifests in %s\n",
-					res.BlobsCopied, humanBytes(res.BytesCopied), res.BlobsSkipped, res.BlobsMounted, res.Manifests, res.Duration.Round(1e6))
+				conv := ""
+				if res.Converted != "" {
+					conv = " (converted to " + string(res.Converted) + ")"
+				}
+				fmt.Fprintf(w, "copied %d blobs (%s), skipped %d, mounted %d, %d manifests%s in %s\n",
+					res.BlobsCopied, humanBytes(res.BytesCopied), res.BlobsSkipped, res.BlobsMounted, res.Manifests, conv, res.Duration.Round(1e6))
 			}
 		},
 	}

@@ -191,8 +191,12 @@ func newProgress(mode string, quiet bool, w *os.File) (*progress, error) {
 			},
 			finish: func(res *host.CopyResult, err error) {
 				if res != nil {
-					enc.Encode(map[string]any{"kind": "copy-done", "digest": res.Descriptor.Digest, "blobsCopied": res.BlobsCopied,
-						"blobsSkipped": res.BlobsSkipped, "blobsMounted": res.BlobsMounted, "bytesCopied": res.BytesCopied, "upToDate": res.UpToDate, "seconds": res.Duration.Seconds()})
+					done := map[string]any{"kind": "copy-done", "digest": res.Descriptor.Digest, "blobsCopied": res.BlobsCopied,
+						"blobsSkipped": res.BlobsSkipped, "blobsMounted": res.BlobsMounted, "bytesCopied": res.BytesCopied, "upToDate": res.UpToDate, "seconds": res.Duration.Seconds()}
+					if res.Converted != "" {
+						done["convertedTo"] = res.Converted
+					}
+					enc.Encode(done)
 				}
 			},
 		}, nil

@@ -445,3 +445,32 @@ func shaBytes(b []byte) string {
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
+
+// --progress=json's last line says when manifests were converted; a copy
+// as they are says nothing of it; a bad --format is refused up front.
+func TestCopyFormatReported(t *testing.T) {
+	needPlugin(t, "oci")
+	dir := t.TempDir()
+	genImage(t, filepath.Join(dir, "gen"), "v1", 1, 16<<10)
+	for _, c := range []struct {
+		args []string
+		want any
+	}{
+		{[]string{"--format", "v2s2"}, "v2s2"},
+		{nil, nil},
+	} {
+		args := append(append([]string{"copy", "--progress=json"}, c.args...), "oci:"+dir+"/gen:v1", "oci:"+dir+"/out:"+strconv.Itoa(len(c.args)))
+		_, stderr, err := runCLI(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		var done map[string]any
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &done); err != nil || done["kind"] != "copy-done" || done["convertedTo"] != c.want {
+			t.Fatalf("%v: last line %s (%v), want convertedTo %v", c.args, lines[len(lines)-1], err, c.want)
+		}
+	}
+	if _, stderr, err := runCLI(t, "copy", "--format", "docker", "oci:"+dir+"/gen:v1", "oci:"+dir+"/bad:v1"); err == nil || !strings.Contains(stderr, "--format") || !strings.Contains(stderr, "oci or v2s2") {
+		t.Fatalf("--format docker: %v %s", err, stderr)
+	}
+}
