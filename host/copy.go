@@ -305,7 +305,10 @@ func (c *copier) copyConverting(ctx context.Context, root ocispec.Descriptor, ds
 			c.logger.Warn(fmt.Sprintf("%s refused the manifest as %s; writing images as %s, under new digests (--format sets the format, --preserve-digests refuses instead)",
 				c.dst.ep, formatName(manifest.FormatOf(root.MediaType)), formatName(alt)))
 		}
-		res, err = c.copyResolved(withFormat(ctx, alt), root, dstRef, all, held)
+		first := err
+		if res, err = c.copyResolved(withFormat(ctx, alt), root, dstRef, all, held); err != nil {
+			err = fmt.Errorf("%w; and as %s: %w", first, formatName(alt), err)
+		}
 	}
 	if err != nil && c.opts.PreserveDigests && errors.Is(err, core.ErrManifestRejected) {
 		err = fmt.Errorf("%w (--preserve-digests: not written in the other format)", err)

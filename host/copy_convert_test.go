@@ -101,6 +101,22 @@ func TestCopyConvertsWhenTypeRefused(t *testing.T) {
 		})
 	}
 
+	// An image the other format cannot express fails with both reasons.
+	zstd, err := registrytest.NewImageFromLayers(manifest.OCILayerZst, []byte("not really zstd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Push("r", "zstd", zstd); err != nil {
+		t.Fatal(err)
+	}
+	d := registrytest.Start(t, registrytest.Options{})
+	refuseManifests(d, manifest.OCIManifest, http.StatusBadRequest)
+	_, err = h.Copy(ctx, "docker://"+a.Ref("r")+":zstd", "docker://"+d.Ref("z")+":v1", opts)
+	if !errors.Is(err, core.ErrManifestRejected) || !errors.Is(err, core.ErrUnsupported) || !strings.Contains(err.Error(), "refused as "+manifest.OCIManifest) ||
+		!strings.Contains(err.Error(), "Docker schema 2 cannot carry") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("zstd image to a registry refusing OCI: %v", err)
+	}
+
 	// --format converts without a refusal, and keeps what is in it.
 	c := registrytest.Start(t, registrytest.Options{})
 	o := opts
