@@ -58,5 +58,28 @@ func FuzzParse(f *testing.F) {
 		if IsIndex(m.MediaType) != (m.Manifests != nil) {
 			t.Fatalf("%s with manifests %v", m.MediaType, m.Manifests)
 		}
+		// What parses converts to either format or says why in one line;
+		// a conversion keeps every blob and entry where it was.
+		for _, f := range []Format{FormatOCI, FormatDocker} {
+			c, err := Convert(m, f, nil)
+			if err != nil {
+				if !errors.Is(err, core.ErrUnsupported) || strings.ContainsAny(err.Error(), "\n\r") {
+					t.Fatalf("convert to %s: %v", f, err)
+				}
+				continue
+			}
+			if c.MediaType != f.MediaType(m.IsIndex()) || c.Config.Digest != m.Config.Digest || c.Config.Size != m.Config.Size ||
+				len(c.Layers) != len(m.Layers) || len(c.Manifests) != len(m.Manifests) {
+				t.Fatalf("convert to %s changed the tree: %s", f, c.Raw)
+			}
+			for i := range c.Layers {
+				if c.Layers[i].Digest != m.Layers[i].Digest || c.Layers[i].Size != m.Layers[i].Size {
+					t.Fatalf("convert to %s moved layer %d", f, i)
+				}
+			}
+			if again, err := Convert(c, f, nil); err != nil || again != c {
+				t.Fatalf("converting %s to %s again rewrote it: %v", f, f, err)
+			}
+		}
 	})
 }
