@@ -107,7 +107,11 @@ type Destination interface {
 	PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error
 	// PutManifest stores a manifest or index. ref is "" for a manifest stored
 	// only by digest (children of an index), otherwise the tag or
-	// transport-specific name to point at it.
+	// transport-specific name to point at it. A destination that cannot take
+	// the manifest's media type (but may take the image in the other format,
+	// OCI or Docker schema 2) returns an error wrapping
+	// core.ErrManifestRejected: the host then writes the image converted,
+	// unless told to preserve digests.
 	PutManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, ref string) error
 }
 
