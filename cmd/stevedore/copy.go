@@ -29,6 +29,7 @@ func newCopyCmd() *cobra.Command {
 		removeSignatures     bool
 		force                bool
 		format               string
+		multiArch            string
 		preserveDigests      bool
 		retries              int
 		retryDelay           time.Duration
@@ -82,6 +83,15 @@ The resulting manifest digest is printed on stdout.`,
 				}
 				d.Variant = overVariant
 				want = append(want, platform.Normalize(d))
+			}
+			switch multiArch {
+			case "", "system":
+			case "all":
+				all = true
+			case "index-only":
+				return fmt.Errorf("--multi-arch index-only: copying an index without its images is not supported (registries refuse an index whose images they lack)")
+			default:
+				return fmt.Errorf("--multi-arch %q: want system, all or index-only", multiArch)
 			}
 			if all && len(want) > 0 {
 				return fmt.Errorf("--all and --platform exclude each other")
@@ -140,6 +150,7 @@ The resulting manifest digest is printed on stdout.`,
 	fs.StringSliceVar(&platforms, "platform", nil, "copy the image for OS/ARCH[/VARIANT] (repeatable; several make a smaller index)")
 	fs.StringVar(&overrideOS, "override-os", "", "skopeo compatibility: pick this OS on an index")
 	fs.StringVar(&overArch, "override-arch", "", "skopeo compatibility: pick this architecture on an index")
+	fs.StringVar(&multiArch, "multi-arch", "", "skopeo compatibility: system (the host's platform; the default) or all (--all)")
 	fs.StringVar(&overVariant, "override-variant", "", "skopeo compatibility: pick this variant on an index")
 	fs.IntVarP(&jobs, "jobs", "j", 4, "blobs copied at once")
 	fs.StringVar(&digestFile, "digestfile", "", "also write the resulting manifest digest to this file")

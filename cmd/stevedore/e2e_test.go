@@ -190,6 +190,13 @@ func TestCopyIndex(t *testing.T) {
 	if got := rawSHA(t, "oci:"+dir+"/all:multi"); got != idx.Digest.String() {
 		t.Fatalf("--all changed the index digest: %s != %s", got, idx.Digest)
 	}
+	// skopeo's spelling of --all; index-only is refused, naming why.
+	if out := strings.TrimSpace(mustRun(t, "copy", "--multi-arch", "all", src, "oci:"+dir+"/ma:multi")); out != idx.Digest.String() {
+		t.Fatalf("--multi-arch all copied %s, want %s", out, idx.Digest)
+	}
+	if _, errOut, err := runCLI(t, "copy", "--multi-arch", "index-only", src, "oci:"+dir+"/io:multi"); err == nil || !strings.Contains(errOut, "index-only") {
+		t.Fatalf("--multi-arch index-only: %v %s", err, errOut)
+	}
 
 	out := mustRun(t, "copy", "--platform", "linux/aarch64", src, "oci:"+dir+"/arm:x")
 	raw := mustRun(t, "inspect", "--raw", "oci:"+dir+"/arm:x")
