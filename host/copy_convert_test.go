@@ -2,12 +2,15 @@ package host_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/manifest"
@@ -211,5 +214,70 @@ func TestSyncConvertsWhenTypeRefused(t *testing.T) {
 		if r.Method != http.MethodHead && r.Method != http.MethodGet {
 			t.Fatalf("unchanged run wrote: %s %s (%d)", r.Method, r.Path, r.Status)
 		}
+	}
+}
+
+// A Docker manifest list copied whole to a registry refusing Docker
+// schema 2: its images and the list itself arrive as OCI, exactly the OCI
+// index the list was converted from (the conversion is reversible), and
+// the images' blobs went once.
+func TestCopyIndexConvertsWhenTypeRefused(t *testing.T) {
+	ctx := context.Background()
+	a := registrytest.Start(t, registrytest.Options{})
+	var oci, docker []ocispec.Descriptor
+	for i, arch := range []string{"amd64", "arm64"} {
+		img := a.Seed("r", "img"+strconv.Itoa(i), 1, 20_000)
+		m, err := manifest.Parse(img.ManifestRaw, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := manifest.Convert(m, manifest.FormatDocker, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.PushManifest("r", d.Digest.String(), manifest.DockerManifest, d.Raw); err != nil {
+			t.Fatal(err)
+		}
+		p := &ocispec.Platform{OS: "linux", Architecture: arch}
+		oci = append(oci, ocispec.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: int64(len(m.Raw)), Platform: p})
+		docker = append(docker, ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: int64(len(d.Raw)), Platform: p})
+	}
+	idx := ocispec.Index{MediaType: manifest.OCIIndex, Manifests: oci}
+	idx.SchemaVersion = 2
+	raw, err := json.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ociIdx, err := manifest.Parse(raw, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := manifest.Convert(ociIdx, manifest.FormatDocker, docker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PushManifest("r", "list", manifest.DockerList, list.Raw); err != nil {
+		t.Fatal(err)
+	}
+
+	h, opts := dockerHost(t, registry.New())
+	b := registrytest.Start(t, registrytest.Options{})
+	refuseManifests(b, manifest.DockerManifest, http.StatusUnsupportedMediaType)
+	refuseManifests(b, manifest.DockerList, http.StatusUnsupportedMediaType)
+	opts.All = true
+	res, err := h.Copy(ctx, "docker://"+a.Ref("r")+":list", "docker://"+b.Ref("m")+":v1", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Descriptor.Digest != ociIdx.Digest || res.Descriptor.MediaType != manifest.OCIIndex || res.Converted != manifest.FormatOCI {
+		t.Fatalf("wrote %s %s (converted %q), want the OCI index %s", res.Descriptor.MediaType, res.Descriptor.Digest, res.Converted, ociIdx.Digest)
+	}
+	for _, d := range oci {
+		if raw, mt, err := b.GetManifest("m", d.Digest.String()); err != nil || mt != manifest.OCIManifest || digest.FromBytes(raw) != d.Digest {
+			t.Fatalf("image %s at the destination: %s %v", d.Digest, mt, err)
+		}
+	}
+	if b.Stats().Uploads != 4 { // two configs, two layers
+		t.Fatalf("%d blob uploads, want 4", b.Stats().Uploads)
 	}
 }
