@@ -37,6 +37,27 @@ func refuseManifests(r *registrytest.Registry, mt string, status int) {
 	})
 }
 
+// seedConverted seeds a two-layer OCI image at a's r:oci and its Docker
+// schema 2 conversion under each of dockerTags.
+func seedConverted(t *testing.T, a *registrytest.Registry, layerSize int, dockerTags ...string) (*registrytest.Image, *manifest.Manifest, *manifest.Manifest) {
+	t.Helper()
+	img := a.Seed("r", "oci", 2, layerSize)
+	oci, err := manifest.Parse(img.ManifestRaw, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docker, err := manifest.Convert(oci, manifest.FormatDocker, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range dockerTags {
+		if err := a.PushManifest("r", tag, manifest.DockerManifest, docker.Raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return img, oci, docker
+}
+
 // A registry that refuses a manifest's type gets the image in the other
 // format, blobs unchanged, with the digest the conversion gives (skopeo's:
 // see the CLI's interop test); --preserve-digests refuses instead, and
@@ -44,18 +65,7 @@ func refuseManifests(r *registrytest.Registry, mt string, status int) {
 func TestCopyConvertsWhenTypeRefused(t *testing.T) {
 	ctx := context.Background()
 	a := registrytest.Start(t, registrytest.Options{})
-	img := a.Seed("r", "oci", 2, 100_000)
-	ociM, err := manifest.Parse(img.ManifestRaw, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	docker, err := manifest.Convert(ociM, manifest.FormatDocker, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.PushManifest("r", "docker", manifest.DockerManifest, docker.Raw); err != nil {
-		t.Fatal(err)
-	}
+	img, ociM, docker := seedConverted(t, a, 100_000, "docker")
 	h, opts := dockerHost(t, registry.New())
 
 	tests := []struct {
@@ -145,20 +155,7 @@ func TestCopyConvertsWhenTypeRefused(t *testing.T) {
 func TestSyncConvertsWhenTypeRefused(t *testing.T) {
 	ctx := context.Background()
 	a := registrytest.Start(t, registrytest.Options{})
-	img := a.Seed("r", "oci", 2, 50_000)
-	ociM, err := manifest.Parse(img.ManifestRaw, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	docker, err := manifest.Convert(ociM, manifest.FormatDocker, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tag := range []string{"docker", "docker2"} {
-		if err := a.PushManifest("r", tag, manifest.DockerManifest, docker.Raw); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, ociM, _ := seedConverted(t, a, 50_000, "docker", "docker2")
 	other := a.Seed("r", "other", 1, 50_000)
 	h, opts := dockerHost(t, registry.New())
 	b := registrytest.Start(t, registrytest.Options{})
