@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
@@ -84,10 +85,16 @@ func formatVersions(vs []int) string {
 // plugin speaks, not only the one go-plugin's fallback would announce.
 const mismatchTag = "stevedore-plugin-protocol-mismatch"
 
+// The patterns of the two mismatch messages, compiled when a start fails:
+// every host and plugin process starts through this package.
 var (
-	mismatchRE = regexp.MustCompile(mismatchTag + `: plugin speaks ([0-9,]+)`)
+	mismatchRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(mismatchTag + `: plugin speaks ([0-9,]+)`)
+	})
 	// go-plugin's own message, from plugins whose SDK predates mismatchTag.
-	goPluginMismatchRE = regexp.MustCompile(`incompatible API version with plugin\. Plugin version: ([0-9]+)`)
+	goPluginMismatchRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`incompatible API version with plugin\. Plugin version: ([0-9]+)`)
+	})
 )
 
 // ProtocolError is returned by Dispense when the plugin and the host have no
@@ -112,9 +119,9 @@ func (e *ProtocolError) Unwrap() error { return core.ErrUnsupported }
 func protocolError(err error) *ProtocolError {
 	msg := err.Error()
 	var vs []int
-	if m := mismatchRE.FindStringSubmatch(msg); m != nil {
+	if m := mismatchRE().FindStringSubmatch(msg); m != nil {
 		vs = parseVersions(m[1])
-	} else if m := goPluginMismatchRE.FindStringSubmatch(msg); m != nil {
+	} else if m := goPluginMismatchRE().FindStringSubmatch(msg); m != nil {
 		vs = parseVersions(m[1])
 	} else {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/distribution/reference"
 	"go.yaml.in/yaml/v3"
@@ -261,13 +262,17 @@ func (s Settings) merge(d Settings) Settings {
 	return s
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// envRef matches ${VAR}; compiled on first use (every command links this).
+var envRef = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+})
 
 // expand replaces ${VAR}; a lone $ is kept (passwords may hold one).
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
 	var missing []string
-	out := envRef.ReplaceAllStringFunc(s, func(m string) string {
-		name := envRef.FindStringSubmatch(m)[1]
+	re := envRef()
+	out := re.ReplaceAllStringFunc(s, func(m string) string {
+		name := re.FindStringSubmatch(m)[1]
 		v, ok := lookup(name)
 		if !ok {
 			missing = append(missing, name)
