@@ -222,7 +222,9 @@ func kind(mt string) string {
 // Docker schema 2 as docker/distribution and containers/image write it:
 // descriptors list mediaType, size, digest in that order, so that a
 // manifest converted here has the bytes (and digest) skopeo's conversion
-// gives.
+// gives. Descriptor annotations (eStargz's table-of-contents digests, for
+// one), which docker/distribution's descriptors carry and skopeo drops, are
+// kept: such a manifest differs from skopeo's.
 type (
 	dockerDescriptor struct {
 		MediaType   string            `json:"mediaType"`
