@@ -129,6 +129,9 @@ func (h *Host) CopyEndpoints(ctx context.Context, srcEP, dstEP ref.Endpoint, opt
 	if err := dstEP.Unambiguous("destination"); err != nil {
 		return nil, err
 	}
+	if opts.Format == manifest.FormatOCI && dstEP.Transport == ref.DockerArchive {
+		return nil, fmt.Errorf("%s: a docker-archive holds Docker schema 2 images only, not OCI: %w", dstEP, core.ErrUnsupported)
+	}
 	start := time.Now()
 	delay := cmp.Or(opts.RetryDelay, time.Second)
 	for attempt := 1; ; attempt++ {
@@ -216,9 +219,10 @@ type copier struct {
 	emit     func(Event)
 	sem      chan struct{}
 
-	mu    sync.Mutex
-	done  map[digest.Digest]*blobOnce
-	stats struct {
+	mu       sync.Mutex
+	done     map[digest.Digest]*blobOnce
+	children map[childKey]*childOnce
+	stats    struct {
 		copied, skipped, mounted, manifests atomic.Int64
 		sigsCopied, sigsDropped             atomic.Int64
 	}
@@ -252,7 +256,7 @@ func newCopier(src, dst *endpoint, opts CopyOptions) *copier {
 	if emit == nil {
 		emit = func(Event) {}
 	}
-	return &copier{src: src, dst: dst, opts: opts, emit: emit, sem: make(chan struct{}, jobs), done: map[digest.Digest]*blobOnce{}}
+	return &copier{src: src, dst: dst, opts: opts, emit: emit, sem: make(chan struct{}, jobs), done: map[digest.Digest]*blobOnce{}, children: map[childKey]*childOnce{}}
 }
 
 func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyResult, error) {
@@ -302,8 +306,8 @@ func (c *copier) copyConverting(ctx context.Context, root ocispec.Descriptor, ds
 	res, err := c.copyResolved(withFormat(ctx, f), root, dstRef, all, held)
 	if alt := c.fallbackFormat(err, root, f); alt != "" {
 		if c.learned.CompareAndSwap(nil, &alt) && c.logger != nil {
-			c.logger.Warn(fmt.Sprintf("%s refused the manifest as %s; writing images as %s, under new digests (--format sets the format, --preserve-digests refuses instead)",
-				c.dst.ep, formatName(manifest.FormatOf(root.MediaType)), formatName(alt)))
+			c.logger.Warn(fmt.Sprintf("%s refused a manifest as %s; writing images as %s, under new digests (--format sets the format, --preserve-digests refuses instead)",
+				c.dst.ep, formatName(alt.Other()), formatName(alt)))
 		}
 		first := err
 		if res, err = c.copyResolved(withFormat(ctx, alt), root, dstRef, all, held); err != nil {
@@ -351,7 +355,14 @@ func (c *copier) fallbackFormat(err error, root ocispec.Descriptor, f manifest.F
 	if err == nil || !errors.Is(err, core.ErrManifestRejected) || f != "" || c.opts.PreserveDigests {
 		return ""
 	}
-	if rf := manifest.FormatOf(root.MediaType); rf != "" {
+	// The refused manifest's type names the format to leave (an index
+	// may hold manifests of the other format than its own).
+	refused := root.MediaType
+	var tr *typeRefused
+	if errors.As(err, &tr) {
+		refused = tr.mediaType
+	}
+	if rf := manifest.FormatOf(refused); rf != "" {
 		return rf.Other()
 	}
 	return ""
@@ -377,6 +388,26 @@ func (c *copier) convert(ctx context.Context, m *manifest.Manifest, entries []oc
 	out, err := manifest.Convert(m, f, entries)
 	if err != nil {
 		return nil, c.src.wrap("manifest "+m.Digest.String(), err)
+	}
+	if out != m {
+		if c.opts.PreserveDigests {
+			return nil, fmt.Errorf("manifest %s: writing it as %s changes its digest, which --preserve-digests forbids: %w", m.Digest, formatName(f), core.ErrUnsupported)
+		}
+		c.converted.Store(true)
+	}
+	return out, nil
+}
+
+// plan returns m as the copy will write it in its format (see planned),
+// refusing a change under PreserveDigests.
+func (c *copier) plan(ctx context.Context, m *manifest.Manifest) (*manifest.Manifest, error) {
+	f := formatIn(ctx)
+	if f == "" {
+		return m, nil
+	}
+	out, err := c.planned(ctx, m, f)
+	if err != nil {
+		return nil, err
 	}
 	if out != m {
 		if c.opts.PreserveDigests {
@@ -461,15 +492,30 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 	}
 	// The source's digest: signatures are of it.
 	srcDigest := desc.Digest
-	if !top.IsIndex() {
-		// An image manifest converts without its children.
-		conv, err := c.convert(ctx, top, nil)
+	if needsConversion(ctx, top.MediaType) {
+		// What the destination is to hold, planned before anything is
+		// written (an index's entries are read and converted in memory):
+		// a conversion that cannot be done fails first, and a destination
+		// holding the result already is up to date.
+		ctx = withManifestCache(ctx)
+		want, err := c.plan(ctx, top)
 		if err != nil {
 			return nil, err
 		}
-		if conv != top {
-			top, desc = conv, conv.Descriptor()
+		if want != top {
+			desc = want.Descriptor()
+			if !top.IsIndex() {
+				top = want // copyTree converts an index's entries itself
+			}
 		}
+	}
+	tag := dstRef
+	if tag == "" || ref.IsDigest(tag) {
+		// No tag: record the image by its digest.
+		if tag != "" && tag != desc.Digest.String() {
+			return nil, fmt.Errorf("destination names digest %s but the copied image is %s: %w", tag, desc.Digest, core.ErrDigestMismatch)
+		}
+		tag = desc.Digest.String()
 	}
 	if held != "" && held == desc.Digest {
 		if res, err := c.upToDate(ctx, desc, dstRef); res != nil || err != nil {
@@ -483,14 +529,6 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 	if written != top {
 		top, desc = written, written.Descriptor()
 	}
-	tag := dstRef
-	if tag == "" || ref.IsDigest(tag) {
-		// No tag: record the image by its digest.
-		if tag != "" && tag != desc.Digest.String() {
-			return nil, fmt.Errorf("destination names digest %s but the copied image is %s: %w", tag, desc.Digest, core.ErrDigestMismatch)
-		}
-		tag = desc.Digest.String()
-	}
 	sigs, err := c.signaturesOf(ctx, srcDigest, desc.Digest)
 	if err != nil {
 		return nil, err
@@ -498,15 +536,15 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 	if len(sigs) > 0 {
 		// Signatures need their manifest; the tag comes last, so a tagged
 		// image is a signed one.
-		if err := c.dst.PutManifest(ctx, plainDesc(desc), top.Raw, ""); err != nil {
-			return nil, c.dst.wrap("put manifest "+desc.Digest.String(), err)
+		if err := c.putManifest(ctx, plainDesc(desc), top.Raw, ""); err != nil {
+			return nil, err
 		}
 		if err := c.putSignatures(ctx, desc.Digest, sigs); err != nil {
 			return nil, err
 		}
 	}
-	if err := c.dst.PutManifest(ctx, plainDesc(desc), top.Raw, tag); err != nil {
-		return nil, c.dst.wrap("put manifest "+desc.Digest.String(), err)
+	if err := c.putManifest(ctx, plainDesc(desc), top.Raw, tag); err != nil {
+		return nil, err
 	}
 	c.stats.manifests.Add(1)
 	c.emit(Event{Kind: ManifestDone, Desc: desc, Ref: tag})
@@ -535,6 +573,30 @@ func (c *copier) convertedTo(ctx context.Context) manifest.Format {
 	}
 	return ""
 }
+
+// putManifest writes a manifest at the destination. A refusal of its type
+// says which type was refused, for the copy to write the image in the other
+// format.
+func (c *copier) putManifest(ctx context.Context, desc ocispec.Descriptor, raw []byte, ref string) error {
+	err := c.dst.PutManifest(ctx, desc, raw, ref)
+	if err == nil {
+		return nil
+	}
+	err = c.dst.wrap("put manifest "+desc.Digest.String(), err)
+	if errors.Is(err, core.ErrManifestRejected) {
+		return &typeRefused{mediaType: desc.MediaType, err: err}
+	}
+	return err
+}
+
+// typeRefused is the destination refusing a manifest of mediaType.
+type typeRefused struct {
+	mediaType string
+	err       error
+}
+
+func (e *typeRefused) Error() string { return e.err.Error() }
+func (e *typeRefused) Unwrap() error { return e.err }
 
 // upToDate returns the result of a copy of desc to dstRef, which the
 // destination holds already: nil when signatures are to be copied along
@@ -632,7 +694,49 @@ func (c *copier) fetchManifest(ctx context.Context, desc ocispec.Descriptor) (*m
 	if c.root != nil && c.root.Digest == desc.Digest {
 		return c.root, nil
 	}
-	return fetchManifest(ctx, c.src, desc)
+	mc, _ := ctx.Value(manifestCacheKey{}).(*manifestCache)
+	if m := mc.get(desc.Digest); m != nil {
+		return m, nil
+	}
+	m, err := fetchManifest(ctx, c.src, desc)
+	if err == nil {
+		mc.put(m)
+	}
+	return m, err
+}
+
+// manifestCache keeps the manifests one copy read, in its context: a
+// conversion reads an index's entries to plan the result, then copies them.
+type manifestCache struct {
+	mu sync.Mutex
+	m  map[digest.Digest]*manifest.Manifest
+}
+
+type manifestCacheKey struct{}
+
+func withManifestCache(ctx context.Context) context.Context {
+	if _, ok := ctx.Value(manifestCacheKey{}).(*manifestCache); ok {
+		return ctx
+	}
+	return context.WithValue(ctx, manifestCacheKey{}, &manifestCache{m: map[digest.Digest]*manifest.Manifest{}})
+}
+
+func (mc *manifestCache) get(d digest.Digest) *manifest.Manifest {
+	if mc == nil {
+		return nil
+	}
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	return mc.m[d]
+}
+
+func (mc *manifestCache) put(m *manifest.Manifest) {
+	if mc == nil {
+		return
+	}
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	mc.m[m.Digest] = m
 }
 
 func fetchManifest(ctx context.Context, src *endpoint, desc ocispec.Descriptor) (*manifest.Manifest, error) {
@@ -770,7 +874,7 @@ func (c *copier) copyTree(ctx context.Context, m *manifest.Manifest) (*manifest.
 		g, gctx := errgroup.WithContext(ctx)
 		for i, child := range m.Manifests {
 			g.Go(func() (err error) {
-				entries[i], err = c.copyChild(gctx, child)
+				entries[i], err = c.copyChildOnce(gctx, child)
 				return err
 			})
 		}
@@ -784,6 +888,55 @@ func (c *copier) copyTree(ctx context.Context, m *manifest.Manifest) (*manifest.
 		g.Go(func() error { return c.copyBlob(gctx, b) })
 	}
 	return m, g.Wait()
+}
+
+// copyChildOnce is copyChild once per copier for each manifest (and
+// format): a sync's images that share child manifests write each once. A
+// registry re-writing a manifest while another request checks it may
+// answer that it does not know it (docker-registry does).
+func (c *copier) copyChildOnce(ctx context.Context, desc ocispec.Descriptor) (ocispec.Descriptor, error) {
+	key := childKey{desc.Digest, formatIn(ctx)}
+	for {
+		c.mu.Lock()
+		o, ok := c.children[key]
+		if !ok {
+			o = &childOnce{}
+			c.children[key] = o
+		}
+		c.mu.Unlock()
+		ran := false
+		o.once.Do(func() {
+			ran = true
+			o.out, o.err = c.copyChild(ctx, desc)
+		})
+		if o.err == nil {
+			if o.out.Digest == desc.Digest {
+				return desc, nil // the entry as this index has it
+			}
+			return o.out, nil
+		}
+		c.mu.Lock()
+		if c.children[key] == o {
+			delete(c.children, key)
+		}
+		c.mu.Unlock()
+		if ran || ctx.Err() != nil {
+			return desc, o.err
+		}
+		// Another image's attempt failed (perhaps only because it was
+		// cancelled): try ourselves.
+	}
+}
+
+type childKey struct {
+	digest digest.Digest
+	format manifest.Format
+}
+
+type childOnce struct {
+	once sync.Once
+	out  ocispec.Descriptor
+	err  error
 }
 
 // copyChild copies a manifest referenced by an index, then writes it by
@@ -831,8 +984,8 @@ func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) (ocispe
 			m, out = written, written.Descriptor()
 		}
 	}
-	if err := c.dst.PutManifest(ctx, out, m.Raw, ""); err != nil {
-		return desc, c.dst.wrap("put manifest "+out.Digest.String(), err)
+	if err := c.putManifest(ctx, out, m.Raw, ""); err != nil {
+		return desc, err
 	}
 	if err := c.copySignatures(ctx, desc.Digest, out.Digest); err != nil {
 		return desc, err

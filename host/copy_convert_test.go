@@ -214,13 +214,22 @@ func TestSyncConvertsWhenTypeRefused(t *testing.T) {
 	}
 }
 
-// A Docker manifest list copied whole to a registry refusing Docker
-// schema 2: its images and the list itself arrive as OCI, exactly the OCI
-// index the list was converted from (the conversion is reversible), and
-// the images' blobs went once.
-func TestCopyIndexConvertsWhenTypeRefused(t *testing.T) {
-	ctx := context.Background()
-	a := registrytest.Start(t, registrytest.Options{})
+// indexFixture is a two-platform image pushed to a registry's repository r
+// in both formats, and indexes over them:
+//   - "oci": the OCI index of the OCI images;
+//   - "list": the Docker manifest list of their Docker conversions, which is
+//     that index converted;
+//   - "mixed": an OCI index of the first image's Docker manifest and the
+//     second's OCI manifest;
+//   - "noplat": the OCI index without the second entry's platform (no
+//     manifest list can hold it).
+type indexFixture struct {
+	oci, list, mixed *manifest.Manifest
+	images           int // blobs of both images
+}
+
+func seedIndexes(t *testing.T, a *registrytest.Registry) *indexFixture {
+	t.Helper()
 	var oci, docker []ocispec.Descriptor
 	for i, arch := range []string{"amd64", "arm64"} {
 		img := a.Seed("r", "img"+strconv.Itoa(i), 1, 20_000)
@@ -239,42 +248,188 @@ func TestCopyIndexConvertsWhenTypeRefused(t *testing.T) {
 		oci = append(oci, ocispec.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: int64(len(m.Raw)), Platform: p})
 		docker = append(docker, ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: int64(len(d.Raw)), Platform: p})
 	}
-	idx := ocispec.Index{MediaType: manifest.OCIIndex, Manifests: oci}
-	idx.SchemaVersion = 2
-	raw, err := json.Marshal(idx)
-	if err != nil {
+	push := func(tag string, entries ...ocispec.Descriptor) *manifest.Manifest {
+		idx := ocispec.Index{MediaType: manifest.OCIIndex, Manifests: entries}
+		idx.SchemaVersion = 2
+		raw, err := json.Marshal(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := manifest.Parse(raw, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.PushManifest("r", tag, manifest.OCIIndex, raw); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	f := &indexFixture{images: 4}
+	f.oci = push("oci", oci...)
+	f.mixed = push("mixed", docker[0], oci[1])
+	noplat := oci[1]
+	noplat.Platform = nil
+	push("noplat", oci[0], noplat)
+	var err error
+	if f.list, err = manifest.Convert(f.oci, manifest.FormatDocker, docker); err != nil {
 		t.Fatal(err)
 	}
-	ociIdx, err := manifest.Parse(raw, "")
-	if err != nil {
+	if err := a.PushManifest("r", "list", manifest.DockerList, f.list.Raw); err != nil {
 		t.Fatal(err)
 	}
-	list, err := manifest.Convert(ociIdx, manifest.FormatDocker, docker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.PushManifest("r", "list", manifest.DockerList, list.Raw); err != nil {
-		t.Fatal(err)
-	}
+	return f
+}
 
+// writes lists the requests of r that were not reads.
+func writes(r *registrytest.Registry) []string {
+	var out []string
+	for _, q := range r.Requests() {
+		if q.Method != http.MethodHead && q.Method != http.MethodGet {
+			out = append(out, q.Method+" "+q.Path)
+		}
+	}
+	return out
+}
+
+// A Docker manifest list copied whole to a registry refusing Docker
+// schema 2: its images and the list itself arrive as OCI, exactly the OCI
+// index the list was converted from (the conversion is reversible), and
+// the images' blobs went once. An OCI index holding a Docker manifest goes
+// the same way: the refused type decides the format, not the index's.
+func TestCopyIndexConvertsWhenTypeRefused(t *testing.T) {
+	ctx := context.Background()
+	a := registrytest.Start(t, registrytest.Options{})
+	f := seedIndexes(t, a)
 	h, opts := dockerHost(t, registry.New())
 	b := registrytest.Start(t, registrytest.Options{})
 	refuseManifests(b, manifest.DockerManifest, http.StatusUnsupportedMediaType)
 	refuseManifests(b, manifest.DockerList, http.StatusUnsupportedMediaType)
 	opts.All = true
-	res, err := h.Copy(ctx, "docker://"+a.Ref("r")+":list", "docker://"+b.Ref("m")+":v1", opts)
-	if err != nil {
-		t.Fatal(err)
+	for _, tag := range []string{"list", "mixed"} {
+		res, err := h.Copy(ctx, "docker://"+a.Ref("r")+":"+tag, "docker://"+b.Ref("m")+":"+tag, opts)
+		if err != nil {
+			t.Fatalf("%s: %v", tag, err)
+		}
+		if res.Descriptor.Digest != f.oci.Digest || res.Descriptor.MediaType != manifest.OCIIndex || res.Converted != manifest.FormatOCI {
+			t.Fatalf("%s: wrote %s %s (converted %q), want the OCI index %s", tag, res.Descriptor.MediaType, res.Descriptor.Digest, res.Converted, f.oci.Digest)
+		}
 	}
-	if res.Descriptor.Digest != ociIdx.Digest || res.Descriptor.MediaType != manifest.OCIIndex || res.Converted != manifest.FormatOCI {
-		t.Fatalf("wrote %s %s (converted %q), want the OCI index %s", res.Descriptor.MediaType, res.Descriptor.Digest, res.Converted, ociIdx.Digest)
-	}
-	for _, d := range oci {
+	for _, d := range f.oci.Manifests {
 		if raw, mt, err := b.GetManifest("m", d.Digest.String()); err != nil || mt != manifest.OCIManifest || digest.FromBytes(raw) != d.Digest {
 			t.Fatalf("image %s at the destination: %s %v", d.Digest, mt, err)
 		}
 	}
-	if b.Stats().Uploads != 4 { // two configs, two layers
-		t.Fatalf("%d blob uploads, want 4", b.Stats().Uploads)
+	if b.Stats().Uploads != f.images {
+		t.Fatalf("%d blob uploads, want %d", b.Stats().Uploads, f.images)
 	}
+}
+
+// --all --format on a destination that holds the index unconverted writes
+// the converted one; a second run finds it and writes nothing; an index no
+// manifest list can hold fails before anything is written.
+func TestCopyIndexFormatPlansFirst(t *testing.T) {
+	ctx := context.Background()
+	a := registrytest.Start(t, registrytest.Options{})
+	f := seedIndexes(t, a)
+	h, opts := dockerHost(t, registry.New())
+	b := registrytest.Start(t, registrytest.Options{})
+	opts.All = true
+	src, dst := "docker://"+a.Ref("r")+":list", "docker://"+b.Ref("m")+":v1"
+	if res, err := h.Copy(ctx, src, dst, opts); err != nil || res.Descriptor.Digest != f.list.Digest {
+		t.Fatalf("plain copy: %+v %v", res, err)
+	}
+	o := opts
+	o.Format = manifest.FormatOCI
+	res, err := h.Copy(ctx, src, dst, o)
+	if err != nil || res.UpToDate || res.Descriptor.Digest != f.oci.Digest {
+		t.Fatalf("--format oci over the unconverted index: %+v %v, want %s written", res, err, f.oci.Digest)
+	}
+	if _, mt, err := b.GetManifest("m", "v1"); err != nil || mt != manifest.OCIIndex {
+		t.Fatalf("tag holds %s (%v)", mt, err)
+	}
+	b.ResetStats()
+	res, err = h.Copy(ctx, src, dst, o)
+	if err != nil || !res.UpToDate || res.Descriptor.Digest != f.oci.Digest || len(writes(b)) != 0 {
+		t.Fatalf("second --format oci copy: %+v %v, writes %v", res, err, writes(b))
+	}
+
+	b.ResetStats()
+	o.Format = manifest.FormatDocker
+	_, err = h.Copy(ctx, "docker://"+a.Ref("r")+":noplat", "docker://"+b.Ref("n")+":v1", o)
+	if !errors.Is(err, core.ErrUnsupported) || !strings.Contains(err.Error(), "has no platform") || !strings.Contains(err.Error(), f.oci.Manifests[1].Digest.String()) {
+		t.Fatalf("an index no manifest list can hold: %v", err)
+	}
+	if w := writes(b); len(w) != 0 {
+		t.Fatalf("the refused conversion wrote %v", w)
+	}
+}
+
+// A sync of several tags naming one index writes each child manifest once
+// (docker-registry answers MANIFEST_BLOB_UNKNOWN to an index PUT while a
+// child it names is being written again); with --format, an image the
+// format cannot take fails even when the target holds the source as it is.
+func TestSyncSharedChildrenAndFormatFailures(t *testing.T) {
+	ctx := context.Background()
+	a := registrytest.Start(t, registrytest.Options{})
+	f := seedIndexes(t, a)
+	for _, tag := range []string{"oci2", "oci3", "oci4"} {
+		if err := a.PushManifest("r", tag, manifest.OCIIndex, f.oci.Raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, opts := dockerHost(t, registry.New())
+	b := registrytest.Start(t, registrytest.Options{})
+	src, err := ref.Parse("docker://" + a.Ref("r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := ref.Parse("docker://" + b.Ref("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := host.SyncJob{Kind: host.SyncRepository, Source: src, Target: dst, All: true, SrcOptions: opts.SrcOptions, DstOptions: opts.DstOptions,
+		Tags: tagsWhere(func(tag string) bool { return strings.HasPrefix(tag, "oci") })}
+	if _, err := h.Sync(ctx, []host.SyncJob{job}, host.SyncOptions{Parallel: 4}); err != nil {
+		t.Fatal(err)
+	}
+	puts := map[string]int{}
+	for _, w := range writes(b) {
+		puts[w]++
+	}
+	for _, d := range f.oci.Manifests {
+		if n := puts["PUT /v2/m/manifests/"+d.Digest.String()]; n != 1 {
+			t.Fatalf("child %s written %d times, want once (%v)", d.Digest, n, puts)
+		}
+	}
+
+	// The target holds "noplat" as it is; --format v2s2 cannot write it.
+	job.Tags = tagsWhere(func(tag string) bool { return tag == "noplat" })
+	if _, err := h.Sync(ctx, []host.SyncJob{job}, host.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := h.Sync(ctx, []host.SyncJob{job}, host.SyncOptions{Format: manifest.FormatDocker})
+	if err == nil || rep.Failed != 1 || !strings.Contains(rep.Images[0].Error, "has no platform") {
+		t.Fatalf("--format v2s2 of an index it cannot express: %v %+v", err, rep.Images)
+	}
+	// --preserve-digests refuses a conversion even where nothing is to copy.
+	job.Tags = tagsWhere(func(tag string) bool { return tag == "oci" })
+	rep, err = h.Sync(ctx, []host.SyncJob{job}, host.SyncOptions{Format: manifest.FormatDocker, PreserveDigests: true})
+	if err == nil || rep.Failed != 1 || !strings.Contains(rep.Images[0].Error, "--preserve-digests") {
+		t.Fatalf("--format with --preserve-digests: %v %+v", err, rep.Images)
+	}
+}
+
+// tagsWhere is a host.TagFilter of the tags match accepts.
+type tagsWhere func(string) bool
+
+func (f tagsWhere) Match(tag string) bool { return f(tag) }
+
+func (f tagsWhere) Select(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		if f(t) {
+			out = append(out, t)
+		}
+	}
+	return out
 }

@@ -913,15 +913,21 @@ func (s *syncRun) wanted(ctx context.Context, js *jobState, srcDesc, dstDesc oci
 		}
 		top = m
 	}
-	conv, err := c.planned(ctx, top, f)
-	if err != nil {
-		// Not convertible: the copy says why, if it comes to it.
+	if !asked {
+		// Only an image the destination holds converted is up to date.
+		if conv, err := c.planned(ctx, top, f); err == nil && conv.Digest == dstDesc.Digest {
+			return conv.Descriptor(), nil
+		}
 		return want, nil
 	}
-	if asked || conv.Digest == dstDesc.Digest {
-		return conv.Descriptor(), nil
+	// The format is the job's: an image that cannot take it (or whose
+	// digest would change under PreserveDigests) fails, whatever the
+	// destination holds.
+	conv, err := c.plan(withManifestCache(withFormat(ctx, f)), top)
+	if err != nil {
+		return want, err
 	}
-	return want, nil
+	return conv.Descriptor(), nil
 }
 
 // referrersTagRE matches the tags of the distribution-spec's referrers tag

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -479,5 +480,14 @@ func TestCopyFormatReported(t *testing.T) {
 	}
 	if _, stderr, err := runCLI(t, "copy", "--format", "docker", "oci:"+dir+"/gen:v1", "oci:"+dir+"/bad:v1"); err == nil || !strings.Contains(stderr, "--format") || !strings.Contains(stderr, "oci or v2s2") {
 		t.Fatalf("--format docker: %v %s", err, stderr)
+	}
+	// A docker-archive holds Docker schema 2 only: --format oci is refused,
+	// and nothing is written.
+	tar := filepath.Join(dir, "d.tar")
+	if _, stderr, err := runCLI(t, "copy", "--format", "oci", "oci:"+dir+"/gen:v1", "docker-archive:"+tar); err == nil || !strings.Contains(stderr, "Docker schema 2 images only") {
+		t.Fatalf("--format oci to docker-archive: %v %s", err, stderr)
+	}
+	if _, err := os.Stat(tar); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused copy left %s: %v", tar, err)
 	}
 }

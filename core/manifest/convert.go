@@ -129,15 +129,16 @@ func Convert(m *Manifest, f Format, entries []ocispec.Descriptor) (*Manifest, er
 	if m.IsIndex() {
 		out := make([]ocispec.Descriptor, len(m.Manifests))
 		for i, e := range m.Manifests {
+			src := e.Digest // messages name the entry as m has it
 			if entries != nil {
 				e.MediaType, e.Digest, e.Size = entries[i].MediaType, entries[i].Digest, entries[i].Size
 			}
 			if f == FormatDocker {
 				if e.MediaType != DockerManifest {
-					return fail("entry %d (%s) is %s, not a Docker image manifest", i, e.Digest, e.MediaType)
+					return fail("entry %d (%s) is %s, not a Docker image manifest", i, src, e.MediaType)
 				}
 				if e.Platform == nil {
-					return fail("entry %d (%s) has no platform", i, e.Digest)
+					return fail("entry %d (%s) has no platform", i, src)
 				}
 			}
 			out[i] = e
