@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -92,13 +93,19 @@ func newDeleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete [flags] IMAGE",
 		Short: "Delete a tag, or a manifest by digest",
-		Args:  cobra.ExactArgs(1),
+		Long: `Delete a tag, or a manifest (and every tag of it) by digest.
+A registry that cannot delete a tag alone (docker-registry 2.x) has the
+manifest deleted and its other tags put back; that is refused when an index
+of the repository lists the manifest (deleting it would break the index).
+A delete is not stopped half-way by Ctrl-C: it finishes (within the plugin
+call timeout) so that no tag is lost.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := getHost()
 			if err != nil {
 				return err
 			}
-			return h.Delete(cmd.Context(), args[0], tf.options(cmd.Flags(), "", nil))
+			return h.Delete(context.WithoutCancel(cmd.Context()), args[0], tf.options(cmd.Flags(), "", nil))
 		},
 	}
 	tf.register(cmd.Flags(), "", "")

@@ -900,6 +900,10 @@ func checkStored(resp *http.Response, desc ocispec.Descriptor) error {
 // alone (see Delete).
 const maxRetagScan = 500
 
+// restoreTimeout bounds putting back the tags a manifest deletion took
+// along (see Delete), which goes on when the caller gives up.
+const restoreTimeout = 2 * time.Minute
+
 // Delete implements pluginapi.Deleter. A digest deletes the manifest (and
 // so every tag pointing at it). A tag is deleted alone: with the OCI 1.1
 // tag DELETE where the registry supports it; elsewhere (docker-registry 2.x
@@ -937,9 +941,15 @@ func (w *Writer) Delete(ctx context.Context, ref string) error {
 		return w.fail(step, responseError(resp))
 	}
 	// No tag deletion: delete the manifest, then restore the other tags.
-	others, err := w.tagsPointingAt(ctx, desc.Digest, tag)
+	// Not when an index of the repository lists the manifest: deleting it
+	// would break that index.
+	others, parents, err := w.tagsPointingAt(ctx, desc.Digest, tag)
 	if err != nil {
 		return w.fail(step, err)
+	}
+	if len(parents) > 0 {
+		return w.fail(step, fmt.Errorf("the registry cannot delete a tag alone, and the manifest %s it names is an image of the index tagged %s, which deleting the manifest would break; delete that index's tags first, or delete by digest (@%s) knowing it breaks them: %w",
+			desc.Digest, strings.Join(parents, ", "), desc.Digest, core.ErrUnsupported))
 	}
 	var raw []byte
 	if len(others) > 0 {
@@ -947,6 +957,14 @@ func (w *Writer) Delete(ctx context.Context, ref string) error {
 			return err
 		}
 	}
+	// From the deletion on, the other tags are gone with the manifest: the
+	// deletion and their restoring go on even if the caller gives up
+	// meanwhile (a deletion the client stops waiting for may still happen).
+	if err := ctx.Err(); err != nil {
+		return w.fail(step, err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreTimeout)
+	defer cancel()
 	if err := w.deleteManifest(ctx, desc); err != nil {
 		return err
 	}
@@ -967,20 +985,19 @@ func (w *Writer) Delete(ctx context.Context, ref string) error {
 }
 
 // tagsPointingAt lists the tags other than except that resolve to d.
-func (w *Writer) tagsPointingAt(ctx context.Context, d digest.Digest, except string) ([]string, error) {
+func (w *Writer) tagsPointingAt(ctx context.Context, d digest.Digest, except string) (found, parents []string, err error) {
 	tags, err := w.ListTags(ctx)
 	if errors.Is(err, core.ErrNotFound) {
-		return nil, nil // no tags left
+		return nil, nil, nil // no tags left
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(tags) > maxRetagScan {
-		return nil, fmt.Errorf("the registry cannot delete a tag alone and the repository has %d tags, too many to find those sharing the manifest; delete by digest (@%s) to remove the manifest with all its tags: %w", len(tags), d, core.ErrUnsupported)
+		return nil, nil, fmt.Errorf("the registry cannot delete a tag alone and the repository has %d tags, too many to find those sharing the manifest; delete by digest (@%s) to remove the manifest with all its tags: %w", len(tags), d, core.ErrUnsupported)
 	}
 	var (
 		mu    sync.Mutex
-		found []string
 		first error
 		wg    sync.WaitGroup
 		sem   = make(chan struct{}, 8)
@@ -995,11 +1012,17 @@ func (w *Writer) tagsPointingAt(ctx context.Context, d digest.Digest, except str
 			defer wg.Done()
 			defer func() { <-sem }()
 			desc, err := w.Resolve(ctx, t)
+			listed := false
+			if err == nil && desc.Digest != d && manifest.IsIndex(desc.MediaType) {
+				listed, err = w.indexLists(ctx, desc, d)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil && desc.Digest == d:
 				found = append(found, t)
+			case listed:
+				parents = append(parents, t)
 			case err != nil && !errors.Is(err, core.ErrNotFound) && first == nil:
 				first = err
 			}
@@ -1007,7 +1030,26 @@ func (w *Writer) tagsPointingAt(ctx context.Context, d digest.Digest, except str
 	}
 	wg.Wait()
 	sort.Strings(found)
-	return found, first
+	sort.Strings(parents)
+	return found, parents, first
+}
+
+// indexLists reports whether the index desc lists manifest d.
+func (w *Writer) indexLists(ctx context.Context, desc ocispec.Descriptor, d digest.Digest) (bool, error) {
+	raw, err := w.GetManifest(ctx, desc)
+	if err != nil {
+		return false, err
+	}
+	m, err := manifest.Parse(raw, desc.MediaType)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range m.Manifests {
+		if e.Digest == d {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (w *Writer) deleteManifest(ctx context.Context, desc ocispec.Descriptor) error {
