@@ -102,6 +102,7 @@ The resulting manifest digest is printed on stdout.`,
 					return fmt.Errorf("--format: %w", err)
 				}
 			}
+			globalQuiet = quiet
 			h, err := getHost()
 			if err != nil {
 				return err

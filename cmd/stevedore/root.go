@@ -16,6 +16,8 @@ var (
 	globalDebug          bool
 	globalPluginLock     string
 	globalRegistriesConf string
+	// globalQuiet is a command's -q: the host logs no warnings.
+	globalQuiet bool
 
 	hostOnce sync.Once
 	theHost  *host.Host
@@ -26,11 +28,16 @@ var (
 // no transport start no plugin.
 func getHost() (*host.Host, error) {
 	hostOnce.Do(func() {
+		// Warnings only, one line each without a timestamp (-q: errors
+		// only); --debug logs everything, with times.
 		level := hclog.Warn
+		if globalQuiet {
+			level = hclog.Error
+		}
 		if globalDebug {
 			level = hclog.Debug
 		}
-		logger := hclog.New(&hclog.LoggerOptions{Name: "stevedore", Level: level, Output: os.Stderr})
+		logger := hclog.New(&hclog.LoggerOptions{Name: "stevedore", Level: level, Output: os.Stderr, DisableTime: !globalDebug})
 		if globalRegistriesConf != "" {
 			// The docker transport reads it, as skopeo's --registries-conf.
 			abs, err := filepath.Abs(globalRegistriesConf)

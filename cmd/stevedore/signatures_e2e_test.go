@@ -96,8 +96,12 @@ func TestCopyDirToOCIWarnsOnce(t *testing.T) {
 			warn = append(warn, l)
 		}
 	}
-	if len(warn) != 1 || !strings.Contains(warn[0], "dropped 3 signature(s)") || !strings.Contains(warn[0], "--remove-signatures") {
-		t.Fatalf("want one warning about 3 dropped signatures, stderr:\n%s", stderr)
+	if len(warn) != 1 || !strings.Contains(warn[0], "dropped 3 signature(s)") || !strings.Contains(warn[0], "--remove-signatures") || !strings.HasPrefix(warn[0], "[WARN]") {
+		t.Fatalf("want one warning about 3 dropped signatures, without a timestamp, stderr:\n%s", stderr)
+	}
+	// -q: errors only.
+	if _, stderr, err := runCLI(t, "copy", "-q", "--all", "dir:"+a, "oci:"+tmp+"/o:q"); err != nil || stderr != "" {
+		t.Fatalf("copy -q: %v, stderr %q", err, stderr)
 	}
 	if got := rawSHA(t, "oci:"+tmp+"/o:v1"); got != strings.TrimSpace(out) {
 		t.Fatalf("copied %s, printed %s", got, out)

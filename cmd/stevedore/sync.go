@@ -112,6 +112,7 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 					return fmt.Errorf("--format: %w", err)
 				}
 			}
+			globalQuiet = quiet
 			h, err := getHost()
 			if err != nil {
 				return err
