@@ -23,6 +23,8 @@ func TestNormalizeRegistry(t *testing.T) {
 		{"quay.io/team/", "quay.io/team", "quay.io"},
 		{"https://r.example.com:5000/v2/", "r.example.com:5000", "r.example.com:5000"},
 		{"127.0.0.1:5000", "127.0.0.1:5000", "127.0.0.1:5000"},
+		{"docker://127.0.0.1:5000", "127.0.0.1:5000", "127.0.0.1:5000"}, // skopeo's transport prefix
+		{"docker://Quay.io/team", "quay.io/team", "quay.io"},
 	} {
 		key, host, err := NormalizeRegistry(tc.in)
 		if err != nil || key != tc.key || host != tc.host {

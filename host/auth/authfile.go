@@ -54,7 +54,8 @@ var hubKeys = []string{"docker.io", "https://index.docker.io/v1/", "index.docker
 // repository namespace, which containers' auth.json allows
 // ("quay.io/team").
 func NormalizeRegistry(s string) (key, host string, err error) {
-	s = strings.TrimSpace(s)
+	// skopeo's transport prefix is not part of the name.
+	s = strings.TrimPrefix(strings.TrimSpace(s), "docker://")
 	if s == "" {
 		return "", "", fmt.Errorf("registry name is empty: %w", core.ErrInvalid)
 	}

@@ -179,3 +179,14 @@ func TestRedirectDropsAuthorization(t *testing.T) {
 		}
 	}
 }
+
+// Login stores host names in lower case; a reference may spell the host in
+// any case and still finds its entry.
+func TestCredentialLookupIgnoresHostCase(t *testing.T) {
+	af := filepath.Join(t.TempDir(), "auth.json")
+	writeAuthFile(t, af, map[string]any{"auths": map[string]any{"localhost:5000": basicEntry("u", "p")}})
+	cred, how, err := lookupFile(context.Background(), af, "LocalHost:5000", "app")
+	if err != nil || cred.Username != "u" || cred.Password != "p" || !strings.Contains(how, "entry localhost:5000") {
+		t.Fatalf("LocalHost:5000: %+v %q %v", cred, how, err)
+	}
+}

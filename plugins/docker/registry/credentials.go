@@ -202,12 +202,19 @@ func lookupFile(ctx context.Context, path, name, repo string) (cred auth.Credent
 	}
 	// auths: the most specific repository namespace first (containers
 	// auth.json allows "host/namespace" keys), then the registry.
-	keys := []string{}
-	parts := strings.Split(repo, "/")
-	for i := len(parts); i >= 1; i-- {
-		keys = append(keys, name+"/"+strings.Join(parts[:i], "/"))
+	// Host names are case-insensitive: login stores them in lower case.
+	names := []string{name}
+	if lower := strings.ToLower(name); lower != name {
+		names = append(names, lower)
 	}
-	keys = append(keys, registryKeys(name)...)
+	keys := []string{}
+	for _, name := range names {
+		parts := strings.Split(repo, "/")
+		for i := len(parts); i >= 1; i-- {
+			keys = append(keys, name+"/"+strings.Join(parts[:i], "/"))
+		}
+		keys = append(keys, registryKeys(name)...)
+	}
 	for _, k := range keys {
 		e, ok := f.Auths[k]
 		if !ok {
