@@ -174,6 +174,18 @@ func parseDocker(input, rest string) (Endpoint, error) {
 	return ep, nil
 }
 
+// DockerNamesImage reports whether s, a docker:// endpoint, names a tag or
+// a digest itself (Parse gives a docker endpoint naming none "latest").
+func DockerNamesImage(s string) bool {
+	named, err := reference.ParseNormalizedNamed(strings.TrimPrefix(s, Docker+"://"))
+	if err != nil {
+		return false
+	}
+	_, tagged := named.(reference.Tagged)
+	_, digested := named.(reference.Digested)
+	return tagged || digested
+}
+
 // DockerPrefix normalises what names a set of repositories: a registry
 // alone ("127.0.0.1:5000", "ghcr.io", "localhost:5000": no slash, and a host
 // name with a dot or a port, or localhost, as docker tells registries from

@@ -2,6 +2,7 @@ package ref
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stevedore-oci/stevedore/core"
@@ -125,6 +126,21 @@ func TestDockerPrefix(t *testing.T) {
 	for _, in := range []string{"alpine", "quay.io/acme:1", "quay.io/acme@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", ""} {
 		if _, err := DockerPrefix(in); !errors.Is(err, core.ErrInvalid) {
 			t.Errorf("DockerPrefix(%q): %v, want invalid", in, err)
+		}
+	}
+}
+
+func TestDockerNamesImage(t *testing.T) {
+	hex64 := strings.Repeat("ab", 32)
+	for s, want := range map[string]bool{
+		"docker://127.0.0.1:5000/app":            false,
+		"docker://alpine":                        false,
+		"docker://alpine:3":                      true,
+		"docker://127.0.0.1:5000":                true, // docker.io/library/127.0.0.1, tag 5000
+		"docker://r.example/app@sha256:" + hex64: true,
+	} {
+		if got := DockerNamesImage(s); got != want {
+			t.Errorf("%s: %v, want %v", s, got, want)
 		}
 	}
 }
