@@ -438,19 +438,26 @@ func TestNoOrphansWhenHostIsKilled(t *testing.T) {
 	assertNoPluginProcesses(t)
 }
 
+// SIGINT and SIGTERM stop the command and its plugins; the exit status is
+// 128 + the signal's number, as a shell reports a process it killed.
 func TestInterruptStopsPlugins(t *testing.T) {
 	needPlugin(t, "oci")
-	cmd := startBlocked(t)
-	start := time.Now()
-	cmd.Process.Signal(os.Interrupt)
-	err := cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-		t.Fatalf("interrupted stevedore: %v", err)
+	for _, c := range []struct {
+		sig  os.Signal
+		code int
+	}{{os.Interrupt, 130}, {syscall.SIGTERM, 143}} {
+		cmd := startBlocked(t)
+		start := time.Now()
+		cmd.Process.Signal(c.sig)
+		err := cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != c.code {
+			t.Fatalf("stevedore stopped by %v: %v, want exit status %d", c.sig, err, c.code)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("took %s to stop after %v", d, c.sig)
+		}
+		assertNoPluginProcesses(t)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("took %s to stop after Ctrl-C", d)
-	}
-	assertNoPluginProcesses(t)
 }
 
 func shaBytes(b []byte) string {

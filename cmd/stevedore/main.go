@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -17,8 +18,20 @@ func main() {
 }
 
 func run() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The first SIGINT or SIGTERM cancels the command; the exit status
+	// says which (128 + signal number, as shells report it).
+	var got atomic.Value
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if s, ok := <-sigs; ok {
+			got.Store(s)
+			cancel()
+		}
+	}()
 	root := newRootCmd()
 	err := root.ExecuteContext(ctx)
 	closeHost()
@@ -27,6 +40,9 @@ func run() int {
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "stevedore: interrupted")
+		if s, _ := got.Load().(os.Signal); s == syscall.SIGTERM {
+			return 143
+		}
 		return 130
 	}
 	fmt.Fprintln(os.Stderr, "stevedore: "+oneLine(err.Error()))
