@@ -827,8 +827,12 @@ func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*
 		for _, p := range want {
 			asked = append(asked, platform.Format(p))
 		}
-		return nil, fmt.Errorf("index %s has no image for %s (it has %s); use --platform or --all: %w",
-			idx.Digest, strings.Join(asked, ", "), strings.Join(have, ", "), core.ErrNotFound)
+		hint := "--platform naming one of those, or --all"
+		if len(c.opts.Platforms) == 0 {
+			hint = "--platform or --all"
+		}
+		return nil, fmt.Errorf("index %s has no image for %s (it has %s); use %s: %w",
+			idx.Digest, strings.Join(asked, ", "), strings.Join(have, ", "), hint, core.ErrNotFound)
 	}
 	if len(want) == 1 {
 		// One platform asked: the first match, as skopeo picks it.

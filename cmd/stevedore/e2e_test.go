@@ -219,7 +219,7 @@ func TestCopyIndex(t *testing.T) {
 	}
 
 	_, errOut, err := runCLI(t, "copy", "--platform", "windows/arm64", src, "oci:"+dir+"/none:x")
-	if err == nil || !strings.Contains(errOut, "no image for windows/arm64") || !strings.Contains(errOut, "linux/s390x") {
+	if err == nil || !strings.Contains(errOut, "no image for windows/arm64") || !strings.Contains(errOut, "linux/s390x") || !strings.Contains(errOut, "--platform naming one of those") {
 		t.Fatalf("missing platform: err=%v stderr=%s", err, errOut)
 	}
 }
