@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -76,22 +75,21 @@ secret. The password is read from --password, --password-stdin, or a prompt.`,
 				o.Username = strings.TrimSpace(line)
 			}
 			if o.Password == "" {
-				fmt.Fprint(cmd.ErrOrStderr(), "Password: ")
-				// Hide the typed password when stdin is a terminal.
-				echoOff := exec.Command("stty", "-echo")
-				echoOff.Stdin = os.Stdin
-				hidden := cmd.InOrStdin() == os.Stdin && echoOff.Run() == nil
-				line, err := in.ReadString('\n')
-				if hidden {
-					echoOn := exec.Command("stty", "echo")
-					echoOn.Stdin = os.Stdin
-					echoOn.Run()
-					fmt.Fprintln(cmd.ErrOrStderr())
+				if cmd.InOrStdin() == os.Stdin && stdinTerminal() {
+					// Hidden as it is typed.
+					pass, err := readSecret("Password: ")
+					if err != nil {
+						return err
+					}
+					o.Password = pass
+				} else {
+					fmt.Fprint(cmd.ErrOrStderr(), "Password: ")
+					line, err := in.ReadString('\n')
+					if err != nil && line == "" {
+						return fmt.Errorf("read password: %w", err)
+					}
+					o.Password = strings.TrimRight(line, "\r\n")
 				}
-				if err != nil && line == "" {
-					return fmt.Errorf("read password: %w", err)
-				}
-				o.Password = strings.TrimRight(line, "\r\n")
 			}
 			path, err := auth.Login(ctx, o)
 			if err != nil {

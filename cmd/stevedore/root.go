@@ -71,6 +71,9 @@ func newRootCmd() *cobra.Command {
 		Short:         "Copy, inspect, mirror and serve container images without a daemon",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return askCredsPasswords(cmd)
+		},
 		Long: `stevedore works on container images at rest: it copies, inspects, lists and deletes
 images between registries (docker://), OCI layouts (oci:), archives (oci-archive:,
 docker-archive:), directories (dir:) and static trees (static:), through transport
