@@ -190,11 +190,11 @@ func tlsHint(err error) string {
 	var ci x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &cv), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
-		return "the registry's certificate is not trusted: add its CA with --cert-dir or /etc/containers/certs.d/HOST/ca.crt, or use --tls-verify=false"
+		return "the registry's certificate is not trusted: add its CA with --cert-dir or /etc/containers/certs.d/HOST/ca.crt, or use --tls-verify=false (--src-/--dest-tls-verify=false for one side)"
 	case strings.Contains(err.Error(), "tls: certificate required"), strings.Contains(err.Error(), "tls: bad certificate"):
 		return "the registry wants a client certificate: put NAME.cert and NAME.key in --cert-dir or /etc/containers/certs.d/HOST"
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return "the registry speaks plain HTTP: use --tls-verify=false"
+		return "the registry speaks plain HTTP: use --tls-verify=false (--src-tls-verify=false or --dest-tls-verify=false for one side)"
 	}
 	return ""
 }

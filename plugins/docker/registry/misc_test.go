@@ -224,7 +224,7 @@ func TestTLSSettings(t *testing.T) {
 	p := testPlugin()
 	_, err := openReader(t, p, tlsReg, "r", map[string]string{"cert-dir": ""}).Resolve(ctx, "v1")
 	mustIs(t, err, core.ErrInvalid)
-	if !strings.Contains(err.Error(), "not trusted") {
+	if !strings.Contains(err.Error(), "not trusted") || !strings.Contains(err.Error(), "--src-/--dest-tls-verify=false for one side") {
 		t.Fatalf("untrusted CA error: %v", err)
 	}
 	if _, err := openReader(t, p, tlsReg, "r", map[string]string{"cert-dir": "", "tls-verify": "false"}).Resolve(ctx, "v1"); err != nil {
