@@ -37,19 +37,26 @@ func refuseManifests(r *registrytest.Registry, mt string, status int) {
 	})
 }
 
+// bothFormats returns a seeded (OCI) image's manifest and its Docker
+// schema 2 conversion.
+func bothFormats(t *testing.T, img *registrytest.Image) (oci, docker *manifest.Manifest) {
+	t.Helper()
+	oci, err := manifest.Parse(img.ManifestRaw, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if docker, err = manifest.Convert(oci, manifest.FormatDocker, nil); err != nil {
+		t.Fatal(err)
+	}
+	return oci, docker
+}
+
 // seedConverted seeds a two-layer OCI image at a's r:oci and its Docker
 // schema 2 conversion under each of dockerTags.
 func seedConverted(t *testing.T, a *registrytest.Registry, layerSize int, dockerTags ...string) (*registrytest.Image, *manifest.Manifest, *manifest.Manifest) {
 	t.Helper()
 	img := a.Seed("r", "oci", 2, layerSize)
-	oci, err := manifest.Parse(img.ManifestRaw, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	docker, err := manifest.Convert(oci, manifest.FormatDocker, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	oci, docker := bothFormats(t, img)
 	for _, tag := range dockerTags {
 		if err := a.PushManifest("r", tag, manifest.DockerManifest, docker.Raw); err != nil {
 			t.Fatal(err)
@@ -232,15 +239,7 @@ func seedIndexes(t *testing.T, a *registrytest.Registry) *indexFixture {
 	t.Helper()
 	var oci, docker []ocispec.Descriptor
 	for i, arch := range []string{"amd64", "arm64"} {
-		img := a.Seed("r", "img"+strconv.Itoa(i), 1, 20_000)
-		m, err := manifest.Parse(img.ManifestRaw, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := manifest.Convert(m, manifest.FormatDocker, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, d := bothFormats(t, a.Seed("r", "img"+strconv.Itoa(i), 1, 20_000))
 		if err := a.PushManifest("r", d.Digest.String(), manifest.DockerManifest, d.Raw); err != nil {
 			t.Fatal(err)
 		}
