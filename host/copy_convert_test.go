@@ -168,15 +168,7 @@ func TestSyncConvertsWhenTypeRefused(t *testing.T) {
 	b := registrytest.Start(t, registrytest.Options{})
 	refuseManifests(b, manifest.DockerManifest, http.StatusUnsupportedMediaType)
 
-	src, err := ref.Parse("docker://" + a.Ref("r"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := ref.Parse("docker://" + b.Ref("m"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := host.SyncJob{Kind: host.SyncRepository, Source: src, Target: dst, All: true, SrcOptions: opts.SrcOptions, DstOptions: opts.DstOptions}
+	job := repoJob(t, a, b, opts)
 	want := map[string]string{"oci": ociM.Digest.String(), "docker": ociM.Digest.String(), "docker2": ociM.Digest.String(), "other": other.Manifest.Digest.String()}
 	check := func(rep *host.SyncReport, action host.SyncAction) {
 		t.Helper()
@@ -378,16 +370,8 @@ func TestSyncSharedChildrenAndFormatFailures(t *testing.T) {
 	}
 	h, opts := dockerHost(t, registry.New())
 	b := registrytest.Start(t, registrytest.Options{})
-	src, err := ref.Parse("docker://" + a.Ref("r"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := ref.Parse("docker://" + b.Ref("m"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := host.SyncJob{Kind: host.SyncRepository, Source: src, Target: dst, All: true, SrcOptions: opts.SrcOptions, DstOptions: opts.DstOptions,
-		Tags: tagsWhere(func(tag string) bool { return strings.HasPrefix(tag, "oci") })}
+	job := repoJob(t, a, b, opts)
+	job.Tags = tagsWhere(func(tag string) bool { return strings.HasPrefix(tag, "oci") })
 	if _, err := h.Sync(ctx, []host.SyncJob{job}, host.SyncOptions{Parallel: 4}); err != nil {
 		t.Fatal(err)
 	}
@@ -431,4 +415,18 @@ func (f tagsWhere) Select(tags []string) []string {
 		}
 	}
 	return out
+}
+
+// repoJob mirrors a's repository r to b's m, every platform.
+func repoJob(t *testing.T, a, b *registrytest.Registry, opts host.CopyOptions) host.SyncJob {
+	t.Helper()
+	src, err := ref.Parse("docker://" + a.Ref("r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := ref.Parse("docker://" + b.Ref("m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return host.SyncJob{Kind: host.SyncRepository, Source: src, Target: dst, All: true, SrcOptions: opts.SrcOptions, DstOptions: opts.DstOptions}
 }
