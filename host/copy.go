@@ -387,14 +387,21 @@ func (c *copier) convert(ctx context.Context, m *manifest.Manifest, entries []oc
 	}
 	out, err := manifest.Convert(m, f, entries)
 	if err != nil {
-		return nil, c.src.wrap("manifest "+m.Digest.String(), err)
+		return nil, err
 	}
-	if out != m {
-		if c.opts.PreserveDigests {
-			return nil, fmt.Errorf("manifest %s: writing it as %s changes its digest, which --preserve-digests forbids: %w", m.Digest, formatName(f), core.ErrUnsupported)
-		}
-		c.converted.Store(true)
+	return c.accept(m, out, f)
+}
+
+// accept takes out, m converted to format f, refusing a change under
+// PreserveDigests, and records that the copy converted.
+func (c *copier) accept(m, out *manifest.Manifest, f manifest.Format) (*manifest.Manifest, error) {
+	if out == m {
+		return m, nil
 	}
+	if c.opts.PreserveDigests {
+		return nil, fmt.Errorf("manifest %s: writing it as %s changes its digest, which --preserve-digests forbids: %w", m.Digest, formatName(f), core.ErrUnsupported)
+	}
+	c.converted.Store(true)
 	return out, nil
 }
 
@@ -409,13 +416,7 @@ func (c *copier) plan(ctx context.Context, m *manifest.Manifest) (*manifest.Mani
 	if err != nil {
 		return nil, err
 	}
-	if out != m {
-		if c.opts.PreserveDigests {
-			return nil, fmt.Errorf("manifest %s: writing it as %s changes its digest, which --preserve-digests forbids: %w", m.Digest, formatName(f), core.ErrUnsupported)
-		}
-		c.converted.Store(true)
-	}
-	return out, nil
+	return c.accept(m, out, f)
 }
 
 // planned returns m as a copy in format f would write it, reading the
