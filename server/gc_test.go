@@ -2,12 +2,17 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/server"
 	"github.com/stevedore-oci/stevedore/server/storage"
@@ -90,5 +95,51 @@ func TestGC(t *testing.T) {
 	}
 	if st, _, _ := do(t, "GET", ts.URL+"/v2/a/manifests/keep", nil); st != 200 {
 		t.Fatalf("tagged image after gc: %d", st)
+	}
+}
+
+// gc --delete-untagged keeps what a tag reaches through an index (its
+// images, pushed untagged) and the referrers of those images (cosign sign
+// --recursive signs each): none is reported or removed.
+func TestGCKeepsIndexImagesAndTheirReferrers(t *testing.T) {
+	root := t.TempDir()
+	srv, err := server.NewServer(server.Options{Root: root, AnonymousWrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	amd, arm := randomImage(t, "amd64", 1), randomImage(t, "arm64", 1)
+	for _, im := range []image{amd, arm} {
+		pushImage(t, ts.URL, "a", im.manifest.desc.Digest.String(), im)
+	}
+	idx := indexOf(amd, arm)
+	pushManifest(t, ts.URL, "a", "v1", idx)
+	// A referrer of the amd64 image, pushed by digest.
+	empty := newBlob(ocispec.MediaTypeEmptyJSON, []byte("{}"))
+	pushBlob(t, ts.URL, "a", empty)
+	sig, _ := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+		ArtifactType: "application/vnd.example.sig", Config: empty.desc, Layers: []ocispec.Descriptor{empty.desc}, Subject: &amd.manifest.desc})
+	ref := newBlob(ocispec.MediaTypeImageManifest, sig)
+	pushManifest(t, ts.URL, "a", ref.desc.Digest.String(), ref)
+	// And an unrelated untagged image, which does go.
+	stray := randomImage(t, "s390x", 1)
+	pushImage(t, ts.URL, "a", stray.manifest.desc.Digest.String(), stray)
+	time.Sleep(20 * time.Millisecond)
+
+	rep, err := srv.Store().GC(context.Background(), storage.GCOptions{DeleteUntagged: true, Grace: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.ManifestsDropped) != 1 || rep.ManifestsDropped[0] != "a@"+stray.manifest.desc.Digest.String() {
+		t.Fatalf("dropped %v, want only the stray image", rep.ManifestsDropped)
+	}
+	for _, d := range []string{amd.manifest.desc.Digest.String(), arm.manifest.desc.Digest.String(), ref.desc.Digest.String()} {
+		if st, _, _ := do(t, "GET", ts.URL+"/v2/a/manifests/"+d, nil); st != 200 {
+			t.Fatalf("manifest %s after gc: %d", d, st)
+		}
+	}
+	if _, _, body := do(t, "GET", ts.URL+"/v2/a/referrers/"+amd.manifest.desc.Digest.String(), nil); !strings.Contains(string(body), ref.desc.Digest.String()) {
+		t.Fatalf("referrers of the amd64 image after gc: %s", body)
 	}
 }

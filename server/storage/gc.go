@@ -110,31 +110,15 @@ func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff tim
 		return fmt.Errorf("repository %s: %w", name, err)
 	}
 	marked := map[digest.Digest]bool{}
-	subjects := map[digest.Digest]digest.Digest{} // manifest -> its subject
 	var walk func(d digest.Digest, depth int)
 	walk = func(d digest.Digest, depth int) {
 		if marked[d] || depth > 16 {
 			return
 		}
 		marked[d] = true
-		f, err := s.OpenBlob(name, d)
-		if err != nil {
+		m := s.readManifest(name, d)
+		if m == nil {
 			return
-		}
-		defer f.Close()
-		var raw []byte
-		if fi, err := f.Stat(); err == nil && fi.Size() <= 4<<20 {
-			raw = make([]byte, fi.Size())
-			if _, err := f.ReadAt(raw, 0); err != nil {
-				return
-			}
-		}
-		m, err := manifest.Parse(raw, "")
-		if err != nil {
-			return
-		}
-		if m.Subject != nil {
-			subjects[d] = m.Subject.Digest
 		}
 		for _, c := range m.Children() {
 			if manifest.IsManifest(c.MediaType) {
@@ -158,24 +142,26 @@ func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff tim
 		}
 	}
 	if o.DeleteUntagged {
-		// Referrers of kept manifests are kept too, transitively.
+		// Kept too: what a kept manifest reaches (an index's images), and
+		// the referrers of anything kept, transitively.
+		subjects := map[digest.Digest]digest.Digest{} // manifest -> its subject
 		for _, e := range idx.Manifests {
-			if !keep[e.Digest] {
-				walk(e.Digest, 0) // only to learn subjects; marks are redone below
+			if m := s.readManifest(name, e.Digest); m != nil && m.Subject != nil {
+				subjects[e.Digest] = m.Subject.Digest
 			}
 		}
 		for changed := true; changed; {
 			changed = false
 			for _, e := range idx.Manifests {
-				if sub, ok := subjects[e.Digest]; ok && !keep[e.Digest] && keep[sub] {
+				if keep[e.Digest] {
+					continue
+				}
+				if sub, ok := subjects[e.Digest]; marked[e.Digest] || ok && marked[sub] {
 					keep[e.Digest] = true
+					walk(e.Digest, 0)
 					changed = true
 				}
 			}
-		}
-		marked = map[digest.Digest]bool{}
-		for d := range keep {
-			walk(d, 0)
 		}
 		var kept []ocispec.Descriptor
 		for _, e := range idx.Manifests {
@@ -236,4 +222,27 @@ func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff tim
 		}
 	}
 	return nil
+}
+
+// readManifest reads and parses manifest d of repository name (nil when it
+// is missing, too large or not a manifest).
+func (s *Store) readManifest(name string, d digest.Digest) *manifest.Manifest {
+	f, err := s.OpenBlob(name, d)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() > 4<<20 {
+		return nil
+	}
+	raw := make([]byte, fi.Size())
+	if _, err := f.ReadAt(raw, 0); err != nil {
+		return nil
+	}
+	m, err := manifest.Parse(raw, "")
+	if err != nil {
+		return nil
+	}
+	return m
 }
