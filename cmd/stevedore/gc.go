@@ -26,6 +26,12 @@ holds while it checks its references, blobs written or linked within --grace are
 			if root == "" {
 				return fmt.Errorf("gc: --root is required (the directory given to stevedore serve --root)")
 			}
+			switch {
+			case o.Grace < 0:
+				return fmt.Errorf("gc: --grace %s is negative", o.Grace)
+			case o.Grace == 0:
+				o.Grace = storage.NoGrace // asked for: a push in progress may lose blobs
+			}
 			st, err := storage.Open(root, storage.Options{})
 			if err != nil {
 				return err
@@ -51,7 +57,7 @@ holds while it checks its references, blobs written or linked within --grace are
 	f.StringVar(&root, "root", "", "registry storage directory (required)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "report what would be removed, remove nothing")
 	f.BoolVar(&o.DeleteUntagged, "delete-untagged", false, "also drop manifests no tag reaches (keeping referrers of kept ones)")
-	f.DurationVar(&o.Grace, "grace", 15*time.Minute, "keep blobs written or linked within this long")
+	f.DurationVar(&o.Grace, "grace", 15*time.Minute, "keep blobs written or linked within this long (0: none, which a push in progress may not survive)")
 	f.DurationVar(&o.UploadTTL, "upload-ttl", 24*time.Hour, "remove upload sessions idle for this long")
 	return cmd
 }

@@ -92,6 +92,9 @@ func TestServeAndGC(t *testing.T) {
 	if strings.Contains(strings.ToLower(out), "error") {
 		t.Fatalf("gc --dry-run: %s", out)
 	}
+	if _, errOut, err := runCLI(t, "gc", "--root", root, "--grace", "-1s"); err == nil || !strings.Contains(errOut, "--grace -1s is negative") {
+		t.Fatalf("gc --grace -1s: %v %s", err, errOut)
+	}
 }
 
 // selfSigned writes a certificate for 127.0.0.1 and its key into dir, and the

@@ -25,11 +25,14 @@ type GCOptions struct {
 	DeleteUntagged bool
 	// Grace keeps any blob linked or written within this window, so blobs
 	// of a push in progress (uploaded, manifest not yet pushed) survive
-	// (default 15 minutes).
+	// (0: 15 minutes; NoGrace: none).
 	Grace time.Duration
 	// UploadTTL removes upload sessions idle for longer (default 24h).
 	UploadTTL time.Duration
 }
+
+// NoGrace as GCOptions.Grace keeps nothing for being recent.
+const NoGrace time.Duration = -1
 
 // GCReport says what a collection removed (or would remove).
 type GCReport struct {
@@ -46,8 +49,11 @@ type GCReport struct {
 // holds while it checks references), blobs touched within Grace are kept,
 // and upload sessions are left alone until they expire.
 func (s *Store) GC(ctx context.Context, o GCOptions) (GCReport, error) {
-	if o.Grace <= 0 {
+	switch {
+	case o.Grace == 0:
 		o.Grace = 15 * time.Minute
+	case o.Grace < 0:
+		o.Grace = 0
 	}
 	if o.UploadTTL <= 0 {
 		o.UploadTTL = 24 * time.Hour
