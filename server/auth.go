@@ -160,6 +160,11 @@ func (a *authenticator) identify(r *http.Request) (Identity, *claims, error) {
 	switch strings.ToLower(scheme) {
 	case "basic":
 		user, pass, ok := r.BasicAuth()
+		if ok && user == "" && pass == "" {
+			// containers/image answers a Basic challenge with empty
+			// credentials when it has none: anonymous.
+			return Identity{Anonymous: true}, nil, nil
+		}
 		if !ok || a.users == nil || !a.verifyPassword(user, pass) {
 			return Identity{}, nil, fmt.Errorf("invalid user name or password: %w", core.ErrUnauthorized)
 		}
@@ -203,8 +208,14 @@ func (a *authenticator) check(r *http.Request, rt route, act Action) (Identity, 
 	repo := rt.name
 	if rt.kind == "ping" || rt.kind == "catalog" {
 		repo = ""
-		// /v2/ tells clients whether to log in.
-		if id.Anonymous && c == nil && (a.users != nil || a.tokens != nil) && (a.policy == nil || !a.policy.anonymousAny()) {
+		// /v2/ tells clients whether to log in: with users configured it
+		// always challenges an anonymous request, even when anonymous may
+		// pull somewhere (containers/image sends the credentials it has
+		// only after a challenge; a client without any goes on
+		// anonymously). The catalog answers anonymous with what it may
+		// see.
+		anonymousCatalog := rt.kind == "catalog" && a.policy != nil && a.policy.anonymousAny()
+		if id.Anonymous && c == nil && (a.users != nil || a.tokens != nil) && !anonymousCatalog {
 			return id, fmt.Errorf("authentication required: %w", core.ErrUnauthorized)
 		}
 	} else {

@@ -93,6 +93,15 @@ func TestBasicAuthAndPolicy(t *testing.T) {
 	if st, _, _ := do(t, "POST", ts.URL+"/v2/public/app/blobs/uploads/", nil, basic("alice")...); st != http.StatusForbidden {
 		t.Errorf("alice push outside team/*: %d", st)
 	}
+	// The ping challenges anonymous although anonymous may pull public/*:
+	// containers/image sends its credentials only after a challenge.
+	// Anonymous still pulls there.
+	if st, h, _ := do(t, "GET", ts.URL+"/v2/", nil); st != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("anonymous ping: %d %v", st, h)
+	}
+	if st, _, body := do(t, "GET", ts.URL+"/v2/public/app/tags/list", nil); st != http.StatusNotFound {
+		t.Errorf("anonymous tag list of public/app (nothing there): %d %s", st, body)
+	}
 	// Catalog shows only what the caller may pull.
 	pushBlob(t, ts.URL, "team/other", im.config, basic("alice")...)
 	st, _, body = do(t, "GET", ts.URL+"/v2/_catalog", nil, basic("bob")...)

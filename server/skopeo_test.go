@@ -121,3 +121,24 @@ func TestSkopeoRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// skopeo logs in to a server whose policy lets anonymous pull somewhere:
+// it sends the credentials it has only after /v2/ challenges it.
+func TestSkopeoWithPolicyAllowingAnonymous(t *testing.T) {
+	bin := needSkopeo(t)
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(pol, []byte("rules:\n  - users: [alice]\n    repositories: [\"*\"]\n    actions: [pull, push]\n  - users: [anonymous]\n    repositories: [\"public/*\"]\n    actions: [pull]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts, _ := testServer(t, server.Options{HtpasswdFile: htpasswd(t, "alice"), PolicyFile: pol})
+	u, _ := url.Parse(ts.URL)
+	src := t.TempDir()
+	im := randomImage(t, "amd64", 1)
+	writeLayout(t, src, "v1", nil, im)
+	skopeo(t, bin, "copy", "--dest-tls-verify=false", "--dest-creds", "alice:alice-pw", "oci:"+src+":v1", "docker://"+u.Host+"/public/app:v1")
+	// Anonymous pulls what the policy lets it.
+	out := skopeo(t, bin, "inspect", "--raw", "--tls-verify=false", "--no-creds", "docker://"+u.Host+"/public/app:v1")
+	if !bytes.Equal(out, im.manifest.data) {
+		t.Fatalf("anonymous pull: %s", out)
+	}
+}
