@@ -174,9 +174,11 @@ type SyncReport struct {
 	Copied    int  `json:"copied"`
 	Skipped   int  `json:"skipped"`
 	WouldCopy int  `json:"wouldCopy"`
-	Failed    int  `json:"failed"`
-	Cancelled int  `json:"cancelled"`
-	Pruned    int  `json:"pruned"`
+	// WouldPrune counts the tags a dry run would prune.
+	WouldPrune int `json:"wouldPrune"`
+	Failed     int `json:"failed"`
+	Cancelled  int `json:"cancelled"`
+	Pruned     int `json:"pruned"`
 	// Referrers copied in all.
 	Referrers int `json:"referrers"`
 	// Blob and byte counts over the run. A blob shared by several images
@@ -280,6 +282,8 @@ func (h *Host) Sync(ctx context.Context, jobs []SyncJob, opts SyncOptions) (*Syn
 				rep.Cancelled++
 			case ActionPruned:
 				rep.Pruned++
+			case ActionWouldPrune:
+				rep.WouldPrune++
 			}
 			rep.Referrers += r.Referrers
 		}

@@ -317,6 +317,11 @@ func TestSyncLayoutsImmutableAndPrune(t *testing.T) {
 	// latest is. Prune removes 1.1.0 but keeps 2.1.0-rc1, which the deny
 	// rule puts outside this entry.
 	rules := "    immutable: ['[0-9].*']\n    tags: {deny: ['.*-rc.*']}\n"
+	// A dry run counts the prune it would do.
+	dry, err := w.run(t, w.yaml(rules), host.SyncOptions{Prune: true, DryRun: true})
+	if err != nil || dry.WouldPrune != 1 || dry.Pruned != 0 {
+		t.Fatalf("dry run: would prune %d, pruned %d (%v)", dry.WouldPrune, dry.Pruned, err)
+	}
 	rep, err := w.run(t, w.yaml(rules), host.SyncOptions{Prune: true})
 	if err != nil {
 		t.Fatal(err)

@@ -282,7 +282,7 @@ func summaryLine(rep *host.SyncReport) string {
 	d := rep.Duration.Round(time.Millisecond)
 	if rep.DryRun {
 		return fmt.Sprintf("sync (dry run): %d to copy, %d up to date, %d failed, %d to prune, in %s",
-			rep.WouldCopy, rep.Skipped, rep.Failed, countAction(rep, host.ActionWouldPrune), d)
+			rep.WouldCopy, rep.Skipped, rep.Failed, rep.WouldPrune, d)
 	}
 	s := fmt.Sprintf("sync: %d copied, %d skipped, %d failed", rep.Copied, rep.Skipped, rep.Failed)
 	if rep.Cancelled > 0 {
@@ -296,16 +296,6 @@ func summaryLine(rep *host.SyncReport) string {
 	}
 	return s + fmt.Sprintf("; %d blobs (%s) sent, %d mounted, %d already there; in %s",
 		rep.BlobsCopied, humanBytes(rep.BytesSent), rep.BlobsMounted, rep.BlobsSkipped, d)
-}
-
-func countAction(rep *host.SyncReport, a host.SyncAction) int {
-	n := 0
-	for _, r := range rep.Images {
-		if r.Action == a {
-			n++
-		}
-	}
-	return n
 }
 
 // writeReport writes the report atomically enough for a CI artefact:
