@@ -239,6 +239,11 @@ func (s *Store) WriteBlobFile(ctx context.Context, desc ocispec.Descriptor, src 
 	if fi.Size() != desc.Size {
 		return &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: fi.Size()}
 	}
+	// Link the file itself, not a symbolic link to it (link(2) does not
+	// follow one): the layout must not depend on a file outside it.
+	if real, err := filepath.EvalSymlinks(src); err == nil {
+		src = real
+	}
 	dir := filepath.Dir(final)
 	tmp := randomName(s.tmpDir(), "link")
 	if linkErr := os.Link(src, tmp); linkErr == nil {

@@ -265,6 +265,41 @@ func TestWriteBlobFileHardLink(t *testing.T) {
 	}
 }
 
+// A source blob that is a symbolic link (absolute or relative) is linked
+// as the file it names: the layout holds a regular file that outlives the
+// link and its target's name.
+func TestWriteBlobFileFollowsSymlinks(t *testing.T) {
+	ctx := context.Background()
+	for _, relative := range []bool{false, true} {
+		s := newStore(t)
+		b := newBlob("x", bytes.Repeat([]byte("via a symlink"), 3000))
+		base := t.TempDir()
+		ext := filepath.Join(base, "ext", "blob")
+		os.MkdirAll(filepath.Dir(ext), 0o755)
+		os.WriteFile(ext, b.data, 0o644)
+		src := filepath.Join(base, "layout", "blobs", "sha256", "link")
+		os.MkdirAll(filepath.Dir(src), 0o755)
+		target := ext
+		if relative {
+			target = "../../../ext/blob"
+		}
+		if err := os.Symlink(target, src); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WriteBlobFile(ctx, b.desc, src); err != nil {
+			t.Fatalf("relative %v: %v", relative, err)
+		}
+		p, _ := s.BlobPath(b.desc.Digest)
+		if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+			t.Fatalf("relative %v: the layout's blob is %v (%v), want a regular file", relative, fi.Mode(), err)
+		}
+		os.RemoveAll(filepath.Join(base, "ext"))
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, b.data) {
+			t.Fatalf("relative %v: blob after its source went: %v", relative, err)
+		}
+	}
+}
+
 func TestWriteBlobFileRejectsWrongContent(t *testing.T) {
 	ctx := context.Background()
 	b := newBlob("x", bytes.Repeat([]byte("right"), 5000))
