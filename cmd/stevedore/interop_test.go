@@ -123,3 +123,26 @@ func TestSkopeoInteropFormat(t *testing.T) {
 		})
 	}
 }
+
+// An image without layers goes through docker-archive both ways: ours is
+// read back by us and by skopeo, skopeo's by us (a null layers array made
+// the manifest unreadable).
+func TestDockerArchiveWithoutLayers(t *testing.T) {
+	peertest.Need(t, "skopeo")
+	needPlugin(t, "oci")
+	needPlugin(t, "archive")
+	dir := t.TempDir()
+	genImage(t, filepath.Join(dir, "gen"), "zero", 0, 0)
+	src := "oci:" + dir + "/gen:zero"
+	mustRun(t, "copy", src, "docker-archive:"+dir+"/ours.tar:z:zero")
+	peertest.Skopeo(t, "copy", src, "docker-archive:"+dir+"/skopeo.tar:z:zero")
+	for _, tar := range []string{"ours.tar", "skopeo.tar"} {
+		var cfg struct{ RootFS struct{ DiffIDs []string } }
+		out := mustRun(t, "inspect", "--config", "docker-archive:"+dir+"/"+tar)
+		if err := json.Unmarshal([]byte(out), &cfg); err != nil || len(cfg.RootFS.DiffIDs) != 0 {
+			t.Fatalf("%s: %v %s", tar, err, out)
+		}
+		mustRun(t, "copy", "docker-archive:"+dir+"/"+tar, "oci:"+dir+"/back-"+tar+":zero")
+	}
+	peertest.Skopeo(t, "inspect", "docker-archive:"+dir+"/ours.tar")
+}

@@ -252,7 +252,7 @@ func (d *dockerDest) PutManifest(ctx context.Context, desc ocispec.Descriptor, r
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	item := dockerItem{Config: cfgName, RepoTags: []string{}, Layers: []string{}}
-	out := schema2{SchemaVersion: 2, MediaType: manifest.DockerManifest, Config: s2Desc{MediaType: manifest.DockerConfig, Size: m.Config.Size, Digest: m.Config.Digest}}
+	out := schema2{SchemaVersion: 2, MediaType: manifest.DockerManifest, Config: s2Desc{MediaType: manifest.DockerConfig, Size: m.Config.Size, Digest: m.Config.Digest}, Layers: []s2Desc{}}
 	for _, l := range m.Layers {
 		st, ok := d.diffIDs[l.Digest]
 		if !ok {

@@ -210,7 +210,7 @@ func (s *dockerSource) describeImage(ctx context.Context, it dockerItem) (ocispe
 		return ocispec.Descriptor{}, fmt.Errorf("archive %s: config %s: %v: %w", s.t.path, it.Config, err, core.ErrInvalid)
 	}
 	s.blobs[cfgDesc.Digest] = it.Config
-	m := schema2{SchemaVersion: 2, MediaType: manifest.DockerManifest, Config: s2desc(cfgDesc)}
+	m := schema2{SchemaVersion: 2, MediaType: manifest.DockerManifest, Config: s2desc(cfgDesc), Layers: []s2Desc{}}
 	for j, name := range it.Layers {
 		var diffID digest.Digest
 		if j < len(c.RootFS.DiffIDs) {
