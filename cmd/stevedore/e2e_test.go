@@ -502,3 +502,42 @@ func TestCopyFormatReported(t *testing.T) {
 		t.Fatalf("the refused copy left %s: %v", tar, err)
 	}
 }
+
+// Writing an archive or a dir: over one already there keeps its mode (a
+// private archive stays private), and new files follow the umask, as
+// skopeo's do.
+func TestWrittenFilesKeepModes(t *testing.T) {
+	needPlugin(t, "oci")
+	needPlugin(t, "archive")
+	needPlugin(t, "dir")
+	dir := t.TempDir()
+	genImage(t, filepath.Join(dir, "gen"), "v1", 1, 4<<10)
+	src := "oci:" + dir + "/gen:v1"
+	tar, d := filepath.Join(dir, "a.tar"), filepath.Join(dir, "d")
+	mustRun(t, "copy", src, "oci-archive:"+tar+":v1")
+	mustRun(t, "copy", src, "dir:"+d)
+	os.Chmod(tar, 0o600)
+	os.Chmod(d, 0o700)
+	mustRun(t, "copy", src, "oci-archive:"+tar+":v2")
+	mustRun(t, "copy", src, "dir:"+d)
+	if fi, _ := os.Stat(tar); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("archive rewritten with mode %v, want 0600", fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(d); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("dir: rewritten with mode %v, want 0700", fi.Mode().Perm())
+	}
+	// umask 077: a new archive is 0600, a new dir: 0700.
+	line := fmt.Sprintf("umask 077; %q copy %q %q && %q copy %q %q", filepath.Join(binDir, "stevedore"), src, "oci-archive:"+dir+"/u.tar:v1",
+		filepath.Join(binDir, "stevedore"), src, "dir:"+dir+"/u")
+	cmd := exec.Command("sh", "-c", line)
+	cmd.Env = append(os.Environ(), "STEVEDORE_PLUGIN_PATH="+binDir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "u.tar")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("new archive under umask 077: %v", fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "u")); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("new dir: under umask 077: %v", fi.Mode().Perm())
+	}
+}

@@ -25,8 +25,9 @@ import (
 	"github.com/stevedore-oci/stevedore/core/content"
 )
 
-// Perm is the mode of files made visible. Temporary files are created 0600
-// and widened just before the rename.
+// Perm is the mode of files made visible, less the umask (FileMode; a file
+// replaced keeps its mode, ModeFor). Temporary files are created 0600 and
+// widened just before the rename.
 const Perm = 0o644
 
 // TmpPrefix starts the name of every temporary file; such names are never
@@ -88,7 +89,7 @@ func WriteVerified(ctx context.Context, path string, desc ocispec.Descriptor, r 
 	if !vr.Verified() {
 		return fmt.Errorf("%s: stream ended unverified: %w", path, core.ErrInvalid)
 	}
-	if err = f.Chmod(Perm); err != nil {
+	if err = f.Chmod(ModeFor(path)); err != nil {
 		return err
 	}
 	if err = f.Sync(); err != nil {

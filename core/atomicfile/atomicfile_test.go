@@ -76,3 +76,39 @@ func TestWriteback(t *testing.T) {
 		t.Fatalf("size %d", fi.Size())
 	}
 }
+
+// A new file gets Perm less the umask; a replaced file keeps its mode (an
+// archive made private stays private).
+func TestWriteModes(t *testing.T) {
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "fresh")
+	if err := Write(fresh, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(fresh); fi.Mode().Perm() != Perm&^umask() {
+		t.Fatalf("new file mode %v, want %v", fi.Mode().Perm(), Perm&^umask())
+	}
+	private := filepath.Join(dir, "private")
+	if err := os.WriteFile(private, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(private, 0o600)
+	if err := Write(private, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(private); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("replaced file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if DirModeFor(dir) != mustStat(t, dir).Mode().Perm() || DirModeFor(filepath.Join(dir, "none")) != 0o755&^umask() {
+		t.Fatal("DirModeFor")
+	}
+}
+
+func mustStat(t *testing.T, p string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}

@@ -321,7 +321,7 @@ func verifyFile(ctx context.Context, f *os.File, desc ocispec.Descriptor) error 
 // commitTemp makes a written temporary file durable and visible as final.
 // It closes f.
 func commitTemp(f *os.File, tmp, final string) error {
-	if err := f.Chmod(filePerm); err != nil {
+	if err := f.Chmod(atomicfile.FileMode()); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {

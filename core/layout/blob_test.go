@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
 )
 
@@ -88,8 +89,8 @@ func TestWriteBlob(t *testing.T) {
 			if err != nil || !bytes.Equal(got, tt.data) {
 				t.Fatalf("blob file = %q, %v", got, err)
 			}
-			if fi, _ := os.Stat(p); fi.Mode().Perm() != filePerm {
-				t.Errorf("blob mode %v, want %v", fi.Mode().Perm(), os.FileMode(filePerm))
+			if fi, _ := os.Stat(p); fi.Mode().Perm() != atomicfile.FileMode() {
+				t.Errorf("blob mode %v, want %v", fi.Mode().Perm(), atomicfile.FileMode())
 			}
 			if ok, err := s.HasBlob(ctx, tt.desc); !ok || err != nil {
 				t.Fatalf("HasBlob = %v, %v", ok, err)
@@ -371,7 +372,7 @@ func TestWriteBlobFileCrossFilesystemCopies(t *testing.T) {
 	if !bytes.Equal(got, b.data) {
 		t.Fatal("copied blob differs")
 	}
-	if fi, _ := os.Stat(p); fi.Mode().Perm() != filePerm {
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != atomicfile.FileMode() {
 		t.Errorf("copied blob mode %v", fi.Mode().Perm())
 	}
 }

@@ -11,10 +11,6 @@ import (
 	"github.com/stevedore-oci/stevedore/core/atomicfile"
 )
 
-// filePerm is the mode of files made visible in the layout. Temporary files
-// are created 0600 and widened just before they are renamed into place.
-const filePerm = atomicfile.Perm
-
 // tmpPrefix starts the name of every temporary file Stevedore leaves in a
 // layout while writing; such files are never valid blob names.
 const tmpPrefix = atomicfile.TmpPrefix

@@ -12,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 )
 
 // stage stages b and writes data into the staged file, as the host does.
@@ -74,8 +75,8 @@ func TestStageBlobCommit(t *testing.T) {
 	if err != nil || !bytes.Equal(got, b.data) {
 		t.Fatalf("committed blob: %v, equal=%v", err, bytes.Equal(got, b.data))
 	}
-	if fi, _ := os.Stat(final); fi.Mode().Perm() != filePerm {
-		t.Fatalf("committed blob mode %v, want %v", fi.Mode().Perm(), os.FileMode(filePerm))
+	if fi, _ := os.Stat(final); fi.Mode().Perm() != atomicfile.FileMode() {
+		t.Fatalf("committed blob mode %v, want %v", fi.Mode().Perm(), atomicfile.FileMode())
 	}
 	// Committing a blob that is already present keeps it and drops the
 	// staged file.

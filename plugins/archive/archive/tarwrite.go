@@ -233,7 +233,7 @@ func (w *tarWriter) commit() error {
 	if err := w.tw.Close(); err != nil {
 		return fmt.Errorf("archive %s: %w", w.final, err)
 	}
-	if err := w.f.Chmod(0o644); err != nil {
+	if err := w.f.Chmod(atomicfile.ModeFor(w.final)); err != nil {
 		return fmt.Errorf("archive %s: %w", w.final, err)
 	}
 	if err := w.f.Sync(); err != nil {

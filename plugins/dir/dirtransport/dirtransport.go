@@ -345,7 +345,7 @@ func openDest(final string) (*dest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dir %s: staging directory: %w", final, err)
 	}
-	if err := os.Chmod(stage, 0o755); err != nil {
+	if err := os.Chmod(stage, atomicfile.DirModeFor(abs)); err != nil {
 		os.RemoveAll(stage)
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}
@@ -669,7 +669,7 @@ func (d *dest) CommitStagedBlob(ctx context.Context, desc ocispec.Descriptor, pa
 			return fmt.Errorf("staged file ended unverified: %w", core.ErrInvalid)
 		}
 	}
-	if err := f.Chmod(atomicfile.Perm); err != nil {
+	if err := f.Chmod(atomicfile.FileMode()); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
