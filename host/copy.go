@@ -553,6 +553,12 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 		if err := c.dst.Endpoint.(pluginapi.Committer).Commit(ctx); err != nil {
 			return nil, c.dst.wrap("commit", err)
 		}
+		// A format that stores the image its own way (docker-archive keeps
+		// layers uncompressed) holds another manifest than the one sent:
+		// report what it holds, read back.
+		if held, ok := c.readBack(ctx, dstRef); ok && held.Digest != desc.Digest {
+			desc = held
+		}
 	}
 	return &CopyResult{
 		Descriptor:        plainDesc(desc),
@@ -573,6 +579,26 @@ func (c *copier) convertedTo(ctx context.Context) manifest.Format {
 		return formatIn(ctx)
 	}
 	return ""
+}
+
+// readBack resolves ref in what a committed destination holds, opening it
+// again for reading (false when it cannot be read back).
+func (c *copier) readBack(ctx context.Context, ref string) (ocispec.Descriptor, bool) {
+	if c.dst.owner == nil {
+		return ocispec.Descriptor{}, false
+	}
+	ep := c.dst.ep
+	e, err := c.dst.owner.Open(ctx, pluginapi.OpenRequest{Transport: ep.Transport, Location: ep.Location, Mode: pluginapi.ModeRead, Options: c.opts.DstOptions})
+	if err != nil {
+		return ocispec.Descriptor{}, false
+	}
+	defer e.Close(context.WithoutCancel(ctx))
+	src, ok := e.(pluginapi.Source)
+	if !ok {
+		return ocispec.Descriptor{}, false
+	}
+	d, err := src.Resolve(ctx, ref)
+	return plainDesc(d), err == nil
 }
 
 // putManifest writes a manifest at the destination. A refusal of its type

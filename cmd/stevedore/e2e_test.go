@@ -541,3 +541,22 @@ func TestWrittenFilesKeepModes(t *testing.T) {
 		t.Fatalf("new dir: under umask 077: %v", fi.Mode().Perm())
 	}
 }
+
+// A docker-archive stores its layers uncompressed, so it holds another
+// manifest than the source's: copy prints, and --digestfile records, the one
+// it holds.
+func TestDockerArchiveDigestIsWhatItHolds(t *testing.T) {
+	needPlugin(t, "oci")
+	needPlugin(t, "archive")
+	dir := t.TempDir()
+	img := genImage(t, filepath.Join(dir, "gen"), "v1", 2, 8<<10)
+	for _, dst := range []string{"docker-archive:" + dir + "/a.tar:app:v1", "docker-archive:" + dir + "/b.tar"} {
+		df := filepath.Join(dir, "df")
+		out := strings.TrimSpace(mustRun(t, "copy", "-q", "--digestfile", df, "oci:"+dir+"/gen:v1", dst))
+		held := strings.TrimSpace(mustRun(t, "inspect", "--format", "{{.Digest}}", dst))
+		recorded, _ := os.ReadFile(df)
+		if out != held || string(recorded) != held || held == img.Manifest.Digest.String() {
+			t.Fatalf("%s: printed %s, recorded %s, the archive holds %s (source %s)", dst, out, recorded, held, img.Manifest.Digest)
+		}
+	}
+}
