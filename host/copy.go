@@ -55,10 +55,11 @@ type CopyOptions struct {
 	// many. (skopeo refuses such a copy instead; we warn, as the image
 	// itself arrives intact and many destinations never hold signatures.)
 	RemoveSignatures bool
-	// Force writes every blob and manifest even when the destination
-	// already holds the image under the destination reference (by default
-	// such a copy writes nothing; use Force to repair a destination whose
-	// blobs were removed behind its back).
+	// Force writes every manifest, and every blob the destination lacks,
+	// even when it already holds the image under the destination reference
+	// (by default such a copy writes nothing; use Force to repair a
+	// destination whose blobs were removed behind its back). A blob the
+	// destination has is not rewritten.
 	Force bool
 	// Retries is how many more times the copy is tried after a failure
 	// that may pass (core.ErrUnavailable: 429, 5xx, broken connections,

@@ -47,7 +47,8 @@ them; otherwise they are dropped with one warning (skopeo refuses instead).
 --remove-signatures drops them without reading them and without the warning.
 When the destination already holds the image under DESTINATION's tag or
 digest, nothing is written (one request per side on registries); --force
-writes every blob and manifest anyway.
+goes through the image anyway: every manifest is written again, and every
+blob the destination lacks (a blob it has is not compared byte by byte).
 Manifests are written as the source has them. --format oci or --format v2s2
 writes them in that format (layers and config keep their digests; a
 converted manifest has a new one). A destination that refuses a manifest's
@@ -162,7 +163,7 @@ The resulting manifest digest is printed on stdout.`,
 	fs.DurationVar(&retryDelay, "retry-delay", time.Second, "wait before the first retry, doubled for each further one")
 	fs.StringVarP(&format, "format", "f", "", "write manifests as oci or v2s2 (Docker schema 2); default: as the source has them")
 	fs.BoolVar(&preserveDigests, "preserve-digests", false, "fail rather than change a manifest (no conversion, even when the destination refuses its type)")
-	fs.BoolVar(&force, "force", false, "write every blob and manifest even when the destination already holds the image under that reference")
+	fs.BoolVar(&force, "force", false, "write every manifest, and every blob the destination lacks, even when it already holds the image under that reference")
 	fs.BoolVar(&streamOnly, "stream-only", false, "move every blob through the host even where a local file could be linked")
 	fs.MarkHidden("stream-only")
 	src.register(fs, "src-", "source")
