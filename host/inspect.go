@@ -221,9 +221,10 @@ func (h *Host) ListTags(ctx context.Context, location string, options map[string
 	if err != nil {
 		return nil, err
 	}
-	if ep.Transport == ref.Docker && ref.DockerNamesImage(location) || ep.Transport != ref.Docker && ep.Ref != "" {
+	if ep.Transport == ref.Docker && ref.DockerNamesImage(location) {
 		// As skopeo: a tag list is of a repository, and a reference
 		// without one (docker://HOST:PORT) reads as a Docker Hub image.
+		// (Other transports' parsers may add a default name or tag.)
 		return nil, fmt.Errorf("list tags %s: name a repository, without a tag or digest (%q): %w", ep, ep.Ref, core.ErrInvalid)
 	}
 	src, err := h.open(ctx, ep, pluginapi.ModeRead, options)

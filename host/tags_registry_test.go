@@ -27,6 +27,13 @@ func TestTagsOfUnknownRepository(t *testing.T) {
 	if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "repository nope: list tags: the registry does not know the repository") {
 		t.Fatalf("list tags of an unknown repository: %v; want a not-found error naming it", err)
 	}
+	// A reference naming an image is refused, as skopeo refuses it: with no
+	// repository (docker://HOST:PORT) it would read as a Docker Hub image.
+	for _, r := range []string{reg.Addr + "/untagged:v1", reg.Addr} {
+		if _, err := h.ListTags(ctx, "docker://"+r, opts.SrcOptions); !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "without a tag or digest") {
+			t.Fatalf("list tags of docker://%s: %v", r, err)
+		}
+	}
 
 	got, err := h.Inspect(ctx, "docker://"+reg.Addr+"/untagged@"+img.Manifest.Digest.String(), host.InspectOptions{Options: opts.SrcOptions})
 	if err != nil {
