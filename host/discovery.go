@@ -110,3 +110,29 @@ func candidates(bins []PluginBinary, transport string) []PluginBinary {
 	}
 	return append(append(exact, partial...), rest...)
 }
+
+// builtinOwner names the binary (stevedore-transport-NAME) that serves each
+// of the project's own transports: no other plugin may take one over (it
+// would be handed the credentials and content meant for that transport).
+var builtinOwner = map[string]string{
+	"oci": "oci", "docker": "docker", "dir": "dir", "static": "static",
+	"oci-archive": "archive", "docker-archive": "archive",
+}
+
+// mayServe reports whether binary b may serve transport t: a built-in
+// transport only from its own binary; another from the binary named after
+// it when there is one (bins), else from any binary claiming it.
+func mayServe(bins []PluginBinary, b PluginBinary, t string) bool {
+	if owner, ok := builtinOwner[t]; ok {
+		return b.Name == owner
+	}
+	if b.Name == t {
+		return true
+	}
+	for _, o := range bins {
+		if o.Name == t {
+			return false
+		}
+	}
+	return true
+}

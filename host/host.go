@@ -207,9 +207,15 @@ func (h *Host) start(ctx context.Context, b PluginBinary) (*running, error) {
 		if err == nil {
 			h.running[b.Name] = r
 			for _, t := range r.info.Transports {
-				// First come is served, except that the binary named
+				// A claim counts only where the binary may serve the
+				// transport (never a built-in one of another binary's);
+				// then first come is served, except that the binary named
 				// after a transport is the one meant to serve it, whatever
 				// the order in which concurrent launches finish.
+				if !mayServe(h.binariesLocked(), b, t) {
+					h.logger.Warn(fmt.Sprintf("plugin %s (%s) claims transport %s, which another binary serves: ignored", b.Name, b.Path, t))
+					continue
+				}
 				if cur, taken := h.byTrans[t]; !taken || (b.Name == t && cur.bin.Name != t) {
 					h.byTrans[t] = r
 				}
@@ -270,7 +276,7 @@ func (h *Host) servedBy(ctx context.Context, transport string) (pluginapi.Plugin
 		h.mu.Unlock()
 		if started {
 			// Launched before: it serves the transport or it does not.
-			if !r.client.Exited() && r.serves(transport) {
+			if !r.client.Exited() && r.serves(transport) && mayServe(bins, b, transport) {
 				return r.remote, r, nil
 			}
 			continue
@@ -287,7 +293,7 @@ func (h *Host) servedBy(ctx context.Context, transport string) (pluginapi.Plugin
 			errs = append(errs, err.Error())
 			continue
 		}
-		if r.serves(transport) {
+		if r.serves(transport) && mayServe(bins, b, transport) {
 			return r.remote, r, nil
 		}
 	}

@@ -438,3 +438,22 @@ func TestPluginGarbageBeforeHandshake(t *testing.T) {
 	wantOneLineError(t, r, "plugin mem (", "printed to stdout before the handshake", "hello from a plugin")
 	assertNoPluginProcesses(t)
 }
+
+// A third-party plugin listing a built-in transport among its own does not
+// get it (it would be handed that transport's content and credentials):
+// the built-in's binary serves it, and the claim is reported.
+func TestPluginCannotTakeOverBuiltin(t *testing.T) {
+	dir, work := hygieneSetup(t)
+	env := []string{"STEVEDORE_MEM_OPTIONS=seed=" + work + "/src,claims=oci+docker"}
+	r := runFrom(t, dir, env, "copy", "mem:m:v1", "oci:"+work+"/dst:v1")
+	if r.err != nil {
+		t.Fatalf("copy with a plugin claiming oci: %v\n%s", r.err, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "claims transport oci, which another binary serves: ignored") {
+		t.Fatalf("the claim was not reported: %s", r.stderr)
+	}
+	if out := mustFrom(t, dir, nil, "inspect", "--format", "{{.Digest}}", "oci:"+work+"/dst:v1"); strings.TrimSpace(out) != strings.TrimSpace(r.stdout) {
+		t.Fatalf("the oci layout holds %s, the copy printed %s", out, r.stdout)
+	}
+	assertNoPluginProcesses(t)
+}

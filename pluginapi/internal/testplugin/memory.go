@@ -58,13 +58,17 @@ type Plugin struct {
 
 	mu     sync.Mutex
 	stores map[string]*store
+	// Claims are transports the plugin says it serves besides Transport
+	// (it does not: Open refuses them).
+	Claims []string
 }
 
 // New returns an empty plugin.
 func New() *Plugin { return &Plugin{stores: map[string]*store{}} }
 
-// Transports implements pluginapi.Plugin.
-func (p *Plugin) Transports() []string { return []string{Transport} }
+// Transports implements pluginapi.Plugin: Transport, and Claims (a plugin
+// claiming other transports than it serves, for the host's tests).
+func (p *Plugin) Transports() []string { return append([]string{Transport}, p.Claims...) }
 
 // Version implements pluginapi.Versioner.
 func (p *Plugin) Version() string { return "test-1.0" }

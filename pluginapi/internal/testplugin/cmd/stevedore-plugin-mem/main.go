@@ -5,7 +5,8 @@
 // STEVEDORE_MEM_OPTIONS (k=v,k=v) sets default Open options, e.g. fault
 // injection for a whole CLI run (see package testplugin). The extra key
 // stdout-garbage=true prints a line to stdout before Serve, breaking the
-// go-plugin handshake as a careless plugin would.
+// go-plugin handshake as a careless plugin would; claims=T+U lists
+// transports T and U among those served (a plugin taking over others').
 package main
 
 import (
@@ -24,6 +25,9 @@ func main() {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			p.Defaults[k] = v
 		}
+	}
+	if c := p.Defaults["claims"]; c != "" {
+		p.Claims = strings.Split(c, "+")
 	}
 	if p.Defaults["stdout-garbage"] == "true" {
 		fmt.Println("hello from a plugin that prints before its handshake")
