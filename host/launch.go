@@ -134,10 +134,19 @@ func (r *running) serves(transport string) bool {
 // start).
 func (r *running) kill() {
 	r.remote.Close()
-	if r.cmd != nil && r.cmd.Process != nil {
-		r.cmd.Process.Kill()
-	}
+	killGroup(r.cmd)
 	r.client.Kill()
+}
+
+// killGroup kills a plugin and every process it started: it runs in a
+// process group of its own, and a child left alive would hold its output
+// pipes open, so that waiting for the plugin would wait for the child.
+func killGroup(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Process.Kill()
 }
 
 // launch starts a plugin binary and completes the handshake. A pinned
@@ -159,6 +168,9 @@ func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *plug
 	cmd := exec.Command(bin.Path)
 	cmd.Env = pluginEnv(socketDir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// A process the plugin started may outlive it holding its output
+	// pipes: waiting for the plugin must not wait for that process.
+	cmd.WaitDelay = time.Second
 	cfg := pluginapi.ClientConfig(cmd, lifecycleLogger{logger.Named(bin.Name)})
 	cfg.SkipHostEnv = true
 	cfg.StartTimeout = startTimeout
@@ -181,6 +193,9 @@ func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *plug
 	}
 	client := plugin.NewClient(cfg)
 	fail := func(err error) (*running, error) {
+		if reattach == nil {
+			killGroup(cmd)
+		}
 		client.Kill()
 		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			// The file changed between our hash and go-plugin's.
@@ -190,7 +205,28 @@ func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *plug
 		}
 		return nil, &PluginError{Plugin: bin.Name, Path: bin.Path, Err: err}
 	}
-	remote, err := pluginapi.Dispense(client, pluginapi.WithDataPlane(plane))
+	// The handshake does not watch ctx: wait for it in the background, and
+	// on cancellation leave it to finish (or fail) and be killed.
+	type dispensed struct {
+		remote *pluginapi.RemotePlugin
+		err    error
+	}
+	done := make(chan dispensed, 1)
+	go func() {
+		remote, err := pluginapi.Dispense(client, pluginapi.WithDataPlane(plane))
+		done <- dispensed{remote, err}
+	}()
+	var d dispensed
+	select {
+	case d = <-done:
+	case <-ctx.Done():
+		go func() {
+			<-done
+			fail(ctx.Err())
+		}()
+		return nil, &PluginError{Plugin: bin.Name, Path: bin.Path, Err: fmt.Errorf("start: %w", ctx.Err())}
+	}
+	remote, err := d.remote, d.err
 	if err != nil {
 		return fail(err)
 	}

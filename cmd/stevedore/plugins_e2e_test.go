@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -456,4 +458,43 @@ func TestPluginCannotTakeOverBuiltin(t *testing.T) {
 		t.Fatalf("the oci layout holds %s, the copy printed %s", out, r.stdout)
 	}
 	assertNoPluginProcesses(t)
+}
+
+// A plugin that started a process of its own and then failed its handshake
+// (or was stopped): the command ends at once, and the plugin's whole
+// process group goes with it (a child holding the plugin's output open
+// used to keep the host waiting until it ended).
+func TestPluginChildDoesNotHoldHost(t *testing.T) {
+	dir := installDir(t, builtin(t, "oci"))
+	script := filepath.Join(dir, host.BinaryPrefix+"xyz")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho not a handshake\nsleep 987\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := runFrom(t, dir, nil, "inspect", "xyz:somewhere")
+	if r.err == nil || !strings.Contains(r.stderr, "not a Stevedore plugin") {
+		t.Fatalf("inspect through a broken plugin: %v %s", r.err, r.stderr)
+	}
+	if r.took > 10*time.Second {
+		t.Fatalf("took %s: the host waited for the plugin's child", r.took)
+	}
+	// The child: a live "sleep 987" (a zombie has no command line).
+	child := func() string {
+		cmds, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, c := range cmds {
+			if b, _ := os.ReadFile(c); string(b) == "sleep\x00987\x00" {
+				return c
+			}
+		}
+		return ""
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c := child(); c != ""; c = child() {
+		if time.Now().After(deadline) {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(c))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Fatalf("the plugin's child is still running (%s)", c)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
