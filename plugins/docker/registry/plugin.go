@@ -250,6 +250,7 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 	}
 	entry, _ := conf.match(req.Location)
 	location := req.Location
+	primary := name // the registry the reference names
 	if req.Mode == pluginapi.ModeRead {
 		if entry.Blocked {
 			return nil, fmt.Errorf("docker://%s: pulls from %s are blocked by %s: %w", req.Location, entry.Prefix, entry.file, core.ErrDenied)
@@ -261,7 +262,7 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 			}
 		}
 	}
-	e, err := newEndpoint(p, location, name, host, repo, req.Mode, withInsecure(opts, entry.Insecure))
+	e, err := newEndpoint(p, location, name, host, repo, req.Mode, withInsecure(credsFor(opts, primary, name), entry.Insecure))
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +273,7 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 			if err != nil {
 				return nil, fmt.Errorf("docker://%s: mirror %s of %s: %w", req.Location, m.Location, entry.file, err)
 			}
-			me, err := newEndpoint(p, mloc, mname, mhost, mrepo, req.Mode, withInsecure(opts, m.Insecure))
+			me, err := newEndpoint(p, mloc, mname, mhost, mrepo, req.Mode, withInsecure(credsFor(opts, primary, mname), m.Insecure))
 			if err != nil {
 				return nil, err
 			}
@@ -310,3 +311,15 @@ var (
 	_ pluginapi.Deleter          = (*Writer)(nil)
 	_ pluginapi.TagLister        = (*Writer)(nil)
 )
+
+// credsFor returns opts for an endpoint on registry name reached for a
+// reference to registry primary: credentials given for the reference
+// (creds, registry-token) go to its own registry only, never to a mirror
+// or a rewritten location elsewhere (containers/image drops them too);
+// those use the auth files, keyed by their own host.
+func credsFor(opts options, primary, name string) options {
+	if name != primary {
+		opts.username, opts.password, opts.registryToken = "", "", ""
+	}
+	return opts
+}

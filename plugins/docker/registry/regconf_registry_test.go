@@ -261,3 +261,36 @@ func TestRegistriesConfCredentialHelpers(t *testing.T) {
 		t.Fatalf("error %q does not say what was searched", err)
 	}
 }
+
+// Credentials given for a reference (--creds) go to its registry only: a
+// mirror on another host does not get them (containers/image drops them
+// too), and the image comes from the registry they are for.
+func TestRegistriesConfMirrorGetsNoCreds(t *testing.T) {
+	ctx := context.Background()
+	primary := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthBasic})
+	mirrorReg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthBasic})
+	img := primary.Seed("app", "v1", 1, 2000)
+	mirrorReg.Seed("mirrors/app", "v1", 1, 2000)
+	p := confPlugin(t, fmt.Sprintf(`
+[[registry]]
+location = %q
+insecure = true
+[[registry.mirror]]
+location = %q
+insecure = true
+`, primary.Addr, mirrorReg.Addr+"/mirrors"))
+	isolateHome(t)
+	ep, err := openAs(p, primary.Ref("app"), pluginapi.ModeRead, map[string]string{"creds": registrytest.Username + ":" + registrytest.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := ep.(*Reader).Resolve(ctx, "v1")
+	if err != nil || desc.Digest != img.Manifest.Digest {
+		t.Fatalf("resolve: %v %v, want the primary's %s", desc.Digest, err, img.Manifest.Digest)
+	}
+	for _, r := range mirrorReg.Requests() {
+		if a := r.Header.Get("Authorization"); a != "" {
+			t.Fatalf("the mirror got credentials: %s %s with %q", r.Method, r.Path, a)
+		}
+	}
+}
