@@ -141,6 +141,9 @@ func loadRegistriesConf(path string) (*registriesConf, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := checkLocations(entries); err != nil {
+			return nil, err
+		}
 		if helpers != nil {
 			conf.credHelpers = helpers // a later file's list replaces an earlier one's
 		}
@@ -149,17 +152,23 @@ func loadRegistriesConf(path string) (*registriesConf, error) {
 			conf.entries = append(conf.entries, e)
 		}
 	}
-	// One registry named by several tables must be as insecure and as
-	// blocked in each, as containers/image requires.
+	return conf, nil
+}
+
+// checkLocations refuses one file naming a registry in several tables with
+// different insecure or blocked settings, as containers/image does (it
+// checks each file alone: a drop-in may set a location its main file set
+// otherwise).
+func checkLocations(entries []regEntry) error {
 	byLocation := map[string]regEntry{}
-	for _, e := range conf.entries {
+	for _, e := range entries {
 		loc := cmp.Or(e.Location, e.Prefix)
 		if o, ok := byLocation[loc]; ok && (o.Insecure != e.Insecure || o.Blocked != e.Blocked) {
-			return nil, fmt.Errorf("registries.conf: %s is set up twice with different insecure or blocked settings (prefix %q in %s, prefix %q in %s): %w", loc, o.Prefix, o.file, e.Prefix, e.file, core.ErrInvalid)
+			return fmt.Errorf("registries.conf: %s is set up twice with different insecure or blocked settings (prefix %q in %s, prefix %q in %s): %w", loc, o.Prefix, o.file, e.Prefix, e.file, core.ErrInvalid)
 		}
 		byLocation[loc] = e
 	}
-	return conf, nil
+	return nil
 }
 
 // parseRegistriesConf decodes and checks one file's tables, a version 1

@@ -169,6 +169,12 @@ registries = ["v1-blocked.example", "v1-both.example"]
 	if e, _ := conf.match("a.example/x"); e.Location != "second.example" {
 		t.Errorf("drop-ins not read with $CONTAINERS_REGISTRIES_CONF: %+v", e)
 	}
+	// A drop-in may name a location the main file sets otherwise (only one
+	// file's own tables must agree, as for containers/image).
+	t.Setenv(EnvRegistriesConf, writeFile(t, filepath.Join(t.TempDir(), "env2.conf"), "[[registry]]\nlocation = \"second.example\"\ninsecure = true\n"))
+	if _, err = loadRegistriesConf(""); err != nil {
+		t.Errorf("a main file and a drop-in setting one location differently: %v", err)
+	}
 	t.Setenv(EnvRegistriesConf, "")
 
 	// The user's own registries.conf replaces the system's, and only the
