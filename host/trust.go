@@ -104,7 +104,7 @@ func ParsePins(r io.Reader, file string) (*Pins, error) {
 			if !filepath.IsAbs(key) {
 				key = filepath.Join(filepath.Dir(file), key)
 			}
-			key = filepath.Clean(key)
+			key = realPath(key)
 			p.byPath[key] = appendNew(p.byPath[key], sum)
 		} else {
 			key = strings.TrimPrefix(key, BinaryPrefix)
@@ -145,7 +145,7 @@ func (p *Pins) For(b PluginBinary) ([]string, bool) {
 	if p == nil {
 		return nil, false
 	}
-	if sums, ok := p.byPath[filepath.Clean(b.Path)]; ok {
+	if sums, ok := p.byPath[realPath(b.Path)]; ok {
 		return sums, true
 	}
 	sums, ok := p.byName[b.Name]
@@ -201,4 +201,13 @@ func FileSHA256(path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// realPath is path with symbolic links resolved (cleaned only when it
+// cannot be): a pin by path holds whichever way the binary is reached.
+func realPath(path string) string {
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		return r
+	}
+	return filepath.Clean(path)
 }

@@ -111,3 +111,24 @@ func TestPinCheck(t *testing.T) {
 		}
 	}
 }
+
+// A pin by path holds when the binary is reached through a symbolic link
+// (a search directory that is a link to the pinned one).
+func TestPinByPathThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "bin")
+	os.MkdirAll(real, 0o755)
+	bin := filepath.Join(real, "stevedore-transport-x")
+	os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePins(strings.NewReader(sumA+"  "+bin+"\n"), "lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.check(PluginBinary{Name: "x", Path: filepath.Join(link, "stevedore-transport-x")}); !errors.Is(err, core.ErrDenied) {
+		t.Fatalf("a changed binary reached through a link to its pinned directory: %v, want refused", err)
+	}
+}
