@@ -19,13 +19,7 @@ import (
 )
 
 func TestGC(t *testing.T) {
-	root := t.TempDir()
-	srv, err := server.NewServer(server.Options{Root: root, AnonymousWrite: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	srv, ts, root := gcServer(t)
 	keep := randomImage(t, "amd64", 2)
 	drop := randomImage(t, "arm64", 2)
 	pushImage(t, ts.URL, "a", "keep", keep)
@@ -102,13 +96,7 @@ func TestGC(t *testing.T) {
 // images, pushed untagged) and the referrers of those images (cosign sign
 // --recursive signs each): none is reported or removed.
 func TestGCKeepsIndexImagesAndTheirReferrers(t *testing.T) {
-	root := t.TempDir()
-	srv, err := server.NewServer(server.Options{Root: root, AnonymousWrite: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	srv, ts, _ := gcServer(t)
 	amd, arm := randomImage(t, "amd64", 1), randomImage(t, "arm64", 1)
 	for _, im := range []image{amd, arm} {
 		pushImage(t, ts.URL, "a", im.manifest.desc.Digest.String(), im)
@@ -142,4 +130,17 @@ func TestGCKeepsIndexImagesAndTheirReferrers(t *testing.T) {
 	if _, _, body := do(t, "GET", ts.URL+"/v2/a/referrers/"+amd.manifest.desc.Digest.String(), nil); !strings.Contains(string(body), ref.desc.Digest.String()) {
 		t.Fatalf("referrers of the amd64 image after gc: %s", body)
 	}
+}
+
+// gcServer runs a server open for writes over a fresh store.
+func gcServer(t *testing.T) (*server.Server, *httptest.Server, string) {
+	t.Helper()
+	root := t.TempDir()
+	srv, err := server.NewServer(server.Options{Root: root, AnonymousWrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return srv, ts, root
 }
