@@ -54,7 +54,9 @@ func NginxConfig(dir, listen string) (string, error) {
 events {}
 
 http {
-    map_hash_bucket_size 256;
+    # The longest key: /v2/ + a 255-character name + /manifests/ + a tag of
+    # 128 or a digest of 71 characters.
+    map_hash_bucket_size 512;
     map_hash_max_size 1048576;
 
     # Content-Type of every manifest URL (a file server cannot tell it).

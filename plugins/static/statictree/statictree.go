@@ -349,14 +349,15 @@ func (d *dest) Commit(ctx context.Context) error {
 	for dg, e := range d.manifests {
 		refs[dg.String()] = e
 	}
+	// The tags' files come last: a commit failing before them points no tag
+	// (a file server serves a tag from its file alone).
+	tagged := map[string][]byte{}
 	for tag, e := range d.tags {
 		raw, err := readManifestFile(d.t.manifestPath(d.name, e.Digest.String()))
 		if err != nil {
 			return fmt.Errorf("static %s: %s: manifest %s: %w", d.t.root, d.name, e.Digest, err)
 		}
-		if err := atomicfile.Write(d.t.manifestPath(d.name, tag), raw); err != nil {
-			return fmt.Errorf("static %s: %s:%s: %w", d.t.root, d.name, tag, err)
-		}
+		tagged[tag] = raw
 		refs[tag] = e
 	}
 	list, _ := json.Marshal(struct {
@@ -375,6 +376,11 @@ func (d *dest) Commit(ctx context.Context) error {
 	}
 	if err := d.t.writeServerMaps(idx); err != nil {
 		return fmt.Errorf("static %s: server maps: %w", d.t.root, err)
+	}
+	for tag, raw := range tagged {
+		if err := atomicfile.Write(d.t.manifestPath(d.name, tag), raw); err != nil {
+			return fmt.Errorf("static %s: %s:%s: %w", d.t.root, d.name, tag, err)
+		}
 	}
 	d.done = true
 	d.log.Info("static tree updated; reload the web server to serve the new tags", "path", d.t.root, "repository", d.name)

@@ -154,6 +154,12 @@ func TestNginxServesTree(t *testing.T) {
 	peertest.Need(t, "skopeo")
 	root := t.TempDir()
 	img, ix := writeTree(t, root)
+	// The longest repository name and tag distribution allows: the
+	// generated configuration's map buckets must hold their keys.
+	long := strings.Repeat("a", 120) + "/" + strings.Repeat("b", 134)
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, root+":"+long, pluginapi.ModeWrite)
+	putAll(t, dst.(pluginapi.Destination), img.Blobs(), img.Manifest, strings.Repeat("t", 128))
+	transporttest.CommitClose(t, dst)
 	addr := freePort(t)
 	conf, err := staticfmt.NginxConfig(root, addr)
 	if err != nil {
@@ -320,4 +326,37 @@ func runServer(t *testing.T, cmd *exec.Cmd) func() string {
 		}
 	})
 	return func() string { return stderr.String() }
+}
+
+// Repository names a static tree cannot hold are refused up front, naming
+// the reason: over distribution's 255 characters, or with a component the
+// tree uses for a repository's own files.
+func TestTreeRefusesNamesItCannotHold(t *testing.T) {
+	root := t.TempDir()
+	for _, name := range []string{"app/manifests", "r/tags/list", "x/blobs", strings.Repeat("a", 128) + "/" + strings.Repeat("b", 128)} {
+		_, err := New(nil).Open(context.Background(), pluginapi.OpenRequest{Transport: Transport, Location: root + ":" + name, Mode: pluginapi.ModeWrite})
+		if !errors.Is(err, core.ErrInvalid) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v, want an invalid-name error", name, err)
+		}
+	}
+}
+
+// A commit that fails before its end points no tag: the tags' files are
+// written last (a file server serves a tag from its file alone).
+func TestFailedCommitPointsNoTag(t *testing.T) {
+	root := t.TempDir()
+	img := layertest.NewImage("failed", layertest.Options{})
+	// Something in the way of the repository's tag list.
+	if err := os.MkdirAll(filepath.Join(root, "v2/z/tags/list/in-the-way"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, root+":z", pluginapi.ModeWrite)
+	putAll(t, dst.(pluginapi.Destination), img.Blobs(), img.Manifest, "v1")
+	if err := dst.(pluginapi.Committer).Commit(context.Background()); err == nil {
+		t.Fatal("commit over a directory where the tag list goes succeeded")
+	}
+	dst.Close(context.Background())
+	if _, err := os.Stat(filepath.Join(root, "v2/z/manifests/v1")); !os.IsNotExist(err) {
+		t.Fatalf("a failed commit left tag v1 pointed: %v", err)
+	}
 }

@@ -53,8 +53,22 @@ func checkName(name string) error {
 	if !nameRE.MatchString(name) {
 		return fmt.Errorf("repository name %q is malformed: %w", name, core.ErrInvalid)
 	}
+	if len(name) > maxNameLen {
+		return fmt.Errorf("repository name %q is %d characters, over distribution's %d: %w", name, len(name), maxNameLen, core.ErrInvalid)
+	}
+	// A repository's directory holds its manifests, blobs and tags: a
+	// nested repository by one of those names would collide with them.
+	for _, c := range strings.Split(name, "/") {
+		if c == "manifests" || c == "blobs" || c == "tags" {
+			return fmt.Errorf("repository name %q: %q is reserved in a static tree (it holds a repository's %s): %w", name, c, c, core.ErrInvalid)
+		}
+	}
 	return nil
 }
+
+// maxNameLen is distribution's limit on a repository name; the generated
+// nginx configuration's map buckets are sized for it.
+const maxNameLen = 255
 
 func checkTag(tag string) error {
 	if !tagRE.MatchString(tag) {
