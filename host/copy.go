@@ -220,9 +220,8 @@ type copier struct {
 	emit     func(Event)
 	sem      chan struct{}
 
-	mu       sync.Mutex
-	done     map[digest.Digest]*blobOnce
-	children map[childKey]*childOnce
+	done     onceEach[digest.Digest, struct{}]
+	children onceEach[childKey, ocispec.Descriptor]
 	stats    struct {
 		copied, skipped, mounted, manifests atomic.Int64
 		sigsCopied, sigsDropped             atomic.Int64
@@ -243,9 +242,51 @@ type copier struct {
 	converted atomic.Bool
 }
 
-type blobOnce struct {
+// onceEach runs a piece of work once per key among concurrent callers: a
+// caller finding it under way waits for its result. A failure is forgotten,
+// so that a later caller (or a retry) runs it again, and so does a caller
+// whose wait ended in another's failure, which may be only that the other
+// caller was cancelled (its error is not this one's).
+type onceEach[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]*onceResult[V]
+}
+
+type onceResult[V any] struct {
 	once sync.Once
+	v    V
 	err  error
+}
+
+func (e *onceEach[K, V]) do(ctx context.Context, key K, work func() (V, error)) (V, error) {
+	for {
+		e.mu.Lock()
+		if e.m == nil {
+			e.m = map[K]*onceResult[V]{}
+		}
+		o, ok := e.m[key]
+		if !ok {
+			o = &onceResult[V]{}
+			e.m[key] = o
+		}
+		e.mu.Unlock()
+		ran := false
+		o.once.Do(func() {
+			ran = true
+			o.v, o.err = work()
+		})
+		if o.err == nil {
+			return o.v, nil
+		}
+		e.mu.Lock()
+		if e.m[key] == o {
+			delete(e.m, key)
+		}
+		e.mu.Unlock()
+		if ran || ctx.Err() != nil {
+			return o.v, o.err
+		}
+	}
 }
 
 func newCopier(src, dst *endpoint, opts CopyOptions) *copier {
@@ -257,7 +298,7 @@ func newCopier(src, dst *endpoint, opts CopyOptions) *copier {
 	if emit == nil {
 		emit = func(Event) {}
 	}
-	return &copier{src: src, dst: dst, opts: opts, emit: emit, sem: make(chan struct{}, jobs), done: map[digest.Digest]*blobOnce{}, children: map[childKey]*childOnce{}}
+	return &copier{src: src, dst: dst, opts: opts, emit: emit, sem: make(chan struct{}, jobs)}
 }
 
 func (c *copier) copyImage(ctx context.Context, srcRef, dstRef string) (*CopyResult, error) {
@@ -927,48 +968,18 @@ func (c *copier) copyTree(ctx context.Context, m *manifest.Manifest) (*manifest.
 // registry re-writing a manifest while another request checks it may
 // answer that it does not know it (docker-registry does).
 func (c *copier) copyChildOnce(ctx context.Context, desc ocispec.Descriptor) (ocispec.Descriptor, error) {
-	key := childKey{desc.Digest, formatIn(ctx)}
-	for {
-		c.mu.Lock()
-		o, ok := c.children[key]
-		if !ok {
-			o = &childOnce{}
-			c.children[key] = o
-		}
-		c.mu.Unlock()
-		ran := false
-		o.once.Do(func() {
-			ran = true
-			o.out, o.err = c.copyChild(ctx, desc)
-		})
-		if o.err == nil {
-			if o.out.Digest == desc.Digest {
-				return desc, nil // the entry as this index has it
-			}
-			return o.out, nil
-		}
-		c.mu.Lock()
-		if c.children[key] == o {
-			delete(c.children, key)
-		}
-		c.mu.Unlock()
-		if ran || ctx.Err() != nil {
-			return desc, o.err
-		}
-		// Another image's attempt failed (perhaps only because it was
-		// cancelled): try ourselves.
+	out, err := c.children.do(ctx, childKey{desc.Digest, formatIn(ctx)}, func() (ocispec.Descriptor, error) {
+		return c.copyChild(ctx, desc)
+	})
+	if err != nil || out.Digest == desc.Digest {
+		return desc, err // the entry as this index has it
 	}
+	return out, nil
 }
 
 type childKey struct {
 	digest digest.Digest
 	format manifest.Format
-}
-
-type childOnce struct {
-	once sync.Once
-	out  ocispec.Descriptor
-	err  error
 }
 
 // copyChild copies a manifest referenced by an index, then writes it by
@@ -1033,46 +1044,19 @@ func (c *copier) copyChild(ctx context.Context, desc ocispec.Descriptor) (ocispe
 // copyBlob copies one blob once per copier, whatever the number of
 // manifests that share it.
 func (c *copier) copyBlob(ctx context.Context, desc ocispec.Descriptor) error {
-	for {
-		c.mu.Lock()
-		o, ok := c.done[desc.Digest]
-		if !ok {
-			o = &blobOnce{}
-			c.done[desc.Digest] = o
+	_, err := c.done.do(ctx, desc.Digest, func() (struct{}, error) {
+		sl := &slot{sem: c.sem}
+		if err := sl.acquire(ctx); err != nil {
+			return struct{}{}, err
 		}
-		c.mu.Unlock()
-		ran := false
-		o.once.Do(func() {
-			ran = true
-			sl := &slot{sem: c.sem}
-			if err := sl.acquire(ctx); err != nil {
-				o.err = err
-				return
-			}
-			defer sl.release()
-			ctx := context.WithValue(ctx, slotKey{}, sl)
-			if c.share != nil {
-				o.err = c.share.transfer(ctx, c, desc)
-			} else {
-				o.err = c.transferBlob(ctx, desc)
-			}
-		})
-		if o.err == nil {
-			return nil
+		defer sl.release()
+		ctx := context.WithValue(ctx, slotKey{}, sl)
+		if c.share != nil {
+			return struct{}{}, c.share.transfer(ctx, c, desc)
 		}
-		// Forget a failure so that a later image (or a retry) tries again.
-		c.mu.Lock()
-		if c.done[desc.Digest] == o {
-			delete(c.done, desc.Digest)
-		}
-		c.mu.Unlock()
-		if ran || ctx.Err() != nil {
-			return o.err
-		}
-		// The transfer we waited for belonged to another image of this
-		// copier (sync), which may have failed only because that image was
-		// cancelled: its error is not ours, so try the blob ourselves.
-	}
+		return struct{}{}, c.transferBlob(ctx, desc)
+	})
+	return err
 }
 
 // slot is a blob transfer's hold on one of the copy's --jobs transfers. A
