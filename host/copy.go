@@ -1305,7 +1305,10 @@ func (c *copier) linkBlob(ctx context.Context, desc ocispec.Descriptor) (bool, e
 	// The destination may take a while (an upload): show the blob as in
 	// flight, with the bytes sent when the destination reports them.
 	c.emit(Event{Kind: BlobStart, Desc: desc})
-	if c.dst.has(pluginapi.CapPutBlobFileProgress) {
+	// Without anyone to show the bytes to, the plain call lets the
+	// destination send the file without reading it itself (the docker
+	// plugin's sendfile over plain HTTP).
+	if c.opts.Progress != nil && c.dst.has(pluginapi.CapPutBlobFileProgress) {
 		err = c.dst.Endpoint.(pluginapi.FileProgressPutter).PutBlobFileProgress(ctx, desc, path, c.progress(desc))
 	} else {
 		err = c.dst.Endpoint.(pluginapi.FilePutter).PutBlobFile(ctx, desc, path)

@@ -134,6 +134,11 @@ func (e *spyEndpoint) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, 
 	return e.Endpoint.(pluginapi.FilePutter).PutBlobFile(ctx, desc, path)
 }
 
+func (e *spyEndpoint) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(int64)) error {
+	e.p.count("PutBlobFileProgress")
+	return e.Endpoint.(pluginapi.FileProgressPutter).PutBlobFileProgress(ctx, desc, path, progress)
+}
+
 func (e *spyEndpoint) MountBlob(ctx context.Context, desc ocispec.Descriptor, from string) (bool, error) {
 	e.p.count("MountBlob")
 	return e.Endpoint.(pluginapi.Mounter).MountBlob(ctx, desc, from)

@@ -282,7 +282,9 @@ func (e *endpoint) scoped(ctx context.Context, extra ...string) context.Context 
 // read once the caller has moved on.
 func (e *endpoint) do(ctx context.Context, method, url string, body io.Reader, size int64, header http.Header) (*http.Response, error) {
 	switch body.(type) {
-	case nil, *bytes.Reader, *bytes.Buffer, *strings.Reader:
+	case nil, *bytes.Reader, *bytes.Buffer, *strings.Reader, *os.File:
+		// Nothing else reads these (a file is the request's own: see
+		// localFile.from).
 	default:
 		f := &fencedBody{r: body}
 		defer f.fence()
@@ -290,6 +292,9 @@ func (e *endpoint) do(ctx context.Context, method, url string, body io.Reader, s
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
+		if c, ok := body.(io.Closer); ok {
+			c.Close() // the transport would have
+		}
 		return nil, err
 	}
 	if body != nil {

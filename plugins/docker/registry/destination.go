@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -78,8 +79,9 @@ func checkBlobDesc(desc ocispec.Descriptor) error {
 
 // putBlob uploads r, desc.Size bytes. file, when set, is r's file: a broken
 // chunked upload resumes by reading the file again rather than from a
-// memory window of the last bytes sent.
-func (w *Writer) putBlob(ctx context.Context, step string, desc ocispec.Descriptor, r io.Reader, file io.ReaderAt) error {
+// memory window of the last bytes sent, and requests may carry the file's
+// bytes straight from it (see localFile).
+func (w *Writer) putBlob(ctx context.Context, step string, desc ocispec.Descriptor, r io.Reader, file *localFile) error {
 	if err := checkBlobDesc(desc); err != nil {
 		return w.fail(step, err)
 	}
@@ -89,7 +91,7 @@ func (w *Writer) putBlob(ctx context.Context, step string, desc ocispec.Descript
 		return w.fail(step, err)
 	}
 	if desc.Size <= w.p.MonolithicMax {
-		err = w.putWhole(ctx, up.loc, desc, r)
+		err = w.putWhole(ctx, up.loc, desc, r, file)
 	} else {
 		err = w.putChunks(ctx, up, desc, r, file)
 	}
@@ -145,8 +147,44 @@ func (w *Writer) PutBlobFileProgress(ctx context.Context, desc ocispec.Descripto
 	if fi.Size() != desc.Size {
 		return w.fail(step, &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: fi.Size()})
 	}
-	return w.putBlob(ctx, step, desc, withProgress(f, progress), f)
+	return w.putBlob(ctx, step, desc, withProgress(f, progress), &localFile{f: f, direct: progress == nil})
 }
+
+// localFile is the file a blob is uploaded from.
+type localFile struct {
+	f *os.File
+	// direct: no progress is asked for, so a request whose body ends at
+	// the end of the file (a whole-blob PUT, a chunked upload's last PATCH)
+	// is sent from a descriptor of its own, which net/http hands to
+	// sendfile(2) over plain HTTP: the bytes do not cross user space. A
+	// PATCH in the middle of the file cannot (net/http reads on past the
+	// request's length to check that its body ends there).
+	direct bool
+}
+
+// from opens the file again at offset off, for a request body the
+// transport owns and closes. It refuses a file that is no longer the one
+// being uploaded.
+func (l *localFile) from(off int64) (*os.File, error) {
+	g, err := os.Open(l.f.Name())
+	if err != nil {
+		return nil, err
+	}
+	a, err1 := l.f.Stat()
+	b, err2 := g.Stat()
+	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+		g.Close()
+		return nil, fmt.Errorf("%s was replaced during the upload: %w", l.f.Name(), core.ErrInvalid)
+	}
+	if _, err := g.Seek(off, io.SeekStart); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// sentFromFile counts request bodies sent straight from a file (tests).
+var sentFromFile atomic.Int64
 
 // withProgress reports the bytes read through r each MiB and at the end,
 // when there is a progress to report to.
@@ -312,10 +350,28 @@ func (x *exactReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (w *Writer) putWhole(ctx context.Context, loc string, desc ocispec.Descriptor, r io.Reader) error {
+func (w *Writer) putWhole(ctx context.Context, loc string, desc ocispec.Descriptor, r io.Reader, file *localFile) error {
 	u, err := withDigest(loc, desc.Digest)
 	if err != nil {
 		return err
+	}
+	if file != nil && file.direct && desc.Size > 0 {
+		// The size was checked when the file was opened; net/http fails
+		// the request if the file has grown since (after sending desc.Size
+		// bytes: the registry then stores the blob only if those bytes
+		// are the digest's), and the registry checks the digest.
+		body, err := file.from(0)
+		if err != nil {
+			w.cancelUpload(ctx, loc)
+			return err
+		}
+		sentFromFile.Add(1)
+		resp, err := w.do(ctx, http.MethodPut, u, body, desc.Size, octetStream)
+		if err != nil {
+			w.cancelUpload(ctx, loc)
+			return err
+		}
+		return checkCreated(resp, desc)
 	}
 	src := &sourceReader{r: &exactReader{r: r, desc: desc, remain: desc.Size}}
 	var body io.Reader = src
@@ -478,12 +534,14 @@ func (b *patchBody) Read(p []byte) (int, error) {
 // a partial PATCH) fails the upload. A chunk refused as too large (GHCR
 // takes at most 4 MiB per PATCH) is sent again in smaller ones, and the
 // registry's connection remembers the size for later uploads.
-func (w *Writer) putChunks(ctx context.Context, up upload, desc ocispec.Descriptor, r io.Reader, file io.ReaderAt) error {
+func (w *Writer) putChunks(ctx context.Context, up upload, desc ocispec.Descriptor, r io.Reader, file *localFile) error {
 	loc := up.loc
 	src := &sourceReader{r: r}
 	var ring replay
+	var fr *fileReplay
 	if file != nil {
-		ring = &fileReplay{f: file}
+		fr = &fileReplay{f: file.f}
+		ring = fr
 	} else {
 		rr := &replayRing{buf: w.p.getRing(max(1, min(w.p.ReplayWindow, desc.Size)))}
 		defer w.p.putRing(rr.buf)
@@ -491,10 +549,23 @@ func (w *Writer) putChunks(ctx context.Context, up upload, desc ocispec.Descript
 	}
 	var consumed, pos int64
 	failures, shrinks := 0, 0
+	direct := false // the last PATCH went from the file (localFile.direct)
 	for pos < desc.Size {
 		end := min(pos+w.chunkSize(up.minChunk), desc.Size)
 		w.renewToken(ctx, loc)
-		body := &patchBody{src: src, desc: desc, ring: ring, consumed: &consumed, pos: pos, end: end}
+		var body io.Reader = &patchBody{src: src, desc: desc, ring: ring, consumed: &consumed, pos: pos, end: end}
+		if file != nil && file.direct && end == desc.Size {
+			g, err := file.from(pos)
+			if err != nil {
+				w.cancelUpload(ctx, loc)
+				return err
+			}
+			// Every byte is the file's from here: a resume or a smaller
+			// chunk reads them back from it.
+			body, direct = g, true
+			fr.sent, consumed = desc.Size, desc.Size
+			sentFromFile.Add(1)
+		}
 		next, err := w.patch(ctx, loc, pos, end-pos, body)
 		if err == nil {
 			loc, pos = next, end
@@ -557,7 +628,10 @@ func (w *Writer) putChunks(ctx context.Context, up upload, desc ocispec.Descript
 		loc, pos = next, got
 	}
 	var probe [1]byte
-	if m, _ := io.ReadFull(src, probe[:]); m > 0 {
+	if direct {
+		// src stopped before the last PATCH; net/http checked that the
+		// file ends where that PATCH did.
+	} else if m, _ := io.ReadFull(src, probe[:]); m > 0 {
 		w.cancelUpload(ctx, loc)
 		return &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: desc.Size + 1}
 	}

@@ -183,3 +183,56 @@ func wantResumed(t *testing.T, srv *resumableUploads, desc ocispec.Descriptor) {
 		t.Fatalf("PATCH ranges %q, want %q", srv.ranges, want)
 	}
 }
+
+// Without progress to report, a blob uploaded from a file goes in requests
+// that carry the file itself when they end where it ends (net/http then
+// sendfile()s it): the whole-blob PUT, and the last PATCH of a chunked
+// upload, also when that PATCH is cut and resumed. With progress, none do.
+func TestPutBlobFileSendsFromFile(t *testing.T) {
+	ctx := context.Background()
+	write := func(b []byte) string {
+		path := filepath.Join(t.TempDir(), "blob")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	sent := func(f func() error) int64 {
+		t.Helper()
+		before := sentFromFile.Load()
+		if err := f(); err != nil {
+			t.Fatal(err)
+		}
+		return sentFromFile.Load() - before
+	}
+
+	srv, w := resumeFixture(t, 1000) // 1000-byte PUTs, 4000-byte PATCHes
+	b, desc := randomBlob(t, 900)
+	path := write(b)
+	if n := sent(func() error { return w.PutBlobFile(ctx, desc, path) }); n != 1 || !srv.blobs[desc.Digest] {
+		t.Fatalf("a whole-blob PUT: %d requests from the file, committed %v; want 1, true", n, srv.blobs[desc.Digest])
+	}
+
+	// The third PATCH (8000-9999, the last) is cut after 500 bytes and
+	// resumed from the registry's offset, from the file again.
+	srv, w = resumeFixture(t, 1000)
+	srv.cutPatch = 3
+	srv.cutAfter = 500
+	b, desc = randomBlob(t, 10_000)
+	path = write(b)
+	if n := sent(func() error { return w.PutBlobFile(ctx, desc, path) }); n != 2 {
+		t.Fatalf("a chunked upload whose last PATCH was resumed: %d requests from the file, want 2", n)
+	}
+	want := "0-3999 4000-7999 8000-9999 8500-9999"
+	if got := strings.Join(srv.ranges, " "); got != want || !srv.blobs[desc.Digest] {
+		t.Fatalf("PATCH ranges %q, committed %v; want %q, true", got, srv.blobs[desc.Digest], want)
+	}
+
+	srv, w = resumeFixture(t, 1000)
+	var last int64
+	if n := sent(func() error {
+		return w.PutBlobFileProgress(ctx, desc, path, func(n int64) { last = n })
+	}); n != 0 || last != desc.Size || !srv.blobs[desc.Digest] {
+		t.Fatalf("with progress: %d requests from the file, progress ended at %d, committed %v; want 0, %d, true", n, last, srv.blobs[desc.Digest], desc.Size)
+	}
+}
