@@ -231,6 +231,10 @@ type copier struct {
 	// share, when set (sync), moves each blob once per destination
 	// registry across copiers and mounts it where it already is.
 	share *blobShare
+	// commitLater (sync) leaves a Committer destination uncommitted after
+	// each image: the job commits it once, when all its images are in (an
+	// archive is written once).
+	commitLater bool
 	// root is the source's top-level manifest when it came with the
 	// resolve (ResolveManifest), so it is not fetched again.
 	root *manifest.Manifest
@@ -591,7 +595,7 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 	}
 	c.stats.manifests.Add(1)
 	c.emit(Event{Kind: ManifestDone, Desc: desc, Ref: tag})
-	if c.dst.has(pluginapi.CapCommit) {
+	if c.dst.has(pluginapi.CapCommit) && !c.commitLater {
 		if err := c.dst.Endpoint.(pluginapi.Committer).Commit(ctx); err != nil {
 			return nil, c.dst.wrap("commit", err)
 		}

@@ -471,14 +471,10 @@ func (s *syncRun) runPrefix(ctx context.Context, index int, job SyncJob) {
 			fail(fmt.Errorf("the transport listed %q, which is not under %q: %w", loc, srcEP.Location, core.ErrInvalid))
 			continue
 		}
-		target := dstEP.Location
-		if rel != "" {
-			target = strings.TrimRight(target, "/") + rel
-		}
 		sub := job
 		sub.Kind, sub.listed = SyncRepository, true
 		sub.Source = ref.Endpoint{Transport: srcEP.Transport, Location: loc}
-		sub.Target = ref.Endpoint{Transport: dstEP.Transport, Location: target}
+		sub.Target = dstEP.Under(rel)
 		// The slot is taken before the goroutine starts: a catalog of
 		// thousands of repositories makes as many goroutines as slots.
 		select {
@@ -587,6 +583,7 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 	js.copier = newCopier(src, js.dst, copts)
 	js.copier.logger = s.h.logger
 	js.copier.share = s.share
+	js.copier.commitLater = true
 	defer s.addStats(js.copier)
 
 	// The target's tags, when needed, are listed while the source's are.
@@ -627,7 +624,10 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 	case SyncImage:
 		dref := job.Target.Ref
 		if dref == "" {
-			dref = job.Source.Ref
+			if dref, err = targetRef(job, job.Source.Ref); err != nil {
+				fail("plan", err)
+				return
+			}
 		}
 		pairs = append(pairs, pair{job.Source.Ref, dref})
 	case SyncRepository:
@@ -664,7 +664,16 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 		}
 		sort.Strings(sel)
 		for _, t := range sel {
-			pairs = append(pairs, pair{t, t})
+			d, err := targetRef(job, t)
+			if err != nil {
+				fail("plan", err)
+				return
+			}
+			pairs = append(pairs, pair{t, d})
+		}
+		if job.Target.Transport == ref.Dir && len(pairs) > 1 {
+			fail("plan", fmt.Errorf("a dir: target holds one image and %s has %d tags to copy: name one (an image job), or sync to oci: or oci-archive: instead: %w", srcEP, len(pairs), core.ErrInvalid))
+			return
 		}
 	}
 	<-dstTagsDone
@@ -694,6 +703,35 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 	if s.opts.Prune && job.Kind == SyncRepository && ctx.Err() == nil {
 		s.prune(ctx, js, srcTags, label)
 	}
+	// A target written at the end (an archive, a dir:, a static tree)
+	// takes the job's images and prunes at once; an interrupted job
+	// leaves it as it was.
+	if js.dst != nil && js.dst.has(pluginapi.CapCommit) && ctx.Err() == nil {
+		if err := js.dst.Endpoint.(pluginapi.Committer).Commit(ctx); err != nil {
+			fail("commit target", js.dst.wrap("commit", err))
+		}
+	}
+}
+
+// targetRef is the reference in job's target of the source's tag (or
+// digest) t. A docker-archive names each image NAME:TAG: the repository the
+// target names, else the source's (a registry's); the tag alone would read
+// as a name.
+func targetRef(job SyncJob, t string) (string, error) {
+	if job.Target.Transport != ref.DockerArchive {
+		return t, nil
+	}
+	name := job.Target.Ref
+	if name == "" && job.Source.Transport == ref.Docker {
+		name = job.Source.Location
+	}
+	if name == "" {
+		return "", fmt.Errorf("docker-archive: names each image NAME:TAG and %s has no repository name: name one in the target (docker-archive:FILE:NAME): %w", job.Source.WithRef(""), core.ErrInvalid)
+	}
+	if t == "" || ref.IsDigest(t) {
+		return name, nil
+	}
+	return name + ":" + t, nil
 }
 
 func (s *syncRun) listTags(ctx context.Context, e *endpoint) ([]string, error) {
@@ -1024,10 +1062,7 @@ func (s *syncRun) prune(ctx context.Context, js *jobState, srcTags map[string]bo
 			s.record(js.index, r)
 			return
 		}
-		err := js.dst.Endpoint.(pluginapi.Deleter).Delete(ctx, t)
-		if err == nil && js.dst.has(pluginapi.CapCommit) {
-			err = js.dst.Endpoint.(pluginapi.Committer).Commit(ctx)
-		}
+		err := js.dst.Endpoint.(pluginapi.Deleter).Delete(ctx, t) // committed with the job
 		r.Seconds = time.Since(start).Seconds()
 		if err != nil {
 			r.Reason = "prune"

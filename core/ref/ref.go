@@ -81,6 +81,26 @@ func (e Endpoint) WithRef(r string) Endpoint {
 	return e
 }
 
+// Under is the endpoint of repository rel ("team/app") under e, a prefix: a
+// path below a layout tree's or a registry's, or for a static tree a
+// repository name below the one e names (static:PATH:NAME/rel).
+func (e Endpoint) Under(rel string) Endpoint {
+	rel = strings.Trim(rel, "/")
+	if rel == "" {
+		return e
+	}
+	if e.Transport == Static {
+		path, name, _ := strings.Cut(e.Location, ":")
+		if name = strings.TrimRight(name, "/"); name != "" {
+			rel = name + "/" + rel
+		}
+		e.Location = path + ":" + rel
+		return e
+	}
+	e.Location = strings.TrimRight(e.Location, "/") + "/" + rel
+	return e
+}
+
 // IsDigest reports whether s is a well-formed digest ("sha256:<hex>").
 func IsDigest(s string) bool {
 	_, err := digest.Parse(s)

@@ -480,6 +480,10 @@ func (e Entry) jobs(defaults Settings, opts Options) ([]host.SyncJob, error) {
 // joinPrefix joins a registry prefix ("docker://reg/team", "reg",
 // "oci:/srv/mirror") and a repository name.
 func joinPrefix(prefix, repo string) string {
+	if rest, ok := strings.CutPrefix(prefix, ref.Static+":"); ok {
+		// The repositories of a static tree are named after its path.
+		return ref.Endpoint{Transport: ref.Static, Location: rest}.Under(repo).String()
+	}
 	return strings.TrimRight(prefix, "/") + "/" + repo
 }
 
@@ -508,6 +512,16 @@ func ParseEndpoint(s string) (Endpoint, error) {
 			if err != nil {
 				return Endpoint{}, err
 			}
+			if (ep.Transport == ref.Static || ep.Transport == ref.DockerArchive) && !namesTag(rest) {
+				// static:PATH:NAME and docker-archive:FILE:NAME name a
+				// repository here, not NAME:latest.
+				if ep.Transport == ref.Static {
+					ep.Ref = ""
+				} else {
+					ep.Ref = strings.TrimSuffix(ep.Ref, ":latest")
+				}
+				return Endpoint{Endpoint: ep}, nil
+			}
 			return Endpoint{Endpoint: ep, Image: ep.Ref != ""}, nil
 		}
 		name = s
@@ -527,6 +541,17 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		ep.Ref, ep.Image = r.Tag(), true
 	}
 	return ep, nil
+}
+
+// namesTag reports whether the PATH:NAME[:TAG|@REF] of a static: or
+// docker-archive: endpoint has the tag, digest or archive index after its
+// name.
+func namesTag(rest string) bool {
+	_, nameRef, _ := strings.Cut(rest, ":")
+	if strings.Contains(nameRef, "@") {
+		return true
+	}
+	return strings.Contains(nameRef[strings.LastIndex(nameRef, "/")+1:], ":")
 }
 
 // parsePrefix parses a registry-prefix source or target: a registry alone

@@ -32,6 +32,12 @@ func TestParseEndpoint(t *testing.T) {
 		{"oci:/srv/layout:v1", ref.Endpoint{Transport: "oci", Location: "/srv/layout", Ref: "v1"}, true},
 		{"docker://oci:1.0", ref.Endpoint{Transport: "docker", Location: "docker.io/library/oci", Ref: "1.0"}, true},
 		{"mytransport:/data/x:tag", ref.Endpoint{Transport: "mytransport", Location: "/data/x", Ref: "tag"}, true},
+		// static: and docker-archive: name a repository without a tag.
+		{"static:/srv/www:team/app", ref.Endpoint{Transport: "static", Location: "/srv/www:team/app"}, false},
+		{"static:/srv/www:team/app:v1", ref.Endpoint{Transport: "static", Location: "/srv/www:team/app", Ref: "v1"}, true},
+		{"docker-archive:/x.tar:reg:5000/app", ref.Endpoint{Transport: "docker-archive", Location: "/x.tar", Ref: "reg:5000/app"}, false},
+		{"docker-archive:/x.tar:reg:5000/app:v1", ref.Endpoint{Transport: "docker-archive", Location: "/x.tar", Ref: "reg:5000/app:v1"}, true},
+		{"docker-archive:/x.tar:@1", ref.Endpoint{Transport: "docker-archive", Location: "/x.tar", Ref: "@1"}, true},
 	}
 	for _, c := range cases {
 		got, err := ParseEndpoint(c.in)
