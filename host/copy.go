@@ -1116,12 +1116,35 @@ func (c *copier) skipped(desc ocispec.Descriptor) {
 }
 
 func (c *copier) transferBlob(ctx context.Context, desc ocispec.Descriptor) error {
-	if manifest.IsNonDistributable(desc.MediaType) && c.dst.ep.Transport == ref.Docker {
-		// Foreign layers are not pushed to registries (skopeo and crane
-		// agree); the manifest keeps pointing at their URLs.
-		c.skipped(desc)
-		return nil
+	if manifest.IsNonDistributable(desc.MediaType) {
+		switch {
+		case c.dst.ep.Transport == ref.Docker:
+			// Foreign layers are not pushed to registries (skopeo and
+			// crane agree); the manifest keeps pointing at their URLs.
+			c.skipped(desc)
+			return nil
+		case len(desc.URLs) > 0 && c.dst.ep.Transport != ref.DockerArchive:
+			// Elsewhere one is copied when the source has it (an
+			// air-gapped copy needs it), and left to its URLs when not,
+			// as a registry leaves it (skopeo leaves it always); a
+			// docker-archive cannot point anywhere else.
+			err := c.transferBlobBytes(ctx, desc)
+			if errors.Is(err, core.ErrNotFound) {
+				if c.logger != nil {
+					c.logger.Debug("foreign layer left to its URLs: the source does not hold it", "digest", desc.Digest, "urls", desc.URLs)
+				}
+				c.skipped(desc)
+				return nil
+			}
+			return err
+		}
 	}
+	return c.transferBlobBytes(ctx, desc)
+}
+
+// transferBlobBytes stores desc's bytes at the destination: mounted, linked,
+// staged or streamed.
+func (c *copier) transferBlobBytes(ctx context.Context, desc ocispec.Descriptor) error {
 	// Mounts are for another location of the same kind (the plugin refuses
 	// one it cannot mount from); two registries never mount, so they are
 	// not asked.
