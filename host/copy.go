@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -904,8 +905,12 @@ func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*
 		if len(c.opts.Platforms) == 0 {
 			hint = "--platform or --all"
 		}
-		return nil, fmt.Errorf("index %s has no image for %s (it has %s); use %s: %w",
-			idx.Digest, strings.Join(asked, ", "), strings.Join(have, ", "), hint, core.ErrNotFound)
+		has := "it has " + strings.Join(have, ", ")
+		if len(have) == 0 {
+			has = "its entries name no platform"
+		}
+		return nil, fmt.Errorf("index %s has no image for %s (%s); use %s: %w",
+			idx.Digest, strings.Join(asked, ", "), has, hint, core.ErrNotFound)
 	}
 	if len(want) == 1 {
 		// One platform asked: the first match, as skopeo picks it.
@@ -918,27 +923,88 @@ func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*
 	return manifest.Parse(raw, idx.MediaType)
 }
 
-// filterIndex rewrites an index keeping only the entries at sel, each entry's
-// bytes and every other top-level field unchanged.
+// filterIndex rewrites an index keeping only the entries at sel: the bytes
+// of the kept entries, of every other top-level field and the layout
+// between them are the original's (nothing is re-encoded: key order,
+// spacing and escapes stay).
 func filterIndex(raw []byte, sel []int) ([]byte, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &top); err != nil {
-		return nil, err
-	}
-	var entries []json.RawMessage
-	if err := json.Unmarshal(top["manifests"], &entries); err != nil {
-		return nil, err
-	}
-	kept := make([]json.RawMessage, 0, len(sel))
-	for _, i := range sel {
-		kept = append(kept, entries[i])
-	}
-	b, err := json.Marshal(kept)
+	mStart, mEnd, err := memberSpan(raw, "manifests")
 	if err != nil {
 		return nil, err
 	}
-	top["manifests"] = b
-	return json.Marshal(top)
+	arr := raw[mStart:mEnd]
+	spans, err := elementSpans(arr)
+	if err != nil {
+		return nil, fmt.Errorf("manifests: %w", err)
+	}
+	sep := []byte(",")
+	if len(spans) > 1 {
+		sep = arr[spans[0][1]:spans[1][0]]
+	}
+	var b bytes.Buffer
+	b.Write(raw[:mStart])
+	if len(spans) > 0 {
+		b.Write(arr[:spans[0][0]])
+	} else {
+		b.WriteString("[")
+	}
+	for i, k := range sel {
+		if k < 0 || k >= len(spans) {
+			return nil, fmt.Errorf("no manifests entry %d", k)
+		}
+		if i > 0 {
+			b.Write(sep)
+		}
+		b.Write(arr[spans[k][0]:spans[k][1]])
+	}
+	if len(spans) > 0 {
+		b.Write(arr[spans[len(spans)-1][1]:])
+	} else {
+		b.WriteString("]")
+	}
+	b.Write(raw[mEnd:])
+	return b.Bytes(), nil
+}
+
+// memberSpan finds the bytes of the value of key in the JSON object raw.
+func memberSpan(raw []byte, key string) (start, end int, err error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return 0, 0, fmt.Errorf("not a JSON object")
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return 0, 0, err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return 0, 0, err
+		}
+		if k == key {
+			end := int(dec.InputOffset())
+			return end - len(v), end, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("no %q", key)
+}
+
+// elementSpans finds the bytes of each element of the JSON array arr.
+func elementSpans(arr []byte) ([][2]int, error) {
+	dec := json.NewDecoder(bytes.NewReader(arr))
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		return nil, fmt.Errorf("not a JSON array")
+	}
+	var spans [][2]int
+	for dec.More() {
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		end := int(dec.InputOffset())
+		spans = append(spans, [2]int{end - len(v), end})
+	}
+	return spans, nil
 }
 
 // copyTree copies everything m refers to, children before parents, but not
