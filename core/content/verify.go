@@ -36,7 +36,10 @@ type VerifyReader struct {
 // algorithm must be available (sha256, sha512); otherwise the first Read fails.
 // If the stream is resumed at offset > 0, use NewVerifyReaderFrom.
 func NewVerifyReader(r io.Reader, desc ocispec.Descriptor) *VerifyReader {
-	v := &VerifyReader{r: r, expected: desc}
+	v := NewSizeReader(r, desc)
+	if v.err != nil {
+		return v
+	}
 	if err := desc.Digest.Validate(); err != nil {
 		v.err = fmt.Errorf("descriptor digest %q: %w", desc.Digest, core.ErrInvalid)
 		return v
@@ -49,7 +52,11 @@ func NewVerifyReader(r io.Reader, desc ocispec.Descriptor) *VerifyReader {
 // ends. It is for streams whose digest the caller already verifies as they
 // pass (the host's copy engine), so the content is not hashed twice.
 func NewSizeReader(r io.Reader, desc ocispec.Descriptor) *VerifyReader {
-	return &VerifyReader{r: r, expected: desc}
+	v := &VerifyReader{r: r, expected: desc}
+	if desc.Size < 0 {
+		v.err = fmt.Errorf("descriptor %s has negative size %d: %w", desc.Digest, desc.Size, core.ErrInvalid)
+	}
+	return v
 }
 
 // Read implements io.Reader. The digest is checked on the read that

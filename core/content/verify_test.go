@@ -35,6 +35,7 @@ func TestVerifyReader(t *testing.T) {
 		{"long", append(append([]byte(nil), good...), 'x'), desc(good), core.ErrSizeMismatch},
 		{"sha512", good, ocispec.Descriptor{Digest: digest.SHA512.FromBytes(good), Size: int64(len(good))}, nil},
 		{"bad descriptor", good, ocispec.Descriptor{Digest: "sha256:nope", Size: 1}, core.ErrInvalid},
+		{"negative size", good, ocispec.Descriptor{Digest: digest.FromBytes(good), Size: -1}, core.ErrInvalid},
 	}
 	for _, tt := range tests {
 		for _, small := range []bool{false, true} {

@@ -56,6 +56,14 @@ func (s *Store) readIndex() (ocispec.Index, error) {
 	if idx.SchemaVersion != 2 {
 		return ocispec.Index{}, fmt.Errorf("oci layout %s: %s has schemaVersion %d, want 2: %w", s.dir, ocispec.ImageIndexFile, idx.SchemaVersion, core.ErrInvalid)
 	}
+	for i, d := range idx.Manifests {
+		if err := d.Digest.Validate(); err != nil {
+			return ocispec.Index{}, fmt.Errorf("oci layout %s: %s: manifests[%d]: digest %q: %v: %w", s.dir, ocispec.ImageIndexFile, i, d.Digest, err, core.ErrInvalid)
+		}
+		if d.Size < 0 {
+			return ocispec.Index{}, fmt.Errorf("oci layout %s: %s: manifests[%d]: %s has negative size %d: %w", s.dir, ocispec.ImageIndexFile, i, d.Digest, d.Size, core.ErrInvalid)
+		}
+	}
 	return idx, nil
 }
 

@@ -64,6 +64,27 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
+// An index.json entry no blob can match (negative size, malformed digest)
+// is one error naming the entry, not a crash when the entry is read.
+func TestIndexBadEntries(t *testing.T) {
+	good := digest.FromString("x")
+	for name, entry := range map[string]string{
+		"negative size": `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + good.String() + `","size":-1}`,
+		"bad digest":    `{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bad","size":1}`,
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+		os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"schemaVersion":2,"manifests":[{"mediaType":"a/b","digest":"`+good.String()+`","size":1},`+entry+`]}`), 0o644)
+		s, err := Open(dir)
+		if err == nil {
+			_, err = s.Resolve(context.Background(), "")
+		}
+		if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "manifests[1]") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v, want one line naming manifests[1]", name, err)
+		}
+	}
+}
+
 func TestCreate(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "a", "b")
