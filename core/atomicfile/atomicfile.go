@@ -117,6 +117,45 @@ func Write(path string, data []byte) error {
 // dies. It polls with a non-blocking flock so that a cancelled ctx is
 // honoured (a blocking flock cannot be interrupted without signals).
 func Lock(ctx context.Context, name string) (unlock func(), err error) {
+	f, err := lockFile(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		_ = f.Close()
+	}, nil
+}
+
+// LockTransient is Lock on a lock file that exists only while it is held:
+// the unlock removes it, still holding it. A waiter that then gets the
+// lock of the removed file finds the name gone (or another file there)
+// and locks again by name, so two holders never overlap.
+func LockTransient(ctx context.Context, name string) (unlock func(), err error) {
+	for {
+		f, err := lockFile(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		held, err1 := f.Stat()
+		named, err2 := os.Stat(name)
+		if err1 == nil && err2 == nil && os.SameFile(held, named) {
+			return func() {
+				_ = os.Remove(name)
+				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+				_ = f.Close()
+			}, nil
+		}
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		_ = f.Close()
+		if err1 != nil {
+			return nil, fmt.Errorf("lock %s: %w", name, err1)
+		}
+	}
+}
+
+// lockFile opens name (created if missing) and flocks it exclusively.
+func lockFile(ctx context.Context, name string) (*os.File, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, Perm)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
@@ -125,10 +164,7 @@ func Lock(ctx context.Context, name string) (unlock func(), err error) {
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
-			return func() {
-				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-				_ = f.Close()
-			}, nil
+			return f, nil
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			_ = f.Close()

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -111,4 +114,49 @@ func mustStat(t *testing.T, p string) os.FileInfo {
 		t.Fatal(err)
 	}
 	return fi
+}
+
+// LockTransient excludes other holders as Lock does, and its file exists
+// only while it is held, also when waiters were queued on a file the
+// holder removed.
+func TestLockTransient(t *testing.T) {
+	name := filepath.Join(t.TempDir(), ".x.lock")
+	var inside, overlaps, total atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				unlock, err := LockTransient(context.Background(), name)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if inside.Add(1) > 1 {
+					overlaps.Add(1)
+				}
+				total.Add(1)
+				inside.Add(-1)
+				unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if overlaps.Load() > 0 || total.Load() != 400 {
+		t.Fatalf("%d of %d holds overlapped another", overlaps.Load(), total.Load())
+	}
+	if _, err := os.Stat(name); !os.IsNotExist(err) {
+		t.Fatalf("the lock file is left: %v", err)
+	}
+	unlock, err := LockTransient(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := LockTransient(ctx, name); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a second holder: %v, want it to wait until its context ends", err)
+	}
+	unlock()
 }

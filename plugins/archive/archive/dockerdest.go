@@ -45,7 +45,7 @@ type stored struct {
 }
 
 func newDockerDest(ctx context.Context, path string, log hclog.Logger) (*dockerDest, error) {
-	w, err := newTarWriter(path)
+	w, err := newTarWriter(ctx, path)
 	if err != nil {
 		return nil, err
 	}

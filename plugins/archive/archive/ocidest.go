@@ -28,8 +28,8 @@ type ociDest struct {
 	manifests map[digest.Digest][]byte
 }
 
-func newOCIDest(path string) (*ociDest, error) {
-	w, err := newTarWriter(path)
+func newOCIDest(ctx context.Context, path string) (*ociDest, error) {
+	w, err := newTarWriter(ctx, path)
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,7 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 	case req.Transport == OCIArchive && req.Mode == pluginapi.ModeRead:
 		return openOCISource(ctx, req.Location)
 	case req.Transport == OCIArchive && req.Mode == pluginapi.ModeWrite:
-		return newOCIDest(req.Location)
+		return newOCIDest(ctx, req.Location)
 	case req.Transport == DockerArchive && req.Mode == pluginapi.ModeRead:
 		return openDockerSource(ctx, req.Location)
 	case req.Transport == DockerArchive && req.Mode == pluginapi.ModeWrite:

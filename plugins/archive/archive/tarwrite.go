@@ -32,13 +32,25 @@ type tarWriter struct {
 	tw      *tar.Writer
 	entries map[string]int64 // name -> size of members written
 	done    bool
+	unlock  func() // releases the archive's writer lock
 }
+
+// lockWait bounds how long a writer waits for another writing the same
+// archive.
+var lockWait = time.Minute
 
 // modTime is the time stamp of every member, so that archives of the same
 // content are byte-identical.
 var modTime = time.Unix(0, 0).UTC()
 
-func newTarWriter(final string) (*tarWriter, error) {
+// newTarWriter starts a new archive to replace final when committed.
+// One writer at a time holds an archive, from here to its commit or
+// discard: a writer carries the archive's images over into the new one, so
+// two at once would each replace the other's (the last rename wins). The
+// lock is a flock on a hidden file beside the archive, there while a
+// writer holds it (the kernel releases it if the plugin dies); a second
+// writer waits for it, at most lockWait.
+func newTarWriter(ctx context.Context, final string) (*tarWriter, error) {
 	abs, err := filepath.Abs(final)
 	if err != nil {
 		return nil, fmt.Errorf("archive %s: %w", final, err)
@@ -50,16 +62,36 @@ func newTarWriter(final string) (*tarWriter, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("archive %s: %w", final, err)
 	}
+	lockName := filepath.Join(parent, "."+filepath.Base(abs)+".stevedore-lock")
+	lctx, cancel := context.WithTimeout(ctx, lockWait)
+	unlock, err := atomicfile.LockTransient(lctx, lockName)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("archive %s: another writer has held it for %s (lock %s); try again when it is done: %w", final, lockWait, lockName, core.ErrUnavailable)
+		}
+		return nil, fmt.Errorf("archive %s: %w", final, err)
+	}
 	stage, err := os.MkdirTemp(parent, "."+filepath.Base(abs)+".stevedore-tmp-")
 	if err != nil {
+		unlock()
 		return nil, fmt.Errorf("archive %s: staging directory: %w", final, err)
 	}
 	f, err := os.Create(filepath.Join(stage, "archive.tar"))
 	if err != nil {
 		os.RemoveAll(stage)
+		unlock()
 		return nil, fmt.Errorf("archive %s: %w", final, err)
 	}
-	return &tarWriter{final: abs, stage: stage, f: f, tw: tar.NewWriter(f), entries: map[string]int64{}}, nil
+	return &tarWriter{final: abs, stage: stage, f: f, tw: tar.NewWriter(f), entries: map[string]int64{}, unlock: unlock}, nil
+}
+
+// release gives up the writer lock, once. Callers hold mu.
+func (w *tarWriter) release() {
+	if w.unlock != nil {
+		w.unlock()
+		w.unlock = nil
+	}
 }
 
 func (w *tarWriter) has(name string, size int64) bool {
@@ -243,6 +275,7 @@ func (w *tarWriter) commit() error {
 		return fmt.Errorf("archive %s: %w", w.final, err)
 	}
 	w.done = true
+	defer w.release()
 	if err := os.Rename(w.f.Name(), w.final); err != nil {
 		os.RemoveAll(w.stage)
 		return fmt.Errorf("archive %s: %w", w.final, err)
@@ -261,6 +294,7 @@ func (w *tarWriter) discard() error {
 		w.done = true
 		w.f.Close()
 	}
+	defer w.release()
 	err := os.RemoveAll(w.stage)
 	if errors.Is(err, os.ErrNotExist) {
 		err = nil
