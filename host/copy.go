@@ -1398,10 +1398,9 @@ func (c *copier) linkBlob(ctx context.Context, desc ocispec.Descriptor) (bool, e
 	// The destination may take a while (an upload): show the blob as in
 	// flight, with the bytes sent when the destination reports them.
 	c.emit(Event{Kind: BlobStart, Desc: desc})
-	// Without anyone to show the bytes to, the plain call lets the
-	// destination send the file without reading it itself (the docker
-	// plugin's sendfile over plain HTTP).
-	if c.opts.Progress != nil && c.dst.has(pluginapi.CapPutBlobFileProgress) {
+	// The call reporting progress, whether or not anyone shows it: the
+	// reports are what the inactivity timeout watches.
+	if c.dst.has(pluginapi.CapPutBlobFileProgress) {
 		err = c.dst.Endpoint.(pluginapi.FileProgressPutter).PutBlobFileProgress(ctx, desc, path, c.progress(desc))
 	} else {
 		err = c.dst.Endpoint.(pluginapi.FilePutter).PutBlobFile(ctx, desc, path)

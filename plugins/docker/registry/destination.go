@@ -147,19 +147,57 @@ func (w *Writer) PutBlobFileProgress(ctx context.Context, desc ocispec.Descripto
 	if fi.Size() != desc.Size {
 		return w.fail(step, &core.SizeMismatchError{Digest: desc.Digest, Expected: desc.Size, Actual: fi.Size()})
 	}
-	return w.putBlob(ctx, step, desc, withProgress(f, progress), &localFile{f: f, direct: progress == nil})
+	return w.putBlob(ctx, step, desc, withProgress(f, progress), &localFile{f: f, progress: progress})
 }
 
-// localFile is the file a blob is uploaded from.
+// localFile is the file a blob is uploaded from. A request whose body ends
+// at the end of the file (a whole-blob PUT, a chunked upload's last PATCH)
+// is sent from a descriptor of its own (from), which net/http hands to
+// sendfile(2) over plain HTTP: the bytes do not cross user space, and the
+// progress is read from the descriptor's offset, which sendfile advances
+// (sendFrom). A PATCH in the middle of the file cannot be sent so (net/http
+// reads on past the request's length to check that its body ends there).
 type localFile struct {
-	f *os.File
-	// direct: no progress is asked for, so a request whose body ends at
-	// the end of the file (a whole-blob PUT, a chunked upload's last PATCH)
-	// is sent from a descriptor of its own, which net/http hands to
-	// sendfile(2) over plain HTTP: the bytes do not cross user space. A
-	// PATCH in the middle of the file cannot (net/http reads on past the
-	// request's length to check that its body ends there).
-	direct bool
+	f        *os.File
+	progress func(sent int64) // nil: none asked for
+}
+
+// progressEvery is how often the offset of a file being sent is reported.
+const progressEvery = 250 * time.Millisecond
+
+// sendFrom runs send, reporting the offset of body, a descriptor from
+// made, as the bytes of the blob sent so far while it runs, and end once
+// it succeeded.
+func (l *localFile) sendFrom(body *os.File, end int64, send func() error) error {
+	if l.progress == nil {
+		return send()
+	}
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				// The transport closes body when the request ends: a
+				// failed Seek then just ends the reports.
+				if off, err := body.Seek(0, io.SeekCurrent); err == nil {
+					l.progress(off)
+				}
+			}
+		}
+	}()
+	err := send()
+	close(stop)
+	<-polled
+	if err == nil {
+		l.progress(end)
+	}
+	return err
 }
 
 // from opens the file again at offset off, for a request body the
@@ -355,7 +393,7 @@ func (w *Writer) putWhole(ctx context.Context, loc string, desc ocispec.Descript
 	if err != nil {
 		return err
 	}
-	if file != nil && file.direct && desc.Size > 0 {
+	if file != nil && desc.Size > 0 {
 		// The size was checked when the file was opened; net/http fails
 		// the request if the file has grown since (after sending desc.Size
 		// bytes: the registry then stores the blob only if those bytes
@@ -366,7 +404,11 @@ func (w *Writer) putWhole(ctx context.Context, loc string, desc ocispec.Descript
 			return err
 		}
 		sentFromFile.Add(1)
-		resp, err := w.do(ctx, http.MethodPut, u, body, desc.Size, octetStream)
+		var resp *http.Response
+		err = file.sendFrom(body, desc.Size, func() (err error) {
+			resp, err = w.do(ctx, http.MethodPut, u, body, desc.Size, octetStream)
+			return err
+		})
 		if err != nil {
 			w.cancelUpload(ctx, loc)
 			return err
@@ -549,24 +591,31 @@ func (w *Writer) putChunks(ctx context.Context, up upload, desc ocispec.Descript
 	}
 	var consumed, pos int64
 	failures, shrinks := 0, 0
-	direct := false // the last PATCH went from the file (localFile.direct)
+	direct := false // the last PATCH went from the file (see localFile)
 	for pos < desc.Size {
 		end := min(pos+w.chunkSize(up.minChunk), desc.Size)
 		w.renewToken(ctx, loc)
 		var body io.Reader = &patchBody{src: src, desc: desc, ring: ring, consumed: &consumed, pos: pos, end: end}
-		if file != nil && file.direct && end == desc.Size {
-			g, err := file.from(pos)
-			if err != nil {
+		var next string
+		var err error
+		if file != nil && end == desc.Size {
+			g, ferr := file.from(pos)
+			if ferr != nil {
 				w.cancelUpload(ctx, loc)
-				return err
+				return ferr
 			}
 			// Every byte is the file's from here: a resume or a smaller
 			// chunk reads them back from it.
-			body, direct = g, true
+			direct = true
 			fr.sent, consumed = desc.Size, desc.Size
 			sentFromFile.Add(1)
+			err = file.sendFrom(g, end, func() (err error) {
+				next, err = w.patch(ctx, loc, pos, end-pos, g)
+				return err
+			})
+		} else {
+			next, err = w.patch(ctx, loc, pos, end-pos, body)
 		}
-		next, err := w.patch(ctx, loc, pos, end-pos, body)
 		if err == nil {
 			loc, pos = next, end
 			continue

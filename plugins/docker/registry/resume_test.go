@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -184,10 +185,10 @@ func wantResumed(t *testing.T, srv *resumableUploads, desc ocispec.Descriptor) {
 	}
 }
 
-// Without progress to report, a blob uploaded from a file goes in requests
-// that carry the file itself when they end where it ends (net/http then
-// sendfile()s it): the whole-blob PUT, and the last PATCH of a chunked
-// upload, also when that PATCH is cut and resumed. With progress, none do.
+// A blob uploaded from a file goes in requests that carry the file itself
+// when they end where it ends (net/http then sendfile()s it): the
+// whole-blob PUT, and the last PATCH of a chunked upload, also when that
+// PATCH is cut and resumed. Progress still ends at the blob's size.
 func TestPutBlobFileSendsFromFile(t *testing.T) {
 	ctx := context.Background()
 	write := func(b []byte) string {
@@ -220,19 +221,78 @@ func TestPutBlobFileSendsFromFile(t *testing.T) {
 	srv.cutAfter = 500
 	b, desc = randomBlob(t, 10_000)
 	path = write(b)
-	if n := sent(func() error { return w.PutBlobFile(ctx, desc, path) }); n != 2 {
-		t.Fatalf("a chunked upload whose last PATCH was resumed: %d requests from the file, want 2", n)
+	var last int64
+	if n := sent(func() error {
+		return w.PutBlobFileProgress(ctx, desc, path, func(n int64) { last = n })
+	}); n != 2 || last != desc.Size {
+		t.Fatalf("a chunked upload whose last PATCH was resumed: %d requests from the file, progress ended at %d; want 2, %d", n, last, desc.Size)
 	}
 	want := "0-3999 4000-7999 8000-9999 8500-9999"
 	if got := strings.Join(srv.ranges, " "); got != want || !srv.blobs[desc.Digest] {
 		t.Fatalf("PATCH ranges %q, committed %v; want %q, true", got, srv.blobs[desc.Digest], want)
 	}
+}
 
-	srv, w = resumeFixture(t, 1000)
-	var last int64
-	if n := sent(func() error {
-		return w.PutBlobFileProgress(ctx, desc, path, func(n int64) { last = n })
-	}); n != 0 || last != desc.Size || !srv.blobs[desc.Digest] {
-		t.Fatalf("with progress: %d requests from the file, progress ended at %d, committed %v; want 0, %d, true", n, last, srv.blobs[desc.Digest], desc.Size)
+// A request sent from the file reports progress while the registry takes
+// it (read from the descriptor's offset), not only once it is done: the
+// host's inactivity timeout watches those reports.
+func TestPutBlobFileReportsProgressWhileSending(t *testing.T) {
+	const size = 24 << 20
+	b, desc := randomBlob(t, size)
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost:
+			w.Header().Set("Location", "/v2/r/blobs/uploads/u1")
+			w.WriteHeader(http.StatusAccepted)
+		case r.Method == http.MethodPut:
+			buf := make([]byte, 1<<20)
+			for {
+				n, err := io.ReadFull(r.Body, buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					break
+				}
+				time.Sleep(60 * time.Millisecond) // a slow registry
+			}
+			w.Header().Set("Docker-Content-Digest", digest.FromBytes(got).String())
+			w.WriteHeader(http.StatusCreated)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer ts.Close()
+	p := testPlugin()
+	p.MonolithicMax = size
+	e, err := p.Open(context.Background(), pluginapi.OpenRequest{
+		Transport: "docker", Location: strings.TrimPrefix(ts.URL, "http://") + "/r", Mode: pluginapi.ModeWrite,
+		Options: map[string]string{"tls-verify": "false"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	var mu sync.Mutex
+	var reports []int64
+	err = e.(*Writer).PutBlobFileProgress(context.Background(), desc, path, func(n int64) {
+		mu.Lock()
+		reports = append(reports, n)
+		mu.Unlock()
+	})
+	if err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("upload: %v; the registry got %d bytes of %d", err, len(got), size)
+	}
+	mid := 0
+	for _, n := range reports {
+		if n > 0 && n < size {
+			mid++
+		}
+	}
+	if mid == 0 || reports[len(reports)-1] != size {
+		t.Fatalf("progress %v: want reports while the bytes went, ending at %d", reports, size)
 	}
 }
