@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -57,6 +58,9 @@ type guard struct {
 	client *plugin.Client
 	call   time.Duration // <= 0: no deadline
 	idle   time.Duration // <= 0: no inactivity timeout
+	// abandoned: the host stopped waiting for a call (cancelled or timed
+	// out) that may still be running in the plugin, cleaning up.
+	abandoned atomic.Bool
 }
 
 // do runs one control call under the per-call deadline.
@@ -71,6 +75,7 @@ func (g *guard) do(ctx context.Context, what string, f func(context.Context) err
 	// The plugin's gRPC server has the deadline too and may reset the call
 	// a moment before our own timer fires: go by the clock.
 	if err != nil && ctx.Err() == nil && (cctx.Err() != nil || !time.Now().Before(deadline.Add(-deadlineSlack))) {
+		g.abandoned.Store(true)
 		return g.named(&TimeoutError{Call: what, After: g.call})
 	}
 	return g.exited(what, err)
@@ -89,6 +94,9 @@ func (g *guard) named(err error) error {
 // exited names the plugin when err came from its process dying. Connection
 // failures wait a moment for go-plugin to notice the exit.
 func (g *guard) exited(what string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		g.abandoned.Store(true)
+	}
 	if err == nil || g.client == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -107,6 +115,7 @@ func (g *guard) exited(what string, err error) error {
 // watchdog cancelled it, else checks for a crash.
 func (g *guard) result(parent context.Context, what string, w *watchdog, err error) error {
 	if te := w.firedError(); te != nil && parent.Err() == nil {
+		g.abandoned.Store(true)
 		return g.named(te)
 	}
 	return g.exited(what, err)

@@ -96,6 +96,22 @@ func New(opts Options) (*Host, error) {
 // answers Close; so the processes are killed outright rather than asked to
 // shut down, and a wedged plugin cannot hold the host for go-plugin's grace
 // period.
+// Abort kills every plugin process (and what it started) at once, without
+// the grace Close gives calls under way: for a second interrupt, when the
+// user will not wait. The host is unusable afterwards; Close still cleans
+// up.
+func (h *Host) Abort() {
+	// Close may hold the lock, waiting out its grace: the plugins then die
+	// with the host anyway (Pdeathsig).
+	if !h.mu.TryLock() {
+		return
+	}
+	defer h.mu.Unlock()
+	for _, r := range h.running {
+		killGroup(r.cmd)
+	}
+}
+
 func (h *Host) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -341,6 +357,26 @@ type endpoint struct {
 	// owner is the plugin that opened the endpoint: two endpoints of one
 	// owner may copy blobs between them inside it (copy-blob).
 	owner pluginapi.Plugin
+	// opened is the context the endpoint was opened under.
+	opened context.Context
+}
+
+// closeGrace is how long closing an endpoint waits for its plugin once the
+// command that opened it was cancelled.
+const closeGrace = 3 * time.Second
+
+// Close closes the endpoint in its plugin. Callers pass a context that
+// outlives their cancellation (the close must happen); once the command was
+// cancelled, a plugin that does not answer (wedged, stopped) is waited for
+// closeGrace, not the whole call deadline, so an interrupt ends the command
+// in seconds.
+func (e *endpoint) Close(ctx context.Context) error {
+	if e.opened != nil && e.opened.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, closeGrace)
+		defer cancel()
+	}
+	return e.Endpoint.Close(ctx)
 }
 
 func (e *endpoint) has(c string) bool { return e.caps[c] }
@@ -400,7 +436,7 @@ func (h *Host) openFor(ctx context.Context, ep ref.Endpoint, mode pluginapi.Mode
 		}
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
-	o := &endpoint{Endpoint: e, ep: ep, run: r, caps: capsOf(e), owner: p}
+	o := &endpoint{Endpoint: e, ep: ep, run: r, caps: capsOf(e), owner: p, opened: ctx}
 	o.Source, _ = e.(pluginapi.Source)
 	o.Destination, _ = e.(pluginapi.Destination)
 	if !o.has(need) {

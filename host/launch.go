@@ -133,10 +133,38 @@ func (r *running) serves(transport string) bool {
 // kill stops the process (never one reattached by hand, which we did not
 // start).
 func (r *running) kill() {
+	if r.cmd != nil && r.remote.g.abandoned.Load() {
+		// Calls the host gave up on may still run in the plugin, removing
+		// what they half wrote: ask it to stop, which waits for its
+		// handlers (pluginapi.Serve). go-plugin's Kill sends that request
+		// without a deadline (a stopped or wedged plugin never answers),
+		// so it is waited for stopGrace, then the process is killed, which
+		// ends the request. Otherwise nothing is under way and the kill is
+		// at once.
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			r.client.Kill()
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(stopGrace):
+		}
+		r.remote.Close()
+		killGroup(r.cmd)
+		select {
+		case <-stopped:
+		case <-time.After(stopGrace):
+		}
+		return
+	}
 	r.remote.Close()
 	killGroup(r.cmd)
 	r.client.Kill()
 }
+
+// stopGrace bounds the wait for a plugin asked to stop.
+const stopGrace = 2 * time.Second
 
 // killGroup kills a plugin and every process it started: it runs in a
 // process group of its own, and a child left alive would hold its output

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -91,15 +92,54 @@ func Serve(p Plugin) {
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: sets,
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			opts = append(opts, grpc.MaxRecvMsgSize(maxRecvMsgSize))
+			opts = append(opts, grpc.MaxRecvMsgSize(maxRecvMsgSize),
+				grpc.ChainUnaryInterceptor(countUnary), grpc.ChainStreamInterceptor(countStream))
 			return grpc.NewServer(opts...)
 		},
 		Logger: logger,
 	})
 	// plugin.Serve returns when the host asked the plugin to stop (and exits
-	// by itself on a misconfiguration it has reported).
+	// by itself on a misconfiguration it has reported). Calls the host gave
+	// up on are cancelled by now: let them finish removing what they half
+	// wrote (the host waits up to 2 s for the process to end).
+	waitCalls(handlerGrace)
 	closeOpen(gp)
 	os.Exit(0)
+}
+
+// inflight counts the transport calls being served.
+var inflight atomic.Int64
+
+// handlerGrace bounds how long a stopping plugin waits for its calls.
+const handlerGrace = 1500 * time.Millisecond
+
+// transportMethods prefixes the gRPC methods of the transport service (not
+// go-plugin's own: its stdio and broker streams last as long as the
+// process).
+const transportMethods = "/stevedore.transport.v1.Transport/"
+
+func countUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if strings.HasPrefix(info.FullMethod, transportMethods) {
+		inflight.Add(1)
+		defer inflight.Add(-1)
+	}
+	return handler(ctx, req)
+}
+
+func countStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if strings.HasPrefix(info.FullMethod, transportMethods) {
+		inflight.Add(1)
+		defer inflight.Add(-1)
+	}
+	return handler(srv, ss)
+}
+
+// waitCalls waits until no transport call is being served, at most grace.
+func waitCalls(grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	for inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // serveDebug runs the plugin on its own, for a debugger: it prints the

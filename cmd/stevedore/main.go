@@ -20,16 +20,25 @@ func main() {
 func run() int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// The first SIGINT or SIGTERM cancels the command; the exit status
-	// says which (128 + signal number, as shells report it).
+	// The first SIGINT or SIGTERM cancels the command, which stops cleanly
+	// (plugins finish removing what they half wrote, a wedged one is given
+	// up in seconds); a second one kills the plugins and exits at once. The
+	// exit status says which signal (128 + its number, as shells report it).
 	var got atomic.Value
-	sigs := make(chan os.Signal, 1)
+	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {
-		if s, ok := <-sigs; ok {
-			got.Store(s)
-			cancel()
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		got.Store(s)
+		cancel()
+		if s, ok = <-sigs; ok {
+			fmt.Fprintln(os.Stderr, "stevedore: interrupted again: stopping the plugins now")
+			abortHost()
+			os.Exit(exitStatus(s))
 		}
 	}()
 	root := newRootCmd()
@@ -40,10 +49,8 @@ func run() int {
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "stevedore: interrupted")
-		if s, _ := got.Load().(os.Signal); s == syscall.SIGTERM {
-			return 143
-		}
-		return 130
+		s, _ := got.Load().(os.Signal)
+		return exitStatus(s)
 	}
 	fmt.Fprintln(os.Stderr, "stevedore: "+oneLine(err.Error()))
 	var ee exitError
@@ -51,6 +58,15 @@ func run() int {
 		return ee.code
 	}
 	return 1
+}
+
+// exitStatus is the status of a command a signal ended: 143 for SIGTERM,
+// else 130 (SIGINT).
+func exitStatus(s os.Signal) int {
+	if s == syscall.SIGTERM {
+		return 143
+	}
+	return 130
 }
 
 // exitError carries a specific exit status.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -496,5 +497,76 @@ func TestPluginChildDoesNotHoldHost(t *testing.T) {
 			t.Fatalf("the plugin's child is still running (%s)", c)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A copy that fails while a destination plugin still has blob writes under
+// way: those calls are cancelled, and the host lets them finish (a plugin
+// removes what they half wrote) before the plugin process ends, rather
+// than killing it at once and leaving temporary files behind.
+func TestPluginFinishesCancelledCalls(t *testing.T) {
+	dir := installDir(t, builtin(t, "oci"), memPlugin(t))
+	src := filepath.Join(t.TempDir(), "src")
+	img := genImage(t, src, "v1", 3, 1<<20)
+	missing := img.Layers[0].Digest
+	if err := os.Remove(filepath.Join(src, "blobs", missing.Algorithm().String(), missing.Encoded())); err != nil {
+		t.Fatal(err)
+	}
+	marks := t.TempDir()
+	r := runFrom(t, dir, []string{"STEVEDORE_MEM_OPTIONS=stall-put=true,abort-marker=" + marks}, "copy", "oci:"+src+":v1", "mem:m:v1")
+	wantOneLineError(t, r, missing.String(), "not found")
+	if ents, _ := os.ReadDir(marks); len(ents) == 0 {
+		t.Fatal("the plugin was stopped before its cancelled writes finished cleaning up")
+	}
+	assertNoPluginProcesses(t)
+}
+
+// An interrupted command whose plugin no longer answers (its Close never
+// returns) ends in seconds, not after the plugin call deadline; a second
+// interrupt ends it at once. Either way no plugin process is left.
+func TestInterruptWithWedgedPlugin(t *testing.T) {
+	dir := installDir(t, builtin(t, "oci"), memPlugin(t))
+	work := t.TempDir()
+	genImage(t, filepath.Join(work, "src"), "v1", 2, 1<<20)
+	for _, signals := range []int{1, 2} {
+		cmd := exec.Command(filepath.Join(dir, "stevedore"), "copy", "mem:m:v1", "oci:"+work+"/dst:v1")
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "STEVEDORE_") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, "STEVEDORE_PLUGIN_CALL_TIMEOUT=90s",
+			"STEVEDORE_MEM_OPTIONS=seed="+work+"/src,stall-after=1000,hang=close")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		time.Sleep(1500 * time.Millisecond) // the copy is stalled in a blob
+		start := time.Now()
+		for i := 0; i < signals; i++ {
+			cmd.Process.Signal(os.Interrupt)
+			time.Sleep(200 * time.Millisecond)
+		}
+		limit := 15 * time.Second
+		if signals == 2 {
+			limit = 3 * time.Second
+		}
+		select {
+		case err := <-done:
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+				t.Fatalf("%d interrupts: %v, want exit status 130\n%s", signals, err, stderr.String())
+			}
+			if took := time.Since(start); took > limit {
+				t.Fatalf("%d interrupts: the command ended %s after the first, want under %s\n%s", signals, took, limit, stderr.String())
+			}
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%d interrupts: the command was still running a minute later\n%s", signals, stderr.String())
+		}
+		assertNoPluginProcesses(t)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -55,13 +56,24 @@ func getHost() (*host.Host, error) {
 			return
 		}
 		theHost, hostErr = host.New(host.Options{Logger: logger, Pins: pins})
+		abortable.Store(theHost)
 	})
 	return theHost, hostErr
 }
 
+// abortable is the host, for the signal handler's goroutine.
+var abortable atomic.Pointer[host.Host]
+
 func closeHost() {
 	if theHost != nil {
 		theHost.Close()
+	}
+}
+
+// abortHost kills the host's plugins at once (a second interrupt).
+func abortHost() {
+	if h := abortable.Load(); h != nil {
+		h.Abort()
 	}
 }
 

@@ -7,13 +7,15 @@
 //	stall-after=N  GetBlob blocks after N bytes until its context ends
 //	stall-put=true PutBlob reads nothing and blocks until its context ends
 //	               (PutBlobFileProgress: reports nothing and blocks)
+//	abort-marker=DIR a stalled PutBlob, once cancelled, cleans up for 300 ms
+//	               and then writes DIR/<hex of the blob's digest>
 //	file-put=true  a write-mode endpoint also takes blobs from local files
 //	               (FileProgressPutter), reporting every 64 KiB read
 //	deny-put=true  PutBlob reads nothing and fails (wrapping core.ErrDenied)
 //	synthetic=true GetBlob serves desc.Size bytes of a fixed pattern for any
 //	               digest (for benchmarks; the bytes do not match the digest)
 //	crash-after=N  GetBlob kills the plugin process (exit status 3) after N bytes
-//	hang=CALL      CALL (open, resolve, get-manifest, has-blob) never returns,
+//	hang=CALL      CALL (open, resolve, get-manifest, has-blob, close) never returns,
 //	               whatever its context: a deadlocked plugin
 //	seed=DIR       an empty store is first filled from the OCI layout at DIR
 //	signatures=true the endpoint also keeps signatures (SignatureLister, and
@@ -38,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -123,6 +126,8 @@ func (p *Plugin) Open(_ context.Context, req pluginapi.OpenRequest) (pluginapi.E
 			r.synthetic = v == "true"
 		case "stall-put":
 			r.stallPut = v == "true"
+		case "abort-marker":
+			r.abortMarker = v
 		case "file-put":
 			r.filePut = v == "true"
 		case "deny-put":
@@ -212,9 +217,12 @@ type reader struct {
 	crashAfter int64
 	synthetic  bool
 	stallPut   bool
-	filePut    bool
-	denyPut    bool
-	hang       string
+	// abortMarker: a stalled put, once cancelled, takes a moment to
+	// clean up and then leaves a file named after the blob here.
+	abortMarker string
+	filePut     bool
+	denyPut     bool
+	hang        string
 }
 
 // hangIf blocks forever when the endpoint was told to hang in call.
@@ -224,7 +232,10 @@ func (r *reader) hangIf(call string) {
 	}
 }
 
-func (r *reader) Close(context.Context) error { return nil }
+func (r *reader) Close(context.Context) error {
+	r.hangIf("close")
+	return nil
+}
 
 func (r *reader) Resolve(_ context.Context, ref string) (ocispec.Descriptor, error) {
 	r.hangIf("resolve")
@@ -322,6 +333,10 @@ func (w *writer) HasBlob(_ context.Context, desc ocispec.Descriptor) (bool, erro
 func (w *writer) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
 	if w.stallPut {
 		<-ctx.Done()
+		if w.abortMarker != "" {
+			time.Sleep(300 * time.Millisecond)
+			_ = os.WriteFile(filepath.Join(w.abortMarker, desc.Digest.Encoded()), nil, 0o644)
+		}
 		return ctx.Err()
 	}
 	if w.denyPut {
