@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -26,14 +30,90 @@ const containerdNameAnnotation = "io.containerd.image.name"
 
 // Index returns the layout's index.json. Readers take no lock: index.json is
 // only ever replaced by rename, so a read sees one whole version.
+//
+// The parsed index is kept while index.json stays the same file (inode,
+// size, modification and change times): a sync resolving each of thousands
+// of tags parsed the whole file for each.
 func (s *Store) Index(ctx context.Context) (ocispec.Index, error) {
 	if err := ctx.Err(); err != nil {
 		return ocispec.Index{}, err
 	}
-	return s.readIndex()
+	key, keyed := statKey(s.indexPath())
+	if keyed {
+		s.cache.mu.Lock()
+		if s.cache.key.same(key) {
+			idx := cloneIndex(s.cache.idx)
+			s.cache.mu.Unlock()
+			return idx, nil
+		}
+		s.cache.mu.Unlock()
+	}
+	idx, err := s.readIndex()
+	if err != nil {
+		return idx, err
+	}
+	// Kept only if index.json did not change while it was read.
+	if after, ok := statKey(s.indexPath()); keyed && ok && after.same(key) {
+		s.cache.mu.Lock()
+		s.cache.key, s.cache.idx = key, cloneIndex(idx)
+		s.cache.mu.Unlock()
+	}
+	return idx, nil
 }
 
+// indexCache is the last index.json parsed, and which file it was.
+type indexCache struct {
+	mu  sync.Mutex
+	key fileKey
+	idx ocispec.Index
+}
+
+// fileKey tells one version of a file from another without reading it:
+// the same file (device and inode), size and modification time.
+type fileKey struct {
+	fi    os.FileInfo
+	size  int64
+	mtime int64
+}
+
+func (k fileKey) same(o fileKey) bool {
+	return k.fi != nil && o.fi != nil && os.SameFile(k.fi, o.fi) && k.size == o.size && k.mtime == o.mtime
+}
+
+func statKey(path string) (fileKey, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileKey{}, false
+	}
+	return fileKey{fi: fi, size: fi.Size(), mtime: fi.ModTime().UnixNano()}, true
+}
+
+// cloneIndex copies idx deep enough that changing the copy's entries, their
+// annotations or platforms leaves idx as it was.
+func cloneIndex(idx ocispec.Index) ocispec.Index {
+	out := idx
+	out.Annotations = maps.Clone(idx.Annotations)
+	if idx.Manifests != nil {
+		out.Manifests = make([]ocispec.Descriptor, len(idx.Manifests))
+		for i, d := range idx.Manifests {
+			d.Annotations = maps.Clone(d.Annotations)
+			d.URLs = slices.Clone(d.URLs)
+			if d.Platform != nil {
+				p := *d.Platform
+				p.OSFeatures = slices.Clone(p.OSFeatures)
+				d.Platform = &p
+			}
+			out.Manifests[i] = d
+		}
+	}
+	return out
+}
+
+// indexReads counts index.json parses (tests).
+var indexReads atomic.Int64
+
 func (s *Store) readIndex() (ocispec.Index, error) {
+	indexReads.Add(1)
 	f, err := os.Open(s.indexPath())
 	if err != nil {
 		if isNotExist(err) {

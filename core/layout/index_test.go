@@ -122,6 +122,50 @@ func TestCreate(t *testing.T) {
 	}
 }
 
+// Resolving many names parses index.json once while it stays the same
+// file; a tag written here, or index.json replaced or rewritten by another
+// tool, is seen at once; changing what Index returned changes nothing kept.
+func TestIndexCached(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	a, b := makeImage(t, 1, 1, 100), makeImage(t, 2, 1, 100)
+	writeImage(t, s, a, "v1")
+	before := indexReads.Load()
+	for range 100 {
+		checkImage(t, s, a, "v1")
+	}
+	if n := indexReads.Load() - before; n > 1 {
+		t.Fatalf("100 resolves parsed index.json %d times", n)
+	}
+	writeImage(t, s, b, "v2")
+	checkImage(t, s, b, "v2")
+
+	idx, _ := s.Index(ctx)
+	idx.Manifests[0].Annotations[ocispec.AnnotationRefName] = "changed"
+	idx.Manifests = idx.Manifests[:1]
+	checkImage(t, s, b, "v2")
+	checkImage(t, s, a, "v1")
+
+	// Another tool rewrites index.json in place, same size: v1 and v2
+	// swap digests.
+	path := filepath.Join(s.dir, "index.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped := strings.NewReplacer(`"v1"`, `"v2"`, `"v2"`, `"v1"`).Replace(string(raw))
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(swapped), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	checkImage(t, s, a, "v2")
+	checkImage(t, s, b, "v1")
+}
+
 func TestTagResolve(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)

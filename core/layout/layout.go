@@ -30,6 +30,7 @@ const maxLayoutFileSize = 64 << 10
 type Store struct {
 	dir   string
 	swept sync.Once // sweepStale
+	cache indexCache
 }
 
 // Open opens an existing layout. dir must hold an oci-layout file with
