@@ -84,3 +84,28 @@ func TestConcurrentWritersKeepEveryImage(t *testing.T) {
 		})
 	}
 }
+
+// A blob whose stream the host verifies (WithHostVerified) is not hashed
+// again here: only its size is checked. Without the mark the digest is.
+func TestArchiveTrustsHostVerifiedStreams(t *testing.T) {
+	for _, transport := range []string{OCIArchive, DockerArchive} {
+		t.Run(transport, func(t *testing.T) {
+			img := layertest.NewImage("trust", layertest.Options{})
+			b := img.Config // a config goes through the same checks in both formats
+			wrong := append([]byte(nil), b.Data...)
+			wrong[0] ^= 1
+			e := transporttest.OpenEndpoint(t, New(nil), transport, filepath.Join(t.TempDir(), "x.tar"), pluginapi.ModeWrite)
+			defer e.Close(context.Background())
+			d := e.(pluginapi.Destination)
+			if err := d.PutBlob(context.Background(), b.Desc, bytes.NewReader(wrong)); err == nil {
+				t.Fatal("unmarked: a blob with the wrong digest was taken")
+			}
+			if err := d.PutBlob(pluginapi.WithHostVerified(context.Background()), b.Desc, bytes.NewReader(wrong[1:])); err == nil {
+				t.Fatal("marked: a blob of the wrong size was taken")
+			}
+			if err := d.PutBlob(pluginapi.WithHostVerified(context.Background()), b.Desc, bytes.NewReader(wrong)); err != nil {
+				t.Fatalf("marked verified by the host: %v (the plugin hashed it again)", err)
+			}
+		})
+	}
+}

@@ -174,7 +174,7 @@ func (d *dockerDest) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.
 	if manifest.IsNonDistributable(desc.MediaType) || strings.Contains(desc.MediaType, "+encrypted") {
 		return fmt.Errorf("archive %s: layer %s of type %s cannot be stored in a docker-archive: %w", d.w.final, desc.Digest, desc.MediaType, core.ErrUnsupported)
 	}
-	vr := content.NewVerifyReader(ctxReader{ctx, r}, desc)
+	vr := verifier(ctx, r, desc)
 	br, c, err := layer.DetectReader(vr)
 	if err != nil {
 		return fmt.Errorf("archive %s: layer %s: %w", d.w.final, desc.Digest, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/pluginapi"
 )
 
 // tarWriter builds a tar in a staging directory beside its final name.
@@ -196,7 +197,7 @@ func (w *tarWriter) putVerified(ctx context.Context, name string, desc ocispec.D
 		if s, ok := w.entries[name]; ok && s == desc.Size {
 			return nil
 		}
-		vr := content.NewVerifyReader(ctxReader{ctx, r}, desc)
+		vr := verifier(ctx, r, desc)
 		return w.appendLocked(name, desc.Size, vr, func() error {
 			// The VerifyReader reports a mismatch instead of EOF; make
 			// sure it reached EOF (io.Copy stops at exactly size bytes
@@ -218,13 +219,23 @@ func (w *tarWriter) putVerified(ctx context.Context, name string, desc ocispec.D
 	return w.putFile(name, f, desc.Size)
 }
 
+// verifier checks r against desc: its size, and its digest unless the host
+// verifies the stream itself (pluginapi.HostVerified), so that the bytes are
+// not hashed twice.
+func verifier(ctx context.Context, r io.Reader, desc ocispec.Descriptor) *content.VerifyReader {
+	if pluginapi.HostVerified(ctx) {
+		return content.NewSizeReader(ctxReader{ctx, r}, desc)
+	}
+	return content.NewVerifyReader(ctxReader{ctx, r}, desc)
+}
+
 // spill writes r, verified against desc, to a temporary file and rewinds it.
 func (w *tarWriter) spill(ctx context.Context, desc ocispec.Descriptor, r io.Reader) (*os.File, error) {
 	f, err := os.CreateTemp(w.stage, "spill-*")
 	if err != nil {
 		return nil, err
 	}
-	vr := content.NewVerifyReader(ctxReader{ctx, r}, desc)
+	vr := verifier(ctx, r, desc)
 	if _, err := io.Copy(f, vr); err != nil {
 		w.dropSpill(f)
 		return nil, err
