@@ -1475,21 +1475,10 @@ func (c *copier) openSourceBlob(ctx context.Context, desc ocispec.Descriptor) (i
 	return rc, nil
 }
 
-// openRegular opens path with flag, refusing anything but a regular file.
+// openRegular opens path with flag, refusing anything but a regular file
+// (and not waiting on a FIFO).
 func openRegular(path string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(path, flag, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s is not a regular file: %w", path, core.ErrInvalid)
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return atomicfile.OpenRegular(path, flag)
 }
 
 // stageBlob writes a blob into a file the destination staged (stage-blob)

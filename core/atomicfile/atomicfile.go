@@ -110,6 +110,26 @@ func Write(path string, data []byte) error {
 	return WriteVerified(context.Background(), path, ocispec.Descriptor{Digest: digest.FromBytes(data), Size: int64(len(data))}, bytes.NewReader(data))
 }
 
+// OpenRegular opens path with flag (os.O_RDONLY, os.O_WRONLY...), refusing
+// anything but a regular file. The open does not wait: a FIFO put in a
+// blob's place would block a plain open, and then a read, until something
+// wrote to it.
+func OpenRegular(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file: %w", path, core.ErrInvalid)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // Lock takes an exclusive flock on the file name (created if missing) and
 // returns the func that releases it. flock locks belong to the open file
 // description, so two goroutines of one process exclude each other exactly

@@ -93,7 +93,7 @@ func (s *Store) OpenBlob(ctx context.Context, d digest.Digest) (*os.File, error)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := atomicfile.OpenRegular(p, os.O_RDONLY)
 	if err != nil {
 		if isNotExist(err) {
 			return nil, fmt.Errorf("oci layout %s: blob %s: %w", s.dir, d, core.ErrNotFound)
@@ -269,7 +269,7 @@ func (s *Store) WriteBlobFile(ctx context.Context, desc ocispec.Descriptor, src 
 		return atomicfile.SyncDir(dir)
 	}
 	// Not linkable (other filesystem, or not allowed): copy.
-	in, err := os.Open(src)
+	in, err := atomicfile.OpenRegular(src, os.O_RDONLY)
 	if err != nil {
 		return err
 	}

@@ -223,7 +223,7 @@ func (s *source) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset in
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := atomicfile.OpenRegular(p, os.O_RDONLY)
 	if err != nil {
 		return nil, fmt.Errorf("dir %s: blob %s: %w", s.dir, desc.Digest, err)
 	}

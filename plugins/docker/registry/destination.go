@@ -22,6 +22,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
 	"github.com/stevedore-oci/stevedore/core/manifest"
 	"github.com/stevedore-oci/stevedore/pluginapi"
@@ -132,7 +133,7 @@ func (w *Writer) PutBlobFile(ctx context.Context, desc ocispec.Descriptor, path 
 // A resumed chunk re-sends bytes already counted.
 func (w *Writer) PutBlobFileProgress(ctx context.Context, desc ocispec.Descriptor, path string, progress func(sent int64)) error {
 	step := "push blob " + desc.Digest.String() + " from " + path
-	f, err := os.Open(path)
+	f, err := atomicfile.OpenRegular(path, os.O_RDONLY)
 	if err != nil {
 		return w.fail(step, err)
 	}
