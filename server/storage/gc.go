@@ -189,9 +189,7 @@ func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff tim
 			if err := atomicfile.Write(p, b); err != nil {
 				return fmt.Errorf("repository %s: write index.json: %w", name, err)
 			}
-			r.snapMu.Lock()
-			r.snap = nil
-			r.snapMu.Unlock()
+			r.install(nil)
 		}
 	}
 	// Sweep this repository's links.

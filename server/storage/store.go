@@ -98,7 +98,11 @@ type repo struct {
 	dir  string
 	mu   sync.Mutex // serializes this process's writers; flock excludes others
 	snap *snapshot  // guarded by snapMu
-	// snapMu guards snap; readers take it briefly.
+	// gen counts the snapshots writers installed (or dropped), guarded by
+	// snapMu: a reader keeps what it read only if no writer installed
+	// one meanwhile, which may be newer than what it read.
+	gen uint64
+	// snapMu guards snap and gen; readers take it briefly.
 	snapMu sync.RWMutex
 	// created is set once the layout files exist.
 	created bool
@@ -141,7 +145,7 @@ const revalidateEvery = time.Second
 // layout gives an error wrapping core.ErrNotFound.
 func (r *repo) load() (*snapshot, error) {
 	r.snapMu.RLock()
-	sn := r.snap
+	sn, gen := r.snap, r.gen
 	r.snapMu.RUnlock()
 	now := time.Now().UnixNano()
 	if sn != nil && now-sn.checked.Load() < int64(revalidateEvery) {
@@ -167,9 +171,20 @@ func (r *repo) load() (*snapshot, error) {
 	sn = newSnapshot(idx, id)
 	sn.checked.Store(now)
 	r.snapMu.Lock()
-	r.snap = sn
+	if r.gen == gen {
+		r.snap = sn
+	}
 	r.snapMu.Unlock()
 	return sn, nil
+}
+
+// install makes sn the snapshot readers use: a writer's, of what it just
+// wrote (nil: none, read index.json again).
+func (r *repo) install(sn *snapshot) {
+	r.snapMu.Lock()
+	r.snap = sn
+	r.gen++
+	r.snapMu.Unlock()
 }
 
 func readIndex(p string) (ocispec.Index, fileID, error) {
@@ -253,9 +268,7 @@ func (s *Store) update(ctx context.Context, name string, fn func(idx *ocispec.In
 	}
 	sn := newSnapshot(idx, statID(fi))
 	sn.checked.Store(time.Now().UnixNano())
-	r.snapMu.Lock()
-	r.snap = sn
-	r.snapMu.Unlock()
+	r.install(sn)
 	return nil
 }
 
