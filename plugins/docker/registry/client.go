@@ -538,7 +538,13 @@ func (p *retryPolicy) Retry(attempt int, resp *http.Response, err error) (time.D
 	}
 	if resp != nil {
 		if d, ok := retryAfter(resp); ok {
-			return min(d, p.retryAfterMax), nil
+			if d > p.retryAfterMax {
+				// Longer than any wait the host's timeouts allow: the
+				// answer is the error (it says how long the registry
+				// asks to wait), not a wait that ends in a timeout.
+				return -1, nil
+			}
+			return d, nil
 		}
 	}
 	return backoff(attempt, p.base, p.maxWait), nil

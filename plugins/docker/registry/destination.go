@@ -55,7 +55,7 @@ func (w *Writer) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, er
 	case http.StatusNotFound:
 		return false, nil
 	}
-	return false, w.fail(step, &httpError{status: resp.StatusCode})
+	return false, w.fail(step, statusError(resp))
 }
 
 // PutBlob implements pluginapi.Destination. Blobs up to MonolithicMax go in

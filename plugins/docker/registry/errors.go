@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -117,7 +118,28 @@ func responseError(resp *http.Response) error {
 		e.detail = s
 	}
 	e.detail = oneLine(e.detail)
+	e.addRetryAfter(resp)
 	return e
+}
+
+// statusError is the error of an answer without a body to read (HEAD).
+func statusError(resp *http.Response) *httpError {
+	e := &httpError{status: resp.StatusCode}
+	e.addRetryAfter(resp)
+	return e
+}
+
+// addRetryAfter says how long a 429 or 503 asks to wait.
+func (e *httpError) addRetryAfter(resp *http.Response) {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return
+	}
+	if d, ok := retryAfter(resp); ok {
+		if e.detail != "" {
+			e.detail += "; "
+		}
+		e.detail += "the registry asks to retry after " + d.Round(time.Second).String()
+	}
 }
 
 func oneLine(s string) string {

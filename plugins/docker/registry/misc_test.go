@@ -32,9 +32,9 @@ func TestRetries(t *testing.T) {
 
 	// 503 and 429 with Retry-After, then success.
 	reg.AddFault(registrytest.Fault{Kind: registrytest.Respond, Match: registrytest.MatchManifest(http.MethodHead, "v1"), Times: 1,
-		Status: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {"1"}}})
+		Status: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {"0"}}})
 	reg.AddFault(registrytest.Fault{Kind: registrytest.Respond, Match: registrytest.MatchManifest(http.MethodHead, "v1"), Times: 1,
-		Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}})
+		Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"0"}}})
 	reg.ResetStats()
 	if d, err := src.Resolve(ctx, "v1"); err != nil || d.Digest != img.Manifest.Digest {
 		t.Fatalf("resolve after 503, 429: %v", err)
@@ -43,10 +43,28 @@ func TestRetries(t *testing.T) {
 		t.Fatalf("%d HEADs, want 3", n)
 	}
 
+	// A Retry-After longer than the plugin waits is the answer at once,
+	// saying how long the registry asks to wait (it used to be waited
+	// for, capped, until the host's timeouts hid the 429).
+	reg.AddFault(registrytest.Fault{Kind: registrytest.Respond, Match: registrytest.MatchManifest(http.MethodGet, "v1"),
+		Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3600"}}})
+	reg.AddFault(registrytest.Fault{Kind: registrytest.Respond, Match: registrytest.MatchManifest(http.MethodHead, "v1"),
+		Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3600"}}})
+	reg.ResetStats()
+	start := time.Now()
+	_, err := src.Resolve(ctx, "v1")
+	if err == nil || !strings.Contains(err.Error(), "HTTP 429") || !strings.Contains(err.Error(), "retry after 1h0m0s") || time.Since(start) > 5*time.Second {
+		t.Fatalf("resolve with Retry-After: 3600: %v after %s, want the 429 at once", err, time.Since(start))
+	}
+	if n := reg.Stats().Requests; n != 1 {
+		t.Fatalf("%d requests for a 429 asking to wait an hour, want 1", n)
+	}
+	reg.ClearFaults()
+
 	// A persistent 500 gives up after MaxRetries retries.
 	reg.AddFault(registrytest.Fault{Kind: registrytest.Respond, Match: registrytest.MatchBlobGet(img.Layers[0].Digest), Status: http.StatusInternalServerError})
 	reg.ResetStats()
-	_, err := src.GetBlob(ctx, img.Layers[0], 0)
+	_, err = src.GetBlob(ctx, img.Layers[0], 0)
 	mustIs(t, err, core.ErrUnavailable)
 	if n := reg.Stats().ByMethod["GET"]; n != p.MaxRetries+1 {
 		t.Fatalf("%d GETs, want %d", n, p.MaxRetries+1)
@@ -77,6 +95,9 @@ func TestRetryAfterParsing(t *testing.T) {
 	p := &retryPolicy{max: 3, base: time.Millisecond, maxWait: time.Millisecond, retryAfterMax: 10 * time.Second}
 	if d, _ := p.Retry(0, &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"4"}}}, nil); d != 4*time.Second {
 		t.Errorf("Retry-After not honoured: %v", d)
+	}
+	if d, _ := p.Retry(0, &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"11"}}}, nil); d >= 0 {
+		t.Errorf("waits %v for a Retry-After over the most it waits", d)
 	}
 	if d, _ := p.Retry(3, &http.Response{StatusCode: 503, Header: http.Header{}}, nil); d >= 0 {
 		t.Errorf("retried past the limit")

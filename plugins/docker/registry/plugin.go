@@ -45,7 +45,10 @@ type Plugin struct {
 	MaxRetries int
 	// RetryBase is the first backoff; it doubles per attempt up to RetryMax.
 	RetryBase, RetryMax time.Duration
-	// RetryAfterMax caps how long a Retry-After header can make us wait.
+	// RetryAfterMax is the longest Retry-After waited for; a longer one
+	// fails the request at once, with the wait asked for in the error
+	// (retries of one request stay within the host's 60 s inactivity and
+	// 2 min call timeouts).
 	RetryAfterMax time.Duration
 	// TokenRenewAge is the age past which a chunked upload renews its
 	// bearer token before the next chunk (0: never). Tokens live 60 s when
@@ -122,7 +125,7 @@ func New() *Plugin {
 		MaxRetries:    DefaultMaxRetries,
 		RetryBase:     250 * time.Millisecond,
 		RetryMax:      5 * time.Second,
-		RetryAfterMax: 60 * time.Second,
+		RetryAfterMax: 10 * time.Second,
 		TokenRenewAge: DefaultTokenRenewAge,
 	}
 }

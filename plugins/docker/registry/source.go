@@ -151,10 +151,10 @@ func (e *endpoint) resolveHere(ctx context.Context, ref string) (ocispec.Descrip
 	case http.StatusNotFound:
 		return ocispec.Descriptor{}, e.fail(step, fmt.Errorf("manifest %s not found: %w", reference, core.ErrNotFound))
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
-		return ocispec.Descriptor{}, e.fail(step, &httpError{status: resp.StatusCode})
+		return ocispec.Descriptor{}, e.fail(step, statusError(resp))
 	default:
 		if resp.StatusCode >= 500 {
-			return ocispec.Descriptor{}, e.fail(step, &httpError{status: resp.StatusCode})
+			return ocispec.Descriptor{}, e.fail(step, statusError(resp))
 		}
 	}
 	// HEAD was not conclusive (no digest header, no length, an odd type or
