@@ -41,8 +41,9 @@
 // challenges, a token cache keyed by scope so one token serves every request
 // of an endpoint, redirects that never carry Authorization to another
 // origin), the retry transport (bounded exponential backoff on 5xx, 429
-// with Retry-After, 408 and connection resets, applied here to idempotent
-// requests only), tag listing with Link pagination, the referrers API with
+// with Retry-After up to Plugin.RetryAfterMax, a longer one failing at
+// once, 408 and connection resets, applied here to idempotent requests
+// only), tag listing with Link pagination, the referrers API with
 // its tag-schema fallback, manifest push (which maintains the referrers tag
 // index for manifests with a subject on registries without the API) and
 // manifest delete. This package writes what oras-go lacks or does
