@@ -488,6 +488,13 @@ func (d *dest) Commit(ctx context.Context) error {
 	if err := atomicfile.SyncDir(d.stage); err != nil {
 		return fmt.Errorf("dir %s: %w", d.final, err)
 	}
+	// Writers of one directory swap one at a time (the check that the
+	// directory there may be replaced and the swap are one step).
+	unlock, err := atomicfile.LockTransient(ctx, filepath.Join(filepath.Dir(d.final), "."+filepath.Base(d.final)+".stevedore-lock"))
+	if err != nil {
+		return fmt.Errorf("dir %s: %w", d.final, err)
+	}
+	defer unlock()
 	if err := swapInto(d.stage, d.final); err != nil {
 		return fmt.Errorf("dir %s: %w", d.final, err)
 	}
@@ -547,8 +554,11 @@ func (d *dest) Close(ctx context.Context) error {
 }
 
 // swapInto renames stage to final. An existing final directory (checked to
-// be empty or an image directory at open) is moved aside first and removed
-// once the new one is in place.
+// be empty or an image directory at open) is exchanged with the new one in
+// one step (renameat2 RENAME_EXCHANGE: final is never missing, even if the
+// process dies there) and then removed. Where the filesystem cannot
+// exchange, it is moved aside first and removed once the new one is in
+// place.
 func swapInto(stage, final string) error {
 	if _, err := os.Lstat(final); errors.Is(err, os.ErrNotExist) {
 		if err := os.Rename(stage, final); err != nil {
@@ -557,6 +567,14 @@ func swapInto(stage, final string) error {
 		return atomicfile.SyncDir(filepath.Dir(final))
 	}
 	if err := replaceable(final); err != nil {
+		return err
+	}
+	if err := exchange(stage, final); err == nil {
+		if err := atomicfile.SyncDir(filepath.Dir(final)); err != nil {
+			return err
+		}
+		return os.RemoveAll(stage) // the old directory now
+	} else if !errors.Is(err, errNoExchange) {
 		return err
 	}
 	old := stage + "-old"
@@ -572,6 +590,9 @@ func swapInto(stage, final string) error {
 	}
 	return os.RemoveAll(old)
 }
+
+// errNoExchange: the filesystem cannot swap two entries in one step.
+var errNoExchange = errors.New("no atomic exchange")
 
 // stagePrefix names files staged for the host to write (StageBlob).
 const stagePrefix = atomicfile.TmpPrefix + "stage-"
