@@ -124,10 +124,17 @@ func (d *ociDest) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw 
 	defer d.mu.Unlock()
 	d.manifests[desc.Digest] = raw
 	if ref == "" {
-		return nil
+		var h struct {
+			Subject *ocispec.Descriptor `json:"subject"`
+		}
+		if json.Unmarshal(raw, &h) != nil || h.Subject == nil {
+			return nil // a child of an index: stored by digest only
+		}
+		// A referrer is found only from index.json, as in a layout:
+		// recorded untagged.
 	}
 	entry := ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, ArtifactType: desc.ArtifactType, Platform: desc.Platform}
-	if ref != desc.Digest.String() {
+	if ref != "" && ref != desc.Digest.String() {
 		entry.Annotations = map[string]string{ocispec.AnnotationRefName: ref}
 	}
 	d.addEntry(entry)

@@ -164,6 +164,14 @@ func (s *ociSource) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([
 	return readManifestBlob(s.t, desc)
 }
 
+// Referrers implements pluginapi.ReferrerLister as an OCI layout does: the
+// manifests index.json lists whose subject is the given digest.
+func (s *ociSource) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
+	return manifest.ReferrersAmong(ctx, s.index.Manifests, subject, artifactType, func(_ context.Context, d ocispec.Descriptor) ([]byte, error) {
+		return readManifestBlob(s.t, d)
+	})
+}
+
 func (s *ociSource) GetBlob(ctx context.Context, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
 	name, err := blobName(desc.Digest)
 	if err != nil {

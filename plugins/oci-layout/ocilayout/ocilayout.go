@@ -15,6 +15,7 @@ import (
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/content"
 	"github.com/stevedore-oci/stevedore/core/layout"
+	"github.com/stevedore-oci/stevedore/core/manifest"
 	"github.com/stevedore-oci/stevedore/pluginapi"
 )
 
@@ -178,57 +179,17 @@ func (e *readEndpoint) BlobPath(ctx context.Context, desc ocispec.Descriptor) (s
 	return e.store.BlobPath(desc.Digest)
 }
 
-// manifestHead is the part of a manifest or index Referrers looks at.
-type manifestHead struct {
-	MediaType    string              `json:"mediaType"`
-	ArtifactType string              `json:"artifactType"`
-	Config       *ocispec.Descriptor `json:"config"`
-	Subject      *ocispec.Descriptor `json:"subject"`
-	Annotations  map[string]string   `json:"annotations"`
-}
-
 // Referrers implements pluginapi.ReferrerLister by reading every manifest
-// listed in index.json and keeping those whose subject is the given digest.
-// The descriptors carry artifactType (the manifest's, or its config media
-// type) and the manifest's annotations, as the distribution spec's
-// referrers API does.
+// listed in index.json and keeping those whose subject is the given digest
+// (manifest.ReferrersAmong).
 func (e *readEndpoint) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
 	idx, err := e.store.Index(ctx)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[digest.Digest]bool{}
-	out := []ocispec.Descriptor{}
-	for _, entry := range idx.Manifests {
-		if seen[entry.Digest] {
-			continue
-		}
-		seen[entry.Digest] = true
-		raw, err := e.store.ReadBlob(ctx, entry, content.MaxManifestSize)
-		if errors.Is(err, core.ErrNotFound) {
-			continue // dangling entry: not our business here
-		}
-		if err != nil {
-			return nil, err
-		}
-		var h manifestHead
-		if json.Unmarshal(raw, &h) != nil || h.Subject == nil || h.Subject.Digest != subject {
-			continue
-		}
-		at := h.ArtifactType
-		if at == "" && h.Config != nil {
-			at = h.Config.MediaType
-		}
-		if artifactType != "" && at != artifactType {
-			continue
-		}
-		mt := h.MediaType
-		if mt == "" {
-			mt = entry.MediaType
-		}
-		out = append(out, ocispec.Descriptor{MediaType: mt, Digest: entry.Digest, Size: entry.Size, ArtifactType: at, Annotations: h.Annotations})
-	}
-	return out, nil
+	return manifest.ReferrersAmong(ctx, idx.Manifests, subject, artifactType, func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
+		return e.store.ReadBlob(ctx, d, content.MaxManifestSize)
+	})
 }
 
 // writeEndpoint is a layout opened as a destination; it can still read.
@@ -341,7 +302,9 @@ func (e *writeEndpoint) PutManifest(ctx context.Context, desc ocispec.Descriptor
 		return err
 	}
 	if ref == "" {
-		var h manifestHead
+		var h struct {
+			Subject *ocispec.Descriptor `json:"subject"`
+		}
 		if json.Unmarshal(raw, &h) != nil || h.Subject == nil {
 			return nil // a child of an index: stored by digest only
 		}
