@@ -544,6 +544,9 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 		return
 	}
 	defer src.Close(context.WithoutCancel(ctx))
+	if job.Referrers && !src.has(pluginapi.CapReferrers) && s.h.logger != nil {
+		s.h.logger.Warn(fmt.Sprintf("%s cannot list referrers: --referrers copies none from it", srcEP))
+	}
 	js := &jobState{index: index, job: job, src: src}
 	if !s.opts.DryRun {
 		dst, err := s.open(ctx, dstEP, pluginapi.ModeWrite, job.DstOptions)
