@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -81,6 +82,17 @@ func (s *Store) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, err
 		return false, err
 	}
 	return size == desc.Size, nil
+}
+
+// Touch marks a present blob as just used (its change time, which a garbage
+// collector sharing the layout spares within its grace period): a writer
+// that skips a blob it found present calls it, so the blob is not swept
+// before the manifest that needs it is tagged. Best effort.
+func (s *Store) Touch(d digest.Digest) {
+	if p, err := s.BlobPath(d); err == nil {
+		now := time.Now()
+		_ = os.Chtimes(p, now, now)
+	}
 }
 
 // OpenBlob opens a present blob for reading; a missing blob gives an error

@@ -413,6 +413,11 @@ func (s *Store) Tag(ctx context.Context, desc ocispec.Descriptor, name string) e
 		entry.Annotations = nil
 	}
 	return s.update(ctx, func(idx *ocispec.Index) error {
+		// Again under the lock: a garbage collector sharing the layout
+		// (stevedore serve's gc) may have removed it since.
+		if _, err := s.Stat(ctx, desc.Digest); err != nil {
+			return fmt.Errorf("tag %q: %w", name, err)
+		}
 		if name == "" {
 			for _, e := range idx.Manifests {
 				if e.Digest == entry.Digest {

@@ -282,7 +282,13 @@ func (e *writeEndpoint) AbortStagedBlob(_ context.Context, path string) error {
 
 // HasBlob implements pluginapi.Destination.
 func (e *writeEndpoint) HasBlob(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
-	return e.store.HasBlob(ctx, desc)
+	ok, err := e.store.HasBlob(ctx, desc)
+	if ok {
+		// The copy will not write it: keep a garbage collector sharing
+		// the layout from sweeping it meanwhile.
+		e.store.Touch(desc.Digest)
+	}
+	return ok, err
 }
 
 // PutBlob implements pluginapi.Destination.
