@@ -19,6 +19,7 @@ import (
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/core/ref"
 )
 
 // maxIndexSize caps index.json read into memory.
@@ -350,17 +351,8 @@ func describeEntries(entries []ocispec.Descriptor) string {
 // digest. It is looser than the grammar on separator placement so that
 // any registry tag can be stored.
 func checkName(name string) error {
-	if name == "" {
-		return fmt.Errorf("empty image name: %w", core.ErrInvalid)
-	}
-	for i, c := range name {
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if i == 0 && !alnum {
-			return fmt.Errorf("image name %q must start with a letter or digit: %w", name, core.ErrInvalid)
-		}
-		if !alnum && !strings.ContainsRune("-._:@+/", c) {
-			return fmt.Errorf("image name %q: character %q not allowed: %w", name, c, core.ErrInvalid)
-		}
+	if err := ref.CheckLayoutName(name); err != nil {
+		return err
 	}
 	if isDigestRef(name) {
 		return fmt.Errorf("image name %q looks like a digest: %w", name, core.ErrInvalid)

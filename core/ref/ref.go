@@ -247,7 +247,40 @@ func parsePathRef(input, transport, rest string) (Endpoint, error) {
 	if strings.ContainsAny(r, "\x00\n") {
 		return Endpoint{}, invalid(input, "reference contains a control character")
 	}
+	if (transport == OCI || transport == OCIArchive) && r != "" && !looksLikeDigest(r) {
+		// Refused here, as skopeo does, rather than when the layout
+		// records it, after every blob was written.
+		if err := CheckLayoutName(r); err != nil {
+			return Endpoint{}, invalid(input, err.Error())
+		}
+	}
 	return Endpoint{Transport: transport, Location: path, Ref: r}, nil
+}
+
+// CheckLayoutName checks an image name of an OCI layout's index.json
+// (org.opencontainers.image.ref.name): letters, digits and -._:@+/, starting
+// with a letter or digit, as the image-layout spec's grammar allows.
+func CheckLayoutName(name string) error {
+	if name == "" {
+		return fmt.Errorf("empty image name: %w", core.ErrInvalid)
+	}
+	for i, c := range name {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i == 0 && !alnum {
+			return fmt.Errorf("image name %q must start with a letter or digit: %w", name, core.ErrInvalid)
+		}
+		if !alnum && !strings.ContainsRune("-._:@+/", c) {
+			return fmt.Errorf("image name %q: character %q not allowed: %w", name, c, core.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// looksLikeDigest says whether r starts with a digest algorithm's name
+// and a colon (a layout resolves it as a digest, never as a name).
+func looksLikeDigest(r string) bool {
+	alg, _, ok := strings.Cut(r, ":")
+	return ok && digest.Algorithm(alg).Available()
 }
 
 func parseDockerArchive(input, rest string) (Endpoint, error) {

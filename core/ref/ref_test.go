@@ -23,6 +23,8 @@ func TestParse(t *testing.T) {
 		{"oci:/tmp/lay", Endpoint{Transport: OCI, Location: "/tmp/lay", Ref: ""}},
 		{"oci:/tmp/lay:v1", Endpoint{Transport: OCI, Location: "/tmp/lay", Ref: "v1"}},
 		{"oci:rel/dir:name:with:colons", Endpoint{Transport: OCI, Location: "rel/dir", Ref: "name:with:colons"}},
+		{"oci:/l:docker.io/library/alpine:3.20", Endpoint{Transport: OCI, Location: "/l", Ref: "docker.io/library/alpine:3.20"}},
+		{"oci:/l:" + dg, Endpoint{Transport: OCI, Location: "/l", Ref: dg}},
 		{"oci-archive:/a.tar:latest", Endpoint{Transport: OCIArchive, Location: "/a.tar", Ref: "latest"}},
 		{"docker-archive:/a.tar", Endpoint{Transport: DockerArchive, Location: "/a.tar", Ref: ""}},
 		{"docker-archive:/a.tar:busybox", Endpoint{Transport: DockerArchive, Location: "/a.tar", Ref: "busybox:latest"}},
@@ -79,6 +81,8 @@ func TestParseErrors(t *testing.T) {
 		"", "alpine", "docker:alpine", "docker://", "docker://foo/UPPER", "oci:", "oci::tag",
 		"dir:", "docker-archive:/a.tar:@x", "docker-archive:/a.tar:@", "static:/s:Bad_Name:1",
 		"static:/s:app:bad tag", "static:/s:app@sha256:zz",
+		// Names an OCI layout cannot record (skopeo refuses them too).
+		"oci:/l:ü", "oci:/l:-lead", "oci:/l:.lead", "oci:/l:a b", "oci-archive:/a.tar:_x",
 	} {
 		_, err := Parse(in)
 		if err == nil {
