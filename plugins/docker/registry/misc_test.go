@@ -371,3 +371,24 @@ func TestErrorsDropURLQueries(t *testing.T) {
 		t.Fatalf("error without a URL changed: %q", plain)
 	}
 }
+
+// A manifest fetched by tag whose bytes do not hash to the digest the
+// registry names (Docker-Content-Digest) was changed in transit: a digest
+// error, not an image with another digest (whose later fetch by digest
+// then failed as "not found"). crane checks the same.
+func TestManifestByTagChecksRegistryDigest(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := reg.Seed("r", "v1", 1, 1000)
+	src := openReader(t, testPlugin(), reg, "r", nil)
+	reg.AddFault(registrytest.Fault{Kind: registrytest.FlipByte, Match: registrytest.MatchManifest(http.MethodGet, "v1"), At: 10})
+	_, _, err := src.ResolveManifest(ctx, "v1")
+	mustIs(t, err, core.ErrDigestMismatch)
+	if !strings.Contains(err.Error(), img.Manifest.Digest.String()) {
+		t.Fatalf("%v: want the digest the registry named", err)
+	}
+	reg.ClearFaults()
+	if d, _, err := src.ResolveManifest(ctx, "v1"); err != nil || d.Digest != img.Manifest.Digest {
+		t.Fatalf("untouched: %v %v", d.Digest, err)
+	}
+}

@@ -95,9 +95,14 @@ func (e *endpoint) resolveManifestHere(ctx context.Context, ref string) (ocispec
 // getResolved GETs the manifest reference names and describes it from its
 // bytes; want, when set, is the digest they must have.
 func (e *endpoint) getResolved(ctx context.Context, step, reference string, want digest.Digest) (ocispec.Descriptor, []byte, error) {
-	raw, mt, err := e.fetchManifest(ctx, reference, "")
+	raw, mt, said, err := e.fetchManifest(ctx, reference, "")
 	if err != nil {
 		return ocispec.Descriptor{}, nil, e.fail(step, err)
+	}
+	if want == "" && said.Validate() == nil {
+		// By tag: the bytes must be those the registry names (a manifest
+		// changed in transit would otherwise be taken for another).
+		want = said
 	}
 	alg := digest.Canonical
 	if want != "" {
@@ -164,12 +169,14 @@ func (e *endpoint) resolveHere(ctx context.Context, ref string) (ocispec.Descrip
 }
 
 // fetchManifest GETs a manifest (at most MaxManifestSize bytes) and returns
-// its bytes and media type (from Content-Type, or the body when the
-// registry sends a generic type). preferred goes first in Accept.
-func (e *endpoint) fetchManifest(ctx context.Context, reference, preferred string) ([]byte, string, error) {
+// its bytes, its media type (from Content-Type, or the body when the
+// registry sends a generic type) and the digest the registry says it has
+// (Docker-Content-Digest; "" when not sent). preferred goes first in
+// Accept.
+func (e *endpoint) fetchManifest(ctx context.Context, reference, preferred string) ([]byte, string, digest.Digest, error) {
 	u, err := e.url(ctx, "/manifests/"+reference)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	accept := acceptHeader
 	if preferred != "" && preferred != manifest.Accept[0] {
@@ -177,41 +184,41 @@ func (e *endpoint) fetchManifest(ctx context.Context, reference, preferred strin
 	}
 	resp, err := e.do(ctx, http.MethodGet, u, nil, 0, accept)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	if resp.StatusCode == http.StatusNotFound {
 		resp.Body.Close()
-		return nil, "", fmt.Errorf("manifest %s not found: %w", reference, core.ErrNotFound)
+		return nil, "", "", fmt.Errorf("manifest %s not found: %w", reference, core.ErrNotFound)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", responseError(resp)
+		return nil, "", "", responseError(resp)
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength > content.MaxManifestSize {
-		return nil, "", fmt.Errorf("manifest %s is %d bytes, over the %d byte limit: %w", reference, resp.ContentLength, content.MaxManifestSize, core.ErrTooLarge)
+		return nil, "", "", fmt.Errorf("manifest %s is %d bytes, over the %d byte limit: %w", reference, resp.ContentLength, content.MaxManifestSize, core.ErrTooLarge)
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, content.MaxManifestSize+1))
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	if len(raw) > content.MaxManifestSize {
-		return nil, "", fmt.Errorf("manifest %s is over the %d byte limit: %w", reference, content.MaxManifestSize, core.ErrTooLarge)
+		return nil, "", "", fmt.Errorf("manifest %s is over the %d byte limit: %w", reference, content.MaxManifestSize, core.ErrTooLarge)
 	}
 	mt := contentType(resp)
 	if manifest.IsSchema1(mt) {
-		return nil, "", manifest.ErrSchema1
+		return nil, "", "", manifest.ErrSchema1
 	}
 	if !manifest.IsManifest(mt) {
 		detected, err := manifest.DetectMediaType(raw)
 		if err != nil {
-			return nil, "", err
+			return nil, "", "", err
 		}
 		if manifest.IsSchema1(detected) {
-			return nil, "", manifest.ErrSchema1
+			return nil, "", "", manifest.ErrSchema1
 		}
 		mt = detected
 	}
-	return raw, mt, nil
+	return raw, mt, digest.Digest(resp.Header.Get("Docker-Content-Digest")), nil
 }
 
 // GetManifest implements pluginapi.Source. The bytes are checked against
@@ -229,7 +236,7 @@ func (e *endpoint) getManifest(ctx context.Context, desc ocispec.Descriptor) ([]
 		return nil, e.fail(step, fmt.Errorf("invalid digest: %v: %w", err, core.ErrInvalid))
 	}
 	ctx = e.scoped(ctx)
-	raw, _, err := e.fetchManifest(ctx, desc.Digest.String(), desc.MediaType)
+	raw, _, _, err := e.fetchManifest(ctx, desc.Digest.String(), desc.MediaType)
 	if err != nil {
 		return nil, e.fail(step, err)
 	}
