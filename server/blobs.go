@@ -39,6 +39,7 @@ func (s *Server) blob(q *request) {
 			q.fail(asNotFound(err, storage.ErrBlobUnknown))
 			return
 		}
+		s.store.TouchBlob(q.rt.name, d) // the client may now skip uploading it
 		h := q.w.Header()
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 		h.Set("Content-Type", "application/octet-stream")

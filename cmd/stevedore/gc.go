@@ -19,7 +19,7 @@ func newGCCmd() *cobra.Command {
 		Short: "Remove blobs no manifest of a `stevedore serve` store references",
 		Long: `gc is a mark-and-sweep collection of a registry store (see serve). It is safe to
 run beside a running server: each repository is swept under the lock a manifest push
-holds while it checks its references, blobs written or linked within --grace are kept
+holds while it checks its references, blobs written, linked or found with HEAD within --grace are kept
 (so a push in progress loses nothing), and upload sessions are kept until they expire.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,7 +57,7 @@ holds while it checks its references, blobs written or linked within --grace are
 	f.StringVar(&root, "root", "", "registry storage directory (required)")
 	f.BoolVar(&o.DryRun, "dry-run", false, "report what would be removed, remove nothing")
 	f.BoolVar(&o.DeleteUntagged, "delete-untagged", false, "also drop manifests no tag reaches (keeping referrers of kept ones)")
-	f.DurationVar(&o.Grace, "grace", 15*time.Minute, "keep blobs written or linked within this long (0: none, which a push in progress may not survive)")
+	f.DurationVar(&o.Grace, "grace", 15*time.Minute, "keep blobs written, linked or found with HEAD within this long (0: none, which a push in progress may not survive)")
 	f.DurationVar(&o.UploadTTL, "upload-ttl", 24*time.Hour, "remove upload sessions idle for this long")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -27,6 +28,16 @@ func (s *Store) StatBlob(name string, d digest.Digest) (int64, error) {
 		return 0, fmt.Errorf("repository %s: blob %s: %w", name, d, core.ErrNotFound)
 	}
 	return fi.Size(), nil
+}
+
+// TouchBlob marks blob d of repository name as just used: its change time,
+// which gc spares within its grace period. A client that found the blob
+// with HEAD will not upload it and may push the manifest needing it much
+// later; gc used to sweep an old orphaned blob in between, failing the push
+// with MANIFEST_BLOB_UNKNOWN. Best effort.
+func (s *Store) TouchBlob(name string, d digest.Digest) {
+	now := time.Now()
+	_ = os.Chtimes(s.repoBlobPath(name, d), now, now)
 }
 
 // OpenBlob opens blob d of repository name for reading.

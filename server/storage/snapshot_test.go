@@ -64,3 +64,37 @@ func TestReadAfterWriteWithConcurrentReader(t *testing.T) {
 		t.Fatalf("%d of 600 tags were not found right after their PutManifest returned", misses)
 	}
 }
+
+// A blob a client found with HEAD (and so will not upload) is kept by a gc
+// within its grace period, however long it sat unreferenced before: the
+// push's manifest, which needs it, comes later.
+func TestTouchedBlobSurvivesGC(t *testing.T) {
+	st, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store := func(b []byte) digest.Digest {
+		d := digest.FromBytes(b)
+		tmp := filepath.Join(st.root, uploadsDirName, d.Encoded())
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.storeVerified(ctx, "app", d, tmp, false); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	touched, left := store([]byte("found with HEAD")), store([]byte("left alone"))
+	time.Sleep(1200 * time.Millisecond) // older than the grace below
+	st.TouchBlob("app", touched)
+	if _, err := st.GC(ctx, GCOptions{Grace: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.StatBlob("app", touched); err != nil {
+		t.Fatalf("the blob found with HEAD was swept: %v", err)
+	}
+	if _, err := st.StatBlob("app", left); err == nil {
+		t.Fatal("the orphan nobody asked for was kept: the grace did not apply")
+	}
+}
