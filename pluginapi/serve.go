@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	transportv1 "github.com/stevedore-oci/stevedore/pluginapi/proto/v1"
 )
 
 const (
@@ -116,7 +118,7 @@ const handlerGrace = 1500 * time.Millisecond
 // transportMethods prefixes the gRPC methods of the transport service (not
 // go-plugin's own: its stdio and broker streams last as long as the
 // process).
-const transportMethods = "/stevedore.transport.v1.Transport/"
+var transportMethods = "/" + transportv1.Transport_ServiceDesc.ServiceName + "/"
 
 func countUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if strings.HasPrefix(info.FullMethod, transportMethods) {
