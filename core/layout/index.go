@@ -164,18 +164,26 @@ func (s *Store) writeIndex(idx ocispec.Index) error {
 	if err := atomicfile.Write(s.indexPath(), b); err != nil {
 		return fmt.Errorf("oci layout %s: write %s: %w", s.dir, ocispec.ImageIndexFile, err)
 	}
+	// What was just written is what the next read would parse (callers
+	// hold the lock, so no writer of ours comes between).
+	if key, ok := statKey(s.indexPath()); ok {
+		s.cache.mu.Lock()
+		s.cache.key, s.cache.idx = key, cloneIndex(idx)
+		s.cache.mu.Unlock()
+	}
 	return nil
 }
 
-// update re-reads index.json under the exclusive lock, lets fn change it,
-// and writes it back. fn returning an error leaves index.json untouched.
+// update reads index.json under the exclusive lock (parsed again only if it
+// changed since it was last read or written here), lets fn change it, and
+// writes it back. fn returning an error leaves index.json untouched.
 func (s *Store) update(ctx context.Context, fn func(*ocispec.Index) error) error {
 	unlock, err := s.lock(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	idx, err := s.readIndex()
+	idx, err := s.Index(ctx) // a copy: fn may change it
 	if err != nil {
 		return err
 	}

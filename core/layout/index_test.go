@@ -137,8 +137,20 @@ func TestIndexCached(t *testing.T) {
 	if n := indexReads.Load() - before; n > 1 {
 		t.Fatalf("100 resolves parsed index.json %d times", n)
 	}
+	// Tags written here do not make the next tag, or a resolve, parse the
+	// file again: what was written is kept.
+	before = indexReads.Load()
 	writeImage(t, s, b, "v2")
+	for i := range 20 {
+		if err := s.Tag(ctx, b.manifest.desc, fmt.Sprint("w", i)); err != nil {
+			t.Fatal(err)
+		}
+		checkImage(t, s, b, fmt.Sprint("w", i))
+	}
 	checkImage(t, s, b, "v2")
+	if n := indexReads.Load() - before; n > 0 {
+		t.Fatalf("21 tags and their resolves parsed index.json %d times", n)
+	}
 
 	idx, _ := s.Index(ctx)
 	idx.Manifests[0].Annotations[ocispec.AnnotationRefName] = "changed"
