@@ -1462,7 +1462,7 @@ func (c *copier) streamBlob(ctx context.Context, desc ocispec.Descriptor) error 
 func (c *copier) openSourceBlob(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
 	if bp, ok := c.src.Endpoint.(pluginapi.BlobPather); ok && c.src.has(pluginapi.CapBlobPath) {
 		if path, err := bp.BlobPath(ctx, desc); err == nil && path != "" {
-			if f, err := openRegular(path, os.O_RDONLY); err == nil {
+			if f, err := atomicfile.OpenRegular(path, os.O_RDONLY); err == nil {
 				return f, nil
 			}
 		}
@@ -1473,12 +1473,6 @@ func (c *copier) openSourceBlob(ctx context.Context, desc ocispec.Descriptor) (i
 		return nil, c.src.wrap("get blob "+desc.Digest.String(), err)
 	}
 	return rc, nil
-}
-
-// openRegular opens path with flag, refusing anything but a regular file
-// (and not waiting on a FIFO).
-func openRegular(path string, flag int) (*os.File, error) {
-	return atomicfile.OpenRegular(path, flag)
 }
 
 // stageBlob writes a blob into a file the destination staged (stage-blob)
@@ -1494,7 +1488,7 @@ func (c *copier) stageBlob(ctx context.Context, st pluginapi.BlobStager, desc oc
 	}
 	var f *os.File
 	if filepath.IsAbs(path) {
-		f, err = openRegular(path, os.O_WRONLY)
+		f, err = atomicfile.OpenRegular(path, os.O_WRONLY)
 	} else {
 		err = fmt.Errorf("staged path %q is not absolute: %w", path, core.ErrInvalid)
 	}
