@@ -11,13 +11,38 @@ import (
 	"github.com/stevedore-oci/stevedore/core"
 )
 
-// head is the part of a manifest or index ReferrersAmong looks at.
-type head struct {
-	MediaType    string              `json:"mediaType"`
-	ArtifactType string              `json:"artifactType"`
-	Config       *ocispec.Descriptor `json:"config"`
-	Subject      *ocispec.Descriptor `json:"subject"`
-	Annotations  map[string]string   `json:"annotations"`
+// Referrer is what the distribution spec's referrers API says of a manifest:
+// the subject it refers to and the fields of its descriptor there.
+type Referrer struct {
+	Subject digest.Digest // "" when it names none
+	// MediaType is the manifest's own ("" when it names none).
+	MediaType string
+	// ArtifactType is the manifest's, else its config's media type.
+	ArtifactType string
+	Annotations  map[string]string
+}
+
+// ReadReferrer reads those fields from a manifest's or index's bytes; ok is
+// false when they are not a JSON object.
+func ReadReferrer(raw []byte) (r Referrer, ok bool) {
+	var h struct {
+		MediaType    string              `json:"mediaType"`
+		ArtifactType string              `json:"artifactType"`
+		Config       *ocispec.Descriptor `json:"config"`
+		Subject      *ocispec.Descriptor `json:"subject"`
+		Annotations  map[string]string   `json:"annotations"`
+	}
+	if json.Unmarshal(raw, &h) != nil {
+		return Referrer{}, false
+	}
+	r = Referrer{MediaType: h.MediaType, ArtifactType: h.ArtifactType, Annotations: h.Annotations}
+	if r.ArtifactType == "" && h.Config != nil {
+		r.ArtifactType = h.Config.MediaType
+	}
+	if h.Subject != nil {
+		r.Subject = h.Subject.Digest
+	}
+	return r, true
 }
 
 // ReferrersAmong finds the referrers of subject among entries (an image
@@ -45,22 +70,15 @@ func ReferrersAmong(ctx context.Context, entries []ocispec.Descriptor, subject d
 		if err != nil {
 			return nil, err
 		}
-		var h head
-		if json.Unmarshal(raw, &h) != nil || h.Subject == nil || h.Subject.Digest != subject {
+		r, ok := ReadReferrer(raw)
+		if !ok || r.Subject != subject || (artifactType != "" && r.ArtifactType != artifactType) {
 			continue
 		}
-		at := h.ArtifactType
-		if at == "" && h.Config != nil {
-			at = h.Config.MediaType
-		}
-		if artifactType != "" && at != artifactType {
-			continue
-		}
-		mt := h.MediaType
+		mt := r.MediaType
 		if mt == "" {
 			mt = entry.MediaType
 		}
-		out = append(out, ocispec.Descriptor{MediaType: mt, Digest: entry.Digest, Size: entry.Size, ArtifactType: at, Annotations: h.Annotations})
+		out = append(out, ocispec.Descriptor{MediaType: mt, Digest: entry.Digest, Size: entry.Size, ArtifactType: r.ArtifactType, Annotations: r.Annotations})
 	}
 	return out, nil
 }

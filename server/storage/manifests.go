@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -315,26 +314,14 @@ func infoOf(d digest.Digest, raw []byte) *manifestInfo {
 	if v, ok := manifestInfos.Load(d); ok {
 		return v.(*manifestInfo)
 	}
-	var w struct {
-		MediaType    string              `json:"mediaType"`
-		ArtifactType string              `json:"artifactType"`
-		Config       *ocispec.Descriptor `json:"config"`
-		Subject      *ocispec.Descriptor `json:"subject"`
-		Annotations  map[string]string   `json:"annotations"`
-	}
 	info := &manifestInfo{}
-	if json.Unmarshal(raw, &w) == nil {
-		mt := w.MediaType
+	if r, ok := manifest.ReadReferrer(raw); ok {
+		mt := r.MediaType
 		if mt == "" {
 			mt, _ = manifest.DetectMediaType(raw)
 		}
-		info.desc = ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw)), ArtifactType: w.ArtifactType, Annotations: w.Annotations}
-		if info.desc.ArtifactType == "" && w.Config != nil && !manifest.IsIndex(mt) {
-			info.desc.ArtifactType = w.Config.MediaType
-		}
-		if w.Subject != nil {
-			info.subject = w.Subject.Digest
-		}
+		info.desc = ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw)), ArtifactType: r.ArtifactType, Annotations: r.Annotations}
+		info.subject = r.Subject
 	}
 	manifestInfos.Store(d, info)
 	return info
