@@ -21,15 +21,7 @@ import (
 // the blob, not waited on (opening one blocks until something writes).
 func TestCopyRefusesFIFOBlob(t *testing.T) {
 	ctx := context.Background()
-	src := filepath.Join(t.TempDir(), "src")
-	s, err := layout.Create(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := imagegen.Write(ctx, s, "v1", imagegen.Spec{Seed: 3, Layers: []imagegen.Layer{{Size: 10 << 10}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, s, img := sourceLayout(t, imagegen.Spec{Seed: 3, Layers: []imagegen.Layer{{Size: 10 << 10}}})
 	p, _ := s.BlobPath(img.Layers[0].Digest)
 	if err := syscall.Unlink(p); err != nil {
 		t.Fatal(err)
@@ -57,4 +49,20 @@ func TestCopyRefusesFIFOBlob(t *testing.T) {
 			t.Fatalf("stream-only %v: %v, want a refusal naming the blob", streamOnly, err)
 		}
 	}
+}
+
+// sourceLayout writes an image generated from spec as "v1" in a new layout
+// and returns the layout's directory, store and image.
+func sourceLayout(t *testing.T, spec imagegen.Spec) (string, *layout.Store, *imagegen.Image) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	s, err := layout.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := imagegen.Write(context.Background(), s, "v1", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, s, img
 }

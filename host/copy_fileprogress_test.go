@@ -2,13 +2,11 @@ package host_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/stevedore-oci/stevedore/core/layout"
 	"github.com/stevedore-oci/stevedore/host"
 	"github.com/stevedore-oci/stevedore/internal/imagegen"
 	"github.com/stevedore-oci/stevedore/internal/registrytest"
@@ -20,15 +18,7 @@ import (
 // plugin's TestPutBlobFileReportsProgressWhileSending).
 func TestCopyFromFileReportsProgress(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "src")
-	s, err := layout.Create(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := imagegen.Write(ctx, s, "v1", imagegen.Spec{Seed: 7, Layers: []imagegen.Layer{{Size: 3 << 20}, {Size: 100 << 10}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, _, img := sourceLayout(t, imagegen.Spec{Seed: 7, Layers: []imagegen.Layer{{Size: 3 << 20}, {Size: 100 << 10}}})
 	reg := registrytest.Start(t, registrytest.Options{})
 	h := newSyncHost(t)
 
