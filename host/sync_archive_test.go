@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/host"
 	"github.com/stevedore-oci/stevedore/host/syncspec"
@@ -165,5 +166,43 @@ func dockerArchiveItems(t *testing.T, path string) []dockerArchiveItem {
 			}
 			return items
 		}
+	}
+}
+
+// sync --referrers from a source that cannot list referrers (a
+// docker-archive) says so once, instead of copying none silently.
+func TestSyncReferrersWarnsWhenSourceCannotList(t *testing.T) {
+	ctx := context.Background()
+	f := newSyncFixture(t)
+	src := filepath.Join(t.TempDir(), "alpha")
+	f.writeLayout(t, src, "alpha")
+	var logs strings.Builder
+	h, err := host.New(host.Options{SearchPath: []string{t.TempDir()}, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn}),
+		InProcess: []pluginapi.Plugin{ocilayout.New(), archive.New(nil)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	da := filepath.Join(t.TempDir(), "d.tar")
+	if _, err := h.Copy(ctx, "oci:"+src+":1.0.0", "docker-archive:"+da+":app:1.0.0", host.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(source string) string {
+		t.Helper()
+		logs.Reset()
+		res, err := syncspec.Parse([]byte("sync:\n  - source: "+source+"\n    target: oci:"+filepath.Join(t.TempDir(), "out")+":x\n    referrers: true\n"), syncspec.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Sync(ctx, res.Jobs, host.SyncOptions{}); err != nil {
+			t.Fatalf("sync from %s: %v", source, err)
+		}
+		return logs.String()
+	}
+	if got := run("docker-archive:" + da + ":app:1.0.0"); strings.Count(got, "cannot list referrers") != 1 {
+		t.Fatalf("sync --referrers from a docker-archive logged %q, want one warning that it cannot list referrers", got)
+	}
+	if got := run("oci:" + src + ":1.0.0"); strings.Contains(got, "cannot list referrers") {
+		t.Fatalf("sync --referrers from a layout warned: %q", got)
 	}
 }
