@@ -71,14 +71,10 @@ type indexCache struct {
 
 // fileKey tells one version of a file from another without reading it:
 // the same file (device and inode), size and modification time.
-type fileKey struct {
-	fi    os.FileInfo
-	size  int64
-	mtime int64
-}
+type fileKey struct{ fi os.FileInfo }
 
 func (k fileKey) same(o fileKey) bool {
-	return k.fi != nil && o.fi != nil && os.SameFile(k.fi, o.fi) && k.size == o.size && k.mtime == o.mtime
+	return k.fi != nil && o.fi != nil && os.SameFile(k.fi, o.fi) && k.fi.Size() == o.fi.Size() && k.fi.ModTime().Equal(o.fi.ModTime())
 }
 
 func statKey(path string) (fileKey, bool) {
@@ -86,7 +82,7 @@ func statKey(path string) (fileKey, bool) {
 	if err != nil {
 		return fileKey{}, false
 	}
-	return fileKey{fi: fi, size: fi.Size(), mtime: fi.ModTime().UnixNano()}, true
+	return fileKey{fi}, true
 }
 
 // cloneIndex copies idx deep enough that changing the copy's entries, their
