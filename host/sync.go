@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -519,6 +520,8 @@ type jobState struct {
 	// dstTags is the destination's tag list when it was read (immutable
 	// tags, prune), nil otherwise.
 	dstTags map[string]bool
+	// pruned counts the tags the job deleted.
+	pruned atomic.Int64
 }
 
 func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
@@ -708,8 +711,10 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 	}
 	// A target written at the end (an archive, a dir:, a static tree)
 	// takes the job's images and prunes at once; an interrupted job
-	// leaves it as it was.
-	if js.dst != nil && js.dst.has(pluginapi.CapCommit) && ctx.Err() == nil {
+	// leaves it as it was, and one that wrote nothing leaves it alone (an
+	// archive would be rewritten whole).
+	wrote := js.copier.stats.manifests.Load() > 0 || js.pruned.Load() > 0
+	if js.dst != nil && js.dst.has(pluginapi.CapCommit) && wrote && ctx.Err() == nil {
 		if err := js.dst.Endpoint.(pluginapi.Committer).Commit(ctx); err != nil {
 			fail("commit target", js.dst.wrap("commit", err))
 		}
@@ -1073,6 +1078,7 @@ func (s *syncRun) prune(ctx context.Context, js *jobState, srcTags map[string]bo
 			continue
 		}
 		r.Action = ActionPruned
+		js.pruned.Add(1)
 		s.record(js.index, r)
 	}
 }

@@ -71,6 +71,18 @@ func TestSyncIntoCommittedTargets(t *testing.T) {
 			t.Fatalf("%s holds %v, want %v", target, got, want)
 		}
 	}
+	// Again, with nothing new: the archive is up to date and left alone
+	// (a commit would write it whole again).
+	before, err := os.Stat(filepath.Join(out, "o.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := run("oci-archive:" + filepath.Join(out, "o.tar")); err != nil || rep.Copied != 0 {
+		t.Fatalf("unchanged sync: %v, %d copied", err, rep.Copied)
+	}
+	if after, err := os.Stat(filepath.Join(out, "o.tar")); err != nil || !os.SameFile(before, after) {
+		t.Fatalf("an unchanged sync rewrote the archive: %v", err)
+	}
 
 	// A docker-archive names the images after the repository the target
 	// names; a layout has no name of its own to give them.
