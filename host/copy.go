@@ -236,6 +236,10 @@ type copier struct {
 	// each image: the job commits it once, when all its images are in (an
 	// archive is written once).
 	commitLater bool
+	// subsetPlatforms (sync) copies the platforms of a --platform list an
+	// index has and skips the ones it lacks; a copy refuses an index
+	// lacking any platform asked for.
+	subsetPlatforms bool
 	// root is the source's top-level manifest when it came with the
 	// resolve (ResolveManifest), so it is not fetched again.
 	root *manifest.Manifest
@@ -890,16 +894,20 @@ func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*
 		want = []ocispec.Platform{platform.Default()}
 	}
 	sel := platform.Select(idx.Manifests, want)
-	if len(sel) == 0 {
+	// A copy names every platform asked for that the index lacks (a sync
+	// takes the ones it has, unless it has none).
+	var missing []string
+	for _, w := range want {
+		if len(sel) == 0 || (!c.subsetPlatforms && len(platform.Select(idx.Manifests, []ocispec.Platform{w})) == 0) {
+			missing = append(missing, platform.Format(w))
+		}
+	}
+	if len(missing) > 0 {
 		var have []string
 		for _, d := range idx.Manifests {
 			if d.Platform != nil {
 				have = append(have, platform.Format(*d.Platform))
 			}
-		}
-		var asked []string
-		for _, p := range want {
-			asked = append(asked, platform.Format(p))
 		}
 		hint := "--platform naming one of those, or --all"
 		if len(c.opts.Platforms) == 0 {
@@ -910,7 +918,7 @@ func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*
 			has = "its entries name no platform"
 		}
 		return nil, fmt.Errorf("index %s has no image for %s (%s); use %s: %w",
-			idx.Digest, strings.Join(asked, ", "), has, hint, core.ErrNotFound)
+			idx.Digest, strings.Join(missing, ", "), has, hint, core.ErrNotFound)
 	}
 	if len(want) == 1 {
 		// One platform asked: the first match, as skopeo picks it.

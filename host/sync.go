@@ -590,6 +590,7 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 	js.copier.logger = s.h.logger
 	js.copier.share = s.share
 	js.copier.commitLater = true
+	js.copier.subsetPlatforms = true
 	defer s.addStats(js.copier)
 
 	// The target's tags, when needed, are listed while the source's are.

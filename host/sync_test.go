@@ -404,9 +404,23 @@ func TestSyncLayoutsPlatformsAndReferrers(t *testing.T) {
 		t.Fatalf("target holds %s", got)
 	}
 
+	// A platform list some images lack (a mirror of amd64 and arm64 where
+	// an image is only one of them): the index of those it has.
+	subset := "sync:\n  - {source: 'oci:" + srcDir + ":multi', target: 'oci:" + dstDir + "-sub:multi', platforms: [linux/arm64, windows/arm64]}\n"
+	rep := runYAML(subset)
+	var subIdx ocispec.Index
+	if b, err := os.ReadFile(filepath.Join(dstDir+"-sub", "blobs", "sha256", rep.Images[0].TargetDigest.Encoded())); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(b, &subIdx); err != nil {
+		t.Fatal(err)
+	}
+	if len(subIdx.Manifests) != 1 || subIdx.Manifests[0].Digest != imgs[1].Manifest.Digest {
+		t.Fatalf("subset sync wrote %+v, want an index of %s alone", subIdx.Manifests, imgs[1].Manifest.Digest)
+	}
+
 	// Whole index with referrers.
 	whole := "sync:\n  - {source: 'oci:" + srcDir + "', target: 'oci:" + dstDir + "', referrers: true}\n"
-	rep := runYAML(whole)
+	rep = runYAML(whole)
 	if rep.Copied != 1 || rep.Referrers != 1 || rep.Images[0].TargetDigest != idxDesc.Digest {
 		t.Fatalf("first: %+v", rep)
 	}

@@ -222,6 +222,15 @@ func TestCopyIndex(t *testing.T) {
 	if err == nil || !strings.Contains(errOut, "no image for windows/arm64") || !strings.Contains(errOut, "linux/s390x") || !strings.Contains(errOut, "--platform naming one of those") {
 		t.Fatalf("missing platform: err=%v stderr=%s", err, errOut)
 	}
+	// One of several platforms missing: the copy names it rather than
+	// writing an index without it.
+	_, errOut, err = runCLI(t, "copy", "--platform", "linux/amd64", "--platform", "windows/arm64", src, "oci:"+dir+"/part:x")
+	if err == nil || !strings.Contains(errOut, "no image for windows/arm64 (it has") || strings.Contains(errOut, "no image for linux/amd64") {
+		t.Fatalf("one of two platforms missing: err=%v stderr=%s", err, errOut)
+	}
+	if _, _, err := runCLI(t, "inspect", "--raw", "oci:"+dir+"/part:x"); err == nil {
+		t.Fatal("a copy refused for a missing platform tagged part:x")
+	}
 }
 
 func inspectJSON(t *testing.T, image string) map[string]any {
