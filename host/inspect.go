@@ -50,7 +50,7 @@ type ImageInfo struct {
 	Name          string            `json:"Name,omitempty"`
 	Digest        digest.Digest     `json:"Digest"`
 	RepoTags      []string          `json:"RepoTags"`
-	Created       *time.Time        `json:"Created,omitempty"`
+	Created       *time.Time        `json:"Created"`
 	DockerVersion string            `json:"DockerVersion"`
 	Labels        map[string]string `json:"Labels"`
 	Architecture  string            `json:"Architecture"`

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/stevedore-oci/stevedore/core/layout"
+	"github.com/stevedore-oci/stevedore/internal/imagegen"
 	"github.com/stevedore-oci/stevedore/internal/peertest"
 )
 
@@ -48,6 +51,36 @@ func TestSkopeoInteropSingleImage(t *testing.T) {
 		if ours, theirs := mustRun(t, a...), peertest.Skopeo(t, a...); ours != theirs {
 			t.Errorf("%v: we print %q, skopeo %q", args, ours, theirs)
 		}
+	}
+}
+
+// An image whose config has no creation time: inspect says "Created": null,
+// as skopeo's does (a consumer reading the key finds it either way).
+func TestSkopeoInteropInspectNoCreated(t *testing.T) {
+	peertest.Need(t, "skopeo")
+	needPlugin(t, "oci")
+	dir := t.TempDir()
+	s, err := layout.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imagegen.Write(context.Background(), s, "v1", imagegen.Spec{Seed: 7, NoCreated: true, Layers: []imagegen.Layer{{Size: 1024}}}); err != nil {
+		t.Fatal(err)
+	}
+	created := func(out string) string {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		v, ok := m["Created"]
+		if !ok {
+			return "absent"
+		}
+		return string(v)
+	}
+	ours, theirs := created(mustRun(t, "inspect", "oci:"+dir+":v1")), created(peertest.Skopeo(t, "inspect", "oci:"+dir+":v1"))
+	if ours != theirs || ours != "null" {
+		t.Fatalf("Created: ours %s, skopeo's %s (want null)", ours, theirs)
 	}
 }
 

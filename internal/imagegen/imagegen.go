@@ -38,6 +38,8 @@ type Spec struct {
 	Platform ocispec.Platform
 	Labels   map[string]string
 	Env      []string
+	// NoCreated leaves the config without a creation time.
+	NoCreated bool
 }
 
 // Image is what Write produced.
@@ -79,6 +81,9 @@ func writeImage(ctx context.Context, store *layout.Store, spec Spec) (*Image, er
 		Platform: spec.Platform,
 		Config:   ocispec.ImageConfig{Env: spec.Env, Labels: spec.Labels, Cmd: []string{"/bin/true"}},
 		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: diffIDs},
+	}
+	if spec.NoCreated {
+		cfg.Created = nil
 	}
 	if cfg.RootFS.DiffIDs == nil {
 		cfg.RootFS.DiffIDs = []digest.Digest{}
