@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -222,6 +223,13 @@ func tlsHint(err error) string {
 }
 
 func isNetworkError(err error) bool {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		// A local file's failure (a full disk writing a blob into a
+		// layout): syscall.Errno passes for a net.Error, but trying
+		// again does not help.
+		return false
+	}
 	var ne net.Error
 	var oe *net.OpError
 	return errors.As(err, &ne) || errors.As(err, &oe) ||

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -370,6 +373,19 @@ func TestErrorsDropURLQueries(t *testing.T) {
 	if plain := e.fail("resolve v1", fmt.Errorf("manifest v1 not found: %w", core.ErrNotFound)); plain.Error() != "registry r.example, repository app: resolve v1: manifest v1 not found: not found" {
 		t.Fatalf("error without a URL changed: %q", plain)
 	}
+}
+
+// A local file's failure is not the registry's: a full disk under a blob
+// being fetched into a file was retried as "unavailable" (syscall.Errno
+// passes for a net.Error), while a broken connection still is unavailable.
+func TestLocalFileErrorsAreNotUnavailable(t *testing.T) {
+	e := &endpoint{name: "r.example", repo: "app", creds: &credResolver{}}
+	full := e.fail("get blob into /l/tmp", &fs.PathError{Op: "write", Path: "/l/tmp", Err: syscall.ENOSPC})
+	if errors.Is(full, core.ErrUnavailable) || !strings.Contains(full.Error(), "no space left on device") {
+		t.Fatalf("full disk: %v", full)
+	}
+	reset := e.fail("get blob", &net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}})
+	mustIs(t, reset, core.ErrUnavailable)
 }
 
 // A manifest fetched by tag whose bytes do not hash to the digest the
