@@ -127,11 +127,33 @@ func TestOCIArchiveCompressed(t *testing.T) {
 	if got := transporttest.ReadBlob(t, src, l.Desc, 7); !bytes.Equal(got, l.Data[7:]) {
 		t.Fatal("blob differs")
 	}
-	if ents, _ := os.ReadDir(tmpdir); len(ents) != 1 {
-		t.Fatalf("expected one unpack dir, have %v", ents)
+	// Decompressed into $TMPDIR (not memory), into a file without a name.
+	emptyDir(t, tmpdir)
+	if n := openDeletedUnder(t, tmpdir); n != 1 {
+		t.Fatalf("%d unnamed files open in %s, want the decompressed copy", n, tmpdir)
 	}
 	src.Close(context.Background())
-	emptyDir(t, tmpdir)
+	if n := openDeletedUnder(t, tmpdir); n != 0 {
+		t.Fatalf("the decompressed copy is still open after Close")
+	}
+}
+
+// openDeletedUnder counts this process's open files that were in dir and
+// have no name now.
+func openDeletedUnder(t *testing.T, dir string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink("/proc/self/fd/" + fd.Name())
+		if err == nil && strings.HasPrefix(target, dir+"/") && strings.HasSuffix(target, " (deleted)") {
+			n++
+		}
+	}
+	return n
 }
 
 // writeOCIArchive writes img with our destination.

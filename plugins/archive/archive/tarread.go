@@ -15,10 +15,9 @@ import (
 
 // tarFile is an archive opened for reading, indexed for in-place reads.
 type tarFile struct {
-	path   string
-	f      *os.File
-	ix     *layer.Index
-	tmpDir string // holds the decompressed copy of a compressed archive
+	path string
+	f    *os.File
+	ix   *layer.Index
 }
 
 func openTar(ctx context.Context, path string) (_ *tarFile, err error) {
@@ -66,11 +65,14 @@ func (t *tarFile) decompress(ctx context.Context, c layer.Compression) (int64, e
 		return 0, fmt.Errorf("archive %s: %w", t.path, err)
 	}
 	defer dr.Close()
-	if t.tmpDir, err = os.MkdirTemp("", "stevedore-archive-"); err != nil {
+	// The copy has no name once created: it goes with the last descriptor,
+	// however the process ends (a SIGKILL left whole archives in $TMPDIR).
+	out, err := os.CreateTemp("", "stevedore-archive-*.tar")
+	if err != nil {
 		return 0, fmt.Errorf("archive %s: %w", t.path, err)
 	}
-	out, err := os.Create(t.tmpDir + "/archive.tar")
-	if err != nil {
+	if err := os.Remove(out.Name()); err != nil {
+		out.Close()
 		return 0, fmt.Errorf("archive %s: %w", t.path, err)
 	}
 	n, err := io.Copy(out, ctxReader{ctx, dr})
@@ -87,11 +89,6 @@ func (t *tarFile) close() error {
 	var err error
 	if t.f != nil {
 		err = t.f.Close()
-	}
-	if t.tmpDir != "" {
-		if rerr := os.RemoveAll(t.tmpDir); err == nil {
-			err = rerr
-		}
 	}
 	return err
 }
