@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/layer/layertest"
 	"github.com/stevedore-oci/stevedore/core/layout"
 	"github.com/stevedore-oci/stevedore/internal/peertest"
@@ -271,5 +273,40 @@ func TestOCIArchiveRefusesUnsafeTar(t *testing.T) {
 	_, err := New(nil).Open(context.Background(), pluginapi.OpenRequest{Transport: OCIArchive, Location: path, Mode: pluginapi.ModeRead})
 	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "../index.json") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// A writer killed outright (SIGKILL) leaves its staging directory beside
+// the archive: the next writer of that archive removes it, and leaves one
+// a live writer holds.
+func TestOCIArchiveSweepsDeadWritersStaging(t *testing.T) {
+	tmp := t.TempDir()
+	ctx := context.Background()
+	path := filepath.Join(tmp, "x.tar")
+	dead := filepath.Join(tmp, ".x.tar.stevedore-tmp-123")
+	if err := os.MkdirAll(dead, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dead, "archive.tar"), make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	live, err := atomicfile.MkdirStage(tmp, ".x.tar.stevedore-tmp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Release()
+	old := time.Now().Add(-time.Hour)
+	for _, d := range []string{dead, live.Path} {
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := transporttest.OpenEndpoint(t, New(nil), OCIArchive, path, pluginapi.ModeWrite).(*ociDest)
+	dst.Close(ctx)
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Fatalf("a dead writer's staging directory is still there: %v", err)
+	}
+	if _, err := os.Stat(live.Path); err != nil {
+		t.Fatalf("a live writer's staging directory: %v", err)
 	}
 }

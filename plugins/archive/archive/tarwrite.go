@@ -27,6 +27,7 @@ import (
 type tarWriter struct {
 	final string
 	stage string // staging directory: the tar and spill files
+	held  *atomicfile.StageDir
 
 	mu      sync.Mutex
 	f       *os.File
@@ -73,22 +74,29 @@ func newTarWriter(ctx context.Context, final string) (*tarWriter, error) {
 		}
 		return nil, fmt.Errorf("archive %s: %w", final, err)
 	}
-	stage, err := os.MkdirTemp(parent, "."+filepath.Base(abs)+".stevedore-tmp-")
+	// What writers killed outright left behind (a live one holds its
+	// staging directory).
+	prefix := "." + filepath.Base(abs) + ".stevedore-tmp-"
+	atomicfile.SweepStageDirs(parent, prefix)
+	held, err := atomicfile.MkdirStage(parent, prefix)
 	if err != nil {
 		unlock()
 		return nil, fmt.Errorf("archive %s: staging directory: %w", final, err)
 	}
+	stage := held.Path
 	f, err := os.Create(filepath.Join(stage, "archive.tar"))
 	if err != nil {
 		os.RemoveAll(stage)
+		held.Release()
 		unlock()
 		return nil, fmt.Errorf("archive %s: %w", final, err)
 	}
-	return &tarWriter{final: abs, stage: stage, f: f, tw: tar.NewWriter(f), entries: map[string]int64{}, unlock: unlock}, nil
+	return &tarWriter{final: abs, stage: stage, held: held, f: f, tw: tar.NewWriter(f), entries: map[string]int64{}, unlock: unlock}, nil
 }
 
 // release gives up the writer lock, once. Callers hold mu.
 func (w *tarWriter) release() {
+	w.held.Release()
 	if w.unlock != nil {
 		w.unlock()
 		w.unlock = nil

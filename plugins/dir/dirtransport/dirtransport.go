@@ -310,6 +310,7 @@ func readSignature(f *os.File) ([]byte, error) {
 // dest builds a dir: image in a staging directory beside the final one.
 type dest struct {
 	final, stage string
+	held         *atomicfile.StageDir
 	log          hclog.Logger
 
 	mu        sync.Mutex
@@ -341,18 +342,26 @@ func openDest(final string) (*dest, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}
-	stage, err := os.MkdirTemp(parent, "."+filepath.Base(abs)+".stevedore-tmp-")
+	// What writers killed outright left behind (a live one holds its
+	// staging directory).
+	prefix := "." + filepath.Base(abs) + ".stevedore-tmp-"
+	atomicfile.SweepStageDirs(parent, prefix)
+	held, err := atomicfile.MkdirStage(parent, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("dir %s: staging directory: %w", final, err)
 	}
-	if err := os.Chmod(stage, atomicfile.DirModeFor(abs)); err != nil {
+	stage := held.Path
+	fail := func(err error) (*dest, error) {
 		os.RemoveAll(stage)
+		held.Release()
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}
-	d := &dest{final: abs, stage: stage, manifests: map[digest.Digest][]byte{}, sigs: map[digest.Digest]int{}}
+	if err := os.Chmod(stage, atomicfile.DirModeFor(abs)); err != nil {
+		return fail(err)
+	}
+	d := &dest{final: abs, stage: stage, held: held, manifests: map[digest.Digest][]byte{}, sigs: map[digest.Digest]int{}}
 	if err := atomicfile.Write(filepath.Join(stage, versionFile), []byte(versionContent)); err != nil {
-		os.RemoveAll(stage)
-		return nil, fmt.Errorf("dir %s: %w", final, err)
+		return fail(err)
 	}
 	return d, nil
 }
@@ -547,6 +556,7 @@ func (d *dest) Close(ctx context.Context) error {
 		return nil
 	}
 	d.closed = true
+	defer d.held.Release()
 	if !d.committed {
 		return os.RemoveAll(d.stage)
 	}
@@ -577,7 +587,10 @@ func swapInto(stage, final string) error {
 	} else if !errors.Is(err, errNoExchange) {
 		return err
 	}
-	old := stage + "-old"
+	// Not a staging directory's name: the sweep must never take the one
+	// copy of the image, should the process die before the next rename.
+	base := "." + filepath.Base(final)
+	old := filepath.Join(filepath.Dir(final), base+".stevedore-old-"+strings.TrimPrefix(filepath.Base(stage), base+".stevedore-tmp-"))
 	if err := os.Rename(final, old); err != nil {
 		return err
 	}

@@ -9,11 +9,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/layer/layertest"
 	"github.com/stevedore-oci/stevedore/core/layout"
 	"github.com/stevedore-oci/stevedore/internal/peertest"
@@ -234,5 +236,37 @@ func TestDestinationAtomic(t *testing.T) {
 	os.WriteFile(filepath.Join(other, "precious"), []byte("x"), 0o644)
 	if _, err := New(nil).Open(ctx, pluginapi.OpenRequest{Transport: Transport, Location: other, Mode: pluginapi.ModeWrite}); !errors.Is(err, core.ErrExists) {
 		t.Fatalf("non-image dir: %v", err)
+	}
+}
+
+// A writer killed outright (SIGKILL) leaves its staging directory beside
+// the image: the next writer of that directory removes it, and leaves one a
+// live writer holds.
+func TestDestinationSweepsDeadWritersStaging(t *testing.T) {
+	tmp := t.TempDir()
+	ctx := context.Background()
+	d := filepath.Join(tmp, "d")
+	dead := filepath.Join(tmp, ".d.stevedore-tmp-123")
+	if err := os.MkdirAll(dead, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	live, err := atomicfile.MkdirStage(tmp, ".d.stevedore-tmp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Release()
+	old := time.Now().Add(-time.Hour)
+	for _, p := range []string{dead, live.Path} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, d, pluginapi.ModeWrite).(*dest)
+	dst.Close(ctx)
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Fatalf("a dead writer's staging directory is still there: %v", err)
+	}
+	if _, err := os.Stat(live.Path); err != nil {
+		t.Fatalf("a live writer's staging directory: %v", err)
 	}
 }
