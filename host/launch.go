@@ -195,7 +195,7 @@ func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *plug
 	}
 	cmd := exec.Command(bin.Path)
 	cmd.Env = pluginEnv(socketDir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = pluginProcAttr()
 	// A process the plugin started may outlive it holding its output
 	// pipes: waiting for the plugin must not wait for that process.
 	cmd.WaitDelay = time.Second

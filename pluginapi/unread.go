@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 type unreadWatchKey struct{}
@@ -41,7 +39,7 @@ func watchUnread(c *net.UnixConn, f func(int), stop <-chan struct{}) {
 	defer t.Stop()
 	for {
 		n, ierr := 0, error(nil)
-		if cerr := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) }); cerr != nil || ierr != nil {
+		if cerr := rc.Control(func(fd uintptr) { n, ierr = unsentBytes(int(fd)) }); cerr != nil || ierr != nil {
 			return
 		}
 		f(n)

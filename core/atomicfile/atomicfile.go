@@ -240,7 +240,7 @@ func (w *Writeback) Write(p []byte) (int, error) {
 		go func() {
 			defer w.inflight.Done()
 			// Advisory: an error here changes nothing the fsync will not see.
-			_ = unix.SyncFileRange(w.fd, start, length, unix.SYNC_FILE_RANGE_WRITE)
+			startWriteback(w.fd, start, length)
 			w.busy.Store(false)
 		}()
 	}

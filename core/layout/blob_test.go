@@ -353,10 +353,10 @@ func TestWriteBlobFileCrossFilesystemCopies(t *testing.T) {
 	s := newStore(t)
 	var sdev, ldev uint64
 	if fi, err := os.Stat(dir); err == nil {
-		sdev = fi.Sys().(*syscall.Stat_t).Dev
+		sdev = uint64(fi.Sys().(*syscall.Stat_t).Dev)
 	}
 	if fi, err := os.Stat(s.Dir()); err == nil {
-		ldev = fi.Sys().(*syscall.Stat_t).Dev
+		ldev = uint64(fi.Sys().(*syscall.Stat_t).Dev)
 	}
 	if sdev == ldev {
 		t.Skip("/dev/shm is on the same filesystem as the temp dir")

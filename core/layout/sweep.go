@@ -4,8 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 )
 
 // staleAfter is how long a temporary file must have gone unchanged before
@@ -53,9 +54,4 @@ func removeStale(dir string, before time.Time) int {
 // changedAt is when a file last changed: its inode change time, which a
 // write, and also a new hard link (WriteBlobFile links a source blob, whose
 // modification time may be old, under a temporary name), moves forward.
-func changedAt(fi os.FileInfo) time.Time {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return time.Unix(st.Ctim.Unix())
-	}
-	return fi.ModTime()
-}
+var changedAt = atomicfile.ChangeTime

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/image-spec/specs-go"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 )
 
 var syscallENOTDIR = syscall.ENOTDIR
@@ -18,20 +19,15 @@ func specsVersioned() specs.Versioned { return specs.Versioned{SchemaVersion: 2}
 func statID(fi fs.FileInfo) fileID {
 	id := fileID{size: uint64(fi.Size()), mtime: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		id.ino = st.Ino
-		id.ctim = st.Ctim.Nano()
+		id.ino = uint64(st.Ino)
 	}
+	id.ctim = atomicfile.ChangeTime(fi).UnixNano()
 	return id
 }
 
 // ctime is when the file's inode last changed (written, renamed, linked or
 // unlinked); gc uses it as "last touched by the server".
-func ctime(fi fs.FileInfo) time.Time {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
-	}
-	return fi.ModTime()
-}
+func ctime(fi fs.FileInfo) time.Time { return atomicfile.ChangeTime(fi) }
 
 func nlink(fi fs.FileInfo) uint64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
