@@ -335,6 +335,9 @@ type syncRun struct {
 	imageSem chan struct{} // images being copied
 	checkSem chan struct{} // tags being compared
 	share    *blobShare
+	// referrers serializes the writing of one subject's referrers at one
+	// destination (see syncReferrers).
+	referrers keyedMutex[referrersKey]
 
 	mu       sync.Mutex
 	limiters map[string]*limiter
@@ -993,6 +996,16 @@ const maxReferrerDepth = 3
 
 // syncReferrers copies the referrers of subject the destination lacks, and
 // theirs. It returns how many were copied (or would be, in a dry run).
+//
+// Tags naming one image are synced in parallel and each asks for the
+// image's referrers: the referrers of a subject are checked and written at
+// a destination by one of them at a time, so that the others find them
+// there instead of writing them again. A manifest written again while the
+// registry checks it, as it does the entries of the referrers tag index
+// that oras-go pushes after each referrer, can be unknown for that moment
+// (docker-registry 2.x rewrites the file naming it in place and answers
+// MANIFEST_BLOB_UNKNOWN), and two writers of one referrers tag index would
+// each drop the other's entries.
 func (s *syncRun) syncReferrers(ctx context.Context, js *jobState, subject digest.Digest, depth int, seen map[digest.Digest]bool) (int, error) {
 	if depth >= maxReferrerDepth {
 		return 0, nil
@@ -1004,33 +1017,118 @@ func (s *syncRun) syncReferrers(ctx context.Context, js *jobState, subject diges
 		}
 		return 0, js.src.wrap("list referrers", err)
 	}
-	n := 0
+	var next []digest.Digest
 	for _, d := range refs {
-		if seen[d.Digest] {
-			continue
+		if !seen[d.Digest] {
+			seen[d.Digest] = true
+			next = append(next, d.Digest)
 		}
-		seen[d.Digest] = true
-		present := false
-		if js.dstRead != nil {
-			if _, err := js.dstRead.Resolve(ctx, d.Digest.String()); err == nil {
-				present = true
-			}
-		}
-		if !present {
-			if !s.opts.DryRun {
-				if _, err := js.copier.copyResolved(ctx, plainDesc(d), d.Digest.String(), true, ""); err != nil {
-					return n, err
-				}
-			}
-			n++
-		}
-		m, err := s.syncReferrers(ctx, js, d.Digest, depth+1, seen)
+	}
+	n, err := s.copyReferrers(ctx, js, subject, refs, next)
+	if err != nil {
+		return n, err
+	}
+	for _, d := range next {
+		m, err := s.syncReferrers(ctx, js, d, depth+1, seen)
 		n += m
 		if err != nil {
 			return n, err
 		}
 	}
 	return n, nil
+}
+
+// copyReferrers copies the referrers of subject among refs whose digest is
+// in todo and the destination lacks, holding the subject's lock at the
+// destination.
+func (s *syncRun) copyReferrers(ctx context.Context, js *jobState, subject digest.Digest, refs []ocispec.Descriptor, todo []digest.Digest) (int, error) {
+	if len(todo) == 0 {
+		return 0, nil
+	}
+	if !s.opts.DryRun {
+		unlock, err := s.referrers.lock(ctx, referrersKey{js.job.Target.Transport, js.job.Target.Location, subject})
+		if err != nil {
+			return 0, err
+		}
+		defer unlock()
+	}
+	want := make(map[digest.Digest]bool, len(todo))
+	for _, d := range todo {
+		want[d] = true
+	}
+	n := 0
+	for _, d := range refs {
+		if !want[d.Digest] {
+			continue
+		}
+		delete(want, d.Digest) // listed twice: once
+		if js.dstRead != nil {
+			if _, err := js.dstRead.Resolve(ctx, d.Digest.String()); err == nil {
+				continue
+			}
+		}
+		if !s.opts.DryRun {
+			if _, err := js.copier.copyResolved(ctx, plainDesc(d), d.Digest.String(), true, ""); err != nil {
+				return n, err
+			}
+		}
+		n++
+	}
+	return n, nil
+}
+
+// referrersKey names a subject at a destination.
+type referrersKey struct {
+	transport, location string
+	subject             digest.Digest
+}
+
+// keyedMutex is a mutex per key, taken under a context. Keys no one holds
+// or waits for take no memory.
+type keyedMutex[K comparable] struct {
+	mu sync.Mutex
+	m  map[K]*keyedLock
+}
+
+type keyedLock struct {
+	held  chan struct{} // one token: the holder's
+	users int           // holder and waiters
+}
+
+// lock takes key's mutex, or fails when ctx ends first; unlock gives it
+// back.
+func (k *keyedMutex[K]) lock(ctx context.Context, key K) (unlock func(), err error) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[K]*keyedLock{}
+	}
+	l := k.m[key]
+	if l == nil {
+		l = &keyedLock{held: make(chan struct{}, 1)}
+		k.m[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	release := func() {
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.held <- struct{}{}:
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-l.held
+			release()
+		})
+	}, nil
 }
 
 // prune deletes the destination tags the job's filter matches that the
