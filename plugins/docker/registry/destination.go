@@ -19,7 +19,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/atomicfile"
@@ -928,7 +930,8 @@ func (w *Writer) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw [
 		tag = t
 	}
 	ctx = w.scoped(ctx)
-	if !hasSubject(raw) {
+	subject, ok := subjectOf(raw)
+	if !ok {
 		// One PUT stores the manifest and points the tag at it; the
 		// registry's Docker-Content-Digest is checked against desc.
 		if tag == "" {
@@ -940,7 +943,10 @@ func (w *Writer) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw [
 	if err != nil {
 		return err
 	}
-	if err := repo.Manifests().Push(ctx, desc, bytes.NewReader(raw)); err != nil {
+	if err := w.pushWithSubject(ctx, repo, desc, raw, subject); err != nil {
+		if indexTag := referrersTagOf(subject); indexTag != "" && failedAt(err, indexTag) {
+			step = "add manifest " + desc.Digest.String() + " to the referrers index " + indexTag + " of its subject"
+		}
 		return w.fail(step, err)
 	}
 	if tag == "" {
@@ -949,12 +955,83 @@ func (w *Writer) PutManifest(ctx context.Context, desc ocispec.Descriptor, raw [
 	return w.putTagged(ctx, desc, raw, tag)
 }
 
-// hasSubject reports whether a manifest names a subject: oras-go must then
-// push it by digest to keep the referrers tag index of registries without
-// the referrers API.
-func hasSubject(raw []byte) bool {
+// subjectOf returns the subject a manifest names, if it names one: oras-go
+// must then push it by digest to keep the referrers tag index of
+// registries without the referrers API. A manifest that does not parse is
+// left to oras-go too (ok, with no digest).
+func subjectOf(raw []byte) (digest.Digest, bool) {
 	m, err := manifest.Parse(raw, "")
-	return err != nil || m.Subject != nil
+	if err != nil {
+		return "", true
+	}
+	if m.Subject == nil {
+		return "", false
+	}
+	return m.Subject.Digest, true
+}
+
+// referrersIndexRetries is how many times a manifest push whose referrers
+// tag index the registry refused for an entry it did not know is done
+// again; referrersIndexRetryDelay the first wait.
+const (
+	referrersIndexRetries    = 3
+	referrersIndexRetryDelay = 50 * time.Millisecond
+)
+
+// pushWithSubject stores a manifest naming subject through oras-go, which
+// on a registry without the referrers API then adds it to the subject's
+// referrers tag index: it reads the index, merges the manifest in and
+// pushes the result under the tag. The registry checks the entries of an
+// index pushed, and docker-registry 2.x answers MANIFEST_BLOB_UNKNOWN for
+// one that another client writes again at that moment (it rewrites a
+// manifest's link file in place): the push is done again, which reads the
+// index again and merges into what it holds then. An entry the registry
+// really lacks fails every time.
+func (w *Writer) pushWithSubject(ctx context.Context, repo *remote.Repository, desc ocispec.Descriptor, raw []byte, subject digest.Digest) error {
+	indexTag := referrersTagOf(subject)
+	for attempt := 0; ; attempt++ {
+		err := repo.Manifests().Push(ctx, desc, bytes.NewReader(raw))
+		if err == nil || attempt == referrersIndexRetries || indexTag == "" || !failedAt(err, indexTag) || !hasErrorCode(err, "MANIFEST_BLOB_UNKNOWN") {
+			return err
+		}
+		t := time.NewTimer(time.Duration(attempt+1) * referrersIndexRetryDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// referrersTagOf is the tag of subject's index in the referrers tag schema
+// ("sha256-HEX"), "" for an invalid digest.
+func referrersTagOf(subject digest.Digest) string {
+	if subject.Validate() != nil {
+		return ""
+	}
+	return subject.Algorithm().String() + "-" + subject.Encoded()
+}
+
+// failedAt reports whether err is a registry's answer to a manifest PUT
+// under reference.
+func failedAt(err error, reference string) bool {
+	var er *errcode.ErrorResponse
+	return errors.As(err, &er) && er.Method == http.MethodPut && er.URL != nil && strings.HasSuffix(er.URL.Path, "/manifests/"+reference)
+}
+
+// hasErrorCode reports whether err is a registry's answer carrying code.
+func hasErrorCode(err error, code string) bool {
+	var er *errcode.ErrorResponse
+	if !errors.As(err, &er) {
+		return false
+	}
+	for _, e := range er.Errors {
+		if e.Code == code {
+			return true
+		}
+	}
+	return false
 }
 
 // putTagged PUTs the manifest under tag.

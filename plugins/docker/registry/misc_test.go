@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -236,6 +237,77 @@ func testReferrers(t *testing.T, reg *registrytest.Registry) {
 	// No referrers at all is an empty list, not an error.
 	if refs, err := src.Referrers(ctx, img.Config.Digest, ""); err != nil || len(refs) != 0 {
 		t.Fatalf("referrers of a digest without any: %+v %v", refs, err)
+	}
+}
+
+// TestReferrersIndexEntryUnknown: docker-registry 2.x answers
+// MANIFEST_BLOB_UNKNOWN to the push of a referrers tag index while another
+// client writes one of its entries again (the proxy plays that answer
+// once): the push is done again, reading the index anew, and succeeds. An
+// entry the registry keeps refusing fails the push after a few attempts,
+// naming the index.
+func TestReferrersIndexEntryUnknown(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := reg.Seed("r", "v1", 1, 10)
+	dst := openWriter(t, testPlugin(), reg, "r", nil)
+	empty := []byte("{}")
+	emptyDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(empty), Size: 2}
+	if err := dst.PutBlob(ctx, emptyDesc, bytes.NewReader(empty)); err != nil {
+		t.Fatal(err)
+	}
+	artifact := func(kind string) (ocispec.Descriptor, []byte) {
+		raw, err := json.Marshal(map[string]any{
+			"schemaVersion": 2, "mediaType": ocispec.MediaTypeImageManifest, "artifactType": kind,
+			"config": emptyDesc, "layers": []ocispec.Descriptor{emptyDesc}, "subject": img.Manifest,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(raw), Size: int64(len(raw))}, raw
+	}
+	indexTag := "sha256-" + img.Manifest.Digest.Encoded()
+	unknown := func(times int) {
+		reg.ClearFaults()
+		reg.AddFault(registrytest.Fault{
+			Kind: registrytest.Respond, Match: registrytest.MatchManifest(http.MethodPut, indexTag), Times: times,
+			Status: http.StatusBadRequest, Header: http.Header{"Content-Type": {"application/json"}}, Drain: true,
+			Body: `{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"` + img.Manifest.Digest.String() + `"}]}`,
+		})
+	}
+	indexPuts := func() int {
+		n := 0
+		for _, r := range reg.Requests() {
+			if r.Method == http.MethodPut && strings.HasSuffix(r.Path, "/manifests/"+indexTag) {
+				n++
+			}
+		}
+		return n
+	}
+
+	sbom, sbomRaw := artifact("application/vnd.example.sbom")
+	unknown(1)
+	reg.ResetStats()
+	if err := dst.PutManifest(ctx, sbom, sbomRaw, ""); err != nil {
+		t.Fatalf("push with the index refused once: %v", err)
+	}
+	if n := indexPuts(); n != 2 {
+		t.Errorf("%d index PUTs, want 2", n)
+	}
+	refs, err := openReader(t, testPlugin(), reg, "r", nil).Referrers(ctx, img.Manifest.Digest, "")
+	if err != nil || len(refs) != 1 || refs[0].Digest != sbom.Digest {
+		t.Fatalf("referrers %+v %v", refs, err)
+	}
+
+	sig, sigRaw := artifact("application/vnd.example.sig")
+	unknown(0)
+	reg.ResetStats()
+	err = dst.PutManifest(ctx, sig, sigRaw, "")
+	if err == nil || !strings.Contains(err.Error(), "referrers index "+indexTag) || !strings.Contains(err.Error(), "blob unknown") {
+		t.Fatalf("push with the index refused every time: %v", err)
+	}
+	if n := indexPuts(); n != 1+referrersIndexRetries {
+		t.Errorf("%d index PUTs, want %d", n, 1+referrersIndexRetries)
 	}
 }
 
