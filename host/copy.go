@@ -537,6 +537,12 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 			return nil, err
 		}
 	}
+	if top.IsIndex() && c.dst.ep.Transport == ref.DockerArchive {
+		// Refused before any child is written (the plugin would refuse
+		// the index only after them).
+		return nil, fmt.Errorf("%s: a docker-archive holds single-platform images, not the index %s: pick one platform (--platform, or no --all): %w",
+			c.dst.ep, top.Digest, core.ErrUnsupported)
+	}
 	desc := top.Descriptor()
 	if top == m {
 		desc = root

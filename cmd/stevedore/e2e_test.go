@@ -231,6 +231,17 @@ func TestCopyIndex(t *testing.T) {
 	if _, _, err := runCLI(t, "inspect", "--raw", "oci:"+dir+"/part:x"); err == nil {
 		t.Fatal("a copy refused for a missing platform tagged part:x")
 	}
+
+	// A docker-archive cannot hold an index: refused before any of its
+	// images is written (each used to be written, with its warning, first).
+	needPlugin(t, "archive")
+	_, errOut, err = runCLI(t, "copy", "--all", src, "docker-archive:"+dir+"/x.tar:img:1")
+	if err == nil || !strings.Contains(errOut, "holds single-platform images") || strings.Contains(errOut, "uncompressed") {
+		t.Fatalf("--all into a docker-archive: err=%v stderr=%s", err, errOut)
+	}
+	if _, err := os.Stat(dir + "/x.tar"); !os.IsNotExist(err) {
+		t.Fatalf("refused copy left an archive: %v", err)
+	}
 }
 
 func inspectJSON(t *testing.T, image string) map[string]any {
