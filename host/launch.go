@@ -294,6 +294,51 @@ func (l lifecycleLogger) Warn(msg string, args ...interface{}) {
 	l.Logger.Warn(msg, args...)
 }
 
+// Named is the logger go-plugin re-logs the plugin's own lines with (it
+// names it after the binary): those lines come under the plugin's name
+// alone, without the module and timestamp fields go-plugin adds to each (a
+// warning read "...: @module=plugin timestamp=2026-...").
+func (l lifecycleLogger) Named(string) hclog.Logger { return pluginLines{l.Logger} }
+
+// pluginLines logs a plugin's lines without go-plugin's bookkeeping fields.
+type pluginLines struct{ hclog.Logger }
+
+// bookkeeping are the fields go-plugin adds to a plugin's log line.
+var bookkeeping = map[string]bool{"@module": true, "timestamp": true}
+
+func dropBookkeeping(args []interface{}) []interface{} {
+	out := args[:0:0]
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && bookkeeping[k] {
+			continue
+		}
+		out = append(out, args[i], args[i+1])
+	}
+	if len(args)%2 == 1 {
+		out = append(out, args[len(args)-1])
+	}
+	return out
+}
+
+func (p pluginLines) Log(level hclog.Level, msg string, args ...interface{}) {
+	p.Logger.Log(level, msg, dropBookkeeping(args)...)
+}
+func (p pluginLines) Trace(msg string, args ...interface{}) {
+	p.Logger.Trace(msg, dropBookkeeping(args)...)
+}
+func (p pluginLines) Debug(msg string, args ...interface{}) {
+	p.Logger.Debug(msg, dropBookkeeping(args)...)
+}
+func (p pluginLines) Info(msg string, args ...interface{}) {
+	p.Logger.Info(msg, dropBookkeeping(args)...)
+}
+func (p pluginLines) Warn(msg string, args ...interface{}) {
+	p.Logger.Warn(msg, dropBookkeeping(args)...)
+}
+func (p pluginLines) Error(msg string, args ...interface{}) {
+	p.Logger.Error(msg, dropBookkeeping(args)...)
+}
+
 // PluginError names the plugin a failure came from.
 type PluginError struct {
 	Plugin string

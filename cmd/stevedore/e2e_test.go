@@ -576,4 +576,14 @@ func TestDockerArchiveDigestIsWhatItHolds(t *testing.T) {
 			t.Fatalf("%s: printed %s, recorded %s, the archive holds %s (source %s)", dst, out, recorded, held, img.Manifest.Digest)
 		}
 	}
+	// Without -q the plugin's warning says so, one line under the
+	// plugin's name, without go-plugin's bookkeeping fields.
+	_, errOut, err := runCLI(t, "copy", "oci:"+dir+"/gen:v1", "docker-archive:"+dir+"/c.tar:app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	warn := strings.TrimSpace(errOut)
+	if !strings.HasPrefix(warn, "[WARN]  stevedore.archive: docker-archive ") || !strings.HasSuffix(warn, "is unchanged") || strings.Contains(warn, "\n") {
+		t.Fatalf("warning: %q", errOut)
+	}
 }
