@@ -29,13 +29,25 @@ const maxIndexSize = 64 << 20
 // image name ("docker.io/library/alpine:3.20") while ref.name holds the tag.
 const containerdNameAnnotation = "io.containerd.image.name"
 
-// Index returns the layout's index.json. Readers take no lock: index.json is
-// only ever replaced by rename, so a read sees one whole version.
+// Index returns the layout's index.json, the caller's to change. Readers
+// take no lock: index.json is only ever replaced by rename, so a read sees
+// one whole version.
+func (s *Store) Index(ctx context.Context) (ocispec.Index, error) {
+	idx, err := s.snapshot(ctx)
+	if err != nil {
+		return idx, err
+	}
+	return cloneIndex(idx), nil
+}
+
+// snapshot returns index.json as parsed, shared: callers must not change
+// it, its entries or their fields (copy what they hand out or change).
 //
 // The parsed index is kept while index.json stays the same file (inode,
 // size, modification and change times): a sync resolving each of thousands
-// of tags parsed the whole file for each.
-func (s *Store) Index(ctx context.Context) (ocispec.Index, error) {
+// of tags parsed the whole file for each (and copying it for each was the
+// next quadratic cost).
+func (s *Store) snapshot(ctx context.Context) (ocispec.Index, error) {
 	if err := ctx.Err(); err != nil {
 		return ocispec.Index{}, err
 	}
@@ -43,7 +55,7 @@ func (s *Store) Index(ctx context.Context) (ocispec.Index, error) {
 	if keyed {
 		s.cache.mu.Lock()
 		if s.cache.key.same(key) {
-			idx := cloneIndex(s.cache.idx)
+			idx := s.cache.idx
 			s.cache.mu.Unlock()
 			return idx, nil
 		}
@@ -56,7 +68,7 @@ func (s *Store) Index(ctx context.Context) (ocispec.Index, error) {
 	// Kept only if index.json did not change while it was read.
 	if after, ok := statKey(s.indexPath()); keyed && ok && after.same(key) {
 		s.cache.mu.Lock()
-		s.cache.key, s.cache.idx = key, cloneIndex(idx)
+		s.cache.key, s.cache.idx = key, idx
 		s.cache.mu.Unlock()
 	}
 	return idx, nil
@@ -93,21 +105,29 @@ func cloneIndex(idx ocispec.Index) ocispec.Index {
 	if idx.Manifests != nil {
 		out.Manifests = make([]ocispec.Descriptor, len(idx.Manifests))
 		for i, d := range idx.Manifests {
-			d.Annotations = maps.Clone(d.Annotations)
-			d.URLs = slices.Clone(d.URLs)
-			if d.Platform != nil {
-				p := *d.Platform
-				p.OSFeatures = slices.Clone(p.OSFeatures)
-				d.Platform = &p
-			}
-			out.Manifests[i] = d
+			out.Manifests[i] = cloneDesc(d)
 		}
 	}
 	return out
 }
 
-// indexReads counts index.json parses (tests).
-var indexReads atomic.Int64
+// cloneDesc copies d deep enough that changing the copy's annotations,
+// URLs or platform leaves d as it was.
+func cloneDesc(d ocispec.Descriptor) ocispec.Descriptor {
+	d.Annotations = maps.Clone(d.Annotations)
+	d.URLs = slices.Clone(d.URLs)
+	d.Data = slices.Clone(d.Data)
+	if d.Platform != nil {
+		p := *d.Platform
+		p.OSFeatures = slices.Clone(p.OSFeatures)
+		d.Platform = &p
+	}
+	return d
+}
+
+// indexReads counts index.json parses, indexWrites the writes of queued
+// updates (tests).
+var indexReads, indexWrites atomic.Int64
 
 func (s *Store) readIndex() (ocispec.Index, error) {
 	indexReads.Add(1)
@@ -161,10 +181,11 @@ func (s *Store) writeIndex(idx ocispec.Index) error {
 		return fmt.Errorf("oci layout %s: write %s: %w", s.dir, ocispec.ImageIndexFile, err)
 	}
 	// What was just written is what the next read would parse (callers
-	// hold the lock, so no writer of ours comes between).
+	// hold the lock, so no writer of ours comes between). idx is the
+	// cache's from here on: callers give it up.
 	if key, ok := statKey(s.indexPath()); ok {
 		s.cache.mu.Lock()
-		s.cache.key, s.cache.idx = key, cloneIndex(idx)
+		s.cache.key, s.cache.idx = key, idx
 		s.cache.mu.Unlock()
 	}
 	return nil
@@ -172,21 +193,133 @@ func (s *Store) writeIndex(idx ocispec.Index) error {
 
 // update reads index.json under the exclusive lock (parsed again only if it
 // changed since it was last read or written here), lets fn change it, and
-// writes it back. fn returning an error leaves index.json untouched.
+// writes it back, together with the updates of other callers queued by then
+// (updateQueue). fn changes the list of entries, never an entry in place;
+// fn returning an error leaves index.json as the other updates make it.
 func (s *Store) update(ctx context.Context, fn func(*ocispec.Index) error) error {
+	u := &indexUpdate{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	q := &s.updates
+	q.mu.Lock()
+	q.queue = append(q.queue, u)
+	if q.writer == nil {
+		q.writer = make(chan struct{}, 1)
+	}
+	writer := q.writer
+	q.mu.Unlock()
+	for {
+		select {
+		case err := <-u.done:
+			return err
+		default:
+		}
+		if ctx.Err() != nil {
+			if q.remove(u) {
+				return ctx.Err()
+			}
+			return <-u.done // a writer took it: its outcome comes
+		}
+		select {
+		case err := <-u.done:
+			return err
+		case writer <- struct{}{}:
+			s.writeQueued(ctx)
+			<-writer
+		case <-ctx.Done():
+		}
+	}
+}
+
+// updateQueue batches the index.json updates of concurrent callers: one of
+// them at a time writes, and applies every update queued by then in one
+// write (a sync tagging images in parallel wrote and fsynced the whole
+// index.json once per tag). Each caller still returns only once its update
+// is durable, or refused.
+type updateQueue struct {
+	mu     sync.Mutex
+	queue  []*indexUpdate
+	writer chan struct{} // holds a token while a caller writes
+}
+
+type indexUpdate struct {
+	ctx  context.Context
+	fn   func(*ocispec.Index) error
+	done chan error // its outcome, once
+}
+
+// remove takes u off the queue; false if a writer already took it.
+func (q *updateQueue) remove(u *indexUpdate) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, v := range q.queue {
+		if v == u {
+			q.queue = slices.Delete(q.queue, i, i+1)
+			return true
+		}
+	}
+	return false
+}
+
+func (q *updateQueue) take() []*indexUpdate {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	batch := q.queue
+	q.queue = nil
+	return batch
+}
+
+// writeQueued applies the queued updates under the layout's lock and writes
+// index.json once. ctx is the writing caller's: if it ends while waiting for
+// the lock, the queue is left to the other callers.
+func (s *Store) writeQueued(ctx context.Context) {
 	unlock, err := s.lock(ctx)
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return
+		}
+		for _, u := range s.updates.take() {
+			u.done <- err
+		}
+		return
 	}
 	defer unlock()
-	idx, err := s.Index(ctx) // a copy: fn may change it
+	batch := s.updates.take()
+	if len(batch) == 0 {
+		return
+	}
+	idx, err := s.snapshot(context.WithoutCancel(ctx))
 	if err != nil {
-		return err
+		for _, u := range batch {
+			u.done <- err
+		}
+		return
 	}
-	if err := fn(&idx); err != nil {
-		return err
+	// Each fn changes a copy of the list of entries, never an entry in
+	// place (it replaces an entry to change it): the shared snapshot stays
+	// as it was, and a refused update leaves the others' as they were.
+	idx.Annotations = maps.Clone(idx.Annotations)
+	var applied []*indexUpdate
+	for _, u := range batch {
+		if err := u.ctx.Err(); err != nil {
+			u.done <- err
+			continue
+		}
+		trial := idx
+		trial.Manifests = slices.Clone(idx.Manifests)
+		if err := u.fn(&trial); err != nil {
+			u.done <- err
+			continue
+		}
+		idx = trial
+		applied = append(applied, u)
 	}
-	return s.writeIndex(idx)
+	if len(applied) == 0 {
+		return
+	}
+	indexWrites.Add(1)
+	err = s.writeIndex(idx)
+	for _, u := range applied {
+		u.done <- err
+	}
 }
 
 // isDigestRef says whether ref is meant as a digest: it starts with the name
@@ -246,7 +379,15 @@ func matchName(entries []ocispec.Descriptor, name string) []int {
 // Nothing found wraps core.ErrNotFound; a name matching different digests
 // wraps core.ErrInvalid.
 func (s *Store) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
-	idx, err := s.Index(ctx)
+	d, err := s.resolve(ctx, ref)
+	if err != nil {
+		return d, err
+	}
+	return cloneDesc(d), nil // the caller's: not the shared snapshot's
+}
+
+func (s *Store) resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	idx, err := s.snapshot(ctx)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
@@ -443,7 +584,7 @@ func (s *Store) Tag(ctx context.Context, desc ocispec.Descriptor, name string) e
 
 // Tags lists the ref.name values of index.json, sorted, without duplicates.
 func (s *Store) Tags(ctx context.Context) ([]string, error) {
-	idx, err := s.Index(ctx)
+	idx, err := s.snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}

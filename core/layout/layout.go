@@ -28,9 +28,10 @@ const maxLayoutFileSize = 64 << 10
 // Store is an OCI image layout on disk. Its methods are safe for concurrent
 // use by several goroutines and by several processes sharing the directory.
 type Store struct {
-	dir   string
-	swept sync.Once // sweepStale
-	cache indexCache
+	dir     string
+	swept   sync.Once // sweepStale
+	cache   indexCache
+	updates updateQueue
 }
 
 // Open opens an existing layout. dir must hold an oci-layout file with

@@ -1,0 +1,98 @@
+package layout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/stevedore-oci/stevedore/core"
+)
+
+// Concurrent tags are written together: fewer index.json writes than tags,
+// every tag present, a refused tag (its manifest missing) refused alone,
+// and a caller whose context ends either gets its tag or an error, never an
+// error with the tag written anyway.
+func TestConcurrentTagsBatched(t *testing.T) {
+	s := newStore(t)
+	im := makeImage(t, 1, 1, 64)
+	writeImage(t, s, im, "base")
+	missing := newBlob(ocispec.MediaTypeImageManifest, []byte(`{"schemaVersion":2}`)).desc
+
+	const n = 200
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	before := indexWrites.Load()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			desc := im.manifest.desc
+			switch i % 10 {
+			case 3:
+				desc = missing
+			case 7:
+				// Ends while it waits, or before it starts.
+				go func() { time.Sleep(time.Duration(i%4) * time.Millisecond); cancel() }()
+			}
+			<-start
+			errs[i] = s.Tag(ctx, desc, fmt.Sprintf("t%d", i))
+		}()
+	}
+	close(start)
+	wg.Wait()
+	writes := indexWrites.Load() - before
+
+	tags, err := s.Tags(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, tag := range tags {
+		have[tag] = true
+	}
+	for i := range n {
+		tag := fmt.Sprintf("t%d", i)
+		switch {
+		case i%10 == 3:
+			if !errors.Is(errs[i], core.ErrNotFound) || have[tag] {
+				t.Errorf("%s (manifest missing): %v, present %v", tag, errs[i], have[tag])
+			}
+		case i%10 == 7:
+			if (errs[i] == nil) != have[tag] || (errs[i] != nil && !errors.Is(errs[i], context.Canceled)) {
+				t.Errorf("%s (cancelled): %v, present %v", tag, errs[i], have[tag])
+			}
+		default:
+			if errs[i] != nil || !have[tag] {
+				t.Errorf("%s: %v, present %v", tag, errs[i], have[tag])
+			}
+		}
+	}
+	written := 0
+	for _, err := range errs {
+		if err == nil {
+			written++
+		}
+	}
+	if writes > int64(written/2) {
+		t.Errorf("%d index.json writes for %d concurrent tags written: not batched", writes, written)
+	}
+	t.Logf("%d writes for %d tags written", writes, written)
+
+	// What was written is what a fresh reader parses.
+	fresh, err := Open(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := fresh.Tags(context.Background())
+	if err != nil || len(again) != len(tags) {
+		t.Fatalf("reopened: %d tags (%v), want %d", len(again), err, len(tags))
+	}
+}
