@@ -582,6 +582,20 @@ func (s *Store) Tag(ctx context.Context, desc ocispec.Descriptor, name string) e
 	})
 }
 
+// Referrers lists the manifests index.json lists whose subject is subject
+// (of artifactType, unless ""), as the distribution spec's referrers API
+// describes them (manifest.ReferrersAmong). Each manifest is read once per
+// Store: what it refers to is remembered by digest.
+func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
+	idx, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.refs.Among(ctx, idx.Manifests, subject, artifactType, func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
+		return s.ReadBlob(ctx, d, content.MaxManifestSize)
+	})
+}
+
 // Tags lists the ref.name values of index.json, sorted, without duplicates.
 func (s *Store) Tags(ctx context.Context) ([]string, error) {
 	idx, err := s.snapshot(ctx)

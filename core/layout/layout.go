@@ -14,6 +14,7 @@ import (
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/atomicfile"
+	"github.com/stevedore-oci/stevedore/core/manifest"
 )
 
 // lockFile is the file flocked while index.json is read-modify-written.
@@ -32,6 +33,7 @@ type Store struct {
 	swept   sync.Once // sweepStale
 	cache   indexCache
 	updates updateQueue
+	refs    manifest.ReferrerCache // Referrers
 }
 
 // Open opens an existing layout. dir must hold an oci-layout file with

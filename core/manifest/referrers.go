@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -53,6 +55,24 @@ func ReadReferrer(raw []byte) (r Referrer, ok bool) {
 // entry whose manifest is missing, too large to be a manifest or not JSON
 // refers to nothing: one bad entry does not hide every image's referrers.
 func ReferrersAmong(ctx context.Context, entries []ocispec.Descriptor, subject digest.Digest, artifactType string, read func(context.Context, ocispec.Descriptor) ([]byte, error)) ([]ocispec.Descriptor, error) {
+	var c ReferrerCache
+	return c.Among(ctx, entries, subject, artifactType, read)
+}
+
+// ReferrerCache is ReferrersAmong that remembers what each manifest refers
+// to, by digest (what a digest names never changes): listing the referrers
+// of each of many subjects reads and parses each manifest once, not once
+// per subject (a sync --referrers of 2000 tags from a layout read 4 million
+// manifests). It keeps the subject, media and artifact types and
+// annotations of the manifests that name a subject, and only the digest of
+// the others. The zero value is ready; it is safe for concurrent use.
+type ReferrerCache struct {
+	mu sync.Mutex
+	m  map[digest.Digest]*Referrer // nil: refers to nothing
+}
+
+// Among is ReferrersAmong, reading only the manifests c does not know.
+func (c *ReferrerCache) Among(ctx context.Context, entries []ocispec.Descriptor, subject digest.Digest, artifactType string, read func(context.Context, ocispec.Descriptor) ([]byte, error)) ([]ocispec.Descriptor, error) {
 	seen := map[digest.Digest]bool{}
 	out := []ocispec.Descriptor{}
 	for _, entry := range entries {
@@ -63,22 +83,46 @@ func ReferrersAmong(ctx context.Context, entries []ocispec.Descriptor, subject d
 			continue
 		}
 		seen[entry.Digest] = true
-		raw, err := read(ctx, entry)
-		if errors.Is(err, core.ErrNotFound) || errors.Is(err, core.ErrTooLarge) {
-			continue
+		r, known := c.lookup(entry.Digest)
+		if !known {
+			raw, err := read(ctx, entry)
+			switch {
+			case errors.Is(err, core.ErrNotFound):
+				continue // may be written later: not remembered
+			case errors.Is(err, core.ErrTooLarge):
+			case err != nil:
+				return nil, err
+			default:
+				if rr, ok := ReadReferrer(raw); ok && rr.Subject != "" {
+					r = &rr
+				}
+			}
+			c.remember(entry.Digest, r)
 		}
-		if err != nil {
-			return nil, err
-		}
-		r, ok := ReadReferrer(raw)
-		if !ok || r.Subject != subject || (artifactType != "" && r.ArtifactType != artifactType) {
+		if r == nil || r.Subject != subject || (artifactType != "" && r.ArtifactType != artifactType) {
 			continue
 		}
 		mt := r.MediaType
 		if mt == "" {
 			mt = entry.MediaType
 		}
-		out = append(out, ocispec.Descriptor{MediaType: mt, Digest: entry.Digest, Size: entry.Size, ArtifactType: r.ArtifactType, Annotations: r.Annotations})
+		out = append(out, ocispec.Descriptor{MediaType: mt, Digest: entry.Digest, Size: entry.Size, ArtifactType: r.ArtifactType, Annotations: maps.Clone(r.Annotations)})
 	}
 	return out, nil
+}
+
+func (c *ReferrerCache) lookup(d digest.Digest) (*Referrer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.m[d]
+	return r, ok
+}
+
+func (c *ReferrerCache) remember(d digest.Digest, r *Referrer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[digest.Digest]*Referrer{}
+	}
+	c.m[d] = r
 }

@@ -55,3 +55,62 @@ func TestReferrersAmong(t *testing.T) {
 		t.Fatal("a read error that is not a missing or oversized manifest was passed over")
 	}
 }
+
+// A ReferrerCache reads each manifest once however many subjects are asked
+// about, answers as ReferrersAmong does, and reads a missing manifest again
+// on each call (it may be written since).
+func TestReferrerCacheReadsEachManifestOnce(t *testing.T) {
+	blobs := map[digest.Digest][]byte{}
+	var entries []ocispec.Descriptor
+	subjects := make([]digest.Digest, 20)
+	for i := range subjects {
+		subjects[i] = digest.FromString(fmt.Sprint("subject ", i))
+		img := fmt.Sprintf(`{"schemaVersion":2,"config":{"mediaType":"a/b","digest":"%s","size":2},"layers":[],"annotations":{"n":"%d"}}`, digest.FromString("{}"), i)
+		ref := fmt.Sprintf(`{"schemaVersion":2,"artifactType":"a/sig","config":{"mediaType":"a/b","digest":"%s","size":2},"layers":[],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":1}}`, digest.FromString("{}"), subjects[i])
+		for _, raw := range []string{img, ref} {
+			d := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(raw), Size: int64(len(raw))}
+			blobs[d.Digest] = []byte(raw)
+			entries = append(entries, d)
+		}
+	}
+	late := fmt.Sprintf(`{"schemaVersion":2,"config":{"mediaType":"a/late","digest":"%s","size":2},"layers":[],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":1}}`, digest.FromString("{}"), subjects[0])
+	lateDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString(late), Size: int64(len(late))}
+	entries = append(entries, lateDesc)
+	reads := map[digest.Digest]int{}
+	read := func(_ context.Context, d ocispec.Descriptor) ([]byte, error) {
+		reads[d.Digest]++
+		if b, ok := blobs[d.Digest]; ok {
+			return b, nil
+		}
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, core.ErrNotFound)
+	}
+	var c ReferrerCache
+	for round := range 2 {
+		for i, s := range subjects {
+			got, err := c.Among(context.Background(), entries, s, "", read)
+			want, werr := ReferrersAmong(context.Background(), entries, s, "", func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
+				if b, ok := blobs[d.Digest]; ok {
+					return b, nil
+				}
+				return nil, core.ErrNotFound
+			})
+			wantN := 1
+			if round == 1 && i == 0 {
+				wantN = 2 // and the late one
+			}
+			if err != nil || werr != nil || len(got) != len(want) || len(got) != wantN || got[0].Digest != entries[2*i+1].Digest || got[0].ArtifactType != "a/sig" {
+				t.Fatalf("round %d, subject %d: %+v %v, uncached %+v", round, i, got, err, want)
+			}
+		}
+		blobs[lateDesc.Digest] = []byte(late) // written after the first round
+	}
+	for d, n := range reads {
+		want := 1
+		if d == lateDesc.Digest {
+			want = len(subjects) + 1 // missing: asked again each time, then once
+		}
+		if n != want {
+			t.Errorf("%s read %d times, want %d", d, n, want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ const containerdNameAnnotation = "io.containerd.image.name"
 type ociSource struct {
 	t     *tarFile
 	index ocispec.Index
+	refs  manifest.ReferrerCache // Referrers
 }
 
 func openOCISource(ctx context.Context, path string) (*ociSource, error) {
@@ -167,7 +168,7 @@ func (s *ociSource) GetManifest(ctx context.Context, desc ocispec.Descriptor) ([
 // Referrers implements pluginapi.ReferrerLister as an OCI layout does: the
 // manifests index.json lists whose subject is the given digest.
 func (s *ociSource) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
-	return manifest.ReferrersAmong(ctx, s.index.Manifests, subject, artifactType, func(_ context.Context, d ocispec.Descriptor) ([]byte, error) {
+	return s.refs.Among(ctx, s.index.Manifests, subject, artifactType, func(_ context.Context, d ocispec.Descriptor) ([]byte, error) {
 		return readManifestBlob(s.t, d)
 	})
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/content"
 	"github.com/stevedore-oci/stevedore/core/layout"
-	"github.com/stevedore-oci/stevedore/core/manifest"
 	"github.com/stevedore-oci/stevedore/pluginapi"
 )
 
@@ -179,17 +178,10 @@ func (e *readEndpoint) BlobPath(ctx context.Context, desc ocispec.Descriptor) (s
 	return e.store.BlobPath(desc.Digest)
 }
 
-// Referrers implements pluginapi.ReferrerLister by reading every manifest
-// listed in index.json and keeping those whose subject is the given digest
-// (manifest.ReferrersAmong).
+// Referrers implements pluginapi.ReferrerLister: the manifests listed in
+// index.json whose subject is the given digest (layout.Store.Referrers).
 func (e *readEndpoint) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
-	idx, err := e.store.Index(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return manifest.ReferrersAmong(ctx, idx.Manifests, subject, artifactType, func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
-		return e.store.ReadBlob(ctx, d, content.MaxManifestSize)
-	})
+	return e.store.Referrers(ctx, subject, artifactType)
 }
 
 // writeEndpoint is a layout opened as a destination; it can still read.
