@@ -84,7 +84,9 @@ type SyncJob struct {
 type SyncOptions struct {
 	// Parallel bounds the images copied at once (default 4). Tags are
 	// compared (a HEAD per side) 4 times as many at a time, and as many
-	// jobs may have their endpoints open.
+	// jobs may have their endpoints open. An image found to differ keeps
+	// its place among the comparisons until a copy slot is free: the
+	// comparisons run that far ahead of the copies, no further.
 	Parallel int
 	// Jobs bounds the blobs in flight per job (default 4).
 	Jobs int
@@ -333,7 +335,7 @@ type syncRun struct {
 	stop     context.CancelFunc
 	jobSem   chan struct{}
 	imageSem chan struct{} // images being copied
-	checkSem chan struct{} // tags being compared
+	checkSem chan struct{} // tags being compared, or waiting for a copy slot
 	share    *blobShare
 	// referrers serializes the writing of one subject's referrers at one
 	// destination (see syncReferrers).
@@ -778,22 +780,28 @@ type imageSlot struct {
 	check, copy bool
 }
 
-// toCopy trades the check slot for a copy slot.
+// toCopy trades the check slot for a copy slot. The check slot is given
+// back once the copy slot is taken, not before: an image waiting for a copy
+// still counts among the tags being compared, so that the comparisons run
+// at most Parallel*checksPerCopy images ahead of the copies. (Given back
+// first, a mirror's every tag was compared while its first images copied,
+// and each waited in a goroutine of its own: some 20 KiB of stack per image,
+// 30 MiB of the host's RSS at 2000 images.)
 func (sl *imageSlot) toCopy(ctx context.Context) error {
 	if sl.copy {
 		return nil
+	}
+	select {
+	case sl.s.imageSem <- struct{}{}:
+		sl.copy = true
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	if sl.check {
 		<-sl.s.checkSem
 		sl.check = false
 	}
-	select {
-	case sl.s.imageSem <- struct{}{}:
-		sl.copy = true
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }
 
 func (sl *imageSlot) release() {
