@@ -20,9 +20,18 @@ import (
 // that mounted the same blob at once made docker-registry rewrite its link
 // file under a concurrent manifest PUT, which then failed "blob unknown"
 // (1 run in 12 of the sync tests).
+//
+// A run remembers every blob it moved (a mirror's later repository may
+// need any of them), so an entry is kept small once its flight is done:
+// the blob's key and a done flight shared by every blob that landed in the
+// same repository (the flight under way, with its channel, some 150 bytes
+// more, is dropped).
 type blobShare struct {
-	mu      sync.Mutex
-	flights map[any]*blobFlight // by shareKey, then by mountKey
+	mu     sync.Mutex
+	shares map[shareKey]*blobFlight
+	mounts map[mountKey]*blobFlight
+	// landed holds one done flight per destination location.
+	landed map[string]*blobFlight
 }
 
 // shareKey names a blob's first transfer to a registry.
@@ -44,14 +53,31 @@ type blobFlight struct {
 	err  error
 }
 
-func newBlobShare() *blobShare { return &blobShare{flights: map[any]*blobFlight{}} }
+// closedDone is the done channel of flights that ended well.
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// once runs do for the first caller of key, the others waiting for it. It
-// returns the flight and whether this caller ran it (then with do's error).
-// A flight that failed is forgotten, so that a later caller tries again.
-func (s *blobShare) once(ctx context.Context, key any, loc string, do func() error) (*blobFlight, bool, error) {
+func newBlobShare() *blobShare {
+	return &blobShare{shares: map[shareKey]*blobFlight{}, mounts: map[mountKey]*blobFlight{}, landed: map[string]*blobFlight{}}
+}
+
+// landedAt returns the done flight of a blob at loc. s.mu is held.
+func (s *blobShare) landedAt(loc string) *blobFlight {
+	f, ok := s.landed[loc]
+	if !ok {
+		f = &blobFlight{done: closedDone, loc: loc}
+		s.landed[loc] = f
+	}
+	return f
+}
+
+// flightOnce runs do for the first caller of key in m (one of s's maps),
+// the others waiting for it. It returns the flight and whether this caller
+// ran it (then with do's error). A flight that failed is forgotten, so that
+// a later caller tries again; one that succeeded is replaced by loc's
+// shared done flight.
+func flightOnce[K comparable](ctx context.Context, s *blobShare, m map[K]*blobFlight, key K, loc string, do func() error) (*blobFlight, bool, error) {
 	s.mu.Lock()
-	if f, ok := s.flights[key]; ok {
+	if f, ok := m[key]; ok {
 		s.mu.Unlock()
 		select {
 		case <-f.done:
@@ -61,20 +87,22 @@ func (s *blobShare) once(ctx context.Context, key any, loc string, do func() err
 		}
 	}
 	f := &blobFlight{done: make(chan struct{})}
-	s.flights[key] = f
+	m[key] = f
 	s.mu.Unlock()
 	f.err = do()
 	if f.err == nil {
 		f.loc = loc
 	}
 	close(f.done)
-	if f.err != nil {
-		s.mu.Lock()
-		if s.flights[key] == f {
-			delete(s.flights, key)
+	s.mu.Lock()
+	if m[key] == f {
+		if f.err != nil {
+			delete(m, key)
+		} else {
+			m[key] = s.landedAt(loc)
 		}
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	return f, true, f.err
 }
 
@@ -87,7 +115,7 @@ func (s *blobShare) transfer(ctx context.Context, c *copier, desc ocispec.Descri
 		return c.transferBlob(ctx, desc)
 	}
 	here := c.dst.ep.Location
-	f, ran, err := s.once(ctx, shareKey{transport: c.dst.ep.Transport, registry: registryOf(c.dst.ep), digest: desc.Digest}, here,
+	f, ran, err := flightOnce(ctx, s, s.shares, shareKey{transport: c.dst.ep.Transport, registry: registryOf(c.dst.ep), digest: desc.Digest}, here,
 		func() error { return c.transferBlob(ctx, desc) })
 	switch {
 	case ran || err != nil:
@@ -98,7 +126,7 @@ func (s *blobShare) transfer(ctx context.Context, c *copier, desc ocispec.Descri
 		c.skipped(desc)
 		return nil
 	}
-	m, ran, err := s.once(ctx, mountKey{transport: c.dst.ep.Transport, location: here, digest: desc.Digest}, here, func() error {
+	m, ran, err := flightOnce(ctx, s, s.mounts, mountKey{transport: c.dst.ep.Transport, location: here, digest: desc.Digest}, here, func() error {
 		// A mount answers whether or not the repository already holds
 		// the blob, so no HasBlob first: one request.
 		if c.dst.has(pluginapi.CapMount) && c.mount(ctx, desc, f.loc) {
