@@ -22,24 +22,8 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(500 1000 2000)
 command -v docker-registry >/dev/null || { echo "bench/sync/rss: missing docker-registry" >&2; exit 1; }
 
-work=$(mktemp -d /var/tmp/stevedore-syncrss-XXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-bin=$work/bin
-mkdir -p "$bin"
-go build -o "$bin/stevedore" ./cmd/stevedore
-go build -o "$bin/stevedore-transport-docker" ./plugins/docker
-go build -o "$bin/stevedore-transport-oci" ./plugins/oci-layout
-go build -o "$bin/mkfixture" ./bench/sync/mkfixture
-export STEVEDORE_PLUGIN_PATH=$bin
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+. bench/sync/lib.sh
+sync_bench_setup syncrss
 
 # start_registry NAME: a registry with fresh storage; sets REG_ADDR, REG_PID.
 start_registry() {

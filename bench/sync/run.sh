@@ -24,22 +24,8 @@ for tool in docker-registry openssl "$SKOPEO" "$REGSYNC"; do
 	[ -n "$tool" ] && command -v "$tool" >/dev/null || { echo "bench/sync: missing $tool" >&2; exit 1; }
 done
 
-work=$(mktemp -d /var/tmp/stevedore-syncbench-XXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-bin=$work/bin
-mkdir -p "$bin"
-go build -o "$bin/stevedore" ./cmd/stevedore
-go build -o "$bin/stevedore-transport-docker" ./plugins/docker
-go build -o "$bin/stevedore-transport-oci" ./plugins/oci-layout
-go build -o "$bin/mkfixture" ./bench/sync/mkfixture
-export STEVEDORE_PLUGIN_PATH=$bin
+. bench/sync/lib.sh
+sync_bench_setup syncbench
 
 # A CA and a certificate for 127.0.0.1.
 certs=$work/certs
@@ -53,8 +39,6 @@ openssl x509 -req -in "$certs/server.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.
 cadir=$work/cadir # what --cert-dir reads: only the CA
 mkdir -p "$cadir"
 cp "$certs/ca.crt" "$cadir/ca.crt"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 # start_registry NAME: starts a registry with fresh storage; sets REG_ADDR,
 # REG_LOG and REG_PID.
