@@ -1064,13 +1064,23 @@ func (s *syncRun) copyReferrers(ctx context.Context, js *jobState, subject diges
 	for _, d := range todo {
 		want[d] = true
 	}
+	// One listing of the subject's referrers at the destination, where it
+	// can list them, rather than a HEAD per referrer: and a referrer the
+	// destination holds but does not list (an entry of a referrers tag
+	// index that another client's update dropped) is written again, which
+	// lists it again.
+	listed, canList := s.dstReferrers(ctx, js, subject)
 	n := 0
 	for _, d := range refs {
 		if !want[d.Digest] {
 			continue
 		}
 		delete(want, d.Digest) // listed twice: once
-		if js.dstRead != nil {
+		if canList {
+			if listed[d.Digest] {
+				continue
+			}
+		} else if js.dstRead != nil {
 			if _, err := js.dstRead.Resolve(ctx, d.Digest.String()); err == nil {
 				continue
 			}
@@ -1083,6 +1093,27 @@ func (s *syncRun) copyReferrers(ctx context.Context, js *jobState, subject diges
 		n++
 	}
 	return n, nil
+}
+
+// dstReferrers lists the referrers of subject the destination lists, and
+// whether it could (false: ask for each referrer by digest instead).
+func (s *syncRun) dstReferrers(ctx context.Context, js *jobState, subject digest.Digest) (map[digest.Digest]bool, bool) {
+	if js.dstRead == nil || !js.dstRead.has(pluginapi.CapReferrers) {
+		return nil, false
+	}
+	rl, ok := js.dstRead.Endpoint.(pluginapi.ReferrerLister)
+	if !ok {
+		return nil, false
+	}
+	l, err := rl.Referrers(ctx, subject, "")
+	if err != nil {
+		return nil, false
+	}
+	listed := make(map[digest.Digest]bool, len(l))
+	for _, d := range l {
+		listed[d.Digest] = true
+	}
+	return listed, true
 }
 
 // referrersKey names a subject at a destination.

@@ -163,6 +163,68 @@ func TestSyncReferrersParallelIntoDockerRegistry(t *testing.T) {
 	}
 }
 
+// A referrer the target holds but its subject's referrers tag index no
+// longer lists (another client's read-extend-push of the index dropped the
+// entry) is listed again by the next sync, which writes only that one: the
+// target's referrers are listed once per subject, not checked by digest.
+func TestSyncReferrersRelistsDroppedEntry(t *testing.T) {
+	w := newReferrerWorld(t)
+	dst := registrytest.Start(t, registrytest.Options{})
+	h := newSyncHost(t)
+	repo := referrerRepos[0]
+	yml := fmt.Sprintf("defaults: {referrers: true, target-tls-verify: false}\nsync:\n  - {source: 'oci:%s', target: '%s/m/%s'}\n", filepath.Join(w.root, repo), dst.Addr, repo)
+	res, err := syncspec.Parse([]byte(yml), syncspec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Sync(context.Background(), res.Jobs, host.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The subject with most referrers loses one from its index.
+	var subject digest.Digest
+	for s, refs := range w.referrers[repo] {
+		if len(refs) > len(w.referrers[repo][subject]) {
+			subject = s
+		}
+	}
+	repository := "m/" + repo
+	raw, mt, err := dst.GetManifest(repository, "sha256-"+subject.Encoded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		t.Fatal(err)
+	}
+	dropped := idx.Manifests[0].Digest
+	idx.Manifests = idx.Manifests[1:]
+	raw, err = json.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.PushManifest(repository, "sha256-"+subject.Encoded(), mt, raw); err != nil {
+		t.Fatal(err)
+	}
+
+	dst.ResetStats()
+	rep, err := h.Sync(context.Background(), res.Jobs, host.SyncOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !referrersIndex(t, dst, repository, subject)[dropped] {
+		t.Fatalf("the referrers index of %s still lacks %s after a second sync", subject, dropped)
+	}
+	var puts []string
+	for _, q := range dst.Requests() {
+		if q.Method == http.MethodPut && strings.Contains(q.Path, "/manifests/sha256:") {
+			puts = append(puts, q.Path)
+		}
+	}
+	if rep.Referrers != 1 || len(puts) != 1 || !strings.HasSuffix(puts[0], dropped.String()) {
+		t.Fatalf("second sync: %d referrers copied, manifest PUTs %v; want %s alone", rep.Referrers, puts, dropped)
+	}
+}
+
 // referrersIndex reads the referrers tag index of subject in repository.
 func referrersIndex(t *testing.T, r *registrytest.Registry, repository string, subject digest.Digest) map[digest.Digest]bool {
 	t.Helper()
