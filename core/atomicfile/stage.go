@@ -31,15 +31,15 @@ func MkdirStage(parent, prefix string) (*StageDir, error) {
 		return nil, err
 	}
 	f, err := os.Open(p)
-	if err == nil {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
-		if err != nil {
-			f.Close()
-		}
-	}
 	if err != nil {
 		os.RemoveAll(p)
 		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		// A filesystem without flock (some network ones): the directory
+		// is not held, and no sweeper can lock it to remove it either.
+		f.Close()
+		return &StageDir{Path: p}, nil
 	}
 	return &StageDir{Path: p, f: f}, nil
 }
