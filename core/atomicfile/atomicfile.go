@@ -6,7 +6,6 @@
 package atomicfile
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
@@ -66,7 +64,33 @@ func SyncDir(dir string) error {
 // same directory (created if missing) and must match desc's size and digest
 // before the file is fsynced and renamed into place. On any error nothing
 // is left behind and an existing file at path is untouched.
-func WriteVerified(ctx context.Context, path string, desc ocispec.Descriptor, r io.Reader) (err error) {
+func WriteVerified(ctx context.Context, path string, desc ocispec.Descriptor, r io.Reader) error {
+	return replace(path, func(f *os.File) error {
+		vr := content.NewVerifyReader(ContextReader(ctx, r), desc)
+		if _, err := io.Copy(f, vr); err != nil {
+			return err
+		}
+		if !vr.Verified() {
+			return fmt.Errorf("%s: stream ended unverified: %w", path, core.ErrInvalid)
+		}
+		return nil
+	})
+}
+
+// Write replaces path with data the same way: readers see the old or the
+// new content, never a mix. (The bytes are the caller's own: nothing to
+// verify, so they are not hashed.)
+func Write(path string, data []byte) error {
+	return replace(path, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// replace has fill write a temporary file in path's directory (created if
+// missing), then fsyncs it and renames it over path. On any error nothing
+// is left behind and an existing file at path is untouched.
+func replace(path string, fill func(*os.File) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -82,12 +106,8 @@ func WriteVerified(ctx context.Context, path string, desc ocispec.Descriptor, r 
 			_ = os.Remove(tmp)
 		}
 	}()
-	vr := content.NewVerifyReader(ContextReader(ctx, r), desc)
-	if _, err = io.Copy(f, vr); err != nil {
+	if err = fill(f); err != nil {
 		return err
-	}
-	if !vr.Verified() {
-		return fmt.Errorf("%s: stream ended unverified: %w", path, core.ErrInvalid)
 	}
 	if err = f.Chmod(ModeFor(path)); err != nil {
 		return err
@@ -102,12 +122,6 @@ func WriteVerified(ctx context.Context, path string, desc ocispec.Descriptor, r 
 		return err
 	}
 	return SyncDir(dir)
-}
-
-// Write replaces path with data the same way: readers see the old or the
-// new content, never a mix.
-func Write(path string, data []byte) error {
-	return WriteVerified(context.Background(), path, ocispec.Descriptor{Digest: digest.FromBytes(data), Size: int64(len(data))}, bytes.NewReader(data))
 }
 
 // OpenRegular opens path with flag (os.O_RDONLY, os.O_WRONLY...), refusing
