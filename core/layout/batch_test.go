@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,5 +95,21 @@ func TestConcurrentTagsBatched(t *testing.T) {
 	again, err := fresh.Tags(context.Background())
 	if err != nil || len(again) != len(tags) {
 		t.Fatalf("reopened: %d tags (%v), want %d", len(again), err, len(tags))
+	}
+}
+
+// A name not found lists the first names the layout has, not thousands.
+func TestResolveMissingNameListsAFew(t *testing.T) {
+	s := newStore(t)
+	im := makeImage(t, 2, 1, 64)
+	writeImage(t, s, im, "t0")
+	for i := 1; i < 15; i++ {
+		if err := s.Tag(context.Background(), im.manifest.desc, fmt.Sprintf("t%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := s.Resolve(context.Background(), "nope")
+	if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "t9, and 5 more)") || strings.Contains(err.Error(), "t10") {
+		t.Fatalf("error: %v", err)
 	}
 }

@@ -479,13 +479,20 @@ func describeEntries(entries []ocispec.Descriptor) string {
 	if len(entries) == 0 {
 		return "nothing"
 	}
+	// The first few: an error line listing thousands of tags is neither
+	// one clear line nor cheap (a sync asks for each tag it has yet to
+	// write, and each miss built it).
+	const shown = 10
 	var parts []string
-	for _, e := range entries {
+	for _, e := range entries[:min(len(entries), shown)] {
 		if n := refName(e); n != "" {
 			parts = append(parts, n)
 		} else {
 			parts = append(parts, e.Digest.String()+" (untagged)")
 		}
+	}
+	if len(entries) > shown {
+		parts = append(parts, fmt.Sprintf("and %d more", len(entries)-shown))
 	}
 	return strings.Join(parts, ", ")
 }
