@@ -22,16 +22,67 @@ import (
 const TransportName = "oci"
 
 // Plugin serves the oci transport.
-type Plugin struct{}
+type Plugin struct {
+	mu sync.Mutex
+	// stores are the layouts endpoints hold open, one Store per
+	// directory: what one endpoint writes, another reading the same
+	// layout sees without parsing index.json again (a sync resolves each
+	// tag at its target while writing there), and concurrent tags of all
+	// of them are written together.
+	stores map[string]*openStore
+}
+
+type openStore struct {
+	s     *layout.Store
+	users int
+}
 
 // New returns the oci transport plugin.
 func New() *Plugin { return &Plugin{} }
+
+// store opens (create: creates) the layout at loc, or shares the Store an
+// open endpoint holds; release gives it back.
+func (p *Plugin) store(loc string, create bool) (s *layout.Store, release func(), err error) {
+	key, err := filepath.Abs(loc)
+	if err != nil {
+		key = filepath.Clean(loc)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o := p.stores[key]
+	if o == nil {
+		if create {
+			s, err = layout.Create(loc)
+		} else {
+			s, err = layout.Open(loc)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		o = &openStore{s: s}
+		if p.stores == nil {
+			p.stores = map[string]*openStore{}
+		}
+		p.stores[key] = o
+	}
+	o.users++
+	var once sync.Once
+	return o.s, func() {
+		once.Do(func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if o.users--; o.users == 0 && p.stores[key] == o {
+				delete(p.stores, key)
+			}
+		})
+	}, nil
+}
 
 // Transports implements pluginapi.Plugin.
 func (*Plugin) Transports() []string { return []string{TransportName} }
 
 // Open implements pluginapi.Plugin.
-func (*Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.Endpoint, error) {
+func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.Endpoint, error) {
 	if req.Transport != TransportName {
 		return nil, fmt.Errorf("oci transport: cannot open transport %q: %w", req.Transport, core.ErrUnsupported)
 	}
@@ -43,7 +94,7 @@ func (*Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.E
 	}
 	switch req.Mode {
 	case pluginapi.ModeRead:
-		s, err := layout.Open(req.Location)
+		s, release, err := p.store(req.Location, false)
 		if err != nil {
 			if errors.Is(err, layout.ErrNotLayout) {
 				// A directory holding no layout, maybe layouts below it.
@@ -51,21 +102,22 @@ func (*Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.E
 			}
 			return nil, err
 		}
-		return &readEndpoint{store: s, loc: req.Location}, nil
+		return &readEndpoint{store: s, loc: req.Location, release: release}, nil
 	case pluginapi.ModeWrite:
-		s, err := layout.Create(req.Location)
+		s, release, err := p.store(req.Location, true)
 		if err != nil {
 			return nil, err
 		}
-		return &writeEndpoint{readEndpoint: readEndpoint{store: s, loc: req.Location}}, nil
+		return &writeEndpoint{readEndpoint: readEndpoint{store: s, loc: req.Location, release: release}}, nil
 	}
 	return nil, fmt.Errorf("oci layout %s: unknown mode %d: %w", req.Location, req.Mode, core.ErrInvalid)
 }
 
 // readEndpoint is a layout opened as a source.
 type readEndpoint struct {
-	store *layout.Store
-	loc   string // as opened
+	store   *layout.Store
+	loc     string // as opened
+	release func() // gives the Store back to the plugin
 }
 
 var (
@@ -76,8 +128,11 @@ var (
 	_ pluginapi.BlobPather       = (*readEndpoint)(nil)
 )
 
-// Close implements pluginapi.Endpoint. Nothing is held open between calls.
-func (*readEndpoint) Close(context.Context) error { return nil }
+// Close implements pluginapi.Endpoint. No file is held open between calls.
+func (e *readEndpoint) Close(context.Context) error {
+	e.release()
+	return nil
+}
 
 // Resolve implements pluginapi.Source. The ref.name annotation is dropped
 // from the returned descriptor; other annotations and the platform of the
@@ -212,6 +267,7 @@ func (e *writeEndpoint) Close(context.Context) error {
 	for p := range staged {
 		errs = append(errs, e.store.AbortStaged(p))
 	}
+	e.release()
 	return errors.Join(errs...)
 }
 
