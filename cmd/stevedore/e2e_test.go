@@ -477,6 +477,65 @@ func TestInterruptStopsPlugins(t *testing.T) {
 	}
 }
 
+// A host whose stderr nobody reads (a full pipe blocks each write) still
+// stops on one SIGTERM, within its grace, with its plugins: it used to wait
+// forever to say "interrupted", and a second signal first said so too.
+func TestSignalStopsHostWithBlockedStderr(t *testing.T) {
+	needPlugin(t, "oci")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	// Fill the pipe: every write to it blocks from now on. (Fd once: each
+	// call puts the file back in blocking mode.)
+	fd := int(w.Fd())
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	junk := bytes.Repeat([]byte("x"), 4096)
+	for {
+		if _, err := syscall.Write(fd, junk); err != nil {
+			break
+		}
+	}
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "stevedore"), "list-tags", "oci:"+blockingLayout(t))
+	cmd.Env = append(os.Environ(), "STEVEDORE_PLUGIN_PATH="+binDir)
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(pluginProcesses()) == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("plugin never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
+			t.Fatalf("stopped by SIGTERM: %v, want exit status 143", err)
+		}
+		t.Logf("stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+	case <-time.After(25 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("a host with a blocked stderr did not stop within 25 s of SIGTERM")
+	}
+	assertNoPluginProcesses(t)
+}
+
 func shaBytes(b []byte) string {
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])

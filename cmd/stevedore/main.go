@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -35,10 +36,12 @@ func run() int {
 		}
 		got.Store(s)
 		cancel()
+		// Stopping cleanly takes seconds at most; a host still there
+		// after exitGrace is wedged (writing to a stderr nobody reads, as
+		// a full pipe blocks) and is stopped as by a second signal.
+		time.AfterFunc(exitGrace, func() { abortAndExit(s, "") })
 		if s, ok = <-sigs; ok {
-			fmt.Fprintln(os.Stderr, "stevedore: interrupted again: stopping the plugins now")
-			abortHost()
-			os.Exit(exitStatus(s))
+			abortAndExit(s, "stevedore: interrupted again: stopping the plugins now")
 		}
 	}()
 	root := newRootCmd()
@@ -58,6 +61,38 @@ func run() int {
 		return ee.code
 	}
 	return 1
+}
+
+// exitGrace bounds a command's clean stop after SIGINT or SIGTERM.
+const exitGrace = 10 * time.Second
+
+// abortAndExit kills the plugins and exits with the status of signal s,
+// saying msg if stderr takes it at once (a blocked stderr must not keep
+// the process alive).
+func abortAndExit(s os.Signal, msg string) {
+	// Bounded too: killing the plugins must not wait on a blocked stderr
+	// either (their parent-death signal ends them when the host exits).
+	aborted := make(chan struct{})
+	go func() {
+		abortHost()
+		close(aborted)
+	}()
+	select {
+	case <-aborted:
+	case <-time.After(3 * time.Second):
+	}
+	if msg != "" {
+		said := make(chan struct{})
+		go func() {
+			fmt.Fprintln(os.Stderr, msg)
+			close(said)
+		}()
+		select {
+		case <-said:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	os.Exit(exitStatus(s))
 }
 
 // exitStatus is the status of a command a signal ended: 143 for SIGTERM,
