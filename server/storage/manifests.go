@@ -154,6 +154,21 @@ func (e *MissingError) Unwrap() error {
 // the check and the index write.
 func (s *Store) PutManifest(ctx context.Context, name string, p PutManifest) error {
 	desc := ocispec.Descriptor{MediaType: p.MediaType, Digest: p.Digest, Size: int64(len(p.Raw)), ArtifactType: p.ArtifactType}
+	if (len(p.Blobs) > 0 || len(p.Manifests) > 0) && !s.Exists(name) {
+		// A repository that does not exist holds none of the references:
+		// refuse before update creates its layout, so a rejected push
+		// leaves no empty repository behind (catalog, tags/list).
+		for _, d := range p.Blobs {
+			if _, err := s.StatBlob(name, d); err != nil {
+				return fmt.Errorf("repository %s: %w", name, &MissingError{Digest: d})
+			}
+		}
+		for _, d := range p.Manifests {
+			if _, ok := s.detectManifestBlob(name, d); !ok {
+				return fmt.Errorf("repository %s: %w", name, &MissingError{Digest: d, Manifest: true})
+			}
+		}
+	}
 	return s.update(ctx, name, func(idx *ocispec.Index) (bool, error) {
 		for _, d := range p.Blobs {
 			if _, err := s.StatBlob(name, d); err != nil {
