@@ -1,10 +1,17 @@
 package server_test
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/server"
+	"github.com/stevedore-oci/stevedore/server/storage"
 )
 
 // A manifest PUT refused for a missing blob or child manifest leaves no
@@ -32,5 +39,47 @@ func TestRejectedManifestCreatesNoRepository(t *testing.T) {
 	pushImage(t, ts.URL, "ghost/image", "v1", im)
 	if st, _, body := do(t, "GET", ts.URL+"/v2/ghost/image/tags/list", nil); st != 200 || !contains(string(body), `"v1"`) {
 		t.Fatalf("tags/list after a push: %d %s", st, body)
+	}
+}
+
+// gc spares what a push in progress wrote or found within the grace
+// period. A client that pushes an index re-PUTs (or HEADs, to skip it) each
+// child manifest and re-uploads (or HEADs) each blob: when they are already
+// stored, untagged and old, that must count as a use too, or gc
+// --delete-untagged drops the child between its PUT and the index's, whose
+// PUT then fails with MANIFEST_BLOB_UNKNOWN.
+func TestGCSparesWhatAPushJustReused(t *testing.T) {
+	const grace = time.Second // generous: the reuse and the gc below must fall within it on a loaded machine
+	for _, how := range []string{"put", "head"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			srv, ts, _ := gcServer(t)
+			im := randomImage(t, "amd64", 1)
+			extra := newBlob("application/octet-stream", randomBytes(2000))
+			pushImage(t, ts.URL, "a", im.manifest.desc.Digest.String(), im) // untagged
+			pushBlob(t, ts.URL, "a", extra)                                 // orphan for now
+			time.Sleep(2 * grace)
+			// A new push reuses both.
+			if how == "put" {
+				pushBlob(t, ts.URL, "a", extra)
+				pushImage(t, ts.URL, "a", im.manifest.desc.Digest.String(), im)
+			} else {
+				for _, u := range []string{"/v2/a/blobs/" + extra.desc.Digest.String(), "/v2/a/manifests/" + im.manifest.desc.Digest.String()} {
+					if st, _, _ := do(t, "HEAD", ts.URL+u, nil); st != 200 {
+						t.Fatalf("HEAD %s: %d", u, st)
+					}
+				}
+			}
+			if _, err := srv.Store().GC(context.Background(), storage.GCOptions{DeleteUntagged: true, Grace: grace}); err != nil {
+				t.Fatal(err)
+			}
+			// The push goes on: an artifact needing the blob, and the index.
+			cfg := newBlob(ocispec.MediaTypeEmptyJSON, []byte("{}"))
+			pushBlob(t, ts.URL, "a", cfg)
+			art, _ := json.Marshal(ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+				ArtifactType: "application/vnd.example.x", Config: cfg.desc, Layers: []ocispec.Descriptor{extra.desc}})
+			pushManifest(t, ts.URL, "a", "art", newBlob(ocispec.MediaTypeImageManifest, art))
+			pushManifest(t, ts.URL, "a", "v1", indexOf(im))
+		})
 	}
 }

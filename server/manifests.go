@@ -50,6 +50,12 @@ func (s *Server) manifest(q *request) {
 		h.Set("Etag", `"`+desc.Digest.String()+`"`)
 		h.Set("Content-Length", strconv.FormatInt(desc.Size, 10))
 		if q.r.Method == http.MethodHead {
+			if isDigest {
+				// A pusher checking a child manifest before skipping its
+				// PUT (crane does): keep it from gc's sweep of old
+				// untagged manifests, as a blob HEAD does for blobs.
+				s.store.TouchBlob(name, desc.Digest)
+			}
 			q.w.WriteHeader(http.StatusOK)
 			return
 		}

@@ -116,7 +116,13 @@ func (s *Store) linkBlob(ctx context.Context, name string, d digest.Digest, fall
 			return err
 		}
 		err := os.Link(shared, dst)
-		if err == nil || errors.Is(err, os.ErrExist) {
+		if err == nil {
+			break
+		}
+		if errors.Is(err, os.ErrExist) {
+			// Uploaded or mounted again by a push in progress: a use, which
+			// gc's grace period must see as recent as a new link.
+			s.TouchBlob(name, d)
 			break
 		}
 		if !isNotExist(err) || fallback == "" || attempt >= 3 {
@@ -156,6 +162,7 @@ func (s *Store) storeVerified(ctx context.Context, name string, d digest.Digest,
 // name, whose layout exists.
 func (s *Store) putBlobBytes(ctx context.Context, name string, d digest.Digest, b []byte) error {
 	if fi, err := os.Stat(s.repoBlobPath(name, d)); err == nil && fi.Size() == int64(len(b)) {
+		s.TouchBlob(name, d) // pushed again (an index's child): recent for gc
 		return nil
 	}
 	f, err := os.CreateTemp(filepath.Join(s.root, uploadsDirName), tmpPrefix+"manifest-*")
