@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -81,5 +82,42 @@ func TestGCSparesWhatAPushJustReused(t *testing.T) {
 			pushManifest(t, ts.URL, "a", "art", newBlob(ocispec.MediaTypeImageManifest, art))
 			pushManifest(t, ts.URL, "a", "v1", indexOf(im))
 		})
+	}
+}
+
+// containerd, nerdctl and buildkit ask the token endpoint with the OAuth2
+// password grant (POST, credentials in the form) whenever they hold
+// credentials, and use whatever token a 200 brings. It must authenticate
+// the user from the form, and refuse a wrong password.
+func TestTokenOAuth2PasswordGrant(t *testing.T) {
+	ts, _ := testServer(t, server.Options{HtpasswdFile: htpasswd(t, "alice"), Token: true, TokenTTL: time.Minute})
+	oauth := func(form url.Values) (int, string) {
+		t.Helper()
+		resp, err := http.PostForm(ts.URL+"/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		return resp.StatusCode, r.AccessToken
+	}
+	form := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"alice-pw"},
+		"service": {"stevedore"}, "scope": {"repository:app:pull,push"}, "client_id": {"containerd-client"}}
+	st, tok := oauth(form)
+	if st != 200 || tok == "" {
+		t.Fatalf("password grant: %d %q", st, tok)
+	}
+	pushBlob(t, ts.URL, "app", newBlob("", randomBytes(100)), "Authorization", "Bearer "+tok)
+
+	form.Set("password", "wrong")
+	if st, tok := oauth(form); st != http.StatusUnauthorized || tok != "" {
+		t.Fatalf("password grant with a wrong password: %d %q", st, tok)
+	}
+	form.Set("grant_type", "refresh_token")
+	if st, _ := oauth(form); st != http.StatusBadRequest {
+		t.Fatalf("refresh_token grant (none is ever issued): %d", st)
 	}
 }

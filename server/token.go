@@ -127,8 +127,29 @@ func (a *authenticator) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, newErr(http.StatusMethodNotAllowed, codeUnsupported, fmt.Errorf("token endpoint takes GET")))
 		return
 	}
+	if err := r.ParseForm(); err != nil {
+		writeError(w, r, newErr(http.StatusBadRequest, codeUnsupported, err))
+		return
+	}
 	id := Identity{Anonymous: true}
-	if r.Header.Get("Authorization") != "" {
+	if gt := r.PostForm.Get("grant_type"); r.Method == http.MethodPost && gt != "" {
+		// The OAuth2 form of the token request (docker's token spec,
+		// "oauth.md"), which containerd, nerdctl and buildkit send
+		// whenever they hold credentials: the user and password are in
+		// the form, not in an Authorization header.
+		if gt != "password" {
+			// No refresh tokens are issued, so none can come back. 400
+			// (as ACR answers) makes containerd retry with GET.
+			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", fmt.Sprintf("grant_type %q is not supported: use password, or GET with basic auth", gt))
+			return
+		}
+		user, pass := r.PostForm.Get("username"), r.PostForm.Get("password")
+		if user == "" || a.users == nil || !a.verifyPassword(user, pass) {
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_grant", "invalid user name or password")
+			return
+		}
+		id = Identity{User: user}
+	} else if r.Header.Get("Authorization") != "" {
 		user, pass, ok := r.BasicAuth()
 		if !ok || a.users == nil || !a.verifyPassword(user, pass) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="stevedore"`)
@@ -136,10 +157,6 @@ func (a *authenticator) serveToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		id = Identity{User: user}
-	}
-	if err := r.ParseForm(); err != nil {
-		writeError(w, r, newErr(http.StatusBadRequest, codeUnsupported, err))
-		return
 	}
 	var granted []access
 	for _, sc := range r.Form["scope"] {
@@ -174,6 +191,13 @@ func (a *authenticator) serveToken(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"token": tok, "access_token": tok, "expires_in": int(a.tokens.ttl.Seconds()), "issued_at": now.UTC().Format(time.RFC3339),
 	})
+}
+
+// writeOAuthError answers an OAuth2 token request with RFC 6749's error body.
+func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
 }
 
 func (a *authenticator) grant(r *http.Request, id Identity, repo string, act Action) bool {
