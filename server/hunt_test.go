@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -119,5 +121,35 @@ func TestTokenOAuth2PasswordGrant(t *testing.T) {
 	form.Set("grant_type", "refresh_token")
 	if st, _ := oauth(form); st != http.StatusBadRequest {
 		t.Fatalf("refresh_token grant (none is ever issued): %d", st)
+	}
+}
+
+// "blobs" is a valid repository name (only a layout's own files are
+// reserved, below another name): the catalog lists it and what is under
+// it, and gc sweeps it.
+func TestRepositoryNamedBlobs(t *testing.T) {
+	srv, ts, root := gcServer(t)
+	im := randomImage(t, "amd64", 1)
+	for _, repo := range []string{"blobs", "blobs/sub", "app"} {
+		pushImage(t, ts.URL, repo, "v1", im)
+	}
+	st, _, body := do(t, "GET", ts.URL+"/v2/_catalog", nil)
+	if st != 200 || string(body) != `{"repositories":["app","blobs","blobs/sub"]}` {
+		t.Fatalf("catalog: %d %s", st, body)
+	}
+	orphan := newBlob("", randomBytes(1000))
+	pushBlob(t, ts.URL, "blobs", orphan)
+	rep, err := srv.Store().GC(context.Background(), storage.GCOptions{Grace: storage.NoGrace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Repositories != 3 || rep.BlobsUnlinked != 1 {
+		t.Fatalf("gc: %+v, want 3 repositories and the orphan of blobs unlinked", rep)
+	}
+	if _, err := os.Stat(filepath.Join(root, "blobs/blobs/sha256", orphan.desc.Digest.Encoded())); !os.IsNotExist(err) {
+		t.Fatalf("orphan blob of repository blobs after gc: %v", err)
+	}
+	if st, _, _ := do(t, "GET", ts.URL+"/v2/blobs/manifests/v1", nil); st != 200 {
+		t.Fatalf("blobs:v1 after gc: %d", st)
 	}
 }

@@ -321,6 +321,7 @@ func (s *Store) Repositories(ctx context.Context) ([]string, error) {
 		return s.catalogCache, nil
 	}
 	var out []string
+	layouts := map[string]bool{} // directories found holding a layout
 	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == s.root {
@@ -335,10 +336,14 @@ func (s *Store) Repositories(ctx context.Context) ([]string, error) {
 			return nil
 		}
 		base := d.Name()
-		if p != s.root && (strings.HasPrefix(base, ".") || base == ocispec.ImageBlobsDir) {
+		// A layout's own blob directory holds no repository; a "blobs"
+		// anywhere else may be one (the repository "blobs", and those
+		// under it).
+		if p != s.root && (strings.HasPrefix(base, ".") || base == ocispec.ImageBlobsDir && layouts[filepath.Dir(p)]) {
 			return fs.SkipDir
 		}
 		if _, err := os.Stat(filepath.Join(p, ocispec.ImageIndexFile)); err == nil {
+			layouts[p] = true
 			rel, err := filepath.Rel(s.root, p)
 			if err == nil && rel != "." {
 				name := filepath.ToSlash(rel)
