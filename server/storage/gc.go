@@ -67,11 +67,12 @@ func (s *Store) GC(ctx context.Context, o GCOptions) (GCReport, error) {
 		return rep, err
 	}
 	cutoff := time.Now().Add(-o.Grace)
+	g := &gcRun{released: map[digest.Digest]*release{}}
 	for _, name := range repos {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if err := s.gcRepo(ctx, name, o, cutoff, &rep); err != nil {
+		if err := s.gcRepo(ctx, name, o, cutoff, g, &rep); err != nil {
 			return rep, err
 		}
 		rep.Repositories++
@@ -85,7 +86,15 @@ func (s *Store) GC(ctx context.Context, o GCOptions) (GCReport, error) {
 		for _, e := range ents {
 			p := filepath.Join(dir, e.Name())
 			fi, err := os.Lstat(p)
-			if err != nil || !fi.Mode().IsRegular() || nlink(fi) > 1 || ctime(fi).After(cutoff) {
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			d := digest.NewDigestFromEncoded(digest.Algorithm(a.Name()), e.Name())
+			links := nlink(fi)
+			if r := g.released[d]; r != nil && o.DryRun {
+				links -= uint64(r.links) // the links this run would have removed
+			}
+			if links > 1 || g.lastUse(d, fi).After(cutoff) {
 				continue
 			}
 			rep.SharedRemoved++
@@ -101,7 +110,7 @@ func (s *Store) GC(ctx context.Context, o GCOptions) (GCReport, error) {
 	return rep, nil
 }
 
-func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff time.Time, rep *GCReport) error {
+func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff time.Time, g *gcRun, rep *GCReport) error {
 	r := s.repo(name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -137,7 +146,7 @@ func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff tim
 	keep := map[digest.Digest]bool{}
 	recent := func(d digest.Digest) bool {
 		fi, err := os.Lstat(s.repoBlobPath(name, d))
-		return err == nil && ctime(fi).After(cutoff)
+		return err == nil && g.lastUse(d, fi).After(cutoff)
 	}
 	for _, e := range idx.Manifests {
 		// An untagged manifest pushed within the grace period may be the
@@ -201,17 +210,17 @@ func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff tim
 		for _, e := range ents {
 			fp := filepath.Join(dir, e.Name())
 			fi, err := os.Lstat(fp)
-			if err != nil || fi.IsDir() || ctime(fi).After(cutoff) {
+			if err != nil || fi.IsDir() {
 				continue
 			}
 			if strings.HasPrefix(e.Name(), tmpPrefix) {
-				if !o.DryRun {
+				if !o.DryRun && !ctime(fi).After(cutoff) {
 					_ = os.Remove(fp)
 				}
 				continue
 			}
 			d := digest.NewDigestFromEncoded(digest.Algorithm(a.Name()), e.Name())
-			if marked[d] {
+			if marked[d] || g.lastUse(d, fi).After(cutoff) {
 				continue
 			}
 			rep.BlobsUnlinked++
@@ -220,9 +229,7 @@ func (s *Store) gcRepo(ctx context.Context, name string, o GCOptions, cutoff tim
 				// another tool): its bytes are freed here.
 				rep.BytesFreed += fi.Size()
 			}
-			if !o.DryRun {
-				_ = os.Remove(fp)
-			}
+			g.unlink(d, fi, fp, s.sharedBlobPath(d), o.DryRun)
 		}
 	}
 	return nil
@@ -249,4 +256,51 @@ func (s *Store) readManifest(name string, d digest.Digest) *manifest.Manifest {
 		return nil
 	}
 	return m
+}
+
+// gcRun is what one collection remembers across repositories: the blob
+// links it removed. Removing a hard link changes the change time of the
+// inode every other link shares, the time the grace period reads as the
+// blob's last use: without this, the shared copy of a blob whose last link
+// this run removed looked just used and was kept (until a run at least the
+// grace period later), as were the other repositories' links to it.
+type gcRun struct {
+	released map[digest.Digest]*release
+}
+
+type release struct {
+	links  int       // links removed (or, in a dry run, that would be)
+	before time.Time // the inode's change time before this run touched it
+	after  time.Time // its change time right after this run's last removal
+}
+
+// lastUse is when blob d, whose link or shared copy fi is, was last used:
+// its change time, unless that is only this run's own removal of a link.
+func (g *gcRun) lastUse(d digest.Digest, fi os.FileInfo) time.Time {
+	t := ctime(fi)
+	if r := g.released[d]; r != nil && !r.after.IsZero() && t.Equal(r.after) {
+		return r.before
+	}
+	return t
+}
+
+// unlink removes the link fp of blob d (whose stat, before, is fi) and
+// records it; shared is the blob's shared copy.
+func (g *gcRun) unlink(d digest.Digest, fi os.FileInfo, fp, shared string, dryRun bool) {
+	r := g.released[d]
+	if r == nil {
+		r = &release{}
+		g.released[d] = r
+	}
+	if t := g.lastUse(d, fi); t.After(r.before) {
+		r.before = t
+	}
+	r.links++
+	if dryRun {
+		return
+	}
+	_ = os.Remove(fp)
+	if sfi, err := os.Lstat(shared); err == nil && os.SameFile(fi, sfi) {
+		r.after = ctime(sfi) // a copy of another inode was not touched
+	}
 }
