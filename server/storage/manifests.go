@@ -28,7 +28,7 @@ var (
 // name. A digest that is not in index.json but whose blob in the layout is a
 // manifest (a child written by another tool) is found too.
 func (s *Store) Resolve(name, ref string) (ocispec.Descriptor, error) {
-	sn, err := s.repo(name).load()
+	sn, err := s.loadRepo(name)
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("repository %s: %w", name, ErrNameUnknown)
 	}
@@ -309,7 +309,7 @@ func (s *Store) DeleteTag(ctx context.Context, name, tag string) error {
 
 // Tags lists the tags of repository name in lexical order.
 func (s *Store) Tags(name string) ([]string, error) {
-	sn, err := s.repo(name).load()
+	sn, err := s.loadRepo(name)
 	if err != nil {
 		return nil, fmt.Errorf("repository %s: %w", name, ErrNameUnknown)
 	}
@@ -347,8 +347,7 @@ func (s *Store) rememberManifest(d digest.Digest, raw []byte) { infoOf(d, raw) }
 // Referrers lists the manifests of repository name whose subject is d. An
 // unknown repository has no referrers.
 func (s *Store) Referrers(name string, d digest.Digest) ([]ocispec.Descriptor, error) {
-	r := s.repo(name)
-	sn, err := r.load()
+	sn, err := s.loadRepo(name)
 	if err != nil {
 		return []ocispec.Descriptor{}, nil
 	}

@@ -368,6 +368,23 @@ func (s *Store) Repositories(ctx context.Context) ([]string, error) {
 
 // Exists reports whether repository name has a layout.
 func (s *Store) Exists(name string) bool {
-	_, err := s.repo(name).load()
+	_, err := s.loadRepo(name)
 	return err == nil
+}
+
+// loadRepo is repo(name).load() for readers, except that a name without a
+// layout on disk is not remembered: anonymous requests for ever new names
+// (a scan) grew the map of repositories without bound, about 370 bytes a
+// name that were never freed.
+func (s *Store) loadRepo(name string) (*snapshot, error) {
+	if r, ok := s.repos.Load(name); ok {
+		return r.(*repo).load()
+	}
+	if _, err := os.Stat(filepath.Join(s.RepoDir(name), ocispec.ImageIndexFile)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscallENOTDIR) {
+			return nil, fmt.Errorf("repository %s: %w", name, core.ErrNotFound)
+		}
+		return nil, fmt.Errorf("repository %s: %w", name, err)
+	}
+	return s.repo(name).load()
 }
