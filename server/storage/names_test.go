@@ -1,8 +1,11 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -38,5 +41,58 @@ func TestReadsOfUnknownRepositoriesAreNotRemembered(t *testing.T) {
 	st.repos.Range(func(any, any) bool { n++; return true })
 	if n != 0 {
 		t.Fatalf("%d repositories remembered after reading 100 unknown names", n)
+	}
+}
+
+// An upload session keeps no file open between requests: sessions opened
+// and left (they live for the upload TTL) held a descriptor each, and a few
+// thousand POSTs exhausted the server's.
+func TestUploadSessionsHoldNoFileBetweenRequests(t *testing.T) {
+	st, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(ents)
+	}
+	before := fds()
+	var us []*Upload
+	for i := 0; i < 50; i++ {
+		u, err := st.NewUpload("app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.Write(context.Background(), strings.NewReader("some bytes"), -1); err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, u)
+	}
+	if n := fds() - before; n > 5 {
+		t.Fatalf("50 idle upload sessions hold %d more open files", n)
+	}
+	// They still work: resumed at their offset, and committed.
+	data := "some bytes, and more"
+	for _, u := range us {
+		if _, err := u.Write(context.Background(), strings.NewReader(data[10:]), 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Commit(context.Background(), digest.FromString(data), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := digest.SHA512.FromString(data)
+	u, _ := st.NewUpload("app")
+	if _, err := u.Write(context.Background(), strings.NewReader(data), -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Commit(context.Background(), d, -1); err != nil {
+		t.Fatalf("sha512 commit: %v", err)
+	}
+	if size, err := st.StatBlob("app", d); err != nil || size != int64(len(data)) {
+		t.Fatalf("blob after commit: %d %v", size, err)
 	}
 }

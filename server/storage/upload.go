@@ -47,8 +47,8 @@ type Upload struct {
 	dir  string
 
 	mu      sync.Mutex // one request at a time
-	f       *os.File
-	h       hash.Hash // sha256 of bytes [0, offset)
+	f       *os.File   // the data file, open only while a request uses it
+	h       hash.Hash  // sha256 of bytes [0, offset)
 	offset  int64
 	started time.Time
 	updated time.Time
@@ -86,8 +86,12 @@ func (s *Store) NewUpload(name string) (*Upload, error) {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("repository %s: new upload: %w", name, err)
 	}
+	if err := f.Close(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("repository %s: new upload: %w", name, err)
+	}
 	now := time.Now()
-	u := &Upload{s: s, id: id, repo: name, dir: dir, f: f, h: sha256.New(), started: now, updated: now}
+	u := &Upload{s: s, id: id, repo: name, dir: dir, h: sha256.New(), started: now, updated: now}
 	if err := u.saveState(); err != nil {
 		u.discard()
 		return nil, fmt.Errorf("repository %s: new upload: %w", name, err)
@@ -167,11 +171,38 @@ func (s *Store) loadUpload(id string) (*Upload, error) {
 			return nil, err
 		}
 	}
-	if _, err := f.Seek(st.Offset, io.SeekStart); err != nil {
-		_ = f.Close()
+	if err := f.Close(); err != nil {
 		return nil, err
 	}
-	return &Upload{s: s, id: id, repo: st.Repo, dir: dir, f: f, h: h, offset: st.Offset, started: st.Started, updated: st.Updated}, nil
+	return &Upload{s: s, id: id, repo: st.Repo, dir: dir, h: h, offset: st.Offset, started: st.Started, updated: st.Updated}, nil
+}
+
+// open opens the data file for a request, positioned at the offset. A
+// session keeps no file open between requests: sessions a client opened and
+// left (each lives for the upload TTL) would hold a descriptor each, and a
+// few thousand POSTs exhausted the server's. Called with u.mu held.
+func (u *Upload) open() error {
+	if u.f != nil {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(u.dir, "data"), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(u.offset, io.SeekStart); err != nil {
+		_ = f.Close()
+		return err
+	}
+	u.f = f
+	return nil
+}
+
+// close closes the data file a request opened. Called with u.mu held.
+func (u *Upload) close() {
+	if u.f != nil {
+		_ = u.f.Close()
+		u.f = nil
+	}
 }
 
 func (u *Upload) saveState() error {
@@ -206,6 +237,10 @@ func (u *Upload) Write(ctx context.Context, r io.Reader, start int64) (int64, er
 	if start >= 0 && start != u.offset {
 		return 0, fmt.Errorf("upload %s: chunk starts at %d, upload is at %d: %w", u.id, start, u.offset, ErrRange)
 	}
+	if err := u.open(); err != nil {
+		return 0, fmt.Errorf("upload %s: %w", u.id, err)
+	}
+	defer u.close()
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
 	buf := *bp
@@ -262,6 +297,10 @@ func (u *Upload) Commit(ctx context.Context, d digest.Digest, size int64) error 
 	if size >= 0 && size != u.offset {
 		return &core.SizeMismatchError{Digest: d, Expected: size, Actual: u.offset}
 	}
+	if err := u.open(); err != nil {
+		return fmt.Errorf("upload %s: %w", u.id, err)
+	}
+	defer u.close()
 	var actual digest.Digest
 	if d.Algorithm() == digest.SHA256 {
 		actual = digest.NewDigest(digest.SHA256, u.h)
@@ -302,7 +341,7 @@ func (u *Upload) Cancel() {
 }
 
 func (u *Upload) discard() {
-	_ = u.f.Close()
+	u.close()
 	_ = os.RemoveAll(u.dir)
 }
 
