@@ -3,10 +3,12 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,5 +188,19 @@ func TestGCFreesInOneRun(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(root, ".blobs/sha256")); len(ents) != 0 {
 		t.Fatalf("%d shared blobs left after gc", len(ents))
+	}
+}
+
+// Request methods are any token to net/http: the metrics label a method
+// they do not know "other", or every client could add series without bound.
+func TestMetricsMethodLabelsAreBounded(t *testing.T) {
+	ts, _ := testServer(t, server.Options{AnonymousWrite: true})
+	for i := 0; i < 20; i++ {
+		do(t, fmt.Sprintf("X%dY", i), ts.URL+"/v2/", nil)
+	}
+	do(t, "GET", ts.URL+"/v2/", nil)
+	_, _, body := do(t, "GET", ts.URL+"/metrics", nil)
+	if strings.Contains(string(body), `method="X`) || !strings.Contains(string(body), `method="other",route="ping"`) || !strings.Contains(string(body), `method="GET",route="ping"`) {
+		t.Fatalf("metrics:\n%s", body)
 	}
 }

@@ -32,6 +32,13 @@ func (m *metrics) observe(method, route string, status int, out, in int64, d tim
 	if route == "" {
 		route = "other"
 	}
+	switch method {
+	case "GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS":
+	default:
+		// Any token is a method to net/http: one label each would let
+		// every client grow the series (and this process) without bound.
+		method = "other"
+	}
 	m.bytesOut.Add(out)
 	if in > 0 {
 		m.bytesIn.Add(in)
