@@ -104,9 +104,7 @@ func (s *Store) GC(ctx context.Context, o GCOptions) (GCReport, error) {
 			}
 		}
 	}
-	if !o.DryRun {
-		rep.UploadsRemoved = s.SweepUploads(o.UploadTTL)
-	}
+	rep.UploadsRemoved = s.sweepUploads(o.UploadTTL, o.DryRun)
 	return rep, nil
 }
 

@@ -382,7 +382,10 @@ func (s *Store) expireUploads() {
 // SweepUploads removes session directories on disk (including those of
 // other or earlier processes) idle for longer than ttl, and stray temporary
 // files. Sessions open in this process are left alone.
-func (s *Store) SweepUploads(ttl time.Duration) int {
+func (s *Store) SweepUploads(ttl time.Duration) int { return s.sweepUploads(ttl, false) }
+
+// sweepUploads is SweepUploads; a dry run only counts.
+func (s *Store) sweepUploads(ttl time.Duration, dryRun bool) int {
 	dir := filepath.Join(s.root, uploadsDirName)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -409,7 +412,7 @@ func (s *Store) SweepUploads(ttl time.Duration) int {
 			}
 		}
 		if time.Since(fi.ModTime()) > ttl {
-			if os.RemoveAll(p) == nil {
+			if dryRun || os.RemoveAll(p) == nil {
 				n++
 			}
 		}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -94,5 +96,38 @@ func TestUploadSessionsHoldNoFileBetweenRequests(t *testing.T) {
 	}
 	if size, err := st.StatBlob("app", d); err != nil || size != int64(len(data)) {
 		t.Fatalf("blob after commit: %d %v", size, err)
+	}
+}
+
+// A gc dry run reports the stale upload sessions the real run removes
+// (it reported none).
+func TestGCDryRunCountsStaleUploads(t *testing.T) {
+	root := t.TempDir()
+	st, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.NewUpload("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Left by an earlier process: not open in this one, idle for 2 days.
+	st.uploadsMu.Lock()
+	delete(st.uploads, u.ID())
+	st.uploadsMu.Unlock()
+	dir := filepath.Join(root, uploadsDirName, u.ID())
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "state.json"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		rep, err := st.GC(context.Background(), GCOptions{DryRun: dry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, serr := os.Stat(dir)
+		if rep.UploadsRemoved != 1 || dry != (serr == nil) {
+			t.Fatalf("gc (dry run %v): %+v, session directory: %v", dry, rep, serr)
+		}
 	}
 }
