@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
@@ -111,5 +112,53 @@ func TestResolveMissingNameListsAFew(t *testing.T) {
 	_, err := s.Resolve(context.Background(), "nope")
 	if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "t9, and 5 more)") || strings.Contains(err.Error(), "t10") {
 		t.Fatalf("error: %v", err)
+	}
+}
+
+// Referrers lists what index.json lists now: a referrer tagged after a
+// first listing is in the next one, and one untagged leaves it.
+func TestReferrersFollowIndex(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	im := makeImage(t, 3, 1, 64)
+	writeImage(t, s, im, "v1")
+	list := func() []digest.Digest {
+		t.Helper()
+		l, err := s.Referrers(ctx, im.manifest.desc.Digest, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []digest.Digest
+		for _, d := range l {
+			out = append(out, d.Digest)
+		}
+		return out
+	}
+	if got := list(); len(got) != 0 {
+		t.Fatalf("referrers before any: %v", got)
+	}
+	var refs []ocispec.Descriptor
+	for i := range 2 {
+		raw := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"a/sig","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d},"annotations":{"n":"%d"}}`, im.manifest.desc.Digest, im.manifest.desc.Size, i))
+		d := newBlob(ocispec.MediaTypeImageManifest, raw).desc
+		if err := s.WriteBlobBytes(ctx, d, raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Tag(ctx, d, fmt.Sprintf("sig%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, d)
+		if got := list(); len(got) != i+1 || got[i] != d.Digest {
+			t.Fatalf("after tagging referrer %d: %v", i, got)
+		}
+	}
+	if err := s.Untag(ctx, "sig0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); len(got) != 1 || got[0] != refs[1].Digest {
+		t.Fatalf("after untagging the first: %v, want %s alone", got, refs[1].Digest)
+	}
+	if l, err := s.Referrers(ctx, im.manifest.desc.Digest, "other/type"); err != nil || len(l) != 0 {
+		t.Fatalf("filtered by another type: %v %v", l, err)
 	}
 }

@@ -598,9 +598,49 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 	if err != nil {
 		return nil, err
 	}
-	return s.refs.Among(ctx, idx.Manifests, subject, artifactType, func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
+	by, err := s.referrersOf(ctx, idx)
+	if err != nil {
+		return nil, err
+	}
+	out := []ocispec.Descriptor{}
+	for _, d := range by[subject] {
+		if artifactType == "" || d.ArtifactType == artifactType {
+			out = append(out, cloneDesc(d))
+		}
+	}
+	return out, nil
+}
+
+// referrersByIndex is the referrers of every subject among the entries of
+// one version of index.json: built once per version, so that listing the
+// referrers of each of thousands of images does not go through every entry
+// for each.
+type referrersByIndex struct {
+	mu      sync.Mutex
+	first   *ocispec.Descriptor // idx.Manifests[0] of the version it is of
+	n       int
+	subject map[digest.Digest][]ocispec.Descriptor
+}
+
+func (s *Store) referrersOf(ctx context.Context, idx ocispec.Index) (map[digest.Digest][]ocispec.Descriptor, error) {
+	var first *ocispec.Descriptor
+	if len(idx.Manifests) > 0 {
+		first = &idx.Manifests[0] // a new version of index.json is a new slice
+	}
+	b := &s.refsBy
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.subject != nil && b.first == first && b.n == len(idx.Manifests) {
+		return b.subject, nil
+	}
+	m, err := s.refs.BySubject(ctx, idx.Manifests, func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
 		return s.ReadBlob(ctx, d, content.MaxManifestSize)
 	})
+	if err != nil {
+		return nil, err
+	}
+	b.first, b.n, b.subject = first, len(idx.Manifests), m
+	return m, nil
 }
 
 // Tags lists the ref.name values of index.json, sorted, without duplicates.

@@ -34,6 +34,7 @@ type Store struct {
 	cache   indexCache
 	updates updateQueue
 	refs    manifest.ReferrerCache // Referrers
+	refsBy  referrersByIndex
 }
 
 // Open opens an existing layout. dir must hold an oci-layout file with

@@ -73,11 +73,46 @@ type ReferrerCache struct {
 
 // Among is ReferrersAmong, reading only the manifests c does not know.
 func (c *ReferrerCache) Among(ctx context.Context, entries []ocispec.Descriptor, subject digest.Digest, artifactType string, read func(context.Context, ocispec.Descriptor) ([]byte, error)) ([]ocispec.Descriptor, error) {
-	seen := map[digest.Digest]bool{}
 	out := []ocispec.Descriptor{}
+	err := c.each(ctx, entries, read, func(entry ocispec.Descriptor, r *Referrer) {
+		if r.Subject == subject && (artifactType == "" || r.ArtifactType == artifactType) {
+			out = append(out, r.descriptor(entry))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// BySubject is Among for every subject at once: the referrers among
+// entries, by the subject they name, of any artifact type.
+func (c *ReferrerCache) BySubject(ctx context.Context, entries []ocispec.Descriptor, read func(context.Context, ocispec.Descriptor) ([]byte, error)) (map[digest.Digest][]ocispec.Descriptor, error) {
+	out := map[digest.Digest][]ocispec.Descriptor{}
+	err := c.each(ctx, entries, read, func(entry ocispec.Descriptor, r *Referrer) {
+		out[r.Subject] = append(out[r.Subject], r.descriptor(entry))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// descriptor is the referrers API's descriptor of entry, which r describes.
+func (r *Referrer) descriptor(entry ocispec.Descriptor) ocispec.Descriptor {
+	mt := r.MediaType
+	if mt == "" {
+		mt = entry.MediaType
+	}
+	return ocispec.Descriptor{MediaType: mt, Digest: entry.Digest, Size: entry.Size, ArtifactType: r.ArtifactType, Annotations: maps.Clone(r.Annotations)}
+}
+
+// each calls f for each entry (once per digest) that names a subject.
+func (c *ReferrerCache) each(ctx context.Context, entries []ocispec.Descriptor, read func(context.Context, ocispec.Descriptor) ([]byte, error), f func(ocispec.Descriptor, *Referrer)) error {
+	seen := map[digest.Digest]bool{}
 	for _, entry := range entries {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		if seen[entry.Digest] || entry.Size < 0 {
 			continue
@@ -91,7 +126,7 @@ func (c *ReferrerCache) Among(ctx context.Context, entries []ocispec.Descriptor,
 				continue // may be written later: not remembered
 			case errors.Is(err, core.ErrTooLarge):
 			case err != nil:
-				return nil, err
+				return err
 			default:
 				if rr, ok := ReadReferrer(raw); ok && rr.Subject != "" {
 					r = &rr
@@ -99,16 +134,11 @@ func (c *ReferrerCache) Among(ctx context.Context, entries []ocispec.Descriptor,
 			}
 			c.remember(entry.Digest, r)
 		}
-		if r == nil || r.Subject != subject || (artifactType != "" && r.ArtifactType != artifactType) {
-			continue
+		if r != nil {
+			f(entry, r)
 		}
-		mt := r.MediaType
-		if mt == "" {
-			mt = entry.MediaType
-		}
-		out = append(out, ocispec.Descriptor{MediaType: mt, Digest: entry.Digest, Size: entry.Size, ArtifactType: r.ArtifactType, Annotations: maps.Clone(r.Annotations)})
 	}
-	return out, nil
+	return nil
 }
 
 func (c *ReferrerCache) lookup(d digest.Digest) (*Referrer, bool) {
