@@ -302,6 +302,20 @@ func (h *Host) Delete(ctx context.Context, image string, options map[string]stri
 	if err := ep.Unambiguous("delete"); err != nil {
 		return err
 	}
+	// Opening for writing may create what it opens (an OCI layout, a
+	// static tree's directory): the image is looked up for reading first,
+	// so that deleting from a location that does not exist, or holds no
+	// such image, leaves nothing behind. A transport that cannot be read
+	// is left to its own Delete.
+	if src, err := h.open(ctx, ep, pluginapi.ModeRead, options); err == nil {
+		_, err = src.Resolve(ctx, ep.Ref)
+		src.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return src.wrap("delete "+ep.Ref, err)
+		}
+	} else if !errors.Is(err, core.ErrUnsupported) {
+		return err
+	}
 	dst, err := h.open(ctx, ep, pluginapi.ModeWrite, options)
 	if err != nil {
 		return err
