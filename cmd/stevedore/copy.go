@@ -73,6 +73,16 @@ The resulting manifest digest is printed on stdout.`,
 					want = append(want, p)
 				}
 			}
+			var override string // the first --override-* flag given, for errors
+			for _, f := range []string{"override-os", "override-arch", "override-variant"} {
+				if override == "" && cmd.Flags().Changed(f) {
+					override = "--" + f
+				}
+			}
+			if override != "" && len(want) > 0 {
+				// Together they would make an index of both platforms.
+				return fmt.Errorf("%s and --platform exclude each other: give every platform with --platform", override)
+			}
 			if overrideOS != "" || overArch != "" || overVariant != "" {
 				// skopeo's --override-* flags select one platform.
 				d := platform.Default()
@@ -95,7 +105,14 @@ The resulting manifest digest is printed on stdout.`,
 				return fmt.Errorf("--multi-arch %q: want system, all or index-only", multiArch)
 			}
 			if all && len(want) > 0 {
-				return fmt.Errorf("--all and --platform exclude each other")
+				allFlag, platformFlag := "--all", "--platform"
+				if !cmd.Flags().Changed("all") {
+					allFlag = "--multi-arch all"
+				}
+				if override != "" {
+					platformFlag = override
+				}
+				return fmt.Errorf("%s and %s exclude each other", allFlag, platformFlag)
 			}
 			var mf manifest.Format
 			if format != "" {
