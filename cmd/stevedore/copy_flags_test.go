@@ -27,3 +27,13 @@ func TestCopyPlatformFlagConflicts(t *testing.T) {
 		}
 	}
 }
+
+// sync took --override-arch and --platform together as two platforms too.
+func TestSyncPlatformFlagConflicts(t *testing.T) {
+	root := newRootCmd()
+	root.SetArgs([]string{"sync", "--override-arch", "arm64", "--platform", "linux/amd64", "oci:/nonexistent/src", "oci:/nonexistent/dst"})
+	err := root.Execute()
+	if want := "--override-os/--override-arch and --platform exclude each other"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("sync: %v, want an error saying %q", err, want)
+	}
+}

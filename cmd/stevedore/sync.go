@@ -73,6 +73,10 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fs := cmd.Flags()
 			defaults := syncspec.Settings{Platforms: platforms, Immutable: immutable}
+			if (overrideOS != "" || overArc != "") && len(platforms) > 0 {
+				// Together they would mirror an index of both platforms.
+				return fmt.Errorf("--override-os/--override-arch and --platform exclude each other: give every platform with --platform")
+			}
 			if overrideOS != "" || overArc != "" {
 				// skopeo's --override-os/--override-arch pick one platform.
 				goos, arch := overrideOS, overArc
