@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -149,7 +148,11 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 				fmt.Fprintln(stderr, summaryLine(rep))
 				if reportFile != "" {
 					if err := writeReport(reportFile, rep); err != nil {
-						return errors.Join(syncErr, err)
+						if syncErr == nil {
+							return err
+						}
+						// One line: errors.Join's newline became a bare space.
+						return fmt.Errorf("%w; %w", syncErr, err)
 					}
 				}
 			}

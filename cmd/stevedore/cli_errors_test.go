@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -35,5 +37,26 @@ func TestSyncPlatformFlagConflicts(t *testing.T) {
 	err := root.Execute()
 	if want := "--override-os/--override-arch and --platform exclude each other"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("sync: %v, want an error saying %q", err, want)
+	}
+}
+
+// A failed sync whose --report cannot be written either gives both errors on
+// one line, each readable: they were joined by a bare space ("not found
+// --report: ...").
+func TestSyncReportErrorJoined(t *testing.T) {
+	needPlugin(t, "oci")
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, err := runCLI(t, "sync", "--report", filepath.Join(notDir, "r.json"), "oci:"+filepath.Join(dir, "missing"), "oci:"+filepath.Join(dir, "dst"))
+	if err == nil {
+		t.Fatal("sync of a missing layout succeeded")
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "not found; --report: ") {
+		t.Fatalf("last line %q, want the sync error and the report's joined by \"; \"", last)
 	}
 }
