@@ -190,3 +190,22 @@ func TestCredentialLookupIgnoresHostCase(t *testing.T) {
 		t.Fatalf("LocalHost:5000: %+v %q %v", cred, how, err)
 	}
 }
+
+// An auth file that cannot be read fails the step with the file named, once:
+// the error used to carry oras-go's `HEAD "URL": failed to resolve
+// credential:` in the middle, the URL repeating the step's tag or digest.
+func TestBrokenAuthFileError(t *testing.T) {
+	isolateHome(t)
+	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthBasic})
+	reg.Seed("src/app", "v1", 1, 10)
+	af := filepath.Join(t.TempDir(), "auth.json")
+	if err := os.WriteFile(af, []byte("{bad"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := openReader(t, testPlugin(), reg, "src/app", map[string]string{"creds": "", "authfile": af}).Resolve(context.Background(), "v1")
+	mustIs(t, err, core.ErrInvalid)
+	msg := err.Error()
+	if !strings.Contains(msg, "resolve v1: looking up credentials: auth file "+af+" is not valid JSON") || strings.Contains(msg, "http") || strings.Contains(msg, "\n") {
+		t.Fatalf("error %q, want one line naming the step and the auth file, without the request", msg)
+	}
+}

@@ -90,7 +90,11 @@ func newEndpoint(p *Plugin, location, name, host, repo string, mode pluginapi.Mo
 			if hostport != host {
 				return auth.EmptyCredential, nil
 			}
-			return e.creds.get(ctx)
+			cred, err := e.creds.get(ctx)
+			if err != nil {
+				return cred, &credentialError{err}
+			}
+			return cred, nil
 		},
 	}
 	return e, nil

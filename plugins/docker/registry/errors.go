@@ -147,6 +147,14 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// credentialError is a failure to look credentials up (an auth file that is
+// not JSON, a credential helper that fails), which oras-go and net/http
+// return inside "HEAD "URL": failed to resolve credential: ...".
+type credentialError struct{ err error }
+
+func (e *credentialError) Error() string { return e.err.Error() }
+func (e *credentialError) Unwrap() error { return e.err }
+
 // convert turns errors of oras-go and net/http into errors wrapping core
 // sentinels, keeping context errors as they are.
 func convert(err error) error {
@@ -155,6 +163,11 @@ func convert(err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	var ce *credentialError
+	if errors.As(err, &ce) {
+		// The step is named by fail; the method and URL would repeat it.
+		return fmt.Errorf("looking up credentials: %w", ce.err)
 	}
 	var he *httpError
 	if errors.As(err, &he) {
