@@ -60,3 +60,17 @@ func TestSyncReportErrorJoined(t *testing.T) {
 		t.Fatalf("last line %q, want the sync error and the report's joined by \"; \"", last)
 	}
 }
+
+// --creds with an empty user name is refused naming the flag, never the
+// password; the transport used to say only "option creds must be
+// USER:PASSWORD" of a value that had that form.
+func TestCredsEmptyUser(t *testing.T) {
+	for _, flag := range []string{"--creds", "--src-creds", "--dest-creds"} {
+		root := newRootCmd()
+		root.SetArgs([]string{"copy", flag, ":hunter2", "docker://127.0.0.1:1/a:v1", "oci:/nonexistent/dst:v1"})
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), flag+" gives an empty user name") || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("copy %s :hunter2: %v", flag, err)
+		}
+	}
+}
