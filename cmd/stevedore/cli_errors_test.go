@@ -74,3 +74,24 @@ func TestCredsEmptyUser(t *testing.T) {
 		}
 	}
 }
+
+// Negative counts were taken silently (--newest -2 as no limit, --jobs -3 as
+// the default) where a sync file's same keys are errors.
+func TestNegativeCountsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"copy", "--jobs", "-3", "oci:/nonexistent/a:v1", "oci:/nonexistent/b:v1"}, "--jobs -3: want 1 or more"},
+		{[]string{"copy", "--retry-times", "-1", "oci:/nonexistent/a:v1", "oci:/nonexistent/b:v1"}, "--retry-times -1: want 0 or more"},
+		{[]string{"sync", "--newest", "-2", "oci:/nonexistent/a", "oci:/nonexistent/b"}, "--newest -2: want 0 or more"},
+		{[]string{"sync", "--parallel", "0", "oci:/nonexistent/a", "oci:/nonexistent/b"}, "--parallel 0: want 1 or more"},
+		{[]string{"sync", "--registry-rate", "-1.5", "oci:/nonexistent/a", "oci:/nonexistent/b"}, "--registry-rate -1.5: want 0 or more"},
+	} {
+		root := newRootCmd()
+		root.SetArgs(tc.args)
+		if err := root.Execute(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+}

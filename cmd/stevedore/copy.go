@@ -64,6 +64,9 @@ The resulting manifest digest is printed on stdout.`,
 				want []ocispec.Platform
 				err  error
 			)
+			if err := checkAtLeast(cmd.Flags(), map[string]float64{"jobs": 1, "retry-times": 0}); err != nil {
+				return err
+			}
 			for _, s := range platforms {
 				for _, one := range strings.Split(s, ",") {
 					p, err := platform.Parse(one)

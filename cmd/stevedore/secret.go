@@ -33,6 +33,11 @@ func readSecret(prompt string) (string, error) {
 func askCredsPasswords(cmd *cobra.Command) error {
 	for _, name := range []string{"creds", "src-creds", "dest-creds"} {
 		f := cmd.Flags().Lookup(name)
+		if f != nil && f.Changed && strings.HasPrefix(f.Value.String(), ":") {
+			// Named here, with the flag: the transport could only say
+			// its option was malformed. The value holds a secret.
+			return fmt.Errorf("--%s gives an empty user name: give USER:PASSWORD: %w", name, core.ErrInvalid)
+		}
 		if f == nil || !f.Changed || f.Value.String() == "" || strings.Contains(f.Value.String(), ":") {
 			continue
 		}

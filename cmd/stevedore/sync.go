@@ -71,6 +71,9 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 		Args: cobra.RangeArgs(0, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fs := cmd.Flags()
+			if err := checkAtLeast(fs, map[string]float64{"jobs": 1, "parallel": 1, "newest": 0, "retry-times": 0, "registry-rate": 0, "registry-concurrency": 0}); err != nil {
+				return err
+			}
 			defaults := syncspec.Settings{Platforms: platforms, Immutable: immutable}
 			if (overrideOS != "" || overArc != "") && len(platforms) > 0 {
 				// Together they would mirror an index of both platforms.
