@@ -183,11 +183,60 @@ func yamlError(err error) string {
 	if errors.As(err, &te) && len(te.Errors) > 0 {
 		parts := make([]string, len(te.Errors))
 		for i, e := range te.Errors {
-			parts[i] = escape(strings.TrimSpace(e))
+			parts[i] = escape(plainTypeError(strings.TrimSpace(e)))
 		}
 		return "yaml: " + strings.Join(parts, "; ")
 	}
 	return escape(err.Error())
+}
+
+// yaml.v3's type errors name Go types ("field tagz not found in type
+// syncspec.Entry", "cannot unmarshal !!str `three` into int"), which say
+// nothing to someone writing the file.
+var (
+	unknownFieldRE = regexp.MustCompile(`^(line \d+: )?field (.+) not found in type (\S+)$`)
+	wrongTypeRE    = regexp.MustCompile("^(line \\d+: )?cannot unmarshal !!(\\w+)( `.*`)? into (\\S+)$")
+	yamlStructs    = map[string]string{
+		"syncspec.File": "the file", "syncspec.Entry": "a sync entry", "syncspec.Settings": "defaults",
+		"syncspec.TagRules": "tags", "host.RegistryLimit": "a registry's limits", "syncspec.SkopeoRegistry": "a registry",
+	}
+	yamlTags = map[string]string{"str": "a string", "int": "a number", "float": "a number", "bool": "true or false", "seq": "a list", "map": "a mapping", "null": "nothing"}
+)
+
+func plainTypeError(e string) string {
+	if m := unknownFieldRE.FindStringSubmatch(e); m != nil {
+		where := ""
+		if s, ok := yamlStructs[m[3]]; ok {
+			where = " in " + s
+		}
+		return fmt.Sprintf("%sunknown key %q%s", m[1], m[2], where)
+	}
+	if m := wrongTypeRE.FindStringSubmatch(e); m != nil {
+		got, ok := yamlTags[m[2]]
+		if !ok {
+			got = "!!" + m[2]
+		}
+		return fmt.Sprintf("%swant %s, got %s%s", m[1], goKind(m[4]), got, m[3])
+	}
+	return e
+}
+
+// goKind says in words what a Go type holds.
+func goKind(t string) string {
+	t = strings.TrimLeft(t, "*")
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["), strings.HasPrefix(t, "struct"), strings.Contains(t, "."):
+		return "a mapping"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "a string"
+	}
+	return t
 }
 
 // Jobs turns the file into sync jobs.

@@ -404,3 +404,26 @@ func TestDocExamples(t *testing.T) {
 		t.Errorf("skopeo example: %s, %d jobs", sk.Format, len(sk.Jobs))
 	}
 }
+
+// Decoding errors say what the file got wrong in the file's words: yaml.v3
+// named Go types ("field tagz not found in type syncspec.Entry", "cannot
+// unmarshal !!str `three` into int").
+func TestParseErrorsNameNoGoTypes(t *testing.T) {
+	for _, tc := range []struct{ yml, want string }{
+		{"sync:\n  - {source: a, target: b, tagz: {allow: [x]}}\n", `line 2: unknown key "tagz" in a sync entry`},
+		{"defaults: {tagz: 1}\nsync: [{source: a, target: b}]\n", `line 1: unknown key "tagz" in defaults`},
+		{"sync: [{source: a, target: b, tags: {newest: three}}]\n", "line 1: want a number, got a string `three`"},
+		{"sync: [{source: a, target: b, all: maybe}]\n", "line 1: want true or false, got a string `maybe`"},
+		{"sync: {source: a}\n", "line 1: want a list, got a mapping"},
+		{"registries: {x: {burst: [1]}}\nsync: [{source: a, target: b}]\n", "line 1: want a number, got a list"},
+	} {
+		_, err := Parse([]byte(tc.yml), Options{LookupEnv: env(nil)})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "syncspec.") || strings.Contains(err.Error(), "!!") {
+			t.Errorf("%q: %v, want it to say %q", tc.yml, err, tc.want)
+		}
+	}
+	_, err := Parse([]byte("reg.example:\n  imagez: {app: []}\n"), Options{Target: "mirror.example"})
+	if want := `line 2: unknown key "imagez" in a registry`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("skopeo format: %v, want it to say %q", err, want)
+	}
+}
