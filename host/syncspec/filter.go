@@ -44,11 +44,13 @@ func anchor(expr string) string { return `^(?:` + expr + `)$` }
 func compileAll(what string, exprs []string, raw bool) ([]*regexp.Regexp, error) {
 	var out []*regexp.Regexp
 	for _, e := range exprs {
-		src := e
-		if !raw {
-			src = anchor(e)
+		// The expression is checked as written: anchored first, "v(1"
+		// was reported as "^(?:v(1)$", and "a)|(b", which is no
+		// regex, compiled as "^(?:a)|(b)$", anchored at one end only.
+		re, err := regexp.Compile(e)
+		if err == nil && !raw {
+			re, err = regexp.Compile(anchor(e))
 		}
-		re, err := regexp.Compile(src)
 		if err != nil {
 			return nil, fmt.Errorf("%s regex %q: %v: %w", what, e, err, core.ErrInvalid)
 		}

@@ -427,3 +427,18 @@ func TestParseErrorsNameNoGoTypes(t *testing.T) {
 		t.Errorf("skopeo format: %v, want it to say %q", err, want)
 	}
 }
+
+// A regex is checked as the file writes it, not as anchored: "a)|(b" is no
+// regex, but anchored it compiled as ^(?:a)|(b)$, matching any tag that
+// starts with a; and errors quoted the anchored form.
+func TestRegexCheckedAsWritten(t *testing.T) {
+	for _, expr := range []string{"a)|(b", "v(1"} {
+		_, err := NewFilter(&TagRules{Deny: []string{expr}})
+		if !errors.Is(err, core.ErrInvalid) || strings.Contains(err.Error(), "(?:") {
+			t.Errorf("deny %q: %v, want an invalid regex error quoting it as written", expr, err)
+		}
+		if _, err := Immutable([]string{expr}); !errors.Is(err, core.ErrInvalid) {
+			t.Errorf("immutable %q: %v, want invalid", expr, err)
+		}
+	}
+}
