@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -215,5 +216,34 @@ func TestRunGracefulShutdown(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "r/blobs/sha256", b.desc.Digest.Encoded())); err != nil {
 		t.Fatalf("blob of the in-flight request: %v", err)
+	}
+}
+
+// TLS files are checked before listening, each error naming them: a
+// certificate without its key was reported after "registry listening" as
+// "open : no such file or directory", and a file that is not PEM without
+// its name.
+func TestRunRefusesBadTLSFilesBeforeListening(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "cert.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ro   server.RunOptions
+		want string
+	}{
+		{server.RunOptions{TLSCertFile: notPEM}, "--tls-key"},
+		{server.RunOptions{TLSKeyFile: notPEM}, "--tls-cert"},
+		{server.RunOptions{TLSCertFile: notPEM, TLSKeyFile: notPEM}, "TLS certificate " + notPEM},
+	} {
+		tc.ro.Addr = "127.0.0.1:0"
+		tc.ro.Ready = func(net.Addr) { t.Errorf("%+v: listening before the TLS files were checked", tc.ro) }
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := server.Run(ctx, server.Options{Root: t.TempDir()}, tc.ro)
+		cancel()
+		if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an invalid error saying %q", tc.ro, err, tc.want)
+		}
 	}
 }

@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/stevedore-oci/stevedore/core"
 )
 
 // RunOptions configure Run.
@@ -53,6 +56,26 @@ func Run(ctx context.Context, opts Options, ro RunOptions) error {
 	if err != nil {
 		return err
 	}
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: nil}
+	useTLS := ro.TLSCertFile != "" || ro.TLSKeyFile != ""
+	if useTLS {
+		// Loaded before listening: ServeTLS loads them once serving, so a
+		// missing key or a file that is not PEM was reported after "registry
+		// listening", as "open : no such file or directory" or a
+		// PEM error naming neither file.
+		if ro.TLSCertFile == "" || ro.TLSKeyFile == "" {
+			return fmt.Errorf("TLS needs both a certificate and its private key (--tls-cert and --tls-key): %w", core.ErrInvalid)
+		}
+		pair, err := tls.LoadX509KeyPair(ro.TLSCertFile, ro.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("TLS certificate %s, key %s: %v: %w", ro.TLSCertFile, ro.TLSKeyFile, err, core.ErrInvalid)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}}
+	}
+	ln, err := net.Listen("tcp", ro.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", ro.Addr, err)
+	}
 	if !loop && s.auth.open() {
 		if ro.AllowAnonymousWrite {
 			s.log.Warn("listening beyond loopback with anonymous push and delete allowed (--allow-anonymous-write); anyone who can reach this address can change the registry", "addr", ro.Addr)
@@ -60,19 +83,14 @@ func Run(ctx context.Context, opts Options, ro RunOptions) error {
 			s.log.Warn("listening beyond loopback without authentication: anonymous pulls are allowed, anonymous writes are refused (configure --htpasswd, or --allow-anonymous-write)", "addr", ro.Addr)
 		}
 	}
-	ln, err := net.Listen("tcp", ro.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", ro.Addr, err)
-	}
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: nil}
 	if ro.Ready != nil {
 		ro.Ready(ln.Addr())
 	}
-	s.log.Info("registry listening", "addr", ln.Addr().String(), "root", s.store.Root(), "tls", ro.TLSCertFile != "")
+	s.log.Info("registry listening", "addr", ln.Addr().String(), "root", s.store.Root(), "tls", useTLS)
 	errc := make(chan error, 1)
 	go func() {
-		if ro.TLSCertFile != "" || ro.TLSKeyFile != "" {
-			errc <- hs.ServeTLS(ln, ro.TLSCertFile, ro.TLSKeyFile)
+		if useTLS {
+			errc <- hs.ServeTLS(ln, "", "")
 		} else {
 			errc <- hs.Serve(ln)
 		}
