@@ -247,3 +247,22 @@ func TestRunRefusesBadTLSFilesBeforeListening(t *testing.T) {
 		}
 	}
 }
+
+// A policy's unknown keys and empty rules are errors: "user:" for "users:"
+// made a rule that granted nothing, and the server started anyway.
+func TestLoadPolicyRefusesTypos(t *testing.T) {
+	for name, text := range map[string]string{
+		"user for users":   "rules:\n  - user: [alice]\n    repositories: ['*']\n    actions: [pull]\n",
+		"top-level typo":   "rulez:\n  - users: [alice]\n    repositories: ['*']\n    actions: [pull]\n",
+		"rule without any": "rules:\n  - users: [alice]\n    actions: [pull]\n",
+	} {
+		pol := filepath.Join(t.TempDir(), "policy.yaml")
+		if err := os.WriteFile(pol, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := server.LoadPolicy(pol)
+		if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), pol) || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "server.") {
+			t.Errorf("%s: %v, want one line naming %s", name, err, pol)
+		}
+	}
+}

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -41,8 +44,17 @@ func LoadPolicy(path string) (*Policy, error) {
 		return nil, fmt.Errorf("policy %s: %w", path, err)
 	}
 	var p Policy
-	if err := yaml.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("policy %s: %v: %w", path, err, core.ErrInvalid)
+	// Unknown keys are errors: a rule with "user:" for "users:" granted
+	// nothing, and the server started refusing what it was meant to allow.
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("policy %s: %s: %w", path, policyYAMLError(err), core.ErrInvalid)
+	}
+	for i, r := range p.Rules {
+		if len(r.Users) == 0 || len(r.Repositories) == 0 || len(r.Actions) == 0 {
+			return nil, fmt.Errorf("policy %s: rule %d grants nothing: it needs users, repositories and actions: %w", path, i+1, core.ErrInvalid)
+		}
 	}
 	if err := p.compile(); err != nil {
 		return nil, fmt.Errorf("policy %s: %w", path, err)
@@ -107,4 +119,18 @@ func (p *Policy) anonymousAny() bool {
 		}
 	}
 	return false
+}
+
+// unknownPolicyKey is yaml.v3's unknown-field error, which names Go types.
+var unknownPolicyKey = regexp.MustCompile(`field (\S+) not found in type [\w.]+`)
+
+// policyYAMLError is a decoding error on one line, in the file's words.
+func policyYAMLError(err error) string {
+	msg := err.Error()
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = "yaml: " + strings.Join(te.Errors, "; ")
+	}
+	msg = unknownPolicyKey.ReplaceAllString(msg, `unknown key "$1" (want rules: users, repositories, actions)`)
+	return strings.Join(strings.Fields(msg), " ")
 }
