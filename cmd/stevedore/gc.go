@@ -32,7 +32,7 @@ holds while it checks its references, blobs written, linked or found with HEAD w
 			case o.Grace == 0:
 				o.Grace = storage.NoGrace // asked for: a push in progress may lose blobs
 			}
-			st, err := storage.Open(root, storage.Options{})
+			st, err := storage.Open(root, storage.Options{Existing: true})
 			if err != nil {
 				return err
 			}

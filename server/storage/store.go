@@ -38,6 +38,10 @@ type Options struct {
 	UploadTTL time.Duration
 	// MaxUploadSize caps one blob (0 = unlimited).
 	MaxUploadSize int64
+	// Existing opens only a store that serve created, and creates nothing
+	// (gc: a misspelt --root, or a directory that is not a store, is an
+	// error rather than an empty store made there).
+	Existing bool
 }
 
 // Store is the registry's content store rooted at one directory. It is safe
@@ -68,6 +72,16 @@ func Open(root string, opts Options) (*Store, error) {
 	}
 	if opts.UploadTTL <= 0 {
 		opts.UploadTTL = time.Hour
+	}
+	if opts.Existing {
+		fi, err := os.Stat(filepath.Join(abs, blobsDirName))
+		if err != nil || !fi.IsDir() {
+			if _, rerr := os.Stat(abs); rerr != nil {
+				return nil, fmt.Errorf("registry storage %s: %w", root, rerr)
+			}
+			return nil, fmt.Errorf("registry storage %s: not a store of stevedore serve (no %s directory): %w", root, blobsDirName, core.ErrNotFound)
+		}
+		return &Store{root: abs, opts: opts, uploads: map[string]*Upload{}}, nil
 	}
 	for _, d := range []string{abs, filepath.Join(abs, blobsDirName), filepath.Join(abs, uploadsDirName)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
