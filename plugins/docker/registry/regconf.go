@@ -134,7 +134,9 @@ func loadRegistriesConf(path string) (*registriesConf, error) {
 		if err != nil {
 			return nil, fmt.Errorf("registries.conf: %w", err)
 		}
-		if !mayConfigure(b) {
+		if !mayConfigure(b) && (i > 0 || !named) {
+			// A file named by option or environment is decoded whatever
+			// it holds: one that is not TOML at all was taken silently.
 			continue
 		}
 		entries, helpers, err := parseRegistriesConf(f, b)

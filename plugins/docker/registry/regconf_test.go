@@ -229,6 +229,12 @@ func TestRegistriesConfErrors(t *testing.T) {
 	if _, err := loadRegistriesConf(conflict); err == nil || !strings.Contains(err.Error(), "r.example/x is set up twice") {
 		t.Errorf("conflicting tables: %v", err)
 	}
+	// A file named (option or environment) is decoded even when it holds
+	// no table read here: a file that is not TOML was taken silently.
+	notTOML := writeFile(t, filepath.Join(dir, "nottoml"), "hi\n")
+	if _, err := loadRegistriesConf(notTOML); err == nil || !strings.Contains(err.Error(), "registries.conf "+notTOML) {
+		t.Errorf("a named file that is not TOML: %v", err)
+	}
 	// A file named (option or environment) must exist.
 	if _, err := loadRegistriesConf(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing named file was accepted")
