@@ -95,3 +95,33 @@ func TestNegativeCountsRefused(t *testing.T) {
 		}
 	}
 }
+
+// login without a terminal: an input that ends is a one-line error saying
+// which flag to give, with no prompt on stderr before it ("Username:
+// stevedore: read username: EOF"); an empty --password-stdin is refused
+// rather than prompted for again; a user name with ':' cannot be saved.
+func TestLoginInputErrors(t *testing.T) {
+	af := filepath.Join(t.TempDir(), "auth.json")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"127.0.0.1:1"}, "no user name: give --username"},
+		{[]string{"-u", "alice", "127.0.0.1:1"}, "no password: give --password-stdin or --password"},
+		{[]string{"-u", "alice", "--password-stdin", "127.0.0.1:1"}, "--password-stdin: the standard input held no password"},
+		{[]string{"-u", "al:ice", "-p", "x", "127.0.0.1:1"}, `user name "al:ice" contains ':'`},
+	} {
+		root := newRootCmd()
+		var stderr strings.Builder
+		root.SetIn(strings.NewReader(""))
+		root.SetErr(&stderr)
+		root.SetArgs(append([]string{"login", "--authfile", af}, tc.args...))
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || stderr.Len() != 0 {
+			t.Errorf("login %v: %v (stderr %q), want an error saying %q and nothing on stderr", tc.args, err, stderr.String(), tc.want)
+		}
+	}
+	if _, err := os.Stat(af); !os.IsNotExist(err) {
+		t.Errorf("a failed login wrote %s", af)
+	}
+}

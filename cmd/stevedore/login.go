@@ -65,17 +65,25 @@ secret. The password is read from --password, --password-stdin, or a prompt.`,
 					return fmt.Errorf("read password from stdin: %w", err)
 				}
 				o.Password = strings.TrimRight(string(b), "\r\n")
+				if o.Password == "" {
+					return fmt.Errorf("--password-stdin: the standard input held no password: %w", core.ErrInvalid)
+				}
 			}
+			// Prompts go to a terminal only: before, an input that ended
+			// left "Username: stevedore: read username: EOF" on one line.
+			terminal := cmd.InOrStdin() == os.Stdin && stdinTerminal()
 			if o.Username == "" {
-				fmt.Fprint(cmd.ErrOrStderr(), "Username: ")
+				if terminal {
+					fmt.Fprint(cmd.ErrOrStderr(), "Username: ")
+				}
 				line, err := in.ReadString('\n')
 				if err != nil && line == "" {
-					return fmt.Errorf("read username: %w", err)
+					return fmt.Errorf("no user name: give --username (the standard input ended before one): %w", core.ErrInvalid)
 				}
 				o.Username = strings.TrimSpace(line)
 			}
 			if o.Password == "" {
-				if cmd.InOrStdin() == os.Stdin && stdinTerminal() {
+				if terminal {
 					// Hidden as it is typed.
 					pass, err := readSecret("Password: ")
 					if err != nil {
@@ -83,10 +91,9 @@ secret. The password is read from --password, --password-stdin, or a prompt.`,
 					}
 					o.Password = pass
 				} else {
-					fmt.Fprint(cmd.ErrOrStderr(), "Password: ")
 					line, err := in.ReadString('\n')
 					if err != nil && line == "" {
-						return fmt.Errorf("read password: %w", err)
+						return fmt.Errorf("no password: give --password-stdin or --password (the standard input ended before one): %w", core.ErrInvalid)
 					}
 					o.Password = strings.TrimRight(line, "\r\n")
 				}

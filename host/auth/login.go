@@ -54,6 +54,11 @@ func Login(ctx context.Context, o LoginOptions) (string, error) {
 	if o.Username != "" && o.Password == "" {
 		return "", fmt.Errorf("login to %s: a password is required: %w", key, core.ErrInvalid)
 	}
+	if strings.Contains(o.Username, ":") {
+		// The auth file keeps base64(USER:PASSWORD), read back split at
+		// the first colon: the saved login would be another user's.
+		return "", fmt.Errorf("login to %s: user name %q contains ':', which basic auth cannot carry: %w", key, o.Username, core.ErrInvalid)
+	}
 	if err := Verify(ctx, host, o); err != nil {
 		return "", err
 	}
