@@ -125,3 +125,12 @@ func TestLoginInputErrors(t *testing.T) {
 		t.Errorf("a failed login wrote %s", af)
 	}
 }
+
+// logout --all with a registry said `unknown command "REGISTRY"`.
+func TestLogoutAllWithRegistry(t *testing.T) {
+	root := newRootCmd()
+	root.SetArgs([]string{"logout", "--authfile", filepath.Join(t.TempDir(), "auth.json"), "--all", "127.0.0.1:1"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "give no REGISTRY (127.0.0.1:1)") {
+		t.Errorf("logout --all REGISTRY: %v", err)
+	}
+}

@@ -126,8 +126,12 @@ func newLogoutCmd() *cobra.Command {
 		Use:   "logout [flags] REGISTRY | --all",
 		Short: "Remove the saved credentials of a registry",
 		Args: func(cmd *cobra.Command, args []string) error {
+			if all && len(args) > 0 {
+				// cobra.NoArgs said: unknown command "REGISTRY".
+				return fmt.Errorf("--all removes every registry's credentials: give no REGISTRY (%s) with it: %w", args[0], core.ErrInvalid)
+			}
 			if all {
-				return cobra.NoArgs(cmd, args)
+				return nil
 			}
 			return cobra.ExactArgs(1)(cmd, args)
 		},
