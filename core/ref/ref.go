@@ -1,7 +1,9 @@
 package ref
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -176,6 +178,9 @@ func parseDocker(input, rest string) (Endpoint, error) {
 	}
 	named, err := reference.ParseNormalizedNamed(name)
 	if err != nil {
+		return Endpoint{}, invalid(input, explainDocker(name, err))
+	}
+	if err := checkPort(reference.Domain(named)); err != nil {
 		return Endpoint{}, invalid(input, err.Error())
 	}
 	ep := Endpoint{Transport: Docker, Location: named.Name()}
@@ -192,6 +197,53 @@ func parseDocker(input, rest string) (Endpoint, error) {
 		ep.Ref = "latest"
 	}
 	return ep, nil
+}
+
+// explainDocker says which part of a docker reference is malformed, where
+// the reference package says only "invalid reference format".
+func explainDocker(name string, err error) string {
+	if !errors.Is(err, reference.ErrReferenceInvalidFormat) {
+		return err.Error()
+	}
+	rest := name
+	if i := strings.Index(rest, "@"); i >= 0 {
+		d := rest[i+1:]
+		rest = rest[:i]
+		if _, derr := digest.Parse(d); derr != nil {
+			return fmt.Sprintf("digest %q: %v (want ALGORITHM:HEX, e.g. sha256: and 64 hex digits)", d, derr)
+		}
+	}
+	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+		tag := rest[i+1:]
+		if !ValidTag(tag) {
+			return fmt.Sprintf("tag %q: want 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'", tag)
+		}
+		rest = rest[:i]
+	}
+	path := rest
+	if host, p, ok := strings.Cut(rest, "/"); ok && (strings.ContainsAny(host, ".:") || host == "localhost") {
+		if _, port, ok := strings.Cut(host, ":"); ok && (port == "" || strings.Trim(port, "0123456789") != "") {
+			return fmt.Sprintf("registry %q: the port must be a number", host)
+		}
+		path = p
+	}
+	if !ValidRepository(path) {
+		return fmt.Sprintf("repository %q: want lowercase letters and digits, separated by '/', '.', '_', '__' or '-'", path)
+	}
+	return err.Error()
+}
+
+// checkPort refuses a registry port no TCP address has (the grammar takes
+// any digits; the dial failed later, after blobs were read).
+func checkPort(domain string) error {
+	i := strings.LastIndex(domain, ":")
+	if i < 0 || strings.HasSuffix(domain, "]") {
+		return nil
+	}
+	if n, err := strconv.Atoi(domain[i+1:]); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("registry %q: port %s is not between 1 and 65535", domain, domain[i+1:])
+	}
+	return nil
 }
 
 // DockerNamesImage reports whether s, a docker:// endpoint, names a tag or

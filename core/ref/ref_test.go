@@ -148,3 +148,31 @@ func TestDockerNamesImage(t *testing.T) {
 		}
 	}
 }
+
+// A malformed docker reference names the part that is wrong: the reference
+// package says "invalid reference format" of all of them, and a port no
+// address has was taken, to fail at the first dial after blobs were read.
+func TestParseDockerSaysWhatIsWrong(t *testing.T) {
+	for in, want := range map[string]string{
+		"docker://localhost:5000/x:bad tag":                     `tag "bad tag"`,
+		"docker://localhost:5000/x:-lead":                       `tag "-lead"`,
+		"docker://localhost:5000/x@sha256:abc":                  `digest "sha256:abc"`,
+		"docker://localhost:5000/x@md5:abc":                     `digest "md5:abc"`,
+		"docker://127.0.0.1:abc/x:y":                            `registry "127.0.0.1:abc": the port must be a number`,
+		"docker://127.0.0.1:99999/x:y":                          `port 99999 is not between 1 and 65535`,
+		"docker://127.0.0.1:0/x":                                `port 0 is not between 1 and 65535`,
+		"docker://localhost:5000/a:b:c":                         `repository "a:b"`,
+		"docker://localhost:5000/a//b":                          `repository "a//b"`,
+		"docker://localhost:5000/x:" + strings.Repeat("a", 129): `tag "aaaa`,
+	} {
+		_, err := Parse(in)
+		if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v, want an invalid error saying %s", in, err, want)
+		}
+	}
+	for _, ok := range []string{"docker://[::1]:5000/x:y", "docker://localhost:65535/x", "docker://127.0.0.1:1/a/b:v1"} {
+		if _, err := Parse(ok); err != nil {
+			t.Errorf("Parse(%q): %v", ok, err)
+		}
+	}
+}
