@@ -131,6 +131,10 @@ func (s *source) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, e
 			}
 		}
 		sort.Strings(all)
+		if len(all) == 0 {
+			// Not "holds 0 images, name one of: ", an empty list.
+			return ocispec.Descriptor{}, fmt.Errorf("static %s: holds no image: %w", s.t.root, core.ErrNotFound)
+		}
 		if len(all) != 1 {
 			return ocispec.Descriptor{}, fmt.Errorf("static %s: holds %d images, name one of: %s: %w", s.t.root, len(all), strings.Join(all, ", "), core.ErrInvalid)
 		}
@@ -139,6 +143,9 @@ func (s *source) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, e
 		name, ref = splitRef(ref)
 	case ref == "":
 		tags := tagsOf(idx[name])
+		if len(tags) == 0 {
+			return ocispec.Descriptor{}, fmt.Errorf("static %s: repository %s has no tags: %w", s.t.root, name, core.ErrNotFound)
+		}
 		if len(tags) != 1 {
 			return ocispec.Descriptor{}, fmt.Errorf("static %s: repository %s has %d tags, name one of: %s: %w", s.t.root, name, len(tags), strings.Join(tags, ", "), core.ErrInvalid)
 		}

@@ -360,3 +360,22 @@ func TestFailedCommitPointsNoTag(t *testing.T) {
 		t.Fatalf("a failed commit left tag v1 pointed: %v", err)
 	}
 }
+
+// A tree or repository holding no image says so: the error listed an empty
+// choice ("holds 0 images, name one of: ").
+func TestResolveDefaultOfEmptyTree(t *testing.T) {
+	root := t.TempDir()
+	img := layertest.NewImage("empty", layertest.Options{})
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, root+":x", pluginapi.ModeWrite)
+	putAll(t, dst.(pluginapi.Destination), img.Blobs(), img.Manifest, "v1")
+	if err := dst.Close(context.Background()); err != nil { // no commit: no tag
+		t.Fatal(err)
+	}
+	for loc, want := range map[string]string{root: "holds no image", root + ":x": "repository x has no tags"} {
+		src := transporttest.OpenEndpoint(t, New(nil), Transport, loc, pluginapi.ModeRead)
+		_, err := src.(pluginapi.Source).Resolve(context.Background(), "")
+		if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "name one of") {
+			t.Errorf("%s: %v, want not found saying %q", loc, err, want)
+		}
+	}
+}
