@@ -1420,7 +1420,13 @@ func (c *copier) linkBlob(ctx context.Context, desc ocispec.Descriptor) (bool, e
 		err = c.dst.Endpoint.(pluginapi.FilePutter).PutBlobFile(ctx, desc, path)
 	}
 	if err != nil {
-		return true, c.dst.wrap("put blob "+desc.Digest.String()+" from "+path, err)
+		step := "put blob " + desc.Digest.String() + " from " + path
+		if strings.Contains(err.Error(), desc.Digest.String()+" from "+path) {
+			// The destination named the blob and the file (an OCI layout
+			// does): "put blob D from P: oci layout L: blob D from P: ...".
+			step = "put blob"
+		}
+		return true, c.dst.wrap(step, err)
 	}
 	c.moved(desc, BlobLinked)
 	return true, nil
