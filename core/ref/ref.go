@@ -270,7 +270,11 @@ func DockerPrefix(name string) (string, error) {
 		// parse in front of "/x".
 		named, err := reference.ParseNormalizedNamed(name + "/x")
 		if err != nil {
-			return "", fmt.Errorf("repository prefix %q: %v: %w", name, err, core.ErrInvalid)
+			why := err.Error()
+			if strings.Contains(name, "@") || strings.LastIndex(name, ":") > strings.LastIndex(name, "/") {
+				why = "a prefix names repositories: drop the tag or digest"
+			}
+			return "", fmt.Errorf("repository prefix %q: %s: %w", name, why, core.ErrInvalid)
 		}
 		return strings.TrimSuffix(named.Name(), "/x"), nil
 	}

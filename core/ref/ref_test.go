@@ -176,3 +176,13 @@ func TestParseDockerSaysWhatIsWrong(t *testing.T) {
 		}
 	}
 }
+
+// A prefix naming a tag said only "invalid reference format".
+func TestDockerPrefixWithTag(t *testing.T) {
+	for _, in := range []string{"127.0.0.1:5000/app:v1", "quay.io/acme/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"} {
+		_, err := DockerPrefix(in)
+		if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "drop the tag or digest") {
+			t.Errorf("DockerPrefix(%q) = %v", in, err)
+		}
+	}
+}
