@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Conflicting platform flags are refused before anything is opened, and the
@@ -132,5 +134,39 @@ func TestLogoutAllWithRegistry(t *testing.T) {
 	root.SetArgs([]string{"logout", "--authfile", filepath.Join(t.TempDir(), "auth.json"), "--all", "127.0.0.1:1"})
 	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "give no REGISTRY (127.0.0.1:1)") {
 		t.Errorf("logout --all REGISTRY: %v", err)
+	}
+}
+
+// serve refuses settings it would replace or ignore: an empty token key
+// file gave a random key (tokens died with the process), --upload-ttl -1s
+// became an hour, --token-key-file without --token did nothing.
+func TestServeRefusesIgnoredSettings(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.key")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	htp := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htp, []byte("alice:$2y$05$0000000000000000000000000000000000000000000000000000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--token-key-file", empty}, "--token-key-file is for the token endpoint"},
+		{[]string{"--htpasswd", htp, "--token", "--token-key-file", empty}, "token key " + empty + ": 0 bytes"},
+		{[]string{"--upload-ttl", "-1s"}, "--upload-ttl -1s: want a positive duration"},
+		{[]string{"--htpasswd", htp, "--token", "--token-ttl", "0s"}, "--token-ttl 0s: want a positive duration"},
+		{[]string{"--max-upload-size", "-1"}, "--max-upload-size -1"},
+	} {
+		root := newRootCmd()
+		root.SetArgs(append([]string{"serve", "--root", filepath.Join(dir, "root"), "--addr", "127.0.0.1:0"}, tc.args...))
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := root.ExecuteContext(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve %v: %v, want an error saying %q", tc.args, err, tc.want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/server"
 )
 
@@ -51,10 +52,32 @@ SIGINT or SIGTERM stops accepting connections and finishes in-flight requests.`,
 				level = hclog.Warn
 			}
 			opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "registry", Level: level, Output: os.Stderr})
+			// Values the server would replace by its defaults, or ignore,
+			// are refused rather than taken silently.
+			fs := cmd.Flags()
+			for _, name := range []string{"token-key-file", "token-ttl"} {
+				if fs.Changed(name) && !opts.Token {
+					return fmt.Errorf("--%s is for the token endpoint: give --token too: %w", name, core.ErrInvalid)
+				}
+			}
+			for name, d := range map[string]time.Duration{"token-ttl": opts.TokenTTL, "upload-ttl": opts.UploadTTL, "shutdown-timeout": shutdownTTL} {
+				if d <= 0 {
+					return fmt.Errorf("--%s %s: want a positive duration: %w", name, d, core.ErrInvalid)
+				}
+			}
+			if opts.MaxUploadSize < 0 {
+				return fmt.Errorf("--max-upload-size %d: want 0 (no limit) or more: %w", opts.MaxUploadSize, core.ErrInvalid)
+			}
 			if tokenKey != "" {
 				b, err := os.ReadFile(tokenKey)
 				if err != nil {
 					return fmt.Errorf("token key %s: %w", tokenKey, err)
+				}
+				if len(b) < 16 {
+					// An empty file made the server pick a random key, so
+					// tokens did not outlive the process; a short one failed
+					// without naming the file.
+					return fmt.Errorf("token key %s: %d bytes, want at least 16: %w", tokenKey, len(b), core.ErrInvalid)
 				}
 				opts.TokenKey = b
 			}
