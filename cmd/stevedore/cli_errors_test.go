@@ -170,3 +170,12 @@ func TestServeRefusesIgnoredSettings(t *testing.T) {
 		}
 	}
 }
+
+// gc --upload-ttl 0 was taken as the 24h default.
+func TestGCRefusesNonPositiveUploadTTL(t *testing.T) {
+	root := newRootCmd()
+	root.SetArgs([]string{"gc", "--root", t.TempDir(), "--upload-ttl", "0s"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "--upload-ttl 0s: want a positive duration") {
+		t.Errorf("gc --upload-ttl 0s: %v", err)
+	}
+}

@@ -26,6 +26,10 @@ holds while it checks its references, blobs written, linked or found with HEAD w
 			if root == "" {
 				return fmt.Errorf("gc: --root is required (the directory given to stevedore serve --root)")
 			}
+			if o.UploadTTL <= 0 {
+				// The store would use its 24h default.
+				return fmt.Errorf("gc: --upload-ttl %s: want a positive duration", o.UploadTTL)
+			}
 			switch {
 			case o.Grace < 0:
 				return fmt.Errorf("gc: --grace %s is negative", o.Grace)
