@@ -179,3 +179,28 @@ func TestGCRefusesNonPositiveUploadTTL(t *testing.T) {
 		t.Errorf("gc --upload-ttl 0s: %v", err)
 	}
 }
+
+// A boolean flag given its value after a space (skopeo users type
+// --dest-tls-verify false) made the value an argument, and the error said
+// only "accepts 2 arg(s), received 3".
+func TestBoolFlagValueAfterSpace(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"copy", "--dest-tls-verify", "false", "oci:/nonexistent/a:v1", "oci:/nonexistent/b:v1"}, "(--dest-tls-verify=false)"},
+		{[]string{"inspect", "--tls-verify", "false", "docker://127.0.0.1:1/a:v1"}, "(--tls-verify=false)"},
+		{[]string{"copy", "--all", "--src-tls-verify", "false", "oci:/nonexistent/a:v1", "oci:/nonexistent/b:v1"}, "(--FLAG=false)"},
+	} {
+		root := newRootCmd()
+		root.SetArgs(tc.args)
+		if err := root.Execute(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+	root := newRootCmd()
+	root.SetArgs([]string{"copy", "a", "b", "c"})
+	if err := root.Execute(); err == nil || strings.Contains(err.Error(), "boolean") {
+		t.Errorf("copy a b c: %v", err)
+	}
+}

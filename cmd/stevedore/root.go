@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/stevedore-oci/stevedore/host"
 )
@@ -116,7 +117,44 @@ $XDG_DATA_HOME/stevedore/plugins.`,
 	for _, extra := range extraCommands {
 		root.AddCommand(extra())
 	}
+	for _, c := range root.Commands() {
+		if c.Args != nil {
+			c.Args = boolValueHint(c.Args)
+		}
+	}
 	return root
+}
+
+// boolValueHint explains a wrong argument count caused by a boolean flag
+// given its value after a space, as skopeo users type it
+// (--dest-tls-verify false): the value became an argument, and cobra said
+// only "accepts 2 arg(s), received 3".
+func boolValueHint(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		err := check(cmd, args)
+		if err == nil {
+			return nil
+		}
+		for _, a := range args {
+			if a != "true" && a != "false" {
+				continue
+			}
+			var bools []string
+			cmd.Flags().Visit(func(f *pflag.Flag) {
+				if f.Value.Type() == "bool" {
+					bools = append(bools, f.Name)
+				}
+			})
+			flag := "FLAG" // which one the value followed is not known here
+			if len(bools) == 1 {
+				flag = bools[0]
+			}
+			if len(bools) > 0 {
+				return fmt.Errorf("%w: %q was taken as an argument: a boolean flag takes its value after '=' (--%s=%s)", err, a, flag, a)
+			}
+		}
+		return err
+	}
 }
 
 // extraCommands are added by files of other features (serve, login, ...).
