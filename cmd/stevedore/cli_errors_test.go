@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -202,5 +204,24 @@ func TestBoolFlagValueAfterSpace(t *testing.T) {
 	root.SetArgs([]string{"copy", "a", "b", "c"})
 	if err := root.Execute(); err == nil || strings.Contains(err.Error(), "boolean") {
 		t.Errorf("copy a b c: %v", err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
+// The line a script captures (manifest-digest's, copy's digest) failing to
+// be written fails the command: it exited 0 with the result lost.
+func TestResultWriteFailureFails(t *testing.T) {
+	m := filepath.Join(t.TempDir(), "manifest.json")
+	if err := os.WriteFile(m, []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := newRootCmd()
+	root.SetOut(failingWriter{})
+	root.SetArgs([]string{"manifest-digest", m})
+	if err := root.Execute(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("manifest-digest to a full stdout: %v", err)
 	}
 }

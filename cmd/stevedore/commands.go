@@ -78,7 +78,9 @@ under DIR.`,
 				return writeJSON(cmd.OutOrStdout(), list)
 			}
 			for _, r := range list.Repositories {
-				fmt.Fprintln(cmd.OutOrStdout(), r)
+				if err := printResult(cmd, r); err != nil {
+					return err
+				}
 			}
 			return nil
 		},
@@ -122,8 +124,7 @@ func newManifestDigestCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), d)
-			return nil
+			return printResult(cmd, d)
 		},
 	}
 }
@@ -253,4 +254,14 @@ func newVersionCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// printResult writes a line a script captures (a digest, a name): a write
+// that fails is the command's failure, as inspect's and list-tags' are (copy
+// exited 0 with its digest lost to a full disk).
+func printResult(cmd *cobra.Command, v any) error {
+	if _, err := fmt.Fprintln(cmd.OutOrStdout(), v); err != nil {
+		return fmt.Errorf("write the result: %w", err)
+	}
+	return nil
 }

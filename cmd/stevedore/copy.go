@@ -158,7 +158,9 @@ The resulting manifest digest is printed on stdout.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), res.Descriptor.Digest)
+			if err := printResult(cmd, res.Descriptor.Digest); err != nil {
+				return err
+			}
 			if digestFile != "" {
 				if err := os.WriteFile(digestFile, []byte(res.Descriptor.Digest.String()), 0o644); err != nil {
 					return fmt.Errorf("--digestfile: %w", err)

@@ -49,8 +49,7 @@ secret. The password is read from --password, --password-stdin, or a prompt.`,
 				if !ok || c.Username == "" {
 					return fmt.Errorf("not logged in to %s (no entry in %s): %w", key, path, core.ErrNotFound)
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), c.Username)
-				return nil
+				return printResult(cmd, c.Username)
 			}
 			in := bufio.NewReader(cmd.InOrStdin())
 			if passwordStdin {
