@@ -93,6 +93,25 @@ func Discover(dirs []string) []PluginBinary {
 	return out
 }
 
+// unusableBinaries describes the files in dirs named for plugin name that
+// Discover skips (not executable, not a regular file), so that "no plugin
+// serves" can say why the one the user put there was not used.
+func unusableBinaries(dirs []string, name string) []string {
+	var out []string
+	for _, dir := range dirs {
+		p := filepath.Join(dir, BinaryPrefix+name)
+		fi, err := os.Stat(p)
+		switch {
+		case err != nil:
+		case !fi.Mode().IsRegular():
+			out = append(out, p+" is not a regular file")
+		case fi.Mode().Perm()&0o111 == 0:
+			out = append(out, p+" is not executable (chmod +x)")
+		}
+	}
+	return out
+}
+
 // candidates orders binaries by how likely they serve transport: an exact
 // name first, then names contained in the transport (archive for
 // docker-archive), then the rest, so that usually one launch suffices.

@@ -317,7 +317,9 @@ func (h *Host) servedBy(ctx context.Context, transport string) (pluginapi.Plugin
 		return nil, nil, exactErr
 	}
 	msg := fmt.Sprintf("no plugin serves transport %q (searched %s", transport, strings.Join(h.search, ":"))
-	if len(bins) == 0 {
+	if bad := unusableBinaries(h.search, transport); len(bad) > 0 {
+		msg += "; " + strings.Join(bad, "; ")
+	} else if len(bins) == 0 {
 		msg += "; no stevedore-transport-* binaries there: build them with make build or set STEVEDORE_PLUGIN_PATH"
 	}
 	if len(errs) > 0 {
