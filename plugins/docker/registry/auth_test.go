@@ -209,3 +209,17 @@ func TestBrokenAuthFileError(t *testing.T) {
 		t.Fatalf("error %q, want one line naming the step and the auth file, without the request", msg)
 	}
 }
+
+// An --authfile that does not exist is said to be missing when the registry
+// asks for a login: "no entry for R in FILE" sent users looking in the file.
+func TestMissingAuthFileNamed(t *testing.T) {
+	isolateHome(t)
+	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthBasic})
+	reg.Seed("src/app", "v1", 1, 10)
+	af := filepath.Join(t.TempDir(), "missing.json")
+	_, err := openReader(t, testPlugin(), reg, "src/app", map[string]string{"creds": "", "authfile": af}).Resolve(context.Background(), "v1")
+	mustIs(t, err, core.ErrUnauthorized)
+	if !strings.Contains(err.Error(), af+" (which does not exist)") {
+		t.Fatalf("error %q, want it to say %s does not exist", err, af)
+	}
+}

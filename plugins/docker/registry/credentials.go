@@ -89,7 +89,13 @@ func (c *credResolver) resolve(ctx context.Context) (auth.Credential, string, er
 				return cred, how, nil
 			}
 		}
-		searched = append(searched, files...)
+		for _, f := range files {
+			if f == c.opts.authfile && !fileExists(f) {
+				// Named by --authfile: a misspelt path is the likely cause.
+				f += " (which does not exist)"
+			}
+			searched = append(searched, f)
+		}
 	}
 	return auth.EmptyCredential, fmt.Sprintf("anonymous (no entry for %s in %s)", c.name, strings.Join(searched, ", ")), nil
 }
