@@ -895,7 +895,7 @@ func resolveRaw(ctx context.Context, src *endpoint, ref string) (ocispec.Descrip
 // that image's manifest as the top level; several make a new index of the
 // matching entries, every other field of the original kept as it was.
 func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*manifest.Manifest, error) {
-	want := c.opts.Platforms
+	want := distinctPlatforms(c.opts.Platforms)
 	if len(want) == 0 {
 		want = []ocispec.Platform{platform.Default()}
 	}
@@ -935,6 +935,21 @@ func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*
 		return nil, fmt.Errorf("index %s: %w", idx.Digest, err)
 	}
 	return manifest.Parse(raw, idx.MediaType)
+}
+
+// distinctPlatforms drops repeats: a platform named twice is one platform,
+// copied as that image alone, not as an index of one entry.
+func distinctPlatforms(ps []ocispec.Platform) []ocispec.Platform {
+	seen := make(map[string]bool, len(ps))
+	var out []ocispec.Platform
+	for _, p := range ps {
+		k := platform.Format(platform.Normalize(p))
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // filterIndex rewrites an index keeping only the entries at sel: the bytes
