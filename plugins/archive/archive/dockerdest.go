@@ -71,7 +71,7 @@ func (d *dockerDest) carryOver(ctx context.Context, path string) error {
 	}
 	old, err := openDockerSource(ctx, path)
 	if err != nil {
-		return fmt.Errorf("archive %s: exists and is not a readable docker-archive, refusing to replace it (%v): %w", path, err, core.ErrExists)
+		return fmt.Errorf("archive %s: exists and is not a readable docker-archive, refusing to replace it (%s): %w", path, causeIn(path, err), core.ErrExists)
 	}
 	defer old.Close(ctx)
 	for i, it := range old.items {

@@ -310,3 +310,21 @@ func TestOCIArchiveSweepsDeadWritersStaging(t *testing.T) {
 		t.Fatalf("a live writer's staging directory: %v", err)
 	}
 }
+
+// A file in the way of an archive is refused, the archive named once: the
+// cause repeated it ("archive P: exists and ... (archive P: tar entry 1:").
+func TestArchiveInTheWayNamedOnce(t *testing.T) {
+	for _, transport := range []string{OCIArchive, DockerArchive} {
+		path := filepath.Join(t.TempDir(), "notes.txt")
+		if err := os.WriteFile(path, []byte("hi\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := New(nil).Open(context.Background(), pluginapi.OpenRequest{Transport: transport, Location: path, Mode: pluginapi.ModeWrite})
+		if !errors.Is(err, core.ErrExists) || strings.Count(err.Error(), path) != 1 {
+			t.Errorf("%s: %v, want exists naming %s once", transport, err, path)
+		}
+		if b, _ := os.ReadFile(path); string(b) != "hi\n" {
+			t.Errorf("%s: the file was changed: %q", transport, b)
+		}
+	}
+}

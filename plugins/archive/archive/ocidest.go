@@ -56,7 +56,7 @@ func (d *ociDest) carryOver(path string) error {
 	}
 	old, err := openOCISource(context.Background(), path)
 	if err != nil {
-		return fmt.Errorf("archive %s: exists and is not a readable oci-archive, refusing to replace it (%v): %w", path, err, core.ErrExists)
+		return fmt.Errorf("archive %s: exists and is not a readable oci-archive, refusing to replace it (%s): %w", path, causeIn(path, err), core.ErrExists)
 	}
 	defer old.Close(context.Background())
 	for _, name := range old.t.ix.Names() {
@@ -215,3 +215,9 @@ var (
 	_ pluginapi.Source      = (*ociSource)(nil)
 	_ pluginapi.TagLister   = (*ociSource)(nil)
 )
+
+// causeIn is err's text without the "archive PATH: " the outer error
+// already says.
+func causeIn(path string, err error) string {
+	return strings.TrimPrefix(err.Error(), "archive "+path+": ")
+}
