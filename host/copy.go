@@ -937,6 +937,16 @@ func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*
 	return manifest.Parse(raw, idx.MediaType)
 }
 
+// putBlobStep names the step of a blob the destination refused, without
+// the digest when the destination's error names it already ("put blob D:
+// archive A: blob D: no space left on device").
+func putBlobStep(desc ocispec.Descriptor, err error) string {
+	if strings.Contains(err.Error(), "blob "+desc.Digest.String()) {
+		return "put blob"
+	}
+	return "put blob " + desc.Digest.String()
+}
+
 // distinctPlatforms drops repeats: a platform named twice is one platform,
 // copied as that image alone, not as an index of one entry.
 func distinctPlatforms(ps []ocispec.Platform) []ocispec.Platform {
@@ -1482,7 +1492,7 @@ func (c *copier) streamBlob(ctx context.Context, desc ocispec.Descriptor) error 
 			// destination made of the cut stream.
 			return c.src.wrap("blob "+desc.Digest.String(), verr)
 		}
-		return c.dst.wrap("put blob "+desc.Digest.String(), err)
+		return c.dst.wrap(putBlobStep(desc, err), err)
 	}
 	// A destination may stop reading early when it already holds the
 	// blob (a concurrent copy stored it); its contract is to keep only

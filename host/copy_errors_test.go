@@ -2,6 +2,8 @@ package host_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"github.com/stevedore-oci/stevedore/core/layout"
 	"github.com/stevedore-oci/stevedore/host"
 	"github.com/stevedore-oci/stevedore/internal/imagegen"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+	"github.com/stevedore-oci/stevedore/plugins/oci-layout/ocilayout"
 )
 
 // A blob a layout refuses, linked from another layout, is named once: the
@@ -60,5 +64,47 @@ func TestRepeatedPlatformIsOne(t *testing.T) {
 	}
 	if res.Descriptor.Digest != imgs[0].Manifest.Digest {
 		t.Fatalf("copied %s (%s), want the amd64 image %s", res.Descriptor.Digest, res.Descriptor.MediaType, imgs[0].Manifest.Digest)
+	}
+}
+
+// fullDisk is a destination whose every blob write fails as an archive's
+// does, naming the blob.
+type fullDisk struct{}
+
+func (fullDisk) Transports() []string { return []string{"full"} }
+func (fullDisk) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi.Endpoint, error) {
+	return fullDiskEndpoint{}, nil
+}
+
+type fullDiskEndpoint struct{}
+
+func (fullDiskEndpoint) Close(context.Context) error { return nil }
+func (fullDiskEndpoint) HasBlob(context.Context, ocispec.Descriptor) (bool, error) {
+	return false, nil
+}
+func (fullDiskEndpoint) PutBlob(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	return fmt.Errorf("archive /x.tar: blob %s: write: no space left on device", desc.Digest)
+}
+func (fullDiskEndpoint) PutManifest(context.Context, ocispec.Descriptor, []byte, string) error {
+	return nil
+}
+
+// A blob streamed to a destination that names it in its error is named
+// once: "put blob D: archive A: blob D: no space left on device".
+func TestStreamedBlobErrorNamesBlobOnce(t *testing.T) {
+	src, _, img := sourceLayout(t, imagegen.Spec{Seed: 12, Layers: []imagegen.Layer{{Size: 4 << 10}}})
+	h, err := host.New(host.Options{SearchPath: []string{t.TempDir()}, InProcess: []pluginapi.Plugin{ocilayout.New(), fullDisk{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	_, err = h.Copy(context.Background(), "oci:"+src+":v1", "full:/x.tar:v1", host.CopyOptions{Jobs: 1})
+	if err == nil {
+		t.Fatal("copy to a full disk succeeded")
+	}
+	for _, d := range append([]ocispec.Descriptor{img.Config}, img.Layers...) {
+		if n := strings.Count(err.Error(), d.Digest.String()); n > 1 {
+			t.Fatalf("blob %s named %d times: %v", d.Digest, n, err)
+		}
 	}
 }
