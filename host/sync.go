@@ -751,7 +751,13 @@ func targetRef(job SyncJob, t string) (string, error) {
 func (s *syncRun) listTags(ctx context.Context, e *endpoint) ([]string, error) {
 	tags, err := e.Endpoint.(pluginapi.TagLister).ListTags(ctx)
 	if err != nil {
-		return nil, e.wrap("list tags of "+e.ep.String(), err)
+		step := "list tags of " + e.ep.String()
+		if strings.Contains(err.Error(), "list tags") {
+			// The transport named the step and the repository (docker:
+			// "registry R, repository X: list tags: ..."): not twice.
+			step = ""
+		}
+		return nil, e.wrap(step, err)
 	}
 	return tags, nil
 }

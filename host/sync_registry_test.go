@@ -482,6 +482,11 @@ func TestSyncRegistries(t *testing.T) {
 		if failed == nil || !strings.Contains(failed.Error, "repository nope") || !strings.Contains(failed.Error, "does not know the repository") {
 			t.Errorf("failure does not name the unknown repository: %+v", failed)
 		}
+		// The step is said once ("list tags of R: registry ..., repository
+		// nope: list tags: ..." before).
+		if failed != nil && strings.Count(failed.Error, "list tags") != 1 {
+			t.Errorf("failure names the step %d times: %s", strings.Count(failed.Error, "list tags"), failed.Error)
+		}
 		if got := registryTags(t, w.dst, "m6/alpha"); len(got) != len(syncTags) {
 			t.Errorf("m6/alpha has %d tags after the failed prune, want %d", len(got), len(syncTags))
 		}
