@@ -225,3 +225,29 @@ func TestResultWriteFailureFails(t *testing.T) {
 		t.Errorf("manifest-digest to a full stdout: %v", err)
 	}
 }
+
+// Two ways to authenticate to one registry are refused naming the flags; the
+// transport named its options ("option no-creds conflicts with creds and
+// registry-token", also when only --creds was given).
+func TestCredsFlagsExclusive(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"copy", "--src-creds", "a:b", "--src-no-creds", "docker://127.0.0.1:1/a:v1", "oci:/nonexistent/b:v1"}, "--src-creds and --src-no-creds exclude each other"},
+		{[]string{"copy", "--dest-creds", "a:b", "--dest-registry-token", "t", "oci:/nonexistent/a:v1", "docker://127.0.0.1:1/b:v1"}, "--dest-creds and --dest-registry-token exclude each other"},
+		{[]string{"inspect", "--creds", "a:b", "--no-creds", "docker://127.0.0.1:1/a:v1"}, "--creds and --no-creds exclude each other"},
+	} {
+		root := newRootCmd()
+		root.SetArgs(tc.args)
+		if err := root.Execute(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+	// --creds for both sides with one side's own way is not a conflict.
+	root := newRootCmd()
+	root.SetArgs([]string{"copy", "--creds", "a:b", "--src-no-creds", "--jobs", "-1", "docker://127.0.0.1:1/a:v1", "oci:/nonexistent/b:v1"})
+	if err := root.Execute(); err == nil || strings.Contains(err.Error(), "exclude each other") {
+		t.Errorf("--creds with --src-no-creds: %v", err)
+	}
+}

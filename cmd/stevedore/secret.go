@@ -31,6 +31,20 @@ func readSecret(prompt string) (string, error) {
 // given as USER alone by asking each password on the terminal, as skopeo
 // does; without a terminal such a flag is an error naming it.
 func askCredsPasswords(cmd *cobra.Command) error {
+	// One way to authenticate per registry: the transport refused the mix
+	// naming its options ("option no-creds conflicts with creds and
+	// registry-token"), not the flags given.
+	for _, prefix := range []string{"", "src-", "dest-"} {
+		var given []string
+		for _, name := range []string{"creds", "registry-token", "no-creds"} {
+			if f := cmd.Flags().Lookup(prefix + name); f != nil && f.Changed && f.Value.String() != "" && f.Value.String() != "false" {
+				given = append(given, "--"+prefix+name)
+			}
+		}
+		if len(given) > 1 {
+			return fmt.Errorf("%s exclude each other: give one: %w", strings.Join(given, " and "), core.ErrInvalid)
+		}
+	}
 	for _, name := range []string{"creds", "src-creds", "dest-creds"} {
 		f := cmd.Flags().Lookup(name)
 		if f != nil && f.Changed && strings.HasPrefix(f.Value.String(), ":") {
