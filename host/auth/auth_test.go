@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,5 +189,18 @@ func TestSkopeoReadsLogin(t *testing.T) {
 	}
 	if c, ok, err := Lookup(ctx, other, reg.Addr); err != nil || !ok || c.Username != reg.Username || c.Password != reg.Password {
 		t.Fatalf("reading skopeo's file: %+v %v %v", c, ok, err)
+	}
+}
+
+// A plain-HTTP server that is no registry is named with the scheme that
+// answered: the error said https:// of a server reached over http://.
+func TestLoginNoRegistryAPINamesScheme(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	_, err := Login(context.Background(), LoginOptions{Registry: host, AuthFile: filepath.Join(t.TempDir(), "auth.json"), Insecure: true,
+		Credential: Credential{Username: "u", Password: "p"}})
+	if !errors.Is(err, core.ErrNotFound) || !strings.Contains(err.Error(), "no registry API at http://"+host+"/v2/") {
+		t.Fatalf("login to a web server: %v", err)
 	}
 }

@@ -105,8 +105,10 @@ func Verify(ctx context.Context, host string, o LoginOptions) error {
 		}}
 		return reg.Ping(ctx)
 	}
+	scheme := "https"
 	err = ping(false)
 	if err != nil && o.Insecure && isTransportError(err) {
+		scheme = "http"
 		err = ping(true)
 	}
 	if err == nil {
@@ -117,7 +119,7 @@ func Verify(ctx context.Context, host string, o LoginOptions) error {
 	case errors.As(err, &er) && (er.StatusCode == http.StatusUnauthorized || er.StatusCode == http.StatusForbidden):
 		return fmt.Errorf("login to %s as %s: the registry refused the credentials: %w", host, o.Username, core.ErrUnauthorized)
 	case errors.Is(err, errdef.ErrNotFound):
-		return fmt.Errorf("login to %s: no registry API at https://%s/v2/: %w", host, host, core.ErrNotFound)
+		return fmt.Errorf("login to %s: no registry API at %s://%s/v2/: %w", host, scheme, host, core.ErrNotFound)
 	case errors.Is(err, orasauth.ErrBasicCredentialNotFound):
 		return fmt.Errorf("login to %s: the registry asks for basic auth and no credentials were given: %w", host, core.ErrUnauthorized)
 	}
