@@ -251,3 +251,13 @@ func TestCredsFlagsExclusive(t *testing.T) {
 		t.Errorf("--creds with --src-no-creds: %v", err)
 	}
 }
+
+// static-config given an endpoint (static:DIR) said to copy an image to
+// "static:static:DIR:NAME:TAG".
+func TestStaticConfigWantsDirectory(t *testing.T) {
+	root := newRootCmd()
+	root.SetArgs([]string{"static-config", "--nginx", "static:/srv/tree"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "give /srv/tree") {
+		t.Errorf("static-config static:/srv/tree: %v", err)
+	}
+}

@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/staticfmt"
 )
 
@@ -29,6 +31,11 @@ after copying new images into the tree.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if nginx == caddy {
 				return errors.New("static-config: give exactly one of --nginx or --caddy")
+			}
+			if dir, ok := strings.CutPrefix(args[0], "static:"); ok {
+				// An endpoint, as copy takes: the hint then said to copy
+				// to "static:static:DIR:NAME:TAG".
+				return fmt.Errorf("static-config takes the tree's directory, not an endpoint: give %s: %w", dir, core.ErrInvalid)
 			}
 			gen := staticfmt.NginxConfig
 			if caddy {

@@ -35,6 +35,18 @@ func checkTree(dir string) (string, error) {
 	return abs, nil
 }
 
+// checkListen accepts HOST:PORT: the address is written into the
+// configuration as it is, so "bogus" gave a file the server refused, and a
+// ';' or a newline would add directives of its own.
+func checkListen(listen string) error {
+	i := strings.LastIndex(listen, ":")
+	port, err := strconv.Atoi(listen[i+1:])
+	if i < 0 || err != nil || port < 1 || port > 65535 || strings.ContainsAny(listen, "\"\\\n\r\t {};#") {
+		return fmt.Errorf("listen address %q: want HOST:PORT, e.g. %s: %w", listen, DefaultListen, core.ErrInvalid)
+	}
+	return nil
+}
+
 // NginxConfig returns a complete nginx.conf serving the tree at dir as a
 // read-only registry on listen (host:port). Run it with
 // `nginx -c FILE`, and `nginx -s reload` after each write to the tree.
@@ -45,6 +57,9 @@ func NginxConfig(dir, listen string) (string, error) {
 	}
 	if listen == "" {
 		listen = DefaultListen
+	}
+	if err := checkListen(listen); err != nil {
+		return "", err
 	}
 	q := strconv.Quote
 	return fmt.Sprintf(`# nginx configuration serving the Stevedore static tree %[1]s
@@ -117,6 +132,9 @@ func CaddyConfig(dir, listen string) (string, error) {
 	}
 	if listen == "" {
 		listen = DefaultListen
+	}
+	if err := checkListen(listen); err != nil {
+		return "", err
 	}
 	q := strconv.Quote
 	return fmt.Sprintf(`# Caddyfile serving the Stevedore static tree %[1]s

@@ -379,3 +379,20 @@ func TestResolveDefaultOfEmptyTree(t *testing.T) {
 		}
 	}
 }
+
+// The listen address goes into the configuration as it is: "bogus" gave a
+// file the server refused, and a ';' would add directives.
+func TestConfigRefusesBadListen(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root)
+	for _, gen := range []func(string, string) (string, error){staticfmt.NginxConfig, staticfmt.CaddyConfig} {
+		for _, listen := range []string{"bogus", "127.0.0.1:99999", "127.0.0.1:8080; include /etc/passwd", "127.0.0.1:80\nx"} {
+			if _, err := gen(root, listen); !errors.Is(err, core.ErrInvalid) {
+				t.Errorf("listen %q: %v, want invalid", listen, err)
+			}
+		}
+		if _, err := gen(root, "[::1]:8080"); err != nil {
+			t.Errorf("listen [::1]:8080: %v", err)
+		}
+	}
+}
