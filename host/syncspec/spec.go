@@ -252,6 +252,11 @@ func (f *File) Jobs(opts Options) (*Result, error) {
 		if l.MaxConcurrent < 0 || l.RequestsPerSecond < 0 || l.Burst < 0 {
 			return nil, fmt.Errorf("registries.%s: limits must not be negative: %w", name, core.ErrInvalid)
 		}
+		if name == "" || strings.Contains(name, "/") {
+			// A URL or a repository matches no registry: the limit would
+			// silently apply to nothing.
+			return nil, fmt.Errorf("registries.%s: want a registry name as in references (registry.local:5000, docker.io), without a scheme or a path: %w", name, core.ErrInvalid)
+		}
 	}
 	for i, e := range f.Sync {
 		jobs, err := e.jobs(f.Defaults.merge(opts.Defaults), opts)

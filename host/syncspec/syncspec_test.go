@@ -224,6 +224,8 @@ func TestParseErrors(t *testing.T) {
 		"creds without user":    "sync: [{source: a, target: b, creds: ':x'}]\n",
 		"version":               "version: 2\nsync: [{source: a, target: b}]\n",
 		"negative limit":        "registries: {x: {burst: -1}}\nsync: [{source: a, target: b}]\n",
+		"registry as a URL":     "registries: {'https://reg.example': {burst: 1}}\nsync: [{source: a, target: b}]\n",
+		"registry with a path":  "registries: {reg.example/team: {burst: 1}}\nsync: [{source: a, target: b}]\n",
 		"not yaml":              "sync: [\n",
 	}
 	for name, yml := range cases {
