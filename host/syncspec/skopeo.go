@@ -73,6 +73,11 @@ func parseSkopeo(data []byte, opts Options) (*Result, error) {
 	}
 	sort.Strings(registries)
 	for _, regName := range registries {
+		if strings.Contains(regName, "://") {
+			// Read as image "https:" with a path, it failed as "name a
+			// repository; tags go in the list".
+			return nil, fmt.Errorf("registry %s: name it as in references (registry.example:5000), without a scheme: %w", regName, core.ErrInvalid)
+		}
 		reg := cfg[regName]
 		s := opts.Defaults
 		if reg.Credentials.Username != "" || reg.Credentials.Password != "" {

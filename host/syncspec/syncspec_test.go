@@ -444,3 +444,12 @@ func TestRegexCheckedAsWritten(t *testing.T) {
 		}
 	}
 }
+
+// A skopeo-format registry written as a URL said "name a repository; tags go
+// in the list" of its first image.
+func TestSkopeoRegistryURLRefused(t *testing.T) {
+	_, err := Parse([]byte("https://reg.example:5000:\n  images:\n    app: []\n"), Options{Target: "mirror.example"})
+	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "without a scheme") {
+		t.Fatalf("registry as a URL: %v", err)
+	}
+}
