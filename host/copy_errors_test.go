@@ -108,3 +108,22 @@ func TestStreamedBlobErrorNamesBlobOnce(t *testing.T) {
 		}
 	}
 }
+
+// inspect of an index lacking the platform asked says what it has, as copy
+// does; it said only "has no image for linux/s390x".
+func TestInspectMissingPlatformSaysWhatIsThere(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "src")
+	s, err := layout.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := imagegen.WriteIndex(ctx, s, "multi", imagegen.Spec{Seed: 6, Layers: []imagegen.Layer{{Size: 1 << 10}}}, []ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}); err != nil {
+		t.Fatal(err)
+	}
+	h := newSyncHost(t)
+	_, err = h.Inspect(ctx, "oci:"+dir+":multi", host.InspectOptions{Platform: &ocispec.Platform{OS: "linux", Architecture: "s390x"}})
+	if err == nil || !strings.Contains(err.Error(), "it has linux/amd64, linux/arm64") {
+		t.Fatalf("inspect --platform linux/s390x: %v", err)
+	}
+}

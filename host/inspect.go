@@ -152,7 +152,18 @@ func inspect(ctx context.Context, src *endpoint, ep ref.Endpoint, opts InspectOp
 		}
 		sel := platform.Select(m.Manifests, []ocispec.Platform{want})
 		if len(sel) == 0 {
-			return nil, fmt.Errorf("index %s has no image for %s: %w", m.Digest, platform.Format(want), core.ErrNotFound)
+			// As copy says it: what the index has, and what to give.
+			var have []string
+			for _, d := range m.Manifests {
+				if d.Platform != nil {
+					have = append(have, platform.Format(*d.Platform))
+				}
+			}
+			has := "it has " + strings.Join(have, ", ")
+			if len(have) == 0 {
+				has = "its entries name no platform"
+			}
+			return nil, fmt.Errorf("index %s has no image for %s (%s); use --platform naming one of those: %w", m.Digest, platform.Format(want), has, core.ErrNotFound)
 		}
 		if m, err = fetchManifest(ctx, src, m.Manifests[sel[0]]); err != nil {
 			return nil, err
