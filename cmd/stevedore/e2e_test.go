@@ -427,11 +427,17 @@ func blockingLayout(t *testing.T) string {
 	return dir
 }
 
-func startBlocked(t *testing.T) *exec.Cmd {
+func startBlocked(t *testing.T) *exec.Cmd { return startBlockedWith(t, nil) }
+
+// startBlockedWith is startBlocked writing its stderr to stderr.
+func startBlockedWith(t *testing.T, stderr *os.File) *exec.Cmd {
 	t.Helper()
 	dir := blockingLayout(t)
 	cmd := exec.Command(filepath.Join(binDir, "stevedore"), "list-tags", "oci:"+dir)
 	cmd.Env = append(os.Environ(), "STEVEDORE_PLUGIN_PATH="+binDir)
+	if stderr != nil {
+		cmd.Stderr = stderr
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -503,21 +509,7 @@ func TestSignalStopsHostWithBlockedStderr(t *testing.T) {
 	if err := syscall.SetNonblock(fd, false); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(binDir, "stevedore"), "list-tags", "oci:"+blockingLayout(t))
-	cmd.Env = append(os.Environ(), "STEVEDORE_PLUGIN_PATH="+binDir)
-	cmd.Stderr = w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(pluginProcesses()) == 0 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("plugin never started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
+	cmd := startBlockedWith(t, w)
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
