@@ -19,9 +19,14 @@ type StageDir struct {
 	f    *os.File
 }
 
-// stageGrace is how long a new staging directory is left alone although
-// unheld: the moment between its creation and its writer's lock.
-var stageGrace = 10 * time.Second
+// stageGrace is how long a staging directory is left alone although
+// unheld: the moment between its creation and its writer's lock, and, where
+// a lock is not seen by every writer (a filesystem whose flock is local to
+// one host, a writer from before these locks), a whole write: the
+// directory's time changes only when an entry is made, not while a large
+// file in it is written. A writer killed outright leaves its directory for
+// at most that long.
+var stageGrace = time.Hour
 
 // MkdirStage creates a staging directory in parent, named prefix followed
 // by a random suffix, and holds it.

@@ -96,7 +96,7 @@ func TestStageDirRelease(t *testing.T) {
 
 func age(t *testing.T, p string) {
 	t.Helper()
-	old := time.Now().Add(-time.Hour)
+	old := time.Now().Add(-2 * time.Hour)
 	if err := os.Chtimes(p, old, old); err != nil {
 		t.Fatal(err)
 	}

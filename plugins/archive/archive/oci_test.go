@@ -295,7 +295,7 @@ func TestOCIArchiveSweepsDeadWritersStaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Release()
-	old := time.Now().Add(-time.Hour)
+	old := time.Now().Add(-2 * time.Hour)
 	for _, d := range []string{dead, live.Path} {
 		if err := os.Chtimes(d, old, old); err != nil {
 			t.Fatal(err)

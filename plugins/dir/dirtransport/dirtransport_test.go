@@ -255,7 +255,7 @@ func TestDestinationSweepsDeadWritersStaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Release()
-	old := time.Now().Add(-time.Hour)
+	old := time.Now().Add(-2 * time.Hour)
 	for _, p := range []string{dead, live.Path} {
 		if err := os.Chtimes(p, old, old); err != nil {
 			t.Fatal(err)
