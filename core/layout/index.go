@@ -82,11 +82,12 @@ type indexCache struct {
 }
 
 // fileKey tells one version of a file from another without reading it:
-// the same file (device and inode), size and modification time.
+// the same file (device and inode), size, modification and change times.
 type fileKey struct{ fi os.FileInfo }
 
 func (k fileKey) same(o fileKey) bool {
-	return k.fi != nil && o.fi != nil && os.SameFile(k.fi, o.fi) && k.fi.Size() == o.fi.Size() && k.fi.ModTime().Equal(o.fi.ModTime())
+	return k.fi != nil && o.fi != nil && os.SameFile(k.fi, o.fi) && k.fi.Size() == o.fi.Size() && k.fi.ModTime().Equal(o.fi.ModTime()) &&
+		atomicfile.ChangeTime(k.fi).Equal(atomicfile.ChangeTime(o.fi))
 }
 
 func statKey(path string) (fileKey, bool) {
