@@ -48,9 +48,12 @@ func (p *Plugin) store(loc string, create bool) (s *layout.Store, release func()
 		key = filepath.Clean(loc)
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	o := p.stores[key]
 	if o == nil {
+		// Opened without p.mu: creating a layout waits for its lock,
+		// which another process may hold, and must not hold up the
+		// endpoints of other layouts meanwhile.
+		p.mu.Unlock()
 		if create {
 			s, err = layout.Create(loc)
 		} else {
@@ -59,13 +62,17 @@ func (p *Plugin) store(loc string, create bool) (s *layout.Store, release func()
 		if err != nil {
 			return nil, nil, err
 		}
-		o = &openStore{s: s}
-		if p.stores == nil {
-			p.stores = map[string]*openStore{}
+		p.mu.Lock()
+		if o = p.stores[key]; o == nil { // else another Open won: share its Store
+			o = &openStore{s: s}
+			if p.stores == nil {
+				p.stores = map[string]*openStore{}
+			}
+			p.stores[key] = o
 		}
-		p.stores[key] = o
 	}
 	o.users++
+	p.mu.Unlock()
 	var once sync.Once
 	return o.s, func() {
 		once.Do(func() {
