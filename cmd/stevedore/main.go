@@ -36,10 +36,14 @@ func run() int {
 		}
 		got.Store(s)
 		cancel()
-		// Stopping cleanly takes seconds at most; a host still there
-		// after exitGrace is wedged (writing to a stderr nobody reads, as
-		// a full pipe blocks) and is stopped as by a second signal.
-		time.AfterFunc(exitGrace, func() { abortAndExit(s, "") })
+		// A command driving plugins stops cleanly in seconds; one still
+		// there after exitGrace is wedged (writing to a stderr nobody
+		// reads, as a full pipe blocks) and is stopped as by a second
+		// signal. (serve, which runs no plugin, drains its requests for
+		// its own --shutdown-timeout.)
+		if abortable.Load() != nil {
+			time.AfterFunc(exitGrace, func() { abortAndExit(s, "") })
+		}
 		if s, ok = <-sigs; ok {
 			abortAndExit(s, "stevedore: interrupted again: stopping the plugins now")
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -188,5 +190,64 @@ func TestDockerTransportAgainstServe(t *testing.T) {
 				t.Fatalf("re-push: %v %s", err, errOut)
 			}
 		})
+	}
+}
+
+// serve drains its requests for its --shutdown-timeout after SIGTERM: the
+// CLI's bound on a wedged command's stop (10 s) is not serve's (it cut a
+// 25 s drain short, an upload in flight with it).
+func TestServeDrainsForItsShutdownTimeout(t *testing.T) {
+	addr := freeAddr(t)
+	cmd := exec.Command(filepath.Join(binDir, "stevedore"), "serve", "--root", t.TempDir(), "--addr", addr, "--access-log=false", "--shutdown-timeout", "20s")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill() // harmless once it exited
+	})
+	var loc string
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Post("http://"+addr+"/v2/drain/blobs/uploads/", "", nil)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("upload start: %d", resp.StatusCode)
+			}
+			loc = resp.Header.Get("Location")
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("serve did not answer: %v", err)
+		}
+	}
+	// A PATCH whose body has not all arrived: in flight when SIGTERM comes.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\nsome", loc, addr)
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		t.Fatalf("serve exited (%v) while draining, before 12 s of its 20 s", err)
+	case <-time.After(12 * time.Second):
+	}
+	conn.Write(bytes.Repeat([]byte("x"), 96)) // the upload ends; serve may stop
+	answer := make([]byte, 64)
+	if n, err := conn.Read(answer); err != nil || !strings.HasPrefix(string(answer[:n]), "HTTP/1.1 202") {
+		t.Fatalf("the PATCH in flight at SIGTERM: %q %v, want 202", answer[:n], err)
+	}
+	conn.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v after draining", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop once its last request ended")
 	}
 }
