@@ -155,8 +155,12 @@ func TestReferrersFollowIndex(t *testing.T) {
 	if err := s.Untag(ctx, "sig0"); err != nil {
 		t.Fatal(err)
 	}
-	if got := list(); len(got) != 1 || got[0] != refs[1].Digest {
-		t.Fatalf("after untagging the first: %v, want %s alone", got, refs[1].Digest)
+	// Asked again about one version, the answer comes from the referrers
+	// gathered for every subject: the same.
+	for range 3 {
+		if got := list(); len(got) != 1 || got[0] != refs[1].Digest {
+			t.Fatalf("after untagging the first: %v, want %s alone", got, refs[1].Digest)
+		}
 	}
 	if l, err := s.Referrers(ctx, im.manifest.desc.Digest, "other/type"); err != nil || len(l) != 0 {
 		t.Fatalf("filtered by another type: %v %v", l, err)

@@ -599,9 +599,17 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 	if err != nil {
 		return nil, err
 	}
+	read := func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
+		return s.ReadBlob(ctx, d, content.MaxManifestSize)
+	}
 	by, err := s.referrersOf(ctx, idx)
 	if err != nil {
 		return nil, err
+	}
+	if by == nil {
+		// A version of index.json asked about once so far (a sync's
+		// target changes with each tag it writes): one pass over it.
+		return s.refs.Among(ctx, idx.Manifests, subject, artifactType, read)
 	}
 	out := []ocispec.Descriptor{}
 	for _, d := range by[subject] {
@@ -613,16 +621,21 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 }
 
 // referrersByIndex is the referrers of every subject among the entries of
-// one version of index.json: built once per version, so that listing the
-// referrers of each of thousands of images does not go through every entry
-// for each.
+// one version of index.json, built the second time that version is asked
+// about, so that listing the referrers of each of thousands of images of
+// an unchanging layout (a sync's source) does not go through every entry
+// for each; a version asked about once (a target written between asks)
+// is not worth building.
 type referrersByIndex struct {
 	mu      sync.Mutex
 	first   *ocispec.Descriptor // idx.Manifests[0] of the version it is of
 	n       int
+	asked   int
 	subject map[digest.Digest][]ocispec.Descriptor
 }
 
+// referrersOf returns the referrers of idx by subject, or nil when idx is
+// a version asked about for the first time.
 func (s *Store) referrersOf(ctx context.Context, idx ocispec.Index) (map[digest.Digest][]ocispec.Descriptor, error) {
 	var first *ocispec.Descriptor
 	if len(idx.Manifests) > 0 {
@@ -631,7 +644,11 @@ func (s *Store) referrersOf(ctx context.Context, idx ocispec.Index) (map[digest.
 	b := &s.refsBy
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.subject != nil && b.first == first && b.n == len(idx.Manifests) {
+	if b.first != first || b.n != len(idx.Manifests) || (b.subject == nil && b.asked == 0) {
+		b.first, b.n, b.asked, b.subject = first, len(idx.Manifests), 1, nil
+		return nil, nil
+	}
+	if b.subject != nil {
 		return b.subject, nil
 	}
 	m, err := s.refs.BySubject(ctx, idx.Manifests, func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
@@ -640,7 +657,7 @@ func (s *Store) referrersOf(ctx context.Context, idx ocispec.Index) (map[digest.
 	if err != nil {
 		return nil, err
 	}
-	b.first, b.n, b.subject = first, len(idx.Manifests), m
+	b.subject = m
 	return m, nil
 }
 

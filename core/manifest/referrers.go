@@ -67,15 +67,20 @@ func ReferrersAmong(ctx context.Context, entries []ocispec.Descriptor, subject d
 // annotations of the manifests that name a subject, and only the digest of
 // the others. The zero value is ready; it is safe for concurrent use.
 type ReferrerCache struct {
-	mu sync.Mutex
+	mu sync.RWMutex
 	m  map[digest.Digest]*Referrer // nil: refers to nothing
 }
 
 // Among is ReferrersAmong, reading only the manifests c does not know.
 func (c *ReferrerCache) Among(ctx context.Context, entries []ocispec.Descriptor, subject digest.Digest, artifactType string, read func(context.Context, ocispec.Descriptor) ([]byte, error)) ([]ocispec.Descriptor, error) {
 	out := []ocispec.Descriptor{}
+	var seen map[digest.Digest]bool
 	err := c.each(ctx, entries, read, func(entry ocispec.Descriptor, r *Referrer) {
-		if r.Subject == subject && (artifactType == "" || r.ArtifactType == artifactType) {
+		if r.Subject == subject && (artifactType == "" || r.ArtifactType == artifactType) && !seen[entry.Digest] {
+			if seen == nil {
+				seen = map[digest.Digest]bool{}
+			}
+			seen[entry.Digest] = true
 			out = append(out, r.descriptor(entry))
 		}
 	})
@@ -89,8 +94,12 @@ func (c *ReferrerCache) Among(ctx context.Context, entries []ocispec.Descriptor,
 // entries, by the subject they name, of any artifact type.
 func (c *ReferrerCache) BySubject(ctx context.Context, entries []ocispec.Descriptor, read func(context.Context, ocispec.Descriptor) ([]byte, error)) (map[digest.Digest][]ocispec.Descriptor, error) {
 	out := map[digest.Digest][]ocispec.Descriptor{}
+	seen := map[digest.Digest]bool{}
 	err := c.each(ctx, entries, read, func(entry ocispec.Descriptor, r *Referrer) {
-		out[r.Subject] = append(out[r.Subject], r.descriptor(entry))
+		if !seen[entry.Digest] {
+			seen[entry.Digest] = true
+			out[r.Subject] = append(out[r.Subject], r.descriptor(entry))
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -107,17 +116,18 @@ func (r *Referrer) descriptor(entry ocispec.Descriptor) ocispec.Descriptor {
 	return ocispec.Descriptor{MediaType: mt, Digest: entry.Digest, Size: entry.Size, ArtifactType: r.ArtifactType, Annotations: maps.Clone(r.Annotations)}
 }
 
-// each calls f for each entry (once per digest) that names a subject.
+// each calls f for each entry that names a subject (an entry listed twice,
+// twice: callers keep one).
 func (c *ReferrerCache) each(ctx context.Context, entries []ocispec.Descriptor, read func(context.Context, ocispec.Descriptor) ([]byte, error), f func(ocispec.Descriptor, *Referrer)) error {
-	seen := map[digest.Digest]bool{}
-	for _, entry := range entries {
-		if err := ctx.Err(); err != nil {
-			return err
+	for i, entry := range entries {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
-		if seen[entry.Digest] || entry.Size < 0 {
+		if entry.Size < 0 {
 			continue
 		}
-		seen[entry.Digest] = true
 		r, known := c.lookup(entry.Digest)
 		if !known {
 			raw, err := read(ctx, entry)
@@ -142,8 +152,8 @@ func (c *ReferrerCache) each(ctx context.Context, entries []ocispec.Descriptor, 
 }
 
 func (c *ReferrerCache) lookup(d digest.Digest) (*Referrer, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	r, ok := c.m[d]
 	return r, ok
 }
