@@ -143,14 +143,19 @@ The resulting manifest digest is printed on stdout.`,
 				Retries:          retries,
 				RetryDelay:       retryDelay,
 			}
-			if !quiet {
-				opts.OnRetry = func(attempt int, wait time.Duration, err error) {
-					fmt.Fprintf(os.Stderr, "stevedore: attempt %d failed, retrying in %s: %v\n", attempt, wait, err)
-				}
-			}
 			prog, err := newProgress(progressMode, quiet, os.Stderr)
 			if err != nil {
 				return err
+			}
+			switch {
+			case prog.json != nil:
+				opts.OnRetry = func(attempt int, wait time.Duration, err error) {
+					prog.json.Encode(map[string]any{"kind": "copy-retry", "attempt": attempt, "waitSeconds": wait.Seconds(), "error": oneLine(err.Error())})
+				}
+			case !quiet:
+				opts.OnRetry = func(attempt int, wait time.Duration, err error) {
+					fmt.Fprintf(os.Stderr, "stevedore: attempt %d failed, retrying in %s: %v\n", attempt, wait, err)
+				}
 			}
 			opts.Progress = prog.event
 			res, err := h.Copy(cmd.Context(), args[0], args[1], opts)
@@ -198,6 +203,7 @@ The resulting manifest digest is printed on stdout.`,
 type progress struct {
 	event  func(host.Event)
 	finish func(*host.CopyResult, error)
+	json   *json.Encoder // --progress=json: other messages go there too
 }
 
 func newProgress(mode string, quiet bool, w *os.File) (*progress, error) {
@@ -233,7 +239,15 @@ func newProgress(mode string, quiet bool, w *os.File) (*progress, error) {
 					}
 					enc.Encode(done)
 				}
+				if err != nil {
+					// The failure as the last JSON line too, and not
+					// again as text (a reader of JSON lines got one it
+					// could not parse).
+					enc.Encode(map[string]any{"kind": "copy-failed", "error": oneLine(err.Error())})
+					errorReported.Store(true)
+				}
 			},
+			json: enc,
 		}, nil
 	case "none":
 		return &progress{finish: func(*host.CopyResult, error) {}}, nil

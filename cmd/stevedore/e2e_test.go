@@ -557,6 +557,18 @@ func TestCopyFormatReported(t *testing.T) {
 			t.Fatalf("%v: last line %s (%v), want convertedTo %v", c.args, lines[len(lines)-1], err, c.want)
 		}
 	}
+	// A failure is the last JSON line, and every line is JSON.
+	_, stderr, err := runCLI(t, "copy", "--progress=json", "oci:"+dir+"/gen:nope", "oci:"+dir+"/out:nope")
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	var failed map[string]any
+	for _, l := range lines {
+		if jerr := json.Unmarshal([]byte(l), &failed); jerr != nil {
+			t.Fatalf("--progress=json wrote a line that is not JSON: %q (%v)", l, jerr)
+		}
+	}
+	if err == nil || failed["kind"] != "copy-failed" || !strings.Contains(fmt.Sprint(failed["error"]), `"nope"`) {
+		t.Fatalf("failed copy with --progress=json: %v, last line %v", err, failed)
+	}
 	if _, stderr, err := runCLI(t, "copy", "--format", "docker", "oci:"+dir+"/gen:v1", "oci:"+dir+"/bad:v1"); err == nil || !strings.Contains(stderr, "--format") || !strings.Contains(stderr, "oci or v2s2") {
 		t.Fatalf("--format docker: %v %s", err, stderr)
 	}

@@ -59,13 +59,19 @@ func run() int {
 		s, _ := got.Load().(os.Signal)
 		return exitStatus(s)
 	}
-	fmt.Fprintln(os.Stderr, "stevedore: "+oneLine(err.Error()))
+	if !errorReported.Load() {
+		fmt.Fprintln(os.Stderr, "stevedore: "+oneLine(err.Error()))
+	}
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
 	return 1
 }
+
+// errorReported says the command's error was written already (as the last
+// line of --progress=json), so main does not write it again.
+var errorReported atomic.Bool
 
 // exitGrace bounds a command's clean stop after SIGINT or SIGTERM.
 const exitGrace = 10 * time.Second
