@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
@@ -441,30 +440,8 @@ func TestSyncLayoutsPlatformsAndReferrers(t *testing.T) {
 }
 
 // buildReferrer stores an artifact manifest whose subject is subject and
-// returns its digest.
+// returns its digest (writeReferrer, with one payload).
 func buildReferrer(t *testing.T, s *layout.Store, subject ocispec.Descriptor) digest.Digest {
 	t.Helper()
-	payload := []byte(`{"signature":"not really"}`)
-	pd := ocispec.Descriptor{MediaType: "application/vnd.example.sig", Digest: digest.FromBytes(payload), Size: int64(len(payload))}
-	mustWrite(t, s, pd, payload)
-	m := ocispec.Manifest{
-		Versioned:    specs.Versioned{SchemaVersion: 2},
-		MediaType:    ocispec.MediaTypeImageManifest,
-		ArtifactType: "application/vnd.example.sig",
-		Config:       ocispec.DescriptorEmptyJSON,
-		Layers:       []ocispec.Descriptor{pd},
-		Subject:      &ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
-	}
-	mustWrite(t, s, ocispec.DescriptorEmptyJSON, ocispec.DescriptorEmptyJSON.Data)
-	raw, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: m.ArtifactType, Digest: digest.FromBytes(raw), Size: int64(len(raw))}
-	mustWrite(t, s, d, raw)
-	// An untagged index.json entry, as the oci transport records referrers.
-	if err := s.Tag(context.Background(), d, d.Digest.String()); err != nil {
-		t.Fatal(err)
-	}
-	return d.Digest
+	return writeReferrer(t, s, subject, "signature").Digest
 }
