@@ -599,9 +599,6 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 	if err != nil {
 		return nil, err
 	}
-	read := func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
-		return s.ReadBlob(ctx, d, content.MaxManifestSize)
-	}
 	by, err := s.referrersOf(ctx, idx)
 	if err != nil {
 		return nil, err
@@ -609,7 +606,7 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 	if by == nil {
 		// A version of index.json asked about once so far (a sync's
 		// target changes with each tag it writes): one pass over it.
-		return s.refs.Among(ctx, idx.Manifests, subject, artifactType, read)
+		return s.refs.Among(ctx, idx.Manifests, subject, artifactType, s.readManifestBlob)
 	}
 	out := []ocispec.Descriptor{}
 	for _, d := range by[subject] {
@@ -618,6 +615,11 @@ func (s *Store) Referrers(ctx context.Context, subject digest.Digest, artifactTy
 		}
 	}
 	return out, nil
+}
+
+// readManifestBlob reads a blob as a manifest, up to a manifest's size limit.
+func (s *Store) readManifestBlob(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
+	return s.ReadBlob(ctx, d, content.MaxManifestSize)
 }
 
 // referrersByIndex is the referrers of every subject among the entries of
@@ -651,9 +653,7 @@ func (s *Store) referrersOf(ctx context.Context, idx ocispec.Index) (map[digest.
 	if b.subject != nil {
 		return b.subject, nil
 	}
-	m, err := s.refs.BySubject(ctx, idx.Manifests, func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) {
-		return s.ReadBlob(ctx, d, content.MaxManifestSize)
-	})
+	m, err := s.refs.BySubject(ctx, idx.Manifests, s.readManifestBlob)
 	if err != nil {
 		return nil, err
 	}
