@@ -19,7 +19,7 @@ import (
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
-	"github.com/stevedore-oci/stevedore/core/ref"
+	"github.com/stevedore-oci/stevedore/core/grammar"
 )
 
 // maxIndexSize caps index.json read into memory.
@@ -504,7 +504,7 @@ func describeEntries(entries []ocispec.Descriptor) string {
 // digest. It is looser than the grammar on separator placement so that
 // any registry tag can be stored.
 func checkName(name string) error {
-	if err := ref.CheckLayoutName(name); err != nil {
+	if err := grammar.LayoutName(name); err != nil {
 		return err
 	}
 	if isDigestRef(name) {

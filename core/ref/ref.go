@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/grammar"
 )
 
 // Built-in transport names.
@@ -158,7 +159,7 @@ func validTransportName(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !isLowerAlnum(s[i]) && s[i] != '-' {
+		if !grammar.IsLowerAlnum(s[i]) && s[i] != '-' {
 			return false
 		}
 	}
@@ -314,23 +315,16 @@ func parsePathRef(input, transport, rest string) (Endpoint, error) {
 }
 
 // CheckLayoutName checks an image name of an OCI layout's index.json
-// (org.opencontainers.image.ref.name): letters, digits and -._:@+/, starting
-// with a letter or digit, as the image-layout spec's grammar allows.
-func CheckLayoutName(name string) error {
-	if name == "" {
-		return fmt.Errorf("empty image name: %w", core.ErrInvalid)
-	}
-	for i, c := range name {
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if i == 0 && !alnum {
-			return fmt.Errorf("image name %q must start with a letter or digit: %w", name, core.ErrInvalid)
-		}
-		if !alnum && !strings.ContainsRune("-._:@+/", c) {
-			return fmt.Errorf("image name %q: character %q not allowed: %w", name, c, core.ErrInvalid)
-		}
-	}
-	return nil
-}
+// (grammar.LayoutName).
+func CheckLayoutName(name string) error { return grammar.LayoutName(name) }
+
+// ValidTag reports whether s matches [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+// (grammar.Tag).
+func ValidTag(s string) bool { return grammar.Tag(s) }
+
+// ValidRepository reports whether s is a repository name of the
+// distribution spec (grammar.Repository).
+func ValidRepository(s string) bool { return grammar.Repository(s) }
 
 // looksLikeDigest says whether r starts with a digest algorithm's name
 // and a colon (a layout resolves it as a digest, never as a name).
