@@ -5,10 +5,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/stevedore-oci/stevedore/host/prestart"
 )
 
 // BinaryPrefix starts the file name of every transport plugin binary.
-const BinaryPrefix = "stevedore-transport-"
+const BinaryPrefix = prestart.BinaryPrefix
 
 // PluginBinary is a plugin executable found on the search path.
 type PluginBinary struct {
@@ -25,30 +27,7 @@ type PluginBinary struct {
 // $STEVEDORE_PLUGIN_PATH (colon-separated), the directory of the running
 // executable, then $XDG_DATA_HOME/stevedore/plugins (default
 // ~/.local/share/stevedore/plugins).
-func DefaultSearchPath() []string {
-	var dirs []string
-	for _, d := range filepath.SplitList(os.Getenv("STEVEDORE_PLUGIN_PATH")) {
-		if d != "" {
-			dirs = append(dirs, d)
-		}
-	}
-	if exe, err := os.Executable(); err == nil {
-		if real, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = real
-		}
-		dirs = append(dirs, filepath.Dir(exe))
-	}
-	data := os.Getenv("XDG_DATA_HOME")
-	if data == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			data = filepath.Join(home, ".local", "share")
-		}
-	}
-	if data != "" {
-		dirs = append(dirs, filepath.Join(data, "stevedore", "plugins"))
-	}
-	return dirs
-}
+func DefaultSearchPath() []string { return prestart.SearchPath() }
 
 // Discover lists the plugin binaries in dirs, first match of a name wins.
 // Missing directories are skipped; files that are not executable are
@@ -73,8 +52,7 @@ func Discover(dirs []string) []PluginBinary {
 				continue
 			}
 			p := filepath.Join(abs, e.Name())
-			fi, err := os.Stat(p)
-			if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			if !prestart.Usable(p) {
 				continue
 			}
 			if b, ok := byName[name]; ok {
@@ -133,10 +111,7 @@ func candidates(bins []PluginBinary, transport string) []PluginBinary {
 // builtinOwner names the binary (stevedore-transport-NAME) that serves each
 // of the project's own transports: no other plugin may take one over (it
 // would be handed the credentials and content meant for that transport).
-var builtinOwner = map[string]string{
-	"oci": "oci", "docker": "docker", "dir": "dir", "static": "static",
-	"oci-archive": "archive", "docker-archive": "archive",
-}
+var builtinOwner = prestart.Owners
 
 // mayServe reports whether binary b may serve transport t: a built-in
 // transport only from its own binary; another from the binary named after

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/ref"
+	"github.com/stevedore-oci/stevedore/host/prestart"
 	"github.com/stevedore-oci/stevedore/pluginapi"
 )
 
@@ -254,6 +255,11 @@ type launchState struct {
 // launchResourcesLocked creates, once, the socket directory and the data
 // plane every plugin of this host shares.
 func (h *Host) launchResourcesLocked() (string, *pluginapi.DataPlane, error) {
+	if h.socketDir == "" {
+		// The directory of the processes started ahead (package
+		// prestart) if there is one: the host removes it with its own.
+		h.socketDir = prestart.TakeDir()
+	}
 	if h.socketDir == "" {
 		dir, err := pluginapi.MkdirSockets("stvd-")
 		if err != nil {

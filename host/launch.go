@@ -10,47 +10,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 
+	"github.com/stevedore-oci/stevedore/host/prestart"
 	"github.com/stevedore-oci/stevedore/pluginapi"
 )
-
-// envAllow lists the host environment variables a plugin may see. go-plugin
-// would otherwise append the whole host environment after ours (and the last
-// duplicate wins), so we pass SkipHostEnv and this explicit list.
-var envAllow = []string{
-	"HOME", "USER", "PATH", "TMPDIR", "LANG", "LC_ALL", "TZ",
-	"XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME",
-	"DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "CONTAINERS_REGISTRIES_CONF",
-	"SSL_CERT_FILE", "SSL_CERT_DIR",
-	// The Go runtime settings a user sets to bound the host bind its
-	// plugins too.
-	"GOGC", "GOMEMLIMIT", "GOMAXPROCS",
-	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-}
-
-// pluginEnv builds a plugin's environment from the allow-list plus every
-// STEVEDORE_* variable.
-func pluginEnv(socketDir string) []string {
-	var env []string
-	for _, k := range envAllow {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "STEVEDORE_") {
-			env = append(env, kv)
-		}
-	}
-	// A short directory keeps go-plugin's unix socket paths under the
-	// ~104 byte limit.
-	return append(env, "PLUGIN_UNIX_SOCKET_DIR="+socketDir)
-}
 
 // Timeouts of plugin calls. A plugin that stops answering must not hang
 // the host: control calls (open, resolve, manifests, has-blob, tags, delete,
@@ -181,7 +151,9 @@ func killGroup(cmd *exec.Cmd) {
 // binary is hashed first and refused when its sum differs; go-plugin hashes
 // it again just before starting it. The process is in its own process group
 // (Ctrl-C reaches only the host, which shuts it down) and gets SIGKILL from
-// the kernel if the host thread that started it dies.
+// the kernel if the host thread that started it dies. An unpinned binary
+// the CLI started ahead (package prestart) with the same environment is
+// used instead of a new process.
 func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *pluginapi.DataPlane, logger hclog.Logger, lc launchConfig) (*running, error) {
 	reattach, err := pluginapi.Reattach(bin.Name)
 	if err != nil {
@@ -194,14 +166,45 @@ func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *plug
 		}
 	}
 	cmd := exec.Command(bin.Path)
-	cmd.Env = pluginEnv(socketDir)
-	cmd.SysProcAttr = pluginProcAttr()
+	cmd.Env = prestart.Env(socketDir)
+	cmd.SysProcAttr = prestart.ProcAttr()
 	// A process the plugin started may outlive it holding its output
 	// pipes: waiting for the plugin must not wait for that process.
 	cmd.WaitDelay = time.Second
 	cfg := pluginapi.ClientConfig(cmd, lifecycleLogger{logger.Named(bin.Name)})
 	cfg.SkipHostEnv = true
 	cfg.StartTimeout = startTimeout
+	// A process started ahead of the host (package prestart) serves if it
+	// runs this binary with the environment go-plugin is about to give
+	// it; never for a pinned binary, which must be hashed before it runs.
+	var early *prestart.Proc
+	var refused atomic.Value // the variable that differed
+	if reattach == nil {
+		early = prestart.Take(bin.Path)
+	}
+	if early != nil && sum != nil {
+		early.Kill()
+		early.Reap()
+		early = nil
+	}
+	if early != nil {
+		base := cmd.Env
+		// What killGroup needs of the process: it is not ours to Wait.
+		cmd = &exec.Cmd{Path: early.Path, Process: early.Process}
+		cfg.Cmd = nil
+		// go-plugin makes a socket directory for a runner; the process
+		// already has one, this one stays empty.
+		cfg.UnixSocketConfig = &plugin.UnixSocketConfig{TempDir: socketDir}
+		cfg.RunnerFunc = func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+			// spec is a blank command with go-plugin's variables.
+			if k := early.Differs(append(slices.Clone(base), spec.Env...)); k != "" {
+				refused.Store(k)
+				return nil, fmt.Errorf("the process started ahead has another %s", k)
+			}
+			logger.Debug("using the plugin process started ahead", "plugin", bin.Name, "pid", early.Process.Pid)
+			return adopted{early}, nil
+		}
+	}
 	if sum != nil {
 		// A fresh hash per client: SecureConfig writes into it.
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
@@ -255,6 +258,13 @@ func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *plug
 		return nil, &PluginError{Plugin: bin.Name, Path: bin.Path, Err: fmt.Errorf("start: %w", ctx.Err())}
 	}
 	remote, err := d.remote, d.err
+	if k, ok := refused.Load().(string); ok {
+		// Not the process the host would start: start its own.
+		fail(err)
+		early.Reap()
+		logger.Debug("not using the plugin process started ahead", "plugin", bin.Name, "differs", k)
+		return launch(ctx, bin, socketDir, plane, logger, lc)
+	}
 	if err != nil {
 		return fail(err)
 	}

@@ -13,10 +13,11 @@ import (
 	"strings"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/host/prestart"
 )
 
 // PinFileName is the pin file's name under $XDG_CONFIG_HOME/stevedore.
-const PinFileName = "plugins.lock"
+const PinFileName = prestart.PinFileName
 
 // Pins are the sha256 sums plugin binaries must have, read from a pin file.
 // Each line of the file is
@@ -44,17 +45,7 @@ type Pins struct {
 
 // DefaultPinFile is $XDG_CONFIG_HOME/stevedore/plugins.lock (default
 // ~/.config/stevedore/plugins.lock), or "" when neither is known.
-func DefaultPinFile() string {
-	dir := os.Getenv("XDG_CONFIG_HOME")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(home, ".config")
-	}
-	return filepath.Join(dir, "stevedore", PinFileName)
-}
+func DefaultPinFile() string { return prestart.DefaultPinFile() }
 
 // LoadPins reads the pin file at path. An empty path means DefaultPinFile,
 // which may be missing: then LoadPins returns nil pins and no error. A path

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/pluginapi/handshake"
 	transportv1 "github.com/stevedore-oci/stevedore/pluginapi/proto/v1"
 )
 
@@ -36,7 +37,7 @@ const ProtocolVersion = 1
 // speak. When there is none, Serve prints one line naming the plugin's
 // versions in place of the handshake and exits, and Dispense turns that into
 // a *ProtocolError that names both lists.
-var ProtocolVersions = []int{1}
+var ProtocolVersions = handshake.ProtocolVersions
 
 // servedProtocolVersions, when set at link time, replaces ProtocolVersions as
 // the versions Serve offers:
@@ -134,8 +135,8 @@ func protocolError(err error) *ProtocolError {
 // from being run by hand by mistake; it is not a security measure.
 var Handshake = plugin.HandshakeConfig{
 	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "STEVEDORE_PLUGIN",
-	MagicCookieValue: "b1f3c6d2-stevedore-transport-7e4a9c05",
+	MagicCookieKey:   handshake.CookieKey,
+	MagicCookieValue: handshake.CookieValue,
 }
 
 // VersionedPlugins is the host's plugin map, by protocol version.

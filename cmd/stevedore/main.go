@@ -12,6 +12,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	// First, for its init: it starts the plugins the command line names.
+	_ "github.com/stevedore-oci/stevedore/cmd/stevedore/internal/early"
+	"github.com/stevedore-oci/stevedore/host/prestart"
 )
 
 func main() {
@@ -51,6 +55,8 @@ func run() int {
 	root := newRootCmd()
 	err := root.ExecuteContext(ctx)
 	closeHost()
+	// The plugins started ahead that the host did not use.
+	prestart.Release()
 	if err == nil {
 		return 0
 	}
@@ -85,6 +91,7 @@ func abortAndExit(s os.Signal, msg string) {
 	aborted := make(chan struct{})
 	go func() {
 		abortHost()
+		prestart.Abort()
 		close(aborted)
 	}()
 	select {

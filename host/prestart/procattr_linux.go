@@ -1,9 +1,9 @@
-package host
+package prestart
 
 import "syscall"
 
-// pluginProcAttr puts a plugin in its own process group (Ctrl-C reaches the
+// ProcAttr puts a plugin in its own process group (Ctrl-C reaches the
 // host alone) and has the kernel kill it if the host dies.
-func pluginProcAttr() *syscall.SysProcAttr {
+func ProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

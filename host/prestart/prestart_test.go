@@ -1,0 +1,135 @@
+package prestart
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary is the plugin binary of these tests: started with
+// STEVEDORE_PRESTART_TEST_CHILD=sleep (Start passes STEVEDORE_* variables
+// on), it sleeps until killed.
+func TestMain(m *testing.M) {
+	if os.Getenv("STEVEDORE_PRESTART_TEST_CHILD") == "sleep" {
+		time.Sleep(time.Minute)
+		os.Exit(3)
+	}
+	os.Exit(m.Run())
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func startSelf(t *testing.T) string {
+	t.Helper()
+	t.Setenv("STEVEDORE_PRESTART_TEST_CHILD", "sleep")
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("TMPDIR", t.TempDir())
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	Start([]string{self, self})
+	t.Cleanup(Release)
+	return self
+}
+
+// Start starts each binary once; Take hands a process over once; the
+// process runs with the host's environment for plugins, go-plugin's
+// variables and the socket directory TakeDir hands over.
+func TestStartTake(t *testing.T) {
+	self := startSelf(t)
+	p := Take(self)
+	if p == nil {
+		t.Fatal("Take: no process started for", self)
+	}
+	defer func() { p.Kill(); p.Reap() }()
+	if again := Take(self); again != nil {
+		t.Fatalf("Take handed the process over twice (or Start started %s twice)", self)
+	}
+	if !alive(p.Process.Pid) {
+		t.Fatal("the process started ahead is not running")
+	}
+	dir := TakeDir()
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() || filepath.Dir(dir) != os.Getenv("TMPDIR") {
+		t.Fatalf("TakeDir = %q (%v), want a directory under $TMPDIR", dir, err)
+	}
+	defer os.RemoveAll(dir)
+	if d := TakeDir(); d != "" {
+		t.Fatalf("TakeDir handed the directory over twice: %q", d)
+	}
+	want := append(Env(dir), goPluginEnv()...)
+	if k := p.Differs(want); k != "" {
+		t.Fatalf("the process's environment differs from the host's in %s", k)
+	}
+}
+
+// Release kills and reaps what nobody took (no zombie left: signal 0
+// finds no process) and removes the socket directory nobody took.
+func TestRelease(t *testing.T) {
+	self := startSelf(t)
+	mu.Lock()
+	p, d := procs[self], dir
+	mu.Unlock()
+	if p == nil || d == "" {
+		t.Fatalf("nothing started (process %v, directory %q)", p, d)
+	}
+	Release()
+	if alive(p.Process.Pid) {
+		t.Fatalf("process %d still exists after Release", p.Process.Pid)
+	}
+	if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket directory %s still there after Release: %v", d, err)
+	}
+	if Take(self) != nil || TakeDir() != "" {
+		t.Fatal("Release left something to take")
+	}
+}
+
+func TestDiffers(t *testing.T) {
+	p := &Proc{env: []string{"HOME=/root", "PLUGIN_UNIX_SOCKET_DIR=/tmp/a", "PLUGIN_PROTOCOL_VERSIONS=1,2", "X=1", "X=2"}}
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"HOME=/root", "PLUGIN_UNIX_SOCKET_DIR=/tmp/b", "PLUGIN_PROTOCOL_VERSIONS=2,1", "X=2"}, ""},
+		{[]string{"HOME=/root", "PLUGIN_PROTOCOL_VERSIONS=1,2", "X=2"}, ""},
+		{[]string{"HOME=/home", "PLUGIN_PROTOCOL_VERSIONS=1,2", "X=2"}, "HOME"},
+		{[]string{"HOME=/root", "PLUGIN_PROTOCOL_VERSIONS=1", "X=2"}, "PLUGIN_PROTOCOL_VERSIONS"},
+		{[]string{"HOME=/root", "PLUGIN_PROTOCOL_VERSIONS=1,2", "X=1"}, "X"},
+		{[]string{"HOME=/root", "PLUGIN_PROTOCOL_VERSIONS=1,2"}, "X"},
+		{[]string{"HOME=/root", "PLUGIN_PROTOCOL_VERSIONS=1,2", "X=2", "STEVEDORE_NEW=1"}, "STEVEDORE_NEW"},
+	} {
+		if got := p.Differs(c.env); got != c.want {
+			t.Errorf("Differs(%q) = %q, want %q", c.env, got, c.want)
+		}
+	}
+}
+
+// Abs and the search path agree with path/filepath's, which the host used
+// before they moved here.
+func TestAbsAndSearchPath(t *testing.T) {
+	for _, d := range []string{"/a/b/../c", "rel/dir", ".", "/", "a//b/"} {
+		got, err := Abs(d)
+		want, werr := filepath.Abs(d)
+		if got != want || (err == nil) != (werr == nil) {
+			t.Errorf("Abs(%q) = %q, %v; filepath.Abs says %q, %v", d, got, err, want, werr)
+		}
+	}
+	t.Setenv("STEVEDORE_PLUGIN_PATH", "/p1::rel")
+	t.Setenv("XDG_DATA_HOME", "/data")
+	exe, _ := os.Executable()
+	exe, _ = filepath.EvalSymlinks(exe)
+	want := []string{"/p1", "rel", filepath.Dir(exe), "/data/stevedore/plugins"}
+	got := SearchPath()
+	if len(got) != len(want) {
+		t.Fatalf("SearchPath() = %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("SearchPath() = %q, want %q", got, want)
+		}
+	}
+}
