@@ -40,18 +40,26 @@ func startedAhead(t *testing.T) (bin, image string, pid int) {
 	return bin, "oci:" + dir + ":" + syncTags[0], kids[0]
 }
 
+// inspectWith inspects image with a new host of opts, closed when the test
+// ends.
+func inspectWith(t *testing.T, opts host.Options, image string) *host.Host {
+	t.Helper()
+	h, err := host.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if _, err := h.Inspect(context.Background(), image, host.InspectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // The host uses the process started ahead (no second process), and its
 // Close stops it and removes the socket directory it came with.
 func TestHostAdoptsPluginStartedAhead(t *testing.T) {
 	bin, image, pid := startedAhead(t)
-	h, err := host.New(host.Options{SearchPath: []string{bin}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if _, err := h.Inspect(context.Background(), image, host.InspectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	h := inspectWith(t, host.Options{SearchPath: []string{bin}}, image)
 	if kids := childPlugins(t); !slices.Equal(kids, []int{pid}) {
 		t.Fatalf("plugin processes %v, want only the one started ahead (%d)", kids, pid)
 	}
@@ -69,14 +77,7 @@ func TestHostAdoptsPluginStartedAhead(t *testing.T) {
 func TestHostRefusesPluginStartedAheadWithOtherEnvironment(t *testing.T) {
 	bin, image, pid := startedAhead(t)
 	t.Setenv("STEVEDORE_TEST_SETTING", "set after the start") // plugins see STEVEDORE_*
-	h, err := host.New(host.Options{SearchPath: []string{bin}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if _, err := h.Inspect(context.Background(), image, host.InspectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	inspectWith(t, host.Options{SearchPath: []string{bin}}, image)
 	kids := childPlugins(t)
 	if len(kids) != 1 || kids[0] == pid {
 		t.Fatalf("plugin processes %v, want one that is not the one started ahead (%d)", kids, pid)
@@ -103,14 +104,7 @@ func TestHostWithPinsRefusesPluginStartedAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := host.New(host.Options{SearchPath: []string{bin}, Pins: pins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if _, err := h.Inspect(context.Background(), image, host.InspectOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	inspectWith(t, host.Options{SearchPath: []string{bin}, Pins: pins}, image)
 	if kids := childPlugins(t); len(kids) != 1 || kids[0] == pid {
 		t.Fatalf("plugin processes %v, want one that is not the one started ahead (%d)", kids, pid)
 	}
