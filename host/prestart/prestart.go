@@ -23,7 +23,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/stevedore-oci/stevedore/pluginapi/handshake"
 )
@@ -111,14 +110,6 @@ func start(p string, env []string) *Proc {
 		return nil
 	}
 	return &Proc{Path: p, Process: proc, Stdout: outR, Stderr: errR, env: env}
-}
-
-var T0 = time.Now()
-
-func Mark(what string) {
-	if os.Getenv("STVTRACE") != "" {
-		println(what, time.Since(T0).Microseconds())
-	}
 }
 
 // Take hands the process started for the binary at path to the caller,

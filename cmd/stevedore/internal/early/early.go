@@ -31,7 +31,6 @@ func init() {
 	paths := Guess(os.Args[1:], func(name string) string { return prestart.Find(dirs, name) }, pinned)
 	if len(paths) > 0 {
 		prestart.Start(paths)
-		prestart.Mark("started")
 	}
 }
 
