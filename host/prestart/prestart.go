@@ -155,8 +155,9 @@ func Release() {
 	}
 }
 
-// Abort kills the processes nobody took without waiting for them, for a
-// command that is exiting at once.
+// Abort kills the processes nobody took without waiting for them, and
+// removes the socket directory if nobody took it, for a command that is
+// exiting at once (Release will not run: the directory would be left).
 func Abort() {
 	if !mu.TryLock() {
 		return
@@ -164,6 +165,10 @@ func Abort() {
 	defer mu.Unlock()
 	for _, proc := range procs {
 		proc.Kill()
+	}
+	if dir != "" {
+		os.RemoveAll(dir)
+		dir = ""
 	}
 }
 

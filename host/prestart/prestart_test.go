@@ -88,6 +88,25 @@ func TestRelease(t *testing.T) {
 	}
 }
 
+// Abort (a second interrupt: the CLI exits at once, Release never runs)
+// kills what nobody took and removes the socket directory nobody took.
+func TestAbort(t *testing.T) {
+	self := startSelf(t)
+	mu.Lock()
+	p, d := procs[self], dir
+	mu.Unlock()
+	if p == nil || d == "" {
+		t.Fatalf("nothing started (process %v, directory %q)", p, d)
+	}
+	Abort()
+	if _, err := p.Process.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket directory %s still there after Abort: %v", d, err)
+	}
+}
+
 func TestDiffers(t *testing.T) {
 	p := &Proc{env: []string{"HOME=/root", "PLUGIN_UNIX_SOCKET_DIR=/tmp/a", "PLUGIN_PROTOCOL_VERSIONS=1,2", "X=1", "X=2"}}
 	for _, c := range []struct {
