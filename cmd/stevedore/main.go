@@ -31,6 +31,9 @@ func run() int {
 	// exit status says which signal (128 + its number, as shells report it).
 	var got atomic.Value
 	sigs := make(chan os.Signal, 2)
+	// Until now the package that started plugins ahead stopped them on a
+	// signal (and removed their socket directory); from here on, this.
+	prestart.SignalsHandled()
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {

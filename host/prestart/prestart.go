@@ -62,10 +62,14 @@ func goPluginEnv() []string {
 
 // Start starts each binary of paths (absolute, as Find returns them) as the
 // host would, in a new socket directory. It reports nothing: what fails to
-// start is left to the host, which will say why.
+// start is left to the host, which will say why. Until SignalsHandled, a
+// SIGINT or SIGTERM stops them, removes their directory and ends the
+// program (see signals.go): its caller calls SignalsHandled before it
+// handles those signals itself.
 func Start(paths []string) {
 	mu.Lock()
 	defer mu.Unlock()
+	watchSignalsLocked() // before anything is made that a signal would leave
 	if dir == "" {
 		d, err := handshake.MkdirSockets("stvd-")
 		if err != nil {

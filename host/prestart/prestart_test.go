@@ -1,9 +1,13 @@
 package prestart
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,6 +17,18 @@ import (
 // STEVEDORE_PRESTART_TEST_CHILD=sleep (Start passes STEVEDORE_* variables
 // on), it sleeps until killed.
 func TestMain(m *testing.M) {
+	if os.Getenv("PRESTART_TEST_ROLE") == "starter" {
+		// TestSignalBeforeHandled's CLI: it starts the test binary ahead
+		// (a sleeper: STEVEDORE_* variables pass, this one does not),
+		// says so, and waits for a signal it does not handle itself.
+		self, _ := os.Executable()
+		Start([]string{self})
+		mu.Lock()
+		fmt.Println(procs[self].Process.Pid, dir)
+		mu.Unlock()
+		time.Sleep(time.Minute)
+		os.Exit(4)
+	}
 	if os.Getenv("STEVEDORE_PRESTART_TEST_CHILD") == "sleep" {
 		time.Sleep(time.Minute)
 		os.Exit(3)
@@ -105,6 +121,65 @@ func TestAbort(t *testing.T) {
 	if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("socket directory %s still there after Abort: %v", d, err)
 	}
+}
+
+// A SIGINT that comes after Start and before the program handles signals
+// itself (SignalsHandled) ends the program as it would have without Start
+// (killed by the signal), and leaves neither the processes started ahead
+// nor their socket directory.
+func TestSignalBeforeHandled(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), "PRESTART_TEST_ROLE=starter", "STEVEDORE_PRESTART_TEST_CHILD=sleep", "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	var d string
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if _, err := fmt.Sscan(line, &pid, &d); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the starter said %q: %v", line, err)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Errorf("the starter ended with %v, want killed by SIGINT", cmd.ProcessState)
+	}
+	if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket directory %s still there after SIGINT: %v", d, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for running(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("process %d started ahead still runs after its starter died", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// running says whether process pid exists and is no zombie (the sleeper
+// of a dead starter is reaped by whatever adopts it, maybe never).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
 }
 
 func TestDiffers(t *testing.T) {
