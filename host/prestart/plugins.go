@@ -65,11 +65,23 @@ func Find(dirs []string, name string) string {
 		if err != nil {
 			continue
 		}
-		if p := path.Join(abs, BinaryPrefix+name); Usable(p) {
+		if p := path.Join(abs, BinaryPrefix+name); Usable(p) && listable(abs) {
 			return p
 		}
 	}
 	return ""
+}
+
+// listable says whether the directory can be read: the host's discovery
+// lists each directory and skips one it cannot, even when a file in it
+// could be run (a directory of mode 0711).
+func listable(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 // Abs is filepath.Abs on Unix: dir made absolute against the working

@@ -227,3 +227,25 @@ func TestAbsAndSearchPath(t *testing.T) {
 		}
 	}
 }
+
+// Find skips a directory the host's discovery cannot list (it reads each
+// directory), though the binary in it could be run: the host would run
+// another binary or none, and the one found would run for nothing.
+func TestFindSkipsUnlistableDirectory(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root lists any directory")
+	}
+	hidden, shown := t.TempDir(), t.TempDir()
+	for _, d := range []string{hidden, shown} {
+		if err := os.WriteFile(filepath.Join(d, BinaryPrefix+"x"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(hidden, 0o311); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(hidden, 0o755)
+	if got, want := Find([]string{hidden, shown}, "x"), filepath.Join(shown, BinaryPrefix+"x"); got != want {
+		t.Errorf("Find = %q, want %q (the first directory cannot be listed)", got, want)
+	}
+}
