@@ -233,7 +233,10 @@ func TestAbsAndSearchPath(t *testing.T) {
 // another binary or none, and the one found would run for nothing.
 func TestFindSkipsUnlistableDirectory(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("root lists any directory")
+		// Root lists any directory: run this test as nobody (CI runs as
+		// root), from a copy of the test binary nobody may run.
+		asNobody(t, "^TestFindSkipsUnlistableDirectory$")
+		return
 	}
 	hidden, shown := t.TempDir(), t.TempDir()
 	for _, d := range []string{hidden, shown} {
@@ -247,5 +250,42 @@ func TestFindSkipsUnlistableDirectory(t *testing.T) {
 	defer os.Chmod(hidden, 0o755)
 	if got, want := Find([]string{hidden, shown}, "x"), filepath.Join(shown, BinaryPrefix+"x"); got != want {
 		t.Errorf("Find = %q, want %q (the first directory cannot be listed)", got, want)
+	}
+}
+
+// asNobody runs the tests matching run from this test binary as user
+// nobody (uid and gid 65534) and fails if they fail or do not run.
+func asNobody(t *testing.T, run string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "prestart-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "prestart.test")
+	b, err := os.ReadFile(self)
+	if err == nil {
+		err = os.WriteFile(bin, b, 0o755)
+	}
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run="+run, "-test.v")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=/tmp", "HOME=/nonexistent"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS") {
+		t.Fatalf("as nobody, no test passed:\n%s", out)
 	}
 }
