@@ -254,6 +254,9 @@ func launch(ctx context.Context, bin PluginBinary, socketDir string, plane *plug
 		go func() {
 			<-done
 			fail(ctx.Err())
+			if refused.Load() != nil {
+				early.Reap() // go-plugin never waits for a process it refused
+			}
 		}()
 		return nil, &PluginError{Plugin: bin.Name, Path: bin.Path, Err: fmt.Errorf("start: %w", ctx.Err())}
 	}
