@@ -68,5 +68,10 @@ func (f *transportFlags) options(fs *pflag.FlagSet, prefix string, global *trans
 	if f.noCreds {
 		o["no-creds"] = "true"
 	}
+	if prefix != "" {
+		// Hints in the transport's errors name this side's flags
+		// (--src-tls-verify, not --tls-verify).
+		o["flag-prefix"] = prefix
+	}
 	return o
 }

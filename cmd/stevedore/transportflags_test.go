@@ -14,16 +14,16 @@ func TestTransportFlagsBoth(t *testing.T) {
 		args     []string
 		src, dst map[string]string
 	}{
-		{nil, map[string]string{}, map[string]string{}},
+		{nil, map[string]string{"flag-prefix": "src-"}, map[string]string{"flag-prefix": "dest-"}},
 		{[]string{"--tls-verify=false", "--creds", "u:p", "--authfile", "a.json"},
-			map[string]string{"tls-verify": "false", "creds": "u:p", "authfile": "a.json"},
-			map[string]string{"tls-verify": "false", "creds": "u:p", "authfile": "a.json"}},
+			map[string]string{"tls-verify": "false", "creds": "u:p", "authfile": "a.json", "flag-prefix": "src-"},
+			map[string]string{"tls-verify": "false", "creds": "u:p", "authfile": "a.json", "flag-prefix": "dest-"}},
 		{[]string{"--tls-verify=false", "--dest-tls-verify=true", "--creds", "u:p", "--src-creds", "s:q", "--dest-no-creds"},
-			map[string]string{"tls-verify": "false", "creds": "s:q"},
-			map[string]string{"tls-verify": "true", "no-creds": "true"}},
+			map[string]string{"tls-verify": "false", "creds": "s:q", "flag-prefix": "src-"},
+			map[string]string{"tls-verify": "true", "no-creds": "true", "flag-prefix": "dest-"}},
 		{[]string{"--creds", "u:p", "--dest-registry-token", "tok"},
-			map[string]string{"creds": "u:p"},
-			map[string]string{"registry-token": "tok"}},
+			map[string]string{"creds": "u:p", "flag-prefix": "src-"},
+			map[string]string{"registry-token": "tok", "flag-prefix": "dest-"}},
 	} {
 		var src, dst, global transportFlags
 		fs := pflag.NewFlagSet("copy", pflag.ContinueOnError)

@@ -1260,7 +1260,7 @@ func (w *Writer) deleteManifest(ctx context.Context, desc ocispec.Descriptor) er
 		return err
 	}
 	if err := repo.Delete(ctx, desc); err != nil {
-		err = convert(err)
+		err = w.convert(err)
 		if errors.Is(err, core.ErrUnsupported) {
 			err = fmt.Errorf("the registry does not allow deletes (distribution needs storage.delete.enabled): %w", err)
 		}

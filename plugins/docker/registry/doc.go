@@ -25,6 +25,9 @@
 //	                /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST
 //	                are read
 //	user-agent      User-Agent header (default "stevedore")
+//	flag-prefix     the prefix of the command-line flags that error hints
+//	                name: "src-" gives --src-tls-verify and --src-cert-dir
+//	                (default none: --tls-verify, --cert-dir)
 //
 // Credentials are looked up like skopeo does, first match wins: creds or
 // registry-token; the authfile option alone when given; otherwise

@@ -156,12 +156,23 @@ func (e *credentialError) Error() string { return e.err.Error() }
 func (e *credentialError) Unwrap() error { return e.err }
 
 // convert turns errors of oras-go and net/http into errors wrapping core
-// sentinels, keeping context errors as they are.
-func convert(err error) error {
+// sentinels, keeping context errors as they are. Hints name the endpoint's
+// flags (options.flagPrefix).
+func (e *endpoint) convert(err error) error {
+	return convertWith(err, e.opts.flagPrefix)
+}
+
+// convertWith is convert for the flags --PREFIXtls-verify, --PREFIXcert-dir.
+// It can be applied to its own result.
+func convertWith(err error, flagPrefix string) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var te *tlsError
+	if errors.As(err, &te) {
 		return err
 	}
 	var ce *credentialError
@@ -198,8 +209,8 @@ func convert(err error) error {
 	case errors.Is(err, errdef.ErrUnsupported):
 		return fmt.Errorf("%s: %w", oneLine(err.Error()), core.ErrUnsupported)
 	}
-	if hint := tlsHint(err); hint != "" {
-		return fmt.Errorf("%s (%s): %w", transportCause(err), hint, core.ErrInvalid)
+	if kind := tlsFailure(err); kind != tlsOK {
+		return &tlsError{cause: transportCause(err), kind: kind, flagPrefix: flagPrefix}
 	}
 	if isNetworkError(err) {
 		return fmt.Errorf("%s: %w", transportCause(err), core.ErrUnavailable)
@@ -218,22 +229,58 @@ func transportCause(err error) string {
 	return oneLine(err.Error())
 }
 
-// tlsHint explains TLS failures that retrying cannot fix.
-func tlsHint(err error) string {
+// tlsKind is a TLS failure that retrying cannot fix.
+type tlsKind int
+
+const (
+	tlsOK tlsKind = iota
+	tlsUntrusted
+	tlsClientCert
+	tlsPlainHTTP
+)
+
+// tlsFailure says which TLS failure err is, if any.
+func tlsFailure(err error) tlsKind {
 	var cv *tls.CertificateVerificationError
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
 	var ci x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &cv), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
-		return "the registry's certificate is not trusted: add its CA with --cert-dir or /etc/containers/certs.d/HOST/ca.crt, or use --tls-verify=false (--src-/--dest-tls-verify=false for one side)"
+		return tlsUntrusted
 	case strings.Contains(err.Error(), "tls: certificate required"), strings.Contains(err.Error(), "tls: bad certificate"):
-		return "the registry wants a client certificate: put NAME.cert and NAME.key in --cert-dir or /etc/containers/certs.d/HOST"
+		return tlsClientCert
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return "the registry speaks plain HTTP: use --tls-verify=false (--src-tls-verify=false or --dest-tls-verify=false for one side)"
+		return tlsPlainHTTP
 	}
-	return ""
+	return tlsOK
 }
+
+// tlsError is a TLS failure with a hint that names the flags of the
+// endpoint's side: a command with one registry has --tls-verify and
+// --cert-dir, copy and sync --src- and --dest- forms (the flag-prefix
+// option).
+type tlsError struct {
+	cause      string
+	kind       tlsKind
+	flagPrefix string
+}
+
+func (e *tlsError) Error() string {
+	p := "--" + e.flagPrefix
+	var hint string
+	switch e.kind {
+	case tlsUntrusted:
+		hint = "the registry's certificate is not trusted: add its CA with " + p + "cert-dir or /etc/containers/certs.d/HOST/ca.crt, or use " + p + "tls-verify=false"
+	case tlsClientCert:
+		hint = "the registry wants a client certificate: put NAME.cert and NAME.key in " + p + "cert-dir or /etc/containers/certs.d/HOST"
+	default:
+		hint = "the registry speaks plain HTTP: use " + p + "tls-verify=false"
+	}
+	return e.cause + " (" + hint + "): " + core.ErrInvalid.Error()
+}
+
+func (e *tlsError) Unwrap() error { return core.ErrInvalid }
 
 func isNetworkError(err error) bool {
 	var pe *fs.PathError
@@ -253,7 +300,7 @@ func isNetworkError(err error) bool {
 // fail wraps err with the registry, repository and step, and for 401/403
 // with the credentials source. The result is one line.
 func (e *endpoint) fail(step string, err error) error {
-	err = convert(err)
+	err = e.convert(err)
 	where := "registry " + e.name
 	if e.repo != "" { // an endpoint opened at the registry alone has none
 		where += ", repository " + e.repo

@@ -320,8 +320,14 @@ func TestTLSSettings(t *testing.T) {
 	p := testPlugin()
 	_, err := openReader(t, p, tlsReg, "r", map[string]string{"cert-dir": ""}).Resolve(ctx, "v1")
 	mustIs(t, err, core.ErrInvalid)
-	if !strings.Contains(err.Error(), "not trusted") || !strings.Contains(err.Error(), "--src-/--dest-tls-verify=false for one side") {
+	if !strings.Contains(err.Error(), "not trusted: add its CA with --cert-dir or /etc/containers/certs.d/HOST/ca.crt, or use --tls-verify=false)") {
 		t.Fatalf("untrusted CA error: %v", err)
+	}
+	// The hint names the flags of the side the flag-prefix option says
+	// (copy's source: --src-cert-dir, --src-tls-verify).
+	_, err = openReader(t, p, tlsReg, "r", map[string]string{"cert-dir": "", "flag-prefix": "src-"}).Resolve(ctx, "v1")
+	if !strings.Contains(err.Error(), "not trusted: add its CA with --src-cert-dir or /etc/containers/certs.d/HOST/ca.crt, or use --src-tls-verify=false)") {
+		t.Fatalf("untrusted CA error with flag-prefix src-: %v", err)
 	}
 	if _, err := openReader(t, p, tlsReg, "r", map[string]string{"cert-dir": "", "tls-verify": "false"}).Resolve(ctx, "v1"); err != nil {
 		t.Fatalf("tls-verify=false on TLS: %v", err)
@@ -330,8 +336,13 @@ func TestTLSSettings(t *testing.T) {
 	plain := registrytest.Start(t, registrytest.Options{})
 	plain.Seed("r", "v1", 1, 10)
 	_, err = openReader(t, p, plain, "r", map[string]string{"tls-verify": ""}).Resolve(ctx, "v1")
-	if err == nil || !strings.Contains(err.Error(), "tls-verify=false") {
+	if err == nil || !strings.Contains(err.Error(), "speaks plain HTTP: use --tls-verify=false): invalid") {
 		t.Fatalf("plain HTTP with verification: %v", err)
+	}
+	mustIs(t, err, core.ErrInvalid)
+	_, err = openReader(t, p, plain, "r", map[string]string{"tls-verify": "", "flag-prefix": "dest-"}).Resolve(ctx, "v1")
+	if err == nil || !strings.Contains(err.Error(), "speaks plain HTTP: use --dest-tls-verify=false): invalid") || strings.Count(err.Error(), "plain HTTP") != 1 {
+		t.Fatalf("plain HTTP with flag-prefix dest-: %v", err)
 	}
 
 	// With tls-verify=false, a server that answers the TLS hello in

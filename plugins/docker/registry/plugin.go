@@ -143,6 +143,7 @@ type options struct {
 	tlsVerifySet       bool // given as an option: registries.conf's insecure does not apply
 	certDir            string
 	userAgent          string
+	flagPrefix         string // of the flags hints name: "src-" for --src-tls-verify
 }
 
 func parseOptions(m map[string]string) (options, error) {
@@ -180,6 +181,7 @@ func parseOptions(m map[string]string) (options, error) {
 	if ua := m["user-agent"]; ua != "" {
 		o.userAgent = ua
 	}
+	o.flagPrefix = m["flag-prefix"]
 	return o, nil
 }
 

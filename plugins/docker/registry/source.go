@@ -515,7 +515,7 @@ func (e *endpoint) ListTags(ctx context.Context) ([]string, error) {
 	})
 	if err != nil {
 		var he *httpError
-		if c := convert(err); errors.As(c, &he) && he.status == http.StatusNotFound && he.hasCode("NAME_UNKNOWN") {
+		if c := e.convert(err); errors.As(c, &he) && he.status == http.StatusNotFound && he.hasCode("NAME_UNKNOWN") {
 			return nil, e.fail("list tags", fmt.Errorf("the registry does not know the repository (NAME_UNKNOWN: it does not exist, or holds no tagged image): %w", core.ErrNotFound))
 		}
 		return nil, e.fail("list tags", err)
