@@ -36,8 +36,16 @@ type CopyOptions struct {
 	All bool
 	// Platforms selects images of an index. One platform copies that image
 	// alone (as skopeo does); several copy a new index holding just them.
-	// Empty (and All false) means the host's platform.
+	// Empty (and All false) means the host's platform. An image that is no
+	// index is checked against them: one whose config names a platform
+	// that is not every platform asked for is refused (a sync takes it if
+	// it is one of them), as an index lacking one is; one whose config
+	// names no platform (an artifact, a signature) is copied as it is.
 	Platforms []ocispec.Platform
+	// PlatformsPickOnly makes Platforms pick from an index alone, as
+	// skopeo's --override-os and --override-arch do: an image that is no
+	// index is copied whatever its platform.
+	PlatformsPickOnly bool
 	// Jobs bounds concurrent blob transfers (default 4).
 	Jobs int
 	// SrcOptions and DstOptions are handed to the transports (credentials,
@@ -518,7 +526,10 @@ func (c *copier) checksHeld(dstRef string) bool {
 // it references (registries check, and every transport writes children
 // first).
 func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstRef string, all bool, held digest.Digest) (*CopyResult, error) {
-	if held != "" && held == root.Digest && (all || manifest.IsImageManifest(root.MediaType)) && !needsConversion(ctx, root.MediaType) {
+	// An image is checked against the platforms asked for before it can
+	// be found up to date.
+	imagePlatform := !all && len(c.opts.Platforms) > 0 && !c.opts.PlatformsPickOnly
+	if held != "" && held == root.Digest && (all || (manifest.IsImageManifest(root.MediaType) && !imagePlatform)) && !needsConversion(ctx, root.MediaType) {
 		// The destination holds the source's manifest, and no platform
 		// is to be picked from it: up to date without fetching it.
 		if res, err := c.upToDate(ctx, root, dstRef); res != nil || err != nil {
@@ -534,6 +545,10 @@ func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstR
 	if m.IsIndex() && !all {
 		top, err = c.selectPlatforms(ctx, m)
 		if err != nil {
+			return nil, err
+		}
+	} else if imagePlatform {
+		if err := c.checkPlatform(ctx, m); err != nil {
 			return nil, err
 		}
 	}
@@ -935,6 +950,49 @@ func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*
 		return nil, fmt.Errorf("index %s: %w", idx.Digest, err)
 	}
 	return manifest.Parse(raw, idx.MediaType)
+}
+
+// checkPlatform refuses an image (not an index) whose config names a
+// platform other than those asked for: a copy wants it to be every one of
+// them, a sync (subsetPlatforms) one of them. --platform used to be ignored
+// on an image, copying linux/amd64 to someone who asked for linux/arm64.
+// An image whose config names no platform (an artifact, a signature) has
+// none to check and is copied as it is.
+func (c *copier) checkPlatform(ctx context.Context, m *manifest.Manifest) error {
+	if m.Config.MediaType != manifest.OCIConfig && m.Config.MediaType != manifest.DockerConfig {
+		return nil
+	}
+	rc, err := c.src.GetBlob(ctx, m.Config, 0)
+	if err != nil {
+		return c.src.wrap("get config "+m.Config.Digest.String(), err)
+	}
+	raw, err := content.ReadAllVerified(rc, m.Config, content.MaxConfigSize)
+	rc.Close()
+	if err != nil {
+		return c.src.wrap("config "+m.Config.Digest.String(), err)
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return fmt.Errorf("config %s: not an image config: %v: %w", m.Config.Digest, err, core.ErrInvalid)
+	}
+	if cfg.OS == "" || cfg.Architecture == "" {
+		return nil
+	}
+	have := platform.Format(cfg.Platform)
+	var missing []string
+	matched := false
+	for _, w := range distinctPlatforms(c.opts.Platforms) {
+		if platform.Match(w, cfg.Platform) {
+			matched = true
+		} else {
+			missing = append(missing, platform.Format(w))
+		}
+	}
+	if len(missing) == 0 || (matched && c.subsetPlatforms) {
+		return nil
+	}
+	return fmt.Errorf("image %s is for %s, not %s (an image of one platform, not an index to pick from); use --platform %s or none: %w",
+		m.Digest, have, strings.Join(missing, ", "), have, core.ErrNotFound)
 }
 
 // putBlobStep names the step of a blob the destination refused, without

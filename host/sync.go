@@ -62,10 +62,13 @@ type SyncJob struct {
 	// Immutable reports tags that never change once published: such a tag
 	// present at the destination is skipped without asking the source.
 	Immutable func(tag string) bool
-	// All, Platforms: as in CopyOptions. For a mirror the natural choice
-	// is All (every platform, digests kept).
-	All       bool
-	Platforms []ocispec.Platform
+	// All, Platforms, PlatformsPickOnly: as in CopyOptions (an image that
+	// is no index and names none of Platforms fails, as an index holding
+	// none of them does). For a mirror the natural choice is All (every
+	// platform, digests kept).
+	All               bool
+	Platforms         []ocispec.Platform
+	PlatformsPickOnly bool
 	// Referrers copies the referrers (signatures, SBOMs, attestations) of
 	// every image synced whose digest the copy preserved.
 	Referrers bool
@@ -589,7 +592,7 @@ func (s *syncRun) runJob(ctx context.Context, index int, job SyncJob) {
 	if jobs <= 0 {
 		jobs = s.opts.Jobs
 	}
-	copts := CopyOptions{All: job.All, Platforms: job.Platforms, Jobs: jobs, SrcOptions: job.SrcOptions, DstOptions: job.DstOptions, Progress: s.opts.Progress,
+	copts := CopyOptions{All: job.All, Platforms: job.Platforms, PlatformsPickOnly: job.PlatformsPickOnly, Jobs: jobs, SrcOptions: job.SrcOptions, DstOptions: job.DstOptions, Progress: s.opts.Progress,
 		Format: s.opts.Format, PreserveDigests: s.opts.PreserveDigests}
 	js.copier = newCopier(src, js.dst, copts)
 	js.copier.logger = s.h.logger

@@ -42,6 +42,8 @@ func newCopyCmd() *cobra.Command {
   docker://NAME[:TAG|@DIGEST]  oci:PATH[:REF]  oci-archive:PATH[:REF]
   docker-archive:PATH[:NAME:TAG|:@INDEX]  dir:PATH  static:PATH[:NAME:TAG]
 On an index, the host platform's image is copied unless --all or --platform.
+An image that is not an index is copied as it is, but with --platform it must
+be for every platform named (its config says which), or the copy fails.
 Signatures (dir: signature-N files) are copied when the destination can store
 them; otherwise they are dropped with one warning (skopeo refuses instead).
 --remove-signatures drops them without reading them and without the warning.
@@ -130,18 +132,21 @@ The resulting manifest digest is printed on stdout.`,
 			}
 			fs := cmd.Flags()
 			opts := host.CopyOptions{
-				Format:           mf,
-				PreserveDigests:  preserveDigests,
-				All:              all,
-				Platforms:        want,
-				Jobs:             jobs,
-				SrcOptions:       src.options(fs, "src-", &global),
-				DstOptions:       dst.options(fs, "dest-", &global),
-				StreamOnly:       streamOnly,
-				RemoveSignatures: removeSignatures,
-				Force:            force,
-				Retries:          retries,
-				RetryDelay:       retryDelay,
+				Format:          mf,
+				PreserveDigests: preserveDigests,
+				All:             all,
+				Platforms:       want,
+				// skopeo's --override-* pick from an index; an image
+				// of another platform is copied as it is.
+				PlatformsPickOnly: override != "",
+				Jobs:              jobs,
+				SrcOptions:        src.options(fs, "src-", &global),
+				DstOptions:        dst.options(fs, "dest-", &global),
+				StreamOnly:        streamOnly,
+				RemoveSignatures:  removeSignatures,
+				Force:             force,
+				Retries:           retries,
+				RetryDelay:        retryDelay,
 			}
 			prog, err := newProgress(progressMode, quiet, os.Stderr)
 			if err != nil {
@@ -176,9 +181,9 @@ The resulting manifest digest is printed on stdout.`,
 	}
 	fs := cmd.Flags()
 	fs.BoolVarP(&all, "all", "a", false, "copy every image of an index and the index itself")
-	fs.StringSliceVar(&platforms, "platform", nil, "copy the image for OS/ARCH[/VARIANT] (repeatable; several make a smaller index)")
-	fs.StringVar(&overrideOS, "override-os", "", "skopeo compatibility: pick this OS on an index")
-	fs.StringVar(&overArch, "override-arch", "", "skopeo compatibility: pick this architecture on an index")
+	fs.StringSliceVar(&platforms, "platform", nil, "copy the image for OS/ARCH[/VARIANT] (repeatable; several make a smaller index; a platform the index or single-platform image lacks fails the copy)")
+	fs.StringVar(&overrideOS, "override-os", "", "skopeo compatibility: pick this OS on an index (an image of another OS is copied as it is)")
+	fs.StringVar(&overArch, "override-arch", "", "skopeo compatibility: pick this architecture on an index (an image of another one is copied as it is)")
 	fs.StringVar(&multiArch, "multi-arch", "", "skopeo compatibility: system (the host's platform; the default) or all (--all)")
 	fs.StringVar(&overVariant, "override-variant", "", "skopeo compatibility: pick this variant on an index")
 	fs.IntVarP(&jobs, "jobs", "j", 4, "blobs copied at once")

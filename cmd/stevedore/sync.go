@@ -62,6 +62,8 @@ transport (oci:/srv/layout). skopeo's form also works:
   stevedore sync --src yaml --dest docker skopeo.yaml mirror.local/team
 
 Indexes are mirrored whole (every platform, digests kept) unless --platform.
+With --platform, an image that is not an index and whose config names none of
+the platforms fails, as an index holding none of them does.
 Command-line settings are defaults: a sync file's own settings win.
 A summary goes to stderr; --report writes every image's outcome as JSON. The
 exit status is 1 when any image failed (with --keep-going, after trying the rest).`,
@@ -89,6 +91,9 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 					return fmt.Errorf("--override-os needs --override-arch")
 				}
 				defaults.Platforms = append(defaults.Platforms, goos+"/"+arch)
+				// As in skopeo, they pick from an index; an image of
+				// another platform is mirrored as it is.
+				defaults.PlatformsPickOnly = true
 			}
 			if fs.Changed("all") {
 				defaults.All = &all
@@ -169,7 +174,7 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 	fs.BoolVar(&scoped, "scoped", false, "skopeo's naming: prefix targets with the full source repository name")
 	fs.BoolVar(&prefix, "prefix", false, "SOURCE is a registry or prefix (oci:DIR: a tree of layouts): mirror every repository its catalog lists under TARGET, same paths")
 	fs.BoolVarP(&all, "all", "a", true, "mirror indexes whole (--all=false: the host's platform only)")
-	fs.StringSliceVar(&platforms, "platform", nil, "mirror only OS/ARCH[/VARIANT] of indexes (repeatable)")
+	fs.StringSliceVar(&platforms, "platform", nil, "mirror only OS/ARCH[/VARIANT] of indexes (repeatable; an index or single-platform image with none of them fails)")
 	fs.StringVar(&overrideOS, "override-os", "", "skopeo compatibility: pick this OS of indexes")
 	fs.StringVar(&overArc, "override-arch", "", "skopeo compatibility: pick this architecture of indexes")
 	fs.StringVar(&format, "format", "", "write manifests as oci or v2s2 (Docker schema 2); default: as the source has them, or the other format where the target refuses their type")

@@ -49,6 +49,9 @@ type Settings struct {
 	// Platforms copies these platforms of an index (a smaller index when
 	// several); the default is every platform, the index kept as is.
 	Platforms []string `yaml:"platforms,omitempty" json:"platforms,omitempty"`
+	// PlatformsPickOnly: Platforms pick from indexes alone (skopeo's
+	// --override-os/--override-arch); see host.CopyOptions. Not in files.
+	PlatformsPickOnly bool `yaml:"-" json:"-"`
 	// All false without platforms copies the host's platform only.
 	All *bool `yaml:"all,omitempty" json:"all,omitempty"`
 	// Jobs bounds blobs in flight per entry.
@@ -274,7 +277,7 @@ func (f *File) Jobs(opts Options) (*Result, error) {
 // merge fills what s leaves unset from d.
 func (s Settings) merge(d Settings) Settings {
 	if s.Platforms == nil {
-		s.Platforms = d.Platforms
+		s.Platforms, s.PlatformsPickOnly = d.Platforms, d.PlatformsPickOnly
 	}
 	if s.All == nil {
 		s.All = d.All
@@ -403,6 +406,7 @@ func (s Settings) apply(j *host.SyncJob, opts Options) error {
 			j.Platforms = append(j.Platforms, pl)
 		}
 	}
+	j.PlatformsPickOnly = s.PlatformsPickOnly
 	switch {
 	case len(j.Platforms) > 0:
 		if s.All != nil && *s.All {
