@@ -370,11 +370,11 @@ func TestCopyStagedCorruptSource(t *testing.T) {
 	if spy.n("AbortStagedBlob") < 1 {
 		t.Error("the staged file of the corrupted layer was not aborted")
 	}
-	s, _ := layout.Open(dst)
-	if ok, _ := s.HasBlob(context.Background(), bad); ok {
-		t.Fatal("corrupted layer is visible in the destination")
+	// The layout the copy created is removed with what it holds (the
+	// corrupted layer was never in it).
+	if _, err := os.Stat(dst); !os.IsNotExist(err) {
+		t.Fatalf("the failed copy left the layout it created: %v", err)
 	}
-	noStaged(t, dst)
 }
 
 // A destination that refuses the commit fails the copy with its error.
@@ -410,11 +410,11 @@ func TestCopyStagedCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled copy: %v", err)
 	}
-	s, _ := layout.Open(dst)
-	if ok, _ := s.HasBlob(context.Background(), img.Layers[0].Descriptor); ok {
-		t.Fatal("a layer cancelled mid-write is visible")
+	// Nothing staged nor any layer is left: the layout the copy created
+	// is removed.
+	if _, err := os.Stat(dst); !os.IsNotExist(err) {
+		t.Fatalf("the cancelled copy left the layout it created: %v", err)
 	}
-	noStaged(t, dst)
 }
 
 // A pull from a registry into a layout has the registry plugin write each

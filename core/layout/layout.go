@@ -35,6 +35,7 @@ type Store struct {
 	updates updateQueue
 	refs    manifest.ReferrerCache // Referrers
 	refsBy  referrersByIndex
+	writes  blobWrites // of a layout a Writer created
 }
 
 // Open opens an existing layout. dir must hold an oci-layout file with
@@ -73,31 +74,41 @@ func Create(dir string) (*Store, error) {
 		return nil, fmt.Errorf("oci layout %s: create: %w", dir, err)
 	}
 	s := &Store{dir: dir}
+	if _, err := s.init(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// init writes the oci-layout marker and an empty index.json where missing,
+// and reports whether it wrote the marker (the directory held no layout).
+func (s *Store) init() (created bool, err error) {
 	// The lock makes "create index.json if missing" safe against another
 	// process that is creating the layout or already tagging in it.
 	unlock, err := s.lock(context.Background())
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	defer unlock()
 	switch err := s.checkLayoutFile(); {
 	case err == nil:
 	case errors.Is(err, core.ErrNotFound):
 		b, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
-		if err := atomicfile.Write(filepath.Join(dir, ocispec.ImageLayoutFile), b); err != nil {
-			return nil, fmt.Errorf("oci layout %s: write %s: %w", dir, ocispec.ImageLayoutFile, err)
+		if err := atomicfile.Write(filepath.Join(s.dir, ocispec.ImageLayoutFile), b); err != nil {
+			return false, fmt.Errorf("oci layout %s: write %s: %w", s.dir, ocispec.ImageLayoutFile, err)
 		}
+		created = true
 	default:
-		return nil, err
+		return false, err
 	}
 	if _, err := os.Stat(s.indexPath()); isNotExist(err) {
 		if err := s.writeIndex(ocispec.Index{}); err != nil {
-			return nil, err
+			return false, err
 		}
 	} else if err != nil {
-		return nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		return false, fmt.Errorf("oci layout %s: %w", s.dir, err)
 	}
-	return s, nil
+	return created, nil
 }
 
 // Dir is the layout's directory as given to Open or Create.

@@ -3,7 +3,10 @@
 //
 // Location is the layout directory. ModeRead opens an existing layout (a
 // missing one is an error wrapping core.ErrNotFound); ModeWrite creates it
-// if needed. No options are read.
+// if needed (layout.NewWriter), and Close removes a layout the endpoint
+// created that still holds nothing: no index.json entry, only blobs this
+// process wrote, no other writer (layout.Writer.Discard). A copy that fails
+// into a new layout thus leaves nothing behind. No options are read.
 //
 // Refs: a name matched against the org.opencontainers.image.ref.name
 // annotation of index.json (see layout.Store.Resolve for the other name forms

@@ -40,9 +40,9 @@ type openStore struct {
 // New returns the oci transport plugin.
 func New() *Plugin { return &Plugin{} }
 
-// store opens (create: creates) the layout at loc, or shares the Store an
-// open endpoint holds; release gives it back.
-func (p *Plugin) store(loc string, create bool) (s *layout.Store, release func(), err error) {
+// store opens the layout at loc with open, or shares the Store an open
+// endpoint holds; release gives it back.
+func (p *Plugin) store(loc string, open func(string) (*layout.Store, error)) (s *layout.Store, release func(), err error) {
 	key, err := filepath.Abs(loc)
 	if err != nil {
 		key = filepath.Clean(loc)
@@ -54,11 +54,7 @@ func (p *Plugin) store(loc string, create bool) (s *layout.Store, release func()
 		// which another process may hold, and must not hold up the
 		// endpoints of other layouts meanwhile.
 		p.mu.Unlock()
-		if create {
-			s, err = layout.Create(loc)
-		} else {
-			s, err = layout.Open(loc)
-		}
+		s, err = open(loc)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -101,7 +97,7 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 	}
 	switch req.Mode {
 	case pluginapi.ModeRead:
-		s, release, err := p.store(req.Location, false)
+		s, release, err := p.store(req.Location, layout.Open)
 		if err != nil {
 			if errors.Is(err, layout.ErrNotLayout) {
 				// A directory holding no layout, maybe layouts below it.
@@ -111,11 +107,19 @@ func (p *Plugin) Open(ctx context.Context, req pluginapi.OpenRequest) (pluginapi
 		}
 		return &readEndpoint{store: s, loc: req.Location, release: release}, nil
 	case pluginapi.ModeWrite:
-		s, release, err := p.store(req.Location, true)
+		// The Writer creates the layout if missing, and knows it did: a
+		// layout this endpoint created and left holding nothing is
+		// removed when it closes.
+		created, w, err := layout.NewWriter(ctx, req.Location)
 		if err != nil {
 			return nil, err
 		}
-		return &writeEndpoint{readEndpoint: readEndpoint{store: s, loc: req.Location, release: release}}, nil
+		s, release, err := p.store(req.Location, func(string) (*layout.Store, error) { return created, nil })
+		if err != nil {
+			w.Release()
+			return nil, err
+		}
+		return &writeEndpoint{readEndpoint: readEndpoint{store: s, loc: req.Location, release: release}, writer: w}, nil
 	}
 	return nil, fmt.Errorf("oci layout %s: unknown mode %d: %w", req.Location, req.Mode, core.ErrInvalid)
 }
@@ -253,6 +257,7 @@ type writeEndpoint struct {
 	mu     sync.Mutex
 	staged map[string]ocispec.Descriptor // StageBlob paths not yet committed or aborted
 	closed bool
+	writer *layout.Writer
 }
 
 var (
@@ -264,17 +269,26 @@ var (
 )
 
 // Close implements pluginapi.Endpoint: staged files that were not committed
-// are removed.
+// are removed, and so is a layout this endpoint created that holds nothing
+// (no index.json entry, only blobs this process wrote, no other writer): a
+// copy that failed leaves no empty layout behind (layout.Writer.Discard).
 func (e *writeEndpoint) Close(context.Context) error {
 	e.mu.Lock()
 	staged := e.staged
+	closed := e.closed
 	e.staged, e.closed = nil, true
 	e.mu.Unlock()
+	if closed {
+		return nil
+	}
 	var errs []error
 	for p := range staged {
 		errs = append(errs, e.store.AbortStaged(p))
 	}
 	e.release()
+	if _, err := e.writer.Discard(e.store); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
