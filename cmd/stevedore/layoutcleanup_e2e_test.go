@@ -7,24 +7,28 @@ import (
 	"testing"
 )
 
-// A copy that fails into oci:DIR, where DIR held no layout, leaves nothing
-// behind: it used to leave an empty layout (oci-layout, index.json,
-// blobs/ and the blobs written before the failure), as skopeo does. A
-// directory that was there stays, with its files; a layout that was there
-// keeps its images.
+// A copy that fails into oci:DIR before it wrote a blob, where DIR held no
+// layout, leaves nothing behind: it used to leave an empty layout
+// (oci-layout, index.json, blobs/), as skopeo does. A directory that was
+// there stays, with its files; a layout that was there keeps its images.
+// (Blobs written before a failure are kept, with their layout, so that the
+// copy run again does not fetch them again: core/layout's tests.)
 func TestFailedCopyRemovesTheLayoutItCreated(t *testing.T) {
 	needPlugin(t, "oci")
 	dir := t.TempDir()
-	img := genImage(t, filepath.Join(dir, "src"), "v1", 3, 64<<10)
-	layer := filepath.Join(dir, "src", "blobs", "sha256", img.Layers[2].Digest.Encoded())
-	b, err := os.ReadFile(layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0xff
-	os.Remove(layer)
-	if err := os.WriteFile(layer, b, 0o644); err != nil {
-		t.Fatal(err)
+	img := genImage(t, filepath.Join(dir, "src"), "v1", 1, 64<<10)
+	// Every blob corrupt: the copy fails before any is written.
+	for _, d := range []string{img.Layers[0].Digest.Encoded(), img.Config.Digest.Encoded()} {
+		p := filepath.Join(dir, "src", "blobs", "sha256", d)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0xff
+		os.Remove(p)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	src := "oci:" + filepath.Join(dir, "src") + ":v1"
 

@@ -156,7 +156,6 @@ func (s *Store) prepare(ctx context.Context, desc ocispec.Descriptor) (final str
 			return "", false, fmt.Errorf("oci layout %s: blob %s: %w", s.dir, desc.Digest, err)
 		}
 	}
-	s.noteWrite(final)
 	s.sweepStale()
 	return final, false, nil
 }

@@ -35,7 +35,6 @@ type Store struct {
 	updates updateQueue
 	refs    manifest.ReferrerCache // Referrers
 	refsBy  referrersByIndex
-	writes  blobWrites // of a layout a Writer created
 }
 
 // Open opens an existing layout. dir must hold an oci-layout file with

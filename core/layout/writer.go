@@ -110,10 +110,7 @@ func newWriter(ctx context.Context, dir string) (*Store, *Writer, error) {
 		w.Release()
 		return nil, nil, err
 	}
-	if created {
-		w.created = true
-		s.trackWrites()
-	}
+	w.created = created
 	return s, w, nil
 }
 
@@ -130,18 +127,19 @@ func (w *Writer) Release() {
 }
 
 // Discard removes what this writer created, if the layout holds nothing
-// anyone put there since: it must be the writer that created the layout
-// (Created), hold the only Writer of it (in any process), and find
-// index.json listing nothing, every blob one that s (the Store it wrote
-// with, from NewWriter) wrote, no temporary file, and no name in the
-// directory that neither it nor the directory's owner made. Then the blobs,
-// index.json, oci-layout, the lock file and the directories it made (the
-// layout directory and missing parents, when empty) are removed; files the
-// directory held before stay. Otherwise nothing is removed. Either way the
-// Writer is released. It reports whether the layout was removed.
+// since: it must be the writer that created the layout (Created), hold the
+// only Writer of it (in any process), and find index.json listing nothing,
+// no blob, no temporary file, and no name in the directory that neither it
+// nor the directory's owner made. Then index.json, oci-layout, the lock file
+// and the directories it made (blobs, the layout directory and missing
+// parents, when empty) are removed; files the directory held before stay.
+// Otherwise nothing is removed: blobs are kept so that a copy run again does
+// not fetch them again. Either way the Writer is released. It reports
+// whether the layout was removed.
 //
-// A copy that fails into a new layout leaves nothing behind this way,
-// where skopeo leaves an empty layout.
+// A copy that fails into a new layout before it wrote a blob (a source
+// that cannot be read, a refused platform, a first blob that fails) leaves
+// nothing behind this way, where skopeo leaves an empty layout.
 func (w *Writer) Discard(s *Store) (removed bool, err error) {
 	defer w.Release()
 	if !w.created || s == nil || s.dir != w.dir {
@@ -215,26 +213,20 @@ func (w *Writer) discardable(s *Store) (remove []string, ok bool) {
 	if err != nil {
 		return nil, false
 	}
-	var algDirs []string
 	for _, a := range algs {
 		if !a.IsDir() {
 			return nil, false
 		}
 		ad := filepath.Join(blobs, a.Name())
 		files, err := os.ReadDir(ad)
-		if err != nil {
+		if err != nil || len(files) > 0 {
+			// A blob: kept, with its layout, so that the copy run again
+			// does not fetch it again (a large image that failed near its
+			// end would start over).
 			return nil, false
 		}
-		for _, f := range files {
-			p := filepath.Join(ad, f.Name())
-			if !f.Type().IsRegular() || !s.wrote(p) {
-				return nil, false
-			}
-			remove = append(remove, p)
-		}
-		algDirs = append(algDirs, ad)
+		remove = append(remove, ad)
 	}
-	remove = append(remove, algDirs...)
 	for _, name := range own {
 		if name == lockFile || name == ocispec.ImageBlobsDir {
 			continue // the lock file last (it is held); blobs is a made directory
@@ -283,37 +275,4 @@ func flockWait(ctx context.Context, f *os.File, how int) error {
 			wait *= 2
 		}
 	}
-}
-
-// trackWrites makes the Store remember the blobs it writes (Writer.Discard
-// removes only those).
-func (s *Store) trackWrites() {
-	s.writes.mu.Lock()
-	if s.writes.paths == nil {
-		s.writes.paths = map[string]bool{}
-	}
-	s.writes.mu.Unlock()
-}
-
-// wrote reports whether s was about to write the blob file at path (it
-// tracks writes).
-func (s *Store) wrote(path string) bool {
-	s.writes.mu.Lock()
-	defer s.writes.mu.Unlock()
-	return s.writes.paths[path]
-}
-
-// noteWrite records a blob file s is about to write, when it tracks writes.
-func (s *Store) noteWrite(path string) {
-	s.writes.mu.Lock()
-	if s.writes.paths != nil {
-		s.writes.paths[path] = true
-	}
-	s.writes.mu.Unlock()
-}
-
-// blobWrites are the blob files a Store wrote, when it tracks them.
-type blobWrites struct {
-	mu    sync.Mutex
-	paths map[string]bool
 }

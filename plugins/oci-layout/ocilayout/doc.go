@@ -4,9 +4,10 @@
 // Location is the layout directory. ModeRead opens an existing layout (a
 // missing one is an error wrapping core.ErrNotFound); ModeWrite creates it
 // if needed (layout.NewWriter), and Close removes a layout the endpoint
-// created that still holds nothing: no index.json entry, only blobs this
-// process wrote, no other writer (layout.Writer.Discard). A copy that fails
-// into a new layout thus leaves nothing behind. No options are read.
+// created that still holds nothing: no index.json entry, no blob, no other
+// writer (layout.Writer.Discard). A copy that fails into a new layout before
+// it wrote a blob thus leaves nothing behind; blobs written are kept for the
+// copy run again. No options are read.
 //
 // Refs: a name matched against the org.opencontainers.image.ref.name
 // annotation of index.json (see layout.Store.Resolve for the other name forms
