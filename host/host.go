@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -57,6 +59,15 @@ type Host struct {
 	socketDir string
 	plane     *pluginapi.DataPlane
 	closed    bool
+
+	// sockets is socketDir and plane for Abort, which cannot wait for mu.
+	sockets atomic.Pointer[sockets]
+}
+
+// sockets are the socket directory and data plane a host's plugins share.
+type sockets struct {
+	dir   string
+	plane *pluginapi.DataPlane
 }
 
 // New creates a Host. It starts no process until a call needs a transport.
@@ -99,17 +110,23 @@ func New(opts Options) (*Host, error) {
 // period.
 // Abort kills every plugin process (and what it started) at once, without
 // the grace Close gives calls under way: for a second interrupt, when the
-// user will not wait. The host is unusable afterwards; Close still cleans
-// up.
+// user will not wait. It removes the socket directories too, as the
+// process exits next and Close would not run. The host is unusable
+// afterwards; Close still cleans up.
 func (h *Host) Abort() {
 	// Close may hold the lock, waiting out its grace: the plugins then die
 	// with the host anyway (Pdeathsig).
-	if !h.mu.TryLock() {
-		return
+	if h.mu.TryLock() {
+		for _, r := range h.running {
+			killGroup(r.cmd)
+		}
+		h.mu.Unlock()
 	}
-	defer h.mu.Unlock()
-	for _, r := range h.running {
-		killGroup(r.cmd)
+	if s := h.sockets.Load(); s != nil {
+		if p := s.plane.Path(); p != "" {
+			os.RemoveAll(filepath.Dir(p))
+		}
+		os.RemoveAll(s.dir)
 	}
 }
 
@@ -271,6 +288,9 @@ func (h *Host) launchResourcesLocked() (string, *pluginapi.DataPlane, error) {
 		// One data-plane socket serves every plugin of this host, made
 		// when the first blob moves.
 		h.plane = pluginapi.NewLazyDataPlane()
+	}
+	if h.sockets.Load() == nil {
+		h.sockets.Store(&sockets{dir: h.socketDir, plane: h.plane})
 	}
 	return h.socketDir, h.plane, nil
 }

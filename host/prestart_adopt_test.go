@@ -72,6 +72,21 @@ func TestHostAdoptsPluginStartedAhead(t *testing.T) {
 	}
 }
 
+// Abort, after which the CLI exits without Close, removes the socket
+// directory (here the one the process started ahead came with).
+func TestHostAbortRemovesSocketDir(t *testing.T) {
+	bin, image, pid := startedAhead(t)
+	h := inspectWith(t, host.Options{SearchPath: []string{bin}}, image)
+	h.Abort()
+	if left, _ := os.ReadDir(os.Getenv("TMPDIR")); len(left) != 0 {
+		t.Fatalf("left in $TMPDIR after Abort: %v", left)
+	}
+	h.Close()
+	if syscall.Kill(pid, 0) == nil {
+		t.Fatalf("process %d still exists after Abort and Close", pid)
+	}
+}
+
 // A process started with another environment than the host's is not used:
 // the host kills and reaps it and starts its own.
 func TestHostRefusesPluginStartedAheadWithOtherEnvironment(t *testing.T) {

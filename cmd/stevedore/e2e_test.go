@@ -417,6 +417,24 @@ func assertNoPluginProcesses(t *testing.T) {
 	}
 }
 
+// socketTempDir is a $TMPDIR for a CLI the test interrupts or kills, where
+// its socket directories go (with XDG_RUNTIME_DIR empty), removed with the
+// test whatever the CLI leaves there. It must be short: for a long one the
+// CLI would fall back to /tmp (handshake.MkdirSockets).
+func socketTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if len(dir) > 64 {
+		d, err := os.MkdirTemp("/tmp", "stvd-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		dir = d
+	}
+	return dir
+}
+
 // blockingLayout makes a layout whose oci-layout file is a FIFO, so the oci
 // plugin blocks opening it: the host is then waiting on a live plugin.
 func blockingLayout(t *testing.T) string {

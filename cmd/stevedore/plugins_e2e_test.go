@@ -534,7 +534,9 @@ func TestInterruptWithWedgedPlugin(t *testing.T) {
 				cmd.Env = append(cmd.Env, kv)
 			}
 		}
-		cmd.Env = append(cmd.Env, "STEVEDORE_PLUGIN_CALL_TIMEOUT=90s",
+		// The socket directories go here, to be checked once it exits.
+		tmp := socketTempDir(t)
+		cmd.Env = append(cmd.Env, "STEVEDORE_PLUGIN_CALL_TIMEOUT=90s", "TMPDIR="+tmp, "XDG_RUNTIME_DIR=",
 			"STEVEDORE_MEM_OPTIONS=seed="+work+"/src,stall-after=1000,hang=close")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -567,5 +569,11 @@ func TestInterruptWithWedgedPlugin(t *testing.T) {
 			t.Fatalf("%d interrupts: the command was still running a minute later\n%s", signals, stderr.String())
 		}
 		assertNoPluginProcesses(t)
+		// The second interrupt exits at once, without the host's Close:
+		// its socket directories used to stay (the plugins' and the data
+		// plane's).
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Fatalf("%d interrupts: left in $TMPDIR: %v", signals, left)
+		}
 	}
 }
