@@ -452,7 +452,10 @@ func startBlockedWith(t *testing.T, stderr *os.File) *exec.Cmd {
 	t.Helper()
 	dir := blockingLayout(t)
 	cmd := exec.Command(filepath.Join(binDir, "stevedore"), "list-tags", "oci:"+dir)
-	cmd.Env = append(os.Environ(), "STEVEDORE_PLUGIN_PATH="+binDir)
+	// Its socket directories in a $TMPDIR of the test's own: a test may
+	// kill it outright, which leaves them (SIGKILL cannot be cleaned up
+	// after), and the others check it left nothing.
+	cmd.Env = append(os.Environ(), "STEVEDORE_PLUGIN_PATH="+binDir, "TMPDIR="+socketTempDir(t), "XDG_RUNTIME_DIR=")
 	if stderr != nil {
 		cmd.Stderr = stderr
 	}
@@ -469,6 +472,21 @@ func startBlockedWith(t *testing.T, stderr *os.File) *exec.Cmd {
 	}
 	time.Sleep(200 * time.Millisecond) // let the Open call reach the plugin
 	return cmd
+}
+
+// assertNoSocketDirs checks that a command startBlocked started left
+// nothing in its $TMPDIR.
+func assertNoSocketDirs(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	var tmp string
+	for _, kv := range cmd.Env {
+		if v, ok := strings.CutPrefix(kv, "TMPDIR="); ok {
+			tmp = v // the last one counts
+		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Fatalf("left in $TMPDIR: %v", left)
+	}
 }
 
 func TestNoOrphansWhenHostIsKilled(t *testing.T) {
@@ -498,6 +516,7 @@ func TestInterruptStopsPlugins(t *testing.T) {
 			t.Fatalf("took %s to stop after %v", d, c.sig)
 		}
 		assertNoPluginProcesses(t)
+		assertNoSocketDirs(t, cmd)
 	}
 }
 
@@ -544,6 +563,7 @@ func TestSignalStopsHostWithBlockedStderr(t *testing.T) {
 		t.Fatal("a host with a blocked stderr did not stop within 25 s of SIGTERM")
 	}
 	assertNoPluginProcesses(t)
+	assertNoSocketDirs(t, cmd)
 }
 
 func shaBytes(b []byte) string {
