@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/stevedore-oci/stevedore/server/storage"
 )
 
@@ -128,17 +131,41 @@ func (s *Server) referrers(q *request) {
 		q.fail(err)
 		return
 	}
-	if at := q.r.URL.Query().Get("artifactType"); at != "" {
-		out := ds[:0:0]
-		for _, x := range ds {
-			if x.ArtifactType == at {
-				out = append(out, x)
-			}
+	qv := q.r.URL.Query()
+	at := qv.Get("artifactType")
+	// A copy: ds is the store's, shared. Sorted by digest, which makes
+	// pages stable (a page starts after the last digest of the one before).
+	out := make([]ocispec.Descriptor, 0, len(ds))
+	for _, x := range ds {
+		if at == "" || x.ArtifactType == at {
+			out = append(out, x)
 		}
-		ds = out
+	}
+	if at != "" {
 		q.w.Header().Set("OCI-Filters-Applied", "artifactType")
 	}
-	b, err := json.Marshal(descriptorsIndex(ds))
+	slices.SortFunc(out, func(a, b ocispec.Descriptor) int { return strings.Compare(a.Digest.String(), b.Digest.String()) })
+	if last := qv.Get("last"); last != "" {
+		i, _ := slices.BinarySearchFunc(out, last, func(x ocispec.Descriptor, l string) int { return strings.Compare(x.Digest.String(), l) })
+		if i < len(out) && out[i].Digest.String() == last {
+			i++
+		}
+		out = out[i:]
+	}
+	page := s.opts.ReferrersPageSize
+	if page <= 0 {
+		page = DefaultReferrersPageSize
+	}
+	if len(out) > page {
+		out = out[:page]
+		v := url.Values{}
+		v.Set("last", out[page-1].Digest.String())
+		if at != "" {
+			v.Set("artifactType", at)
+		}
+		q.w.Header().Set("Link", fmt.Sprintf(`</v2/%s/referrers/%s?%s>; rel="next"`, q.rt.name, d, v.Encode()))
+	}
+	b, err := json.Marshal(descriptorsIndex(out))
 	if err != nil {
 		q.fail(err)
 		return

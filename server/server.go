@@ -26,6 +26,10 @@ type Options struct {
 	UploadTTL time.Duration
 	// ReadOnly refuses every write with 405 UNSUPPORTED.
 	ReadOnly bool
+	// ReferrersPageSize caps the descriptors of one referrers response
+	// (default DefaultReferrersPageSize); a Link header names the next
+	// page, as the distribution spec lets registries do.
+	ReferrersPageSize int
 	// AllowSparseManifests accepts manifests whose blobs or child
 	// manifests are not in the repository (mirrors of a subset of
 	// platforms). By default such a PUT fails with MANIFEST_BLOB_UNKNOWN.
@@ -59,6 +63,11 @@ type Options struct {
 	// Logger receives the access log (Info) and errors. nil = silent.
 	Logger hclog.Logger
 }
+
+// DefaultReferrersPageSize is the most descriptors one referrers response
+// holds by default: a subject with thousands of signatures and
+// attestations is listed in pages, not in one response of megabytes.
+const DefaultReferrersPageSize = 1000
 
 // Server is the registry handler. It is safe for concurrent use.
 type Server struct {
