@@ -71,6 +71,13 @@ func (r *Reader) Next() (*tar.Header, error) {
 		return nil, r.err
 	}
 	hdr, err := r.tr.Next()
+	// A PAX global header ('g', written by git archive, Python's tarfile
+	// and others) describes the entries after it: archive/tar returns it
+	// as an entry of its own, but it names no file. Extractors (GNU tar,
+	// docker, containers/storage) skip it, and so do we.
+	for err == nil && hdr.Typeflag == tar.TypeXGlobalHeader {
+		hdr, err = r.tr.Next()
+	}
 	if err == io.EOF {
 		r.err = io.EOF
 		return nil, io.EOF

@@ -124,6 +124,37 @@ func TestReaderAcceptsAndCleans(t *testing.T) {
 	}
 }
 
+// A PAX global header is not an entry: skopeo, docker and GNU tar skip it,
+// and an archive holding one (git archive, Python's tarfile) was refused.
+func TestReaderSkipsPAXGlobalHeader(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": "made by a tool"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "index.json", Typeflag: tar.TypeReg, Mode: 0o644, Size: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write([]byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	names, err := readAll(b, Options{})
+	if err != nil || strings.Join(names, ",") != "index.json" {
+		t.Fatalf("names %v, error %v", names, err)
+	}
+	ix, err := IndexTar(context.Background(), bytes.NewReader(b), int64(len(b)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ix.ReadFile("index.json", 10); err != nil || string(got) != "{}" {
+		t.Fatalf("index.json: %q, %v", got, err)
+	}
+}
+
 func TestReaderTooManyEntries(t *testing.T) {
 	b := buildTar(t, member{name: "a"}, member{name: "b"}, member{name: "c"})
 	if _, err := readAll(b, Options{MaxEntries: 2}); !errors.Is(err, core.ErrTooLarge) {
