@@ -32,15 +32,18 @@ const maxLinkHops = 16
 
 // IndexTar reads the headers of the uncompressed tar in ra (size bytes) once
 // and records where each entry's content lies. Entries are checked as a
-// Reader does; a later entry of the same name replaces an earlier one, as
-// when extracting.
+// Reader does. A name held by two entries (other than two directories) is
+// refused: readers disagree on which counts (skopeo's docker-archive reads
+// the first, extracting keeps the last), so such an archive would show one
+// image to one tool and another to the next.
 func IndexTar(ctx context.Context, ra io.ReaderAt, size int64, opts Options) (*Index, error) {
 	sr := io.NewSectionReader(ra, 0, size)
 	// archive/tar seeks over content when its reader is an io.Seeker, so
 	// only headers are read, and after Next the position is the content's.
 	r := NewReader(sr, opts)
 	ix := &Index{ra: ra, entries: map[string]Entry{}}
-	for {
+	pos := map[string]int{} // entry number of each name, from 1
+	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -55,6 +58,10 @@ func IndexTar(ctx context.Context, ra io.ReaderAt, size int64, opts Options) (*I
 		if err != nil {
 			return nil, err
 		}
+		if prev, ok := ix.entries[hdr.Name]; ok && (prev.Typeflag != tar.TypeDir || hdr.Typeflag != tar.TypeDir) {
+			return nil, fmt.Errorf("tar entry %q: appears twice (entries %d and %d), the archive is ambiguous: %w", hdr.Name, pos[hdr.Name], n, core.ErrInvalid)
+		}
+		pos[hdr.Name] = n
 		e := Entry{Name: hdr.Name, Typeflag: hdr.Typeflag, Linkname: hdr.Linkname, Size: hdr.Size, Offset: off}
 		if e.Typeflag == tar.TypeRegA {
 			e.Typeflag = tar.TypeReg

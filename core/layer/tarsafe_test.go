@@ -179,8 +179,7 @@ func TestIndexReadsInPlace(t *testing.T) {
 		member{name: "hard", link: "dir/file", typ: tar.TypeLink},
 		member{name: "loop1", link: "loop2", typ: tar.TypeSymlink},
 		member{name: "loop2", link: "loop1", typ: tar.TypeSymlink},
-		member{name: "dup", body: "first"},
-		member{name: "dup", body: "second"},
+		member{name: "./dir", typ: tar.TypeDir}, // a directory again is harmless
 	)
 	ix, err := IndexTar(context.Background(), bytes.NewReader(b), int64(len(b)), Options{})
 	if err != nil {
@@ -191,7 +190,6 @@ func TestIndexReadsInPlace(t *testing.T) {
 		"./dir/file":                         "hello",
 		"other/layer.tar":                    "hello",
 		"hard":                               "hello",
-		"dup":                                "second",
 		strings.Repeat("long/", 40) + "name": "long name body",
 	} {
 		got, err := ix.ReadFile(name, 100)
@@ -213,6 +211,24 @@ func TestIndexReadsInPlace(t *testing.T) {
 	}
 	if _, err := ix.ReadFile("dir/file", 2); !errors.Is(err, core.ErrTooLarge) {
 		t.Fatalf("limit: %v", err)
+	}
+}
+
+// Two entries of one name made the archive mean different things to
+// different readers: skopeo's docker-archive takes the first, the index
+// took the last. It is refused, naming the entry and both positions.
+func TestIndexRefusesDuplicateEntries(t *testing.T) {
+	for _, ms := range [][]member{
+		{{name: "manifest.json", body: "first"}, {name: "x", body: "y"}, {name: "manifest.json", body: "second"}},
+		{{name: "manifest.json", body: "first"}, {name: "x", body: "y"}, {name: "./manifest.json", body: "first"}},
+		{{name: "blobs", typ: tar.TypeDir}, {name: "x", body: "y"}, {name: "blobs", body: "file"}},
+		{{name: "manifest.json", body: "first"}, {name: "x", body: "y"}, {name: "manifest.json", link: "x", typ: tar.TypeSymlink}},
+	} {
+		b := buildTar(t, ms...)
+		_, err := IndexTar(context.Background(), bytes.NewReader(b), int64(len(b)), Options{})
+		if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "appears twice (entries 1 and 3)") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("%v: error %v", ms, err)
+		}
 	}
 }
 
