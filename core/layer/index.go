@@ -3,9 +3,11 @@ package layer
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/stevedore-oci/stevedore/core"
 )
@@ -25,6 +27,26 @@ type Entry struct {
 type Index struct {
 	ra      io.ReaderAt
 	entries map[string]Entry
+}
+
+// ErrSparse marks a sparse entry (GNU tar --sparse): its content is stored
+// without its holes, so an Index cannot serve it in place. A Reader reads
+// it whole; IndexTar wraps ErrSparse and the caller can rewrite the archive
+// through a Reader and index the copy.
+var ErrSparse = errors.New("a sparse file (tar --sparse), whose content is not stored in one piece")
+
+// IsSparse tells whether hdr is a sparse entry, in the old GNU format or
+// the PAX one (GNU.sparse.* records); archive/tar expands both on reading.
+func IsSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // maxLinkHops bounds symlink chains followed by Lookup.
@@ -63,6 +85,9 @@ func IndexTar(ctx context.Context, ra io.ReaderAt, size int64, opts Options) (*I
 		}
 		pos[hdr.Name] = n
 		e := Entry{Name: hdr.Name, Typeflag: hdr.Typeflag, Linkname: hdr.Linkname, Size: hdr.Size, Offset: off}
+		if IsSparse(hdr) {
+			return nil, fmt.Errorf("tar entry %q: %w", hdr.Name, ErrSparse)
+		}
 		if e.Typeflag == tar.TypeRegA {
 			e.Typeflag = tar.TypeReg
 		}

@@ -147,7 +147,7 @@ func CheckHeader(hdr *tar.Header, opts Options) error {
 		return fmt.Errorf("tar entry %q: size %d over the %d byte limit: %w", name, hdr.Size, opts.maxEntrySize(), core.ErrTooLarge)
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeGNUSparse:
 		if name == "." && hdr.Typeflag != tar.TypeDir {
 			return unsafeEntry(hdr.Name, "a file cannot be the archive root")
 		}

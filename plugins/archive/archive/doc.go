@@ -3,7 +3,9 @@
 //
 // Reading never unpacks an uncompressed archive: its entries are indexed
 // once (core/layer.IndexTar) and blobs are read in place. A compressed
-// archive is first decompressed into a temporary file that Close removes.
+// archive is first decompressed into a temporary file that Close removes,
+// and so is one holding sparse files (GNU tar --sparse), whose content is
+// not stored in one piece: its copy has them written out whole.
 //
 // Writing streams blobs straight into a temporary tar beside the final file
 // (blob sizes are known from their descriptors), verifying each as it goes;

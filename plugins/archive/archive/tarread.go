@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -49,10 +50,77 @@ func openTar(ctx context.Context, path string) (_ *tarFile, err error) {
 			return nil, err
 		}
 	}
-	if t.ix, err = layer.IndexTar(ctx, t.f, size, layer.Options{}); err != nil {
+	t.ix, err = layer.IndexTar(ctx, t.f, size, layer.Options{})
+	if errors.Is(err, layer.ErrSparse) {
+		// GNU tar --sparse stores a file without its holes: read in place,
+		// its bytes are wrong. skopeo and docker extract such archives;
+		// we index a copy with every sparse file written out whole.
+		if size, err = t.expand(ctx, size); err != nil {
+			return nil, err
+		}
+		t.ix, err = layer.IndexTar(ctx, t.f, size, layer.Options{})
+	}
+	if err != nil {
 		return nil, fmt.Errorf("archive %s: %w", path, err)
 	}
 	return t, nil
+}
+
+// expand replaces t.f by a temporary copy of its tar in which sparse
+// entries are plain files.
+func (t *tarFile) expand(ctx context.Context, size int64) (int64, error) {
+	out, err := os.CreateTemp("", "stevedore-archive-*.tar")
+	if err != nil {
+		return 0, fmt.Errorf("archive %s: %w", t.path, err)
+	}
+	if err := os.Remove(out.Name()); err != nil { // no name, as in decompress
+		out.Close()
+		return 0, fmt.Errorf("archive %s: %w", t.path, err)
+	}
+	fail := func(err error) (int64, error) {
+		out.Close()
+		return 0, fmt.Errorf("archive %s: expanding sparse files: %w", t.path, err)
+	}
+	r := layer.NewReader(io.NewSectionReader(t.f, 0, size), layer.Options{})
+	tw := tar.NewWriter(out)
+	for {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		hdr, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fail(err)
+		}
+		nh := &tar.Header{Name: hdr.Name, Linkname: hdr.Linkname, Typeflag: hdr.Typeflag, Mode: hdr.Mode, ModTime: hdr.ModTime}
+		switch {
+		case layer.IsSparse(hdr), hdr.Typeflag == tar.TypeRegA:
+			nh.Typeflag = tar.TypeReg
+		}
+		if nh.Typeflag == tar.TypeReg {
+			nh.Size = hdr.Size
+		}
+		if err := tw.WriteHeader(nh); err != nil {
+			return fail(fmt.Errorf("tar entry %q: %w", hdr.Name, err))
+		}
+		if nh.Size > 0 {
+			if _, err := io.Copy(tw, ctxReader{ctx, r}); err != nil {
+				return fail(fmt.Errorf("tar entry %q: %w", hdr.Name, err))
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fail(err)
+	}
+	n, err := out.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fail(err)
+	}
+	t.f.Close()
+	t.f = out
+	return n, nil
 }
 
 // decompress replaces t.f by a decompressed temporary copy.
