@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"compress/bzip2"
 	"context"
 	"errors"
 	"fmt"
@@ -128,9 +129,20 @@ func (t *tarFile) decompress(ctx context.Context, c layer.Compression) (int64, e
 	if _, err := t.f.Seek(0, io.SeekStart); err != nil {
 		return 0, fmt.Errorf("archive %s: %w", t.path, err)
 	}
-	dr, err := layer.NewDecompressor(t.f, c)
-	if err != nil {
-		return 0, fmt.Errorf("archive %s: %w", t.path, err)
+	var dr io.ReadCloser
+	switch c {
+	case layer.Bzip2:
+		// docker load takes bzip2 archives (docker save | bzip2), and
+		// skopeo reads them; layers never are, so core/layer refuses it.
+		dr = io.NopCloser(bzip2.NewReader(t.f))
+	default:
+		var err error
+		if dr, err = layer.NewDecompressor(t.f, c); err != nil {
+			if errors.Is(err, core.ErrUnsupported) {
+				return 0, fmt.Errorf("archive %s: %s-compressed archive (gzip, bzip2 and zstd are read; decompress it first): %w", t.path, c, core.ErrUnsupported)
+			}
+			return 0, fmt.Errorf("archive %s: %w", t.path, err)
+		}
 	}
 	defer dr.Close()
 	// The copy has no name once created: it goes with the last descriptor,
