@@ -1,0 +1,61 @@
+package archive
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stevedore-oci/stevedore/core/layer/layertest"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
+)
+
+// TestArchiveWritesThroughSymlink: an archive path that is a symlink
+// (current.tar -> releases/v3.tar) is written through, as skopeo, docker
+// save -o and tar -f do. The new archive was renamed over the link: the
+// link became a plain file and its target kept the old archive.
+func TestArchiveWritesThroughSymlink(t *testing.T) {
+	tmp := t.TempDir()
+	ctx := context.Background()
+	a := layertest.NewImage("link-a", layertest.Options{})
+	b := layertest.NewImage("link-b", layertest.Options{})
+	raw := legacyArchive(t, a, b)
+	srcPath := filepath.Join(tmp, "src.tar")
+	os.WriteFile(srcPath, raw, 0o644)
+	os.Mkdir(filepath.Join(tmp, "releases"), 0o755)
+	target := filepath.Join(tmp, "releases", "v3.tar")
+	os.WriteFile(target, raw, 0o644)
+	link := filepath.Join(tmp, "current.tar")
+	if err := os.Symlink("releases/v3.tar", link); err != nil {
+		t.Fatal(err)
+	}
+	dangling := filepath.Join(tmp, "next.tar")
+	if err := os.Symlink(filepath.Join("releases", "v4.tar"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	p := New(nil)
+	for _, c := range []struct{ link, target, want string }{
+		{link, target, "first:1,second:2,third:3"},
+		{dangling, filepath.Join(tmp, "releases", "v4.tar"), "third:3"},
+	} {
+		src := transporttest.OpenEndpoint(t, p, DockerArchive, srcPath, pluginapi.ModeRead).(pluginapi.Source)
+		dst := transporttest.OpenEndpoint(t, p, DockerArchive, c.link, pluginapi.ModeWrite)
+		transporttest.CopyImage(t, src, "second:2", dst.(pluginapi.Destination), "third:3")
+		transporttest.CommitClose(t, dst)
+		src.(pluginapi.Endpoint).Close(ctx)
+		if fi, err := os.Lstat(c.link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("%s is no longer a symlink: %v %v", c.link, fi.Mode(), err)
+		}
+		got := transporttest.OpenEndpoint(t, p, DockerArchive, c.target, pluginapi.ModeRead).(*dockerSource)
+		tags, err := got.ListTags(ctx)
+		got.Close(ctx)
+		if err != nil || strings.Join(tags, ",") != c.want {
+			t.Fatalf("%s holds %v (%v), want %s", c.target, tags, err, c.want)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(tmp, "releases")); len(ents) != 2 {
+		t.Fatalf("releases holds %d entries, want the two archives", len(ents))
+	}
+}
