@@ -49,9 +49,10 @@ func newOCIDest(ctx context.Context, path string) (*ociDest, error) {
 // carryOver copies the images of an existing archive at path into the new
 // one, so that writing to an archive adds to it (names written again are
 // replaced). A file there that is not an oci-archive is refused rather
-// than overwritten.
+// than overwritten; an empty one (mktemp's) is written over, as with
+// docker-archive.
 func (d *ociDest) carryOver(path string) error {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	if fi, err := os.Stat(path); errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() == 0 {
 		return nil
 	}
 	old, err := openOCISource(context.Background(), path)

@@ -59,3 +59,27 @@ func TestArchiveWritesThroughSymlink(t *testing.T) {
 		t.Fatalf("releases holds %d entries, want the two archives", len(ents))
 	}
 }
+
+// TestOCIArchiveWritesOverEmptyFile: an empty file (mktemp's) is written
+// over, as docker-archive: does and skopeo does; oci-archive: refused it as
+// "exists and is not a readable oci-archive".
+func TestOCIArchiveWritesOverEmptyFile(t *testing.T) {
+	tmp := t.TempDir()
+	ctx := context.Background()
+	a := layertest.NewImage("empty-a", layertest.Options{})
+	srcPath := filepath.Join(tmp, "src.tar")
+	os.WriteFile(srcPath, legacyArchive(t, a, layertest.NewImage("empty-b", layertest.Options{})), 0o644)
+	empty := filepath.Join(tmp, "tmp.XXXXXX")
+	os.WriteFile(empty, nil, 0o600)
+	p := New(nil)
+	src := transporttest.OpenEndpoint(t, p, DockerArchive, srcPath, pluginapi.ModeRead).(pluginapi.Source)
+	defer src.(pluginapi.Endpoint).Close(ctx)
+	dst := transporttest.OpenEndpoint(t, p, OCIArchive, empty, pluginapi.ModeWrite)
+	transporttest.CopyImage(t, src, "first:1", dst.(pluginapi.Destination), "v1")
+	transporttest.CommitClose(t, dst)
+	got := transporttest.OpenEndpoint(t, p, OCIArchive, empty, pluginapi.ModeRead).(pluginapi.Source)
+	defer got.(pluginapi.Endpoint).Close(ctx)
+	if tags, err := got.(pluginapi.TagLister).ListTags(ctx); err != nil || strings.Join(tags, ",") != "v1" {
+		t.Fatalf("tags %v %v", tags, err)
+	}
+}
