@@ -57,7 +57,8 @@ func newTarWriter(ctx context.Context, final string) (*tarWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive %s: %w", final, err)
 	}
-	if abs, err = followLinks(abs); err != nil {
+	// A symlink is written through: see atomicfile.FollowLinks.
+	if abs, err = atomicfile.FollowLinks(abs); err != nil {
 		return nil, fmt.Errorf("archive %s: %w", final, err)
 	}
 	if fi, err := os.Stat(abs); err == nil && !fi.Mode().IsRegular() {
@@ -95,29 +96,6 @@ func newTarWriter(ctx context.Context, final string) (*tarWriter, error) {
 		return nil, fmt.Errorf("archive %s: %w", final, err)
 	}
 	return &tarWriter{final: abs, stage: stage, held: held, f: f, tw: tar.NewWriter(f), entries: map[string]int64{}, unlock: unlock}, nil
-}
-
-// followLinks returns the file a path that is a symlink (or a chain of
-// them, dangling or not) designates, so that the new archive replaces that
-// file, as skopeo, docker save -o and tar -f, which write through the link,
-// do: renamed over the link itself, it left the link's target with the old
-// archive and the link replaced by a file.
-func followLinks(p string) (string, error) {
-	for hops := 0; hops < 40; hops++ {
-		fi, err := os.Lstat(p)
-		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
-			return p, nil
-		}
-		target, err := os.Readlink(p)
-		if err != nil {
-			return "", err
-		}
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(p), target)
-		}
-		p = target
-	}
-	return "", fmt.Errorf("too many levels of symbolic links: %w", core.ErrInvalid)
 }
 
 // release gives up the writer lock, once. Callers hold mu.

@@ -323,18 +323,24 @@ type dest struct {
 }
 
 func openDest(final string) (*dest, error) {
-	fi, err := os.Stat(final)
+	// dir:current where current -> releases/v3 writes releases/v3, as
+	// skopeo does; the swap in Commit would replace the link itself.
+	resolved, err := atomicfile.FollowLinks(final)
+	if err != nil {
+		return nil, fmt.Errorf("dir %s: %w", final, err)
+	}
+	fi, err := os.Stat(resolved)
 	switch {
 	case err == nil && !fi.IsDir():
 		return nil, fmt.Errorf("dir %s: exists and is not a directory: %w", final, core.ErrExists)
 	case err == nil:
-		if err := replaceable(final); err != nil {
+		if err := replaceable(resolved); err != nil {
 			return nil, err
 		}
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}
-	abs, err := filepath.Abs(final)
+	abs, err := filepath.Abs(resolved)
 	if err != nil {
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}

@@ -1,0 +1,61 @@
+package dirtransport
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stevedore-oci/stevedore/core/layer/layertest"
+	"github.com/stevedore-oci/stevedore/pluginapi"
+	"github.com/stevedore-oci/stevedore/pluginapi/transporttest"
+)
+
+// TestDestinationWritesThroughSymlink: dir:current where current ->
+// releases/v3 writes releases/v3, as skopeo does, and the link stays. The
+// swap replaced the link by a directory, leaving releases/v3 with the old
+// image; through a dangling link the commit failed ("open current: no such
+// file or directory") after every blob was written.
+func TestDestinationWritesThroughSymlink(t *testing.T) {
+	tmp := t.TempDir()
+	ctx := context.Background()
+	write := func(loc string, img layertest.Image) {
+		t.Helper()
+		dst := transporttest.OpenEndpoint(t, New(nil), Transport, loc, pluginapi.ModeWrite).(*dest)
+		for _, b := range img.Blobs() {
+			if err := dst.PutBlob(ctx, b.Desc, bytes.NewReader(b.Data)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := dst.PutManifest(ctx, img.Manifest.Desc, img.Manifest.Data, ""); err != nil {
+			t.Fatal(err)
+		}
+		transporttest.CommitClose(t, dst)
+	}
+	old := layertest.NewImage("link-old", layertest.Options{})
+	img := layertest.NewImage("link-new", layertest.Options{})
+	v3 := filepath.Join(tmp, "releases", "v3")
+	write(v3, old)
+	for _, c := range []struct{ link, target string }{
+		{"current", v3},
+		{"next", filepath.Join(tmp, "releases", "v4")}, // dangling
+	} {
+		link := filepath.Join(tmp, c.link)
+		if err := os.Symlink(c.target, link); err != nil {
+			t.Fatal(err)
+		}
+		write(link, img)
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("%s is no longer a symlink: %v %v", c.link, fi.Mode(), err)
+		}
+		src := transporttest.OpenEndpoint(t, New(nil), Transport, c.target, pluginapi.ModeRead).(*source)
+		top, err := src.Resolve(ctx, "")
+		if err != nil || top.Digest != img.Manifest.Desc.Digest {
+			t.Fatalf("%s holds %s (%v), want %s", c.target, top.Digest, err, img.Manifest.Desc.Digest)
+		}
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 3 {
+		t.Fatalf("%s holds %d entries, want releases and the two links", tmp, len(ents))
+	}
+}
