@@ -270,8 +270,9 @@ var (
 
 // Close implements pluginapi.Endpoint: staged files that were not committed
 // are removed, and so is a layout this endpoint created that holds nothing
-// (no index.json entry, only blobs this process wrote, no other writer): a
-// copy that failed leaves no empty layout behind (layout.Writer.Discard).
+// (no index.json entry, no blob, no other writer): a copy that failed before
+// it wrote a blob leaves no empty layout behind; one that wrote blobs keeps
+// them, with their layout (layout.Writer.Discard).
 func (e *writeEndpoint) Close(context.Context) error {
 	e.mu.Lock()
 	staged := e.staged
