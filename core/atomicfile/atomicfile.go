@@ -194,22 +194,34 @@ func lockFile(ctx context.Context, name string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
+	if err := Flock(ctx, f, unix.LOCK_EX); err != nil {
+		_ = f.Close()
+		if err == ctx.Err() {
+			return nil, fmt.Errorf("waiting for lock %s: %w", name, err)
+		}
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// Flock takes a flock of kind how (unix.LOCK_EX or unix.LOCK_SH) on f,
+// polling with a non-blocking flock so that a cancelled ctx is honoured. It
+// returns ctx's error when ctx ends first, else flock's.
+func Flock(ctx context.Context, f *os.File, how int) error {
 	wait := 200 * time.Microsecond
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 		if err == nil {
-			return f, nil
+			return nil
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("lock %s: %w", name, err)
+			return err
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			_ = f.Close()
-			return nil, fmt.Errorf("waiting for lock %s: %w", name, ctx.Err())
+			return ctx.Err()
 		case <-t.C:
 		}
 		if wait < 20*time.Millisecond {

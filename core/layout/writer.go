@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stevedore-oci/stevedore/core"
+	"github.com/stevedore-oci/stevedore/core/atomicfile"
 )
 
 // Writer is a process writing a layout, from NewWriter to Release or
@@ -95,9 +96,12 @@ func newWriter(ctx context.Context, dir string) (*Store, *Writer, error) {
 		}
 		return nil, nil, fmt.Errorf("oci layout %s: %w", dir, err)
 	}
-	if err := flockWait(ctx, f, unix.LOCK_SH); err != nil {
+	if err := atomicfile.Flock(ctx, f, unix.LOCK_SH); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("oci layout %s: %w", dir, err)
+		if err == ctx.Err() {
+			return nil, nil, fmt.Errorf("oci layout %s: waiting for the layout's lock: %w", dir, err)
+		}
+		return nil, nil, fmt.Errorf("oci layout %s: lock: %w", dir, err)
 	}
 	if !sameDir(f, dir) {
 		f.Close()
@@ -251,28 +255,4 @@ func sameDir(f *os.File, dir string) bool {
 	held, err1 := f.Stat()
 	named, err2 := os.Stat(dir)
 	return err1 == nil && err2 == nil && os.SameFile(held, named)
-}
-
-// flockWait takes a flock of kind how on f, polling so that ctx is honoured.
-func flockWait(ctx context.Context, f *os.File, how int) error {
-	wait := 200 * time.Microsecond
-	for {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("lock: %w", err)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("waiting for the layout's lock: %w", ctx.Err())
-		case <-t.C:
-		}
-		if wait < 20*time.Millisecond {
-			wait *= 2
-		}
-	}
 }
