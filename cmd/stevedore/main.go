@@ -30,10 +30,10 @@ func run() int {
 	// up in seconds); a second one kills the plugins and exits at once. The
 	// exit status says which signal (128 + its number, as shells report it).
 	var got atomic.Value
-	sigs := make(chan os.Signal, 2)
 	// Until now the package that started plugins ahead stopped them on a
-	// signal (and removed their socket directory); from here on, this.
-	prestart.SignalsHandled()
+	// signal (and removed their socket directory); from here on, this, on
+	// the channel it watched (a signal it left to us waits there).
+	sigs := prestart.SignalsHandled()
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {

@@ -29,6 +29,22 @@ func TestMain(m *testing.M) {
 		time.Sleep(time.Minute)
 		os.Exit(4)
 	}
+	if os.Getenv("PRESTART_TEST_ROLE") == "handover" {
+		// TestSignalAfterHandled's CLI: it starts a sleeper ahead, takes
+		// the signals over, and reports the one it receives.
+		self, _ := os.Executable()
+		Start([]string{self})
+		c := SignalsHandled()
+		fmt.Println("ready")
+		select {
+		case s := <-c:
+			fmt.Println("got", s)
+		case <-time.After(10 * time.Second):
+			fmt.Println("no signal")
+		}
+		Release()
+		os.Exit(0)
+	}
 	if os.Getenv("STEVEDORE_PRESTART_TEST_CHILD") == "sleep" {
 		time.Sleep(time.Minute)
 		os.Exit(3)
@@ -165,6 +181,40 @@ func TestSignalBeforeHandled(t *testing.T) {
 			t.Fatalf("process %d started ahead still runs after its starter died", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// After SignalsHandled, a SIGINT is the program's: it arrives on the
+// channel SignalsHandled returned (the one watched since Start), and the
+// program goes on to release what was started ahead.
+func TestSignalAfterHandled(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), "PRESTART_TEST_ROLE=handover", "STEVEDORE_PRESTART_TEST_CHILD=sleep", "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(out)
+	if line, _ := r.ReadString('\n'); line != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the program said %q", line)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	line, _ := r.ReadString('\n')
+	if err := cmd.Wait(); err != nil || line != "got interrupt\n" {
+		t.Fatalf("after SIGINT the program said %q and ended with %v, want \"got interrupt\" and status 0", line, err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Fatalf("left in $TMPDIR: %v", left)
 	}
 }
 

@@ -16,13 +16,16 @@ import (
 // and ends the program with the signal's default action after all.
 
 var (
-	sigs    chan os.Signal // watched since Start, until SignalsHandled
-	handled bool           // SignalsHandled was called
+	watching bool           // the watch runs
+	handled  bool           // SignalsHandled was called
+	watched  chan os.Signal // the signals' channel, registered since Start
+	stopped  chan struct{}  // closed by SignalsHandled
+	exited   chan struct{}  // closed when the watch has ended
 )
 
 // watchSignalsLocked starts the watch, once; mu is held.
 func watchSignalsLocked() {
-	if sigs != nil || handled {
+	if watching || handled {
 		return
 	}
 	var watch []os.Signal
@@ -34,23 +37,31 @@ func watchSignalsLocked() {
 	if len(watch) == 0 {
 		return
 	}
-	c := make(chan os.Signal, 1)
+	c := make(chan os.Signal, 2)
 	signal.Notify(c, watch...)
-	sigs = c
+	watching, watched = true, c
+	stopped, exited = make(chan struct{}), make(chan struct{})
 	go func() {
-		s, ok := <-c
-		if !ok {
+		var s os.Signal
+		select {
+		case s = <-c:
+		case <-stopped:
+			close(exited)
+			return
+		}
+		mu.Lock()
+		if handled {
+			// SignalsHandled came first: the signal is the program's,
+			// which reads this channel from now on.
+			mu.Unlock()
+			select {
+			case c <- s:
+			default: // two are waiting: a third adds nothing
+			}
+			close(exited)
 			return
 		}
 		n, _ := s.(syscall.Signal)
-		mu.Lock()
-		if handled {
-			// It came before the program's own watch began (SignalsHandled
-			// stops this one first): hand it on.
-			mu.Unlock()
-			_ = syscall.Kill(os.Getpid(), n)
-			return
-		}
 		for _, proc := range procs {
 			proc.Kill()
 		}
@@ -65,17 +76,22 @@ func watchSignalsLocked() {
 	}()
 }
 
-// SignalsHandled tells the package that the program is about to handle
-// SIGINT and SIGTERM itself, and calls Release (or Abort) when they end it:
-// call it just before signal.Notify. A signal that came since Start and was
-// not yet acted on is sent again, for the program's handler.
-func SignalsHandled() {
+// SignalsHandled ends the watch and returns the channel on which SIGINT
+// and SIGTERM have been delivered since Start (a new one, registered for
+// nothing, when Start watched none): the program registers it with
+// signal.Notify for what it handles and reads it from then on, including a
+// signal that came before and was not acted on. The same channel stays
+// registered throughout, so no signal falls between the two watches. The
+// program calls Release (or Abort) when a signal ends it.
+func SignalsHandled() chan os.Signal {
 	mu.Lock()
-	defer mu.Unlock()
 	handled = true
-	if sigs != nil {
-		signal.Stop(sigs)
-		close(sigs)
-		sigs = nil
+	w, c := watching, watched
+	mu.Unlock()
+	if !w {
+		return make(chan os.Signal, 2)
 	}
+	close(stopped)
+	<-exited
+	return c
 }
