@@ -308,7 +308,8 @@ func parsePathRef(input, transport, rest string) (Endpoint, error) {
 		// Refused here, as skopeo does, rather than when the layout
 		// records it, after every blob was written.
 		if err := CheckLayoutName(r); err != nil {
-			return Endpoint{}, invalid(input, err.Error())
+			// err wraps core.ErrInvalid already ("...: invalid").
+			return Endpoint{}, fmt.Errorf("invalid endpoint %q: %w", input, err)
 		}
 	}
 	return Endpoint{Transport: transport, Location: path, Ref: r}, nil

@@ -186,3 +186,12 @@ func TestDockerPrefixWithTag(t *testing.T) {
 		}
 	}
 }
+
+// A bad image name of a layout is said once, without the sentinel doubled
+// ("...: invalid: invalid").
+func TestParseBadLayoutNameMessage(t *testing.T) {
+	_, err := Parse("oci:/l:-bad")
+	if err == nil || !errors.Is(err, core.ErrInvalid) || strings.Count(err.Error(), "invalid") != 2 {
+		t.Fatalf("Parse(oci:/l:-bad) = %v, want one \"invalid endpoint\" and one \": invalid\"", err)
+	}
+}
