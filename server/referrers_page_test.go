@@ -64,11 +64,12 @@ func TestReferrersPages(t *testing.T) {
 				}
 				got = append(got, m.Digest.String())
 			}
+			page := next
 			next = ""
 			if l := h.Get("Link"); l != "" {
 				m := link.FindStringSubmatch(l)
 				if m == nil {
-					t.Fatalf("GET %s: Link %q", next, l)
+					t.Fatalf("GET %s: Link %q", page, l)
 				}
 				next = m[1]
 			}
