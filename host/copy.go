@@ -978,7 +978,7 @@ func (c *copier) checkPlatform(ctx context.Context, m *manifest.Manifest) error 
 	if cfg.OS == "" || cfg.Architecture == "" {
 		return nil
 	}
-	have := platform.Format(cfg.Platform)
+	have := platform.Format(platform.Normalize(cfg.Platform)) // as matched: a bare arm is arm/v7
 	var missing []string
 	matched := false
 	for _, w := range distinctPlatforms(c.opts.Platforms) {

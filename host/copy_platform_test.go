@@ -60,6 +60,17 @@ func TestPlatformOfSingleImage(t *testing.T) {
 		t.Fatalf("an artifact (no platform) with --platform: %v", err)
 	}
 
+	// An arm image whose config names no variant is arm/v7, as matched and
+	// as said.
+	armSrc, _, armImg := sourceLayout(t, imagegen.Spec{Seed: 32, Platform: ocispec.Platform{OS: "linux", Architecture: "arm"}, Layers: []imagegen.Layer{{Size: 1 << 10}}})
+	_, err = h.Copy(ctx, "oci:"+armSrc+":v1", "oci:"+dst+":arm6", host.CopyOptions{Platforms: []ocispec.Platform{{OS: "linux", Architecture: "arm", Variant: "v6"}}})
+	if want := "image " + armImg.Manifest.Digest.String() + " is for linux/arm/v7, not linux/arm/v6 "; err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "use --platform linux/arm/v7 or none") {
+		t.Fatalf("copy of a linux/arm image for linux/arm/v6: %v, want an error saying %q", err, want)
+	}
+	if _, err := h.Copy(ctx, "oci:"+armSrc+":v1", "oci:"+dst+":arm", host.CopyOptions{Platforms: []ocispec.Platform{{OS: "linux", Architecture: "arm", Variant: "v7"}}}); err != nil {
+		t.Fatalf("copy of a linux/arm image for linux/arm/v7: %v", err)
+	}
+
 	// sync: one of the platforms is enough; none fails the image.
 	sync := func(plats ...ocispec.Platform) (*host.SyncReport, error) {
 		srcEP, err := ref.Parse("oci:" + src + ":v1")
