@@ -139,18 +139,18 @@ func TestAbort(t *testing.T) {
 	}
 }
 
-// A SIGINT that comes after Start and before the program handles signals
-// itself (SignalsHandled) ends the program as it would have without Start
-// (killed by the signal), and leaves neither the processes started ahead
-// nor their socket directory.
-func TestSignalBeforeHandled(t *testing.T) {
+// startRole runs this test binary as the program of role (see TestMain),
+// starting sleepers ahead in a $TMPDIR of its own, and returns it with its
+// output and that directory.
+func startRole(t *testing.T, role string) (*exec.Cmd, *bufio.Reader, string) {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmp := t.TempDir()
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), "PRESTART_TEST_ROLE=starter", "STEVEDORE_PRESTART_TEST_CHILD=sleep", "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
+	cmd.Env = append(os.Environ(), "PRESTART_TEST_ROLE="+role, "STEVEDORE_PRESTART_TEST_CHILD=sleep", "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -158,9 +158,18 @@ func TestSignalBeforeHandled(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	return cmd, bufio.NewReader(out), tmp
+}
+
+// A SIGINT that comes after Start and before the program handles signals
+// itself (SignalsHandled) ends the program as it would have without Start
+// (killed by the signal), and leaves neither the processes started ahead
+// nor their socket directory.
+func TestSignalBeforeHandled(t *testing.T) {
+	cmd, out, _ := startRole(t, "starter")
 	var pid int
 	var d string
-	line, _ := bufio.NewReader(out).ReadString('\n')
+	line, _ := out.ReadString('\n')
 	if _, err := fmt.Sscan(line, &pid, &d); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -188,21 +197,7 @@ func TestSignalBeforeHandled(t *testing.T) {
 // channel SignalsHandled returned (the one watched since Start), and the
 // program goes on to release what was started ahead.
 func TestSignalAfterHandled(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp := t.TempDir()
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), "PRESTART_TEST_ROLE=handover", "STEVEDORE_PRESTART_TEST_CHILD=sleep", "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(out)
+	cmd, r, tmp := startRole(t, "handover")
 	if line, _ := r.ReadString('\n'); line != "ready\n" {
 		cmd.Process.Kill()
 		cmd.Wait()

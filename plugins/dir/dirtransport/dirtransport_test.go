@@ -47,6 +47,22 @@ func ociDigest(t *testing.T, dir, tag string) digest.Digest {
 
 // TestSkopeoRoundTrip: skopeo dir: -> us -> skopeo gives identical files
 // and digests, single image and multi-arch --all.
+// writeImage writes img to a dir: destination at loc and commits it.
+func writeImage(t *testing.T, loc string, img layertest.Image, tag string) {
+	t.Helper()
+	ctx := context.Background()
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, loc, pluginapi.ModeWrite).(*dest)
+	for _, b := range img.Blobs() {
+		if err := dst.PutBlob(ctx, b.Desc, bytes.NewReader(b.Data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dst.PutManifest(ctx, img.Manifest.Desc, img.Manifest.Data, tag); err != nil {
+		t.Fatal(err)
+	}
+	transporttest.CommitClose(t, dst)
+}
+
 func TestSkopeoRoundTrip(t *testing.T) {
 	for _, multi := range []bool{false, true} {
 		t.Run(map[bool]string{false: "single", true: "all"}[multi], func(t *testing.T) {
@@ -141,17 +157,8 @@ func TestSourceReads(t *testing.T) {
 	tmp := t.TempDir()
 	img := layertest.NewImage("src", layertest.Options{})
 	d := filepath.Join(tmp, "d")
-	dst := transporttest.OpenEndpoint(t, New(nil), Transport, d, pluginapi.ModeWrite).(*dest)
+	writeImage(t, d, img, "latest")
 	ctx := context.Background()
-	for _, b := range img.Blobs() {
-		if err := dst.PutBlob(ctx, b.Desc, bytes.NewReader(b.Data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := dst.PutManifest(ctx, img.Manifest.Desc, img.Manifest.Data, "latest"); err != nil {
-		t.Fatal(err)
-	}
-	transporttest.CommitClose(t, dst)
 	if v, _ := os.ReadFile(filepath.Join(d, "version")); string(v) != "Directory Transport Version: 1.1\n" {
 		t.Fatalf("version %q", v)
 	}

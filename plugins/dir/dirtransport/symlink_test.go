@@ -1,7 +1,6 @@
 package dirtransport
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -20,19 +19,7 @@ import (
 func TestDestinationWritesThroughSymlink(t *testing.T) {
 	tmp := t.TempDir()
 	ctx := context.Background()
-	write := func(loc string, img layertest.Image) {
-		t.Helper()
-		dst := transporttest.OpenEndpoint(t, New(nil), Transport, loc, pluginapi.ModeWrite).(*dest)
-		for _, b := range img.Blobs() {
-			if err := dst.PutBlob(ctx, b.Desc, bytes.NewReader(b.Data)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := dst.PutManifest(ctx, img.Manifest.Desc, img.Manifest.Data, ""); err != nil {
-			t.Fatal(err)
-		}
-		transporttest.CommitClose(t, dst)
-	}
+	write := func(loc string, img layertest.Image) { t.Helper(); writeImage(t, loc, img, "") }
 	old := layertest.NewImage("link-old", layertest.Options{})
 	img := layertest.NewImage("link-new", layertest.Options{})
 	v3 := filepath.Join(tmp, "releases", "v3")
