@@ -12,8 +12,10 @@
 // a blob that fails verification is cut off again, and Commit renames the
 // finished tar into place. Close without Commit removes everything.
 // Writing to an existing archive adds to it: its images are carried into
-// the new tar (a name written again moves to the new image), and a file
-// that is not an archive of that kind is refused, not overwritten.
+// the new tar (a name written again moves to the new image), which is
+// compressed as the existing one was (gzip or zstd; a bzip2 one is read but
+// refused as a destination), and a file that is not an archive of that kind
+// is refused, not overwritten.
 //
 // oci-archive: is a tar of an OCI image layout. docker-archive: is what
 // `docker save` writes and `docker load` reads: manifest.json listing each

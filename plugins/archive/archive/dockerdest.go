@@ -74,6 +74,9 @@ func (d *dockerDest) carryOver(ctx context.Context, path string) error {
 		return fmt.Errorf("archive %s: exists and is not a readable docker-archive, refusing to replace it (%s): %w", path, causeIn(path, err), core.ErrExists)
 	}
 	defer old.Close(ctx)
+	if err := d.w.compressAs(old.t); err != nil {
+		return err
+	}
 	for i, it := range old.items {
 		cfg, err := old.t.readFile(it.Config, content.MaxConfigSize)
 		if err != nil {

@@ -60,6 +60,9 @@ func (d *ociDest) carryOver(path string) error {
 		return fmt.Errorf("archive %s: exists and is not a readable oci-archive, refusing to replace it (%s): %w", path, causeIn(path, err), core.ErrExists)
 	}
 	defer old.Close(context.Background())
+	if err := d.w.compressAs(old.t); err != nil {
+		return err
+	}
 	for _, name := range old.t.ix.Names() {
 		if !strings.HasPrefix(name, "blobs/") {
 			continue

@@ -20,6 +20,9 @@ type tarFile struct {
 	path string
 	f    *os.File
 	ix   *layer.Index
+	// compression is that of the file at path (f is then a decompressed
+	// copy): a writer adding to the archive compresses it the same way.
+	compression layer.Compression
 }
 
 func openTar(ctx context.Context, path string) (_ *tarFile, err error) {
@@ -50,6 +53,7 @@ func openTar(ctx context.Context, path string) (_ *tarFile, err error) {
 		if size, err = t.decompress(ctx, c); err != nil {
 			return nil, err
 		}
+		t.compression = c
 	}
 	t.ix, err = layer.IndexTar(ctx, t.f, size, layer.Options{})
 	if errors.Is(err, layer.ErrSparse) {

@@ -12,11 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/stevedore-oci/stevedore/core"
 	"github.com/stevedore-oci/stevedore/core/atomicfile"
 	"github.com/stevedore-oci/stevedore/core/content"
+	"github.com/stevedore-oci/stevedore/core/layer"
 	"github.com/stevedore-oci/stevedore/pluginapi"
 )
 
@@ -33,8 +36,11 @@ type tarWriter struct {
 	f       *os.File
 	tw      *tar.Writer
 	entries map[string]int64 // name -> size of members written
-	done    bool
-	unlock  func() // releases the archive's writer lock
+	// compress is how commit compresses the archive: as the one it adds
+	// to was (carryOver), else not at all.
+	compress layer.Compression
+	done     bool
+	unlock   func() // releases the archive's writer lock
 }
 
 // lockWait bounds how long a writer waits for another writing the same
@@ -288,6 +294,11 @@ func (w *tarWriter) commit() error {
 	if err := w.tw.Close(); err != nil {
 		return fmt.Errorf("archive %s: %w", w.final, err)
 	}
+	if w.compress != layer.Uncompressed {
+		if err := w.compressLocked(); err != nil {
+			return fmt.Errorf("archive %s: %s: %w", w.final, w.compress, err)
+		}
+	}
 	if err := w.f.Chmod(atomicfile.ModeFor(w.final)); err != nil {
 		return fmt.Errorf("archive %s: %w", w.final, err)
 	}
@@ -307,6 +318,58 @@ func (w *tarWriter) commit() error {
 		return fmt.Errorf("archive %s: %w", w.final, err)
 	}
 	return os.RemoveAll(w.stage)
+}
+
+// compressAs makes the archive written compressed as old, the archive it
+// adds to, is: written uncompressed under a name like x.tar.gz, it would
+// no longer be what its name and its readers expect. bzip2 is read but
+// cannot be written (the standard library has no writer): refused.
+func (w *tarWriter) compressAs(old *tarFile) error {
+	switch old.compression {
+	case layer.Uncompressed, layer.Gzip, layer.Zstd:
+		w.mu.Lock()
+		w.compress = old.compression
+		w.mu.Unlock()
+		return nil
+	}
+	return fmt.Errorf("archive %s: %s-compressed: it can be read, not added to (write to a new file, or decompress it first): %w", w.final, old.compression, core.ErrUnsupported)
+}
+
+// compressLocked replaces w.f, the staged tar, by a compressed copy of it
+// in the staging directory (the tar goes with the directory).
+func (w *tarWriter) compressLocked() error {
+	if _, err := w.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	out, err := os.Create(w.f.Name() + "." + w.compress.String())
+	if err != nil {
+		return err
+	}
+	var cw io.WriteCloser
+	switch w.compress {
+	case layer.Gzip:
+		cw = gzip.NewWriter(out)
+	case layer.Zstd:
+		if cw, err = zstd.NewWriter(out); err != nil {
+			out.Close()
+			return err
+		}
+	default:
+		out.Close()
+		return fmt.Errorf("cannot write %s: %w", w.compress, core.ErrUnsupported)
+	}
+	if _, err := io.Copy(cw, w.f); err != nil {
+		cw.Close()
+		out.Close()
+		return err
+	}
+	if err := cw.Close(); err != nil {
+		out.Close()
+		return err
+	}
+	w.f.Close()
+	w.f = out
+	return nil
 }
 
 // discard removes everything not committed.
