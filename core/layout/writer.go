@@ -62,33 +62,14 @@ func newWriter(ctx context.Context, dir string) (*Store, *Writer, error) {
 		for _, e := range entries {
 			w.pre[e.Name()] = true
 		}
-	} else if isNotExist(err) {
-		// The directory and the parents that are missing, outermost first.
-		var missing []string
-		for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
-			if _, err := os.Lstat(p); !isNotExist(err) {
-				break
-			}
-			missing = append([]string{p}, missing...)
-			if filepath.Dir(p) == p {
-				break
-			}
-		}
-		w.made = missing
 	}
-	if !w.pre[ocispec.ImageBlobsDir] {
-		w.made = append(w.made, blobs)
-	}
-	err := os.MkdirAll(blobs, 0o755)
-	for i := 0; i < 3 && isNotExist(err); i++ {
-		// A parent this writer found was removed before its child was
-		// made (a writer of a layout beside it discarded the parent
-		// they both made): make it again.
-		err = os.MkdirAll(blobs, 0o755)
-	}
+	// The directory, its missing parents and blobs: made, and recorded
+	// for Discard.
+	made, err := atomicfile.MkdirParents(blobs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("oci layout %s: create: %w", dir, err)
 	}
+	w.made = made
 	f, err := os.Open(dir)
 	if err != nil {
 		if isNotExist(err) {
@@ -176,11 +157,7 @@ func (w *Writer) Discard(s *Store) (removed bool, err error) {
 	}
 	// The directories made, innermost first, while empty: a file put in
 	// one meanwhile keeps it.
-	for i := len(w.made) - 1; i >= 0; i-- {
-		if os.Remove(w.made[i]) != nil {
-			break
-		}
-	}
+	atomicfile.RemoveMadeDirs(w.made)
 	return true, nil
 }
 

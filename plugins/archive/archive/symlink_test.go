@@ -83,3 +83,22 @@ func TestOCIArchiveWritesOverEmptyFile(t *testing.T) {
 		t.Fatalf("tags %v %v", tags, err)
 	}
 }
+
+// An archive given up (Close without Commit) removes the directories it
+// made above itself, when empty: a failed copy to oci-archive:new/sub/x.tar
+// left new/sub behind.
+func TestArchiveGivenUpRemovesTheParentsItMade(t *testing.T) {
+	for _, transport := range []string{OCIArchive, DockerArchive} {
+		tmp := t.TempDir()
+		dst := transporttest.OpenEndpoint(t, New(nil), transport, filepath.Join(tmp, "new", "sub", "x.tar"), pluginapi.ModeWrite)
+		if err := dst.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(tmp, "new")); !os.IsNotExist(err) {
+			t.Fatalf("%s: the directories made for a given-up archive are still there: %v", transport, err)
+		}
+		if _, err := os.Stat(tmp); err != nil {
+			t.Fatalf("%s: a directory that was there was removed: %v", transport, err)
+		}
+	}
+}

@@ -36,6 +36,9 @@ type tarWriter struct {
 	f       *os.File
 	tw      *tar.Writer
 	entries map[string]int64 // name -> size of members written
+	// made are the directories above the archive this writer made,
+	// removed again (when empty) if it gives the archive up.
+	made []string
 	// compress is how commit compresses the archive: as the one it adds
 	// to was (carryOver), else not at all.
 	compress layer.Compression
@@ -71,7 +74,8 @@ func newTarWriter(ctx context.Context, final string) (*tarWriter, error) {
 		return nil, fmt.Errorf("archive %s: exists and is not a regular file: %w", final, core.ErrExists)
 	}
 	parent := filepath.Dir(abs)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	made, err := atomicfile.MkdirParents(parent)
+	if err != nil {
 		return nil, fmt.Errorf("archive %s: %w", final, err)
 	}
 	lockName := filepath.Join(parent, "."+filepath.Base(abs)+".stevedore-lock")
@@ -79,6 +83,7 @@ func newTarWriter(ctx context.Context, final string) (*tarWriter, error) {
 	unlock, err := atomicfile.LockTransient(lctx, lockName)
 	cancel()
 	if err != nil {
+		atomicfile.RemoveMadeDirs(made)
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("archive %s: another writer has held it for %s (lock %s); try again when it is done: %w", final, lockWait, lockName, core.ErrUnavailable)
 		}
@@ -91,6 +96,7 @@ func newTarWriter(ctx context.Context, final string) (*tarWriter, error) {
 	held, err := atomicfile.MkdirStage(parent, prefix)
 	if err != nil {
 		unlock()
+		atomicfile.RemoveMadeDirs(made)
 		return nil, fmt.Errorf("archive %s: staging directory: %w", final, err)
 	}
 	stage := held.Path
@@ -99,9 +105,10 @@ func newTarWriter(ctx context.Context, final string) (*tarWriter, error) {
 		os.RemoveAll(stage)
 		held.Release()
 		unlock()
+		atomicfile.RemoveMadeDirs(made)
 		return nil, fmt.Errorf("archive %s: %w", final, err)
 	}
-	return &tarWriter{final: abs, stage: stage, held: held, f: f, tw: tar.NewWriter(f), entries: map[string]int64{}, unlock: unlock}, nil
+	return &tarWriter{final: abs, stage: stage, held: held, f: f, tw: tar.NewWriter(f), entries: map[string]int64{}, unlock: unlock, made: made}, nil
 }
 
 // release gives up the writer lock, once. Callers hold mu.
@@ -380,10 +387,11 @@ func (w *tarWriter) discard() error {
 		w.done = true
 		w.f.Close()
 	}
-	defer w.release()
 	err := os.RemoveAll(w.stage)
 	if errors.Is(err, os.ErrNotExist) {
 		err = nil
 	}
+	w.release() // the lock file goes too: the directories may be empty
+	atomicfile.RemoveMadeDirs(w.made)
 	return err
 }

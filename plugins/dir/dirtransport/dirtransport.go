@@ -312,6 +312,9 @@ type dest struct {
 	final, stage string
 	held         *atomicfile.StageDir
 	log          hclog.Logger
+	// made are the directories above final this writer made, removed
+	// again (when empty) if the image is given up.
+	made []string
 
 	mu        sync.Mutex
 	manifests map[digest.Digest][]byte // put manifests, for choosing the top
@@ -345,7 +348,8 @@ func openDest(final string) (*dest, error) {
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}
 	parent := filepath.Dir(abs)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	made, err := atomicfile.MkdirParents(parent)
+	if err != nil {
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}
 	// What writers killed outright left behind (a live one holds its
@@ -354,18 +358,20 @@ func openDest(final string) (*dest, error) {
 	atomicfile.SweepStageDirs(parent, prefix)
 	held, err := atomicfile.MkdirStage(parent, prefix)
 	if err != nil {
+		atomicfile.RemoveMadeDirs(made)
 		return nil, fmt.Errorf("dir %s: staging directory: %w", final, err)
 	}
 	stage := held.Path
 	fail := func(err error) (*dest, error) {
 		os.RemoveAll(stage)
 		held.Release()
+		atomicfile.RemoveMadeDirs(made)
 		return nil, fmt.Errorf("dir %s: %w", final, err)
 	}
 	if err := os.Chmod(stage, atomicfile.DirModeFor(abs)); err != nil {
 		return fail(err)
 	}
-	d := &dest{final: abs, stage: stage, held: held, manifests: map[digest.Digest][]byte{}, sigs: map[digest.Digest]int{}}
+	d := &dest{final: abs, stage: stage, held: held, made: made, manifests: map[digest.Digest][]byte{}, sigs: map[digest.Digest]int{}}
 	if err := atomicfile.Write(filepath.Join(stage, versionFile), []byte(versionContent)); err != nil {
 		return fail(err)
 	}
@@ -562,10 +568,13 @@ func (d *dest) Close(ctx context.Context) error {
 		return nil
 	}
 	d.closed = true
-	defer d.held.Release()
 	if !d.committed {
-		return os.RemoveAll(d.stage)
+		err := os.RemoveAll(d.stage)
+		d.held.Release()
+		atomicfile.RemoveMadeDirs(d.made)
+		return err
 	}
+	d.held.Release()
 	return nil
 }
 

@@ -46,3 +46,28 @@ func TestDestinationWritesThroughSymlink(t *testing.T) {
 		t.Fatalf("%s holds %d entries, want releases and the two links", tmp, len(ents))
 	}
 }
+
+// A destination given up (Close without Commit) removes the directories
+// it made above itself, when empty: a failed copy to dir:new/sub/img left
+// new/sub behind.
+func TestDestinationGivenUpRemovesTheParentsItMade(t *testing.T) {
+	tmp := t.TempDir()
+	keep := filepath.Join(tmp, "keep")
+	if err := os.MkdirAll(keep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dst := transporttest.OpenEndpoint(t, New(nil), Transport, filepath.Join(tmp, "new", "sub", "img"), pluginapi.ModeWrite)
+	dst2 := transporttest.OpenEndpoint(t, New(nil), Transport, filepath.Join(keep, "img"), pluginapi.ModeWrite)
+	if err := dst.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst2.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "new")); !os.IsNotExist(err) {
+		t.Fatalf("the directories made for a given-up destination are still there: %v", err)
+	}
+	if entries, err := os.ReadDir(keep); err != nil || len(entries) != 0 {
+		t.Fatalf("a directory that was there: %v, %v", entries, err)
+	}
+}
