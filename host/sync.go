@@ -908,6 +908,12 @@ func (s *syncRun) syncOnce(ctx context.Context, js *jobState, slot *imageSlot, r
 	if errors.Is(dstErr, core.ErrUnavailable) {
 		return r, dstErr // worth a retry
 	}
+	if dstErr != nil && s.opts.DryRun {
+		// No copy follows to report the cause: a dry run that cannot
+		// read the destination (refused credentials) does not know
+		// whether the image is there, and must not say it would copy.
+		return r, dstErr
+	}
 	// Any other failure to read the destination counts as "not there":
 	// the copy reports the real cause if it cannot write either.
 

@@ -615,3 +615,40 @@ sync:
 		}
 	})
 }
+
+// A dry run whose target refuses its credentials does not know what the
+// target holds: it fails the images rather than list them as to copy (a
+// real run would fail them at the copy), and exits non-zero.
+func TestSyncDryRunTargetRefusesCredentials(t *testing.T) {
+	f := newSyncFixture(t)
+	src := registrytest.Start(t, registrytest.Options{TLS: true})
+	dst := registrytest.Start(t, registrytest.Options{TLS: true, Auth: registrytest.AuthBasic})
+	f.push(t, src, "")
+	if err := dst.Push("m/alpha", "1.0.0", f.images["alpha:1.0.0"]); err != nil {
+		t.Fatal(err)
+	}
+	h := newSyncHost(t)
+	for _, extra := range []string{"", "    immutable: ['.*']\n"} {
+		yml := fmt.Sprintf(`sync:
+  - source: %s/alpha
+    target: %s/m/alpha
+    source-cert-dir: %s
+    target-cert-dir: %s
+    target-creds: '%s:wrong-password'
+%s`, src.Addr, dst.Addr, src.CertDir, dst.CertDir, dst.Username, extra)
+		res, err := syncspec.Parse([]byte(yml), syncspec.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := h.Sync(context.Background(), res.Jobs, host.SyncOptions{DryRun: true, KeepGoing: true})
+		if rep == nil {
+			t.Fatalf("no report: %v", err)
+		}
+		if err == nil || rep.WouldCopy != 0 || rep.Failed == 0 {
+			t.Fatalf("immutable=%v: err %v, %d would copy, %d failed: %v", extra != "", err, rep.WouldCopy, rep.Failed, actions(rep))
+		}
+		if strings.Contains(err.Error(), "wrong-password") || !strings.Contains(err.Error(), "401") {
+			t.Fatalf("error: %v", err)
+		}
+	}
+}
