@@ -930,6 +930,18 @@ func (s *syncRun) syncOnce(ctx context.Context, js *jobState, slot *imageSlot, r
 	case dstKnown && dstDesc.Digest == want.Digest:
 		r.Action, r.Reason = ActionSkipped, ReasonUpToDate
 	case s.opts.DryRun:
+		// The copy refuses an image of one platform that is none of
+		// those asked for: so does the dry run (it reads the config).
+		c := js.copier
+		if !js.job.All && len(c.opts.Platforms) > 0 && !c.opts.PlatformsPickOnly && !manifest.IsIndex(srcDesc.MediaType) {
+			m, err := c.fetchManifest(ctx, srcDesc)
+			if err != nil {
+				return r, err
+			}
+			if err := c.checkPlatform(ctx, m); err != nil {
+				return r, err
+			}
+		}
 		r.Action = ActionWouldCopy
 	default:
 		if err := slot.toCopy(ctx); err != nil {

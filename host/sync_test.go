@@ -221,6 +221,34 @@ func TestSyncLayoutsDryRun(t *testing.T) {
 	}
 }
 
+// A dry run fails the images of one platform that the real run refuses
+// for --platform (none of those asked for), instead of listing them as to
+// copy, and lists those it would copy.
+func TestSyncLayoutsDryRunPlatformMismatch(t *testing.T) {
+	w := newLayoutWorld(t)
+	for _, tc := range []struct {
+		platforms string
+		want      host.SyncAction
+	}{
+		{"[linux/arm64]", host.ActionFailed},
+		{"[linux/arm64, linux/amd64]", host.ActionWouldCopy},
+	} {
+		yml := w.yaml("    platforms: " + tc.platforms + "\n")
+		for _, dry := range []bool{true, false} {
+			rep, _ := w.run(t, yml, host.SyncOptions{DryRun: dry, KeepGoing: true})
+			want := tc.want
+			if !dry && want == host.ActionWouldCopy {
+				want = host.ActionCopied
+			}
+			for _, r := range rep.Images {
+				if r.Action != want {
+					t.Fatalf("platforms %s, dry run %v: %s %s (%s), want %s", tc.platforms, dry, r.Target, r.Action, r.Error, want)
+				}
+			}
+		}
+	}
+}
+
 // snapshotTree maps every file under dir to its size and content digest.
 func snapshotTree(t *testing.T, dir string) map[string]string {
 	t.Helper()
