@@ -190,7 +190,7 @@ func convertWith(err error, flagPrefix string) error {
 		var parts []string
 		for _, x := range er.Errors {
 			h.codes = append(h.codes, x.Code)
-			parts = append(parts, x.Error())
+			parts = append(parts, errcodeText(x))
 		}
 		h.detail = oneLine(strings.Join(parts, "; "))
 		if er.URL != nil && !strings.Contains(er.URL.Path, "/v2/") {
@@ -216,6 +216,24 @@ func convertWith(err error, flagPrefix string) error {
 		return fmt.Errorf("%s: %w", transportCause(err), core.ErrUnavailable)
 	}
 	return err
+}
+
+// errcodeText is the text of one error of an error answer that oras-go
+// decoded: its own Error() prints the detail with %v, which makes Go syntax
+// of distribution's JSON ("[map[Action:pull Class: Name:r Type:repository]]").
+// The detail is written as the JSON it came as, when short, as
+// responseError does.
+func errcodeText(x errcode.Error) string {
+	d := x.Detail
+	x.Detail = nil
+	s := x.Error()
+	if d == nil {
+		return s
+	}
+	if b, err := json.Marshal(d); err == nil && len(b) < 300 && string(b) != "null" {
+		s += " (" + string(b) + ")"
+	}
+	return s
 }
 
 // transportCause is the text of a failed request without the method and URL
