@@ -364,13 +364,15 @@ func (c *copier) copyConverting(ctx context.Context, root ocispec.Descriptor, ds
 	f := c.startFormat()
 	res, err := c.copyResolved(withFormat(ctx, f), root, dstRef, all, held)
 	if alt := c.fallbackFormat(err, root, f); alt != "" {
-		if c.learned.CompareAndSwap(nil, &alt) && c.logger != nil {
-			c.logger.Warn(fmt.Sprintf("%s refused a manifest as %s; writing images as %s, under new digests (--format sets the format, --preserve-digests refuses instead)",
-				c.dst.ep, formatName(alt.Other()), formatName(alt)))
-		}
 		first := err
 		if res, err = c.copyResolved(withFormat(ctx, alt), root, dstRef, all, held); err != nil {
 			err = fmt.Errorf("%w; and as %s: %w", first, formatName(alt), err)
+		} else if c.learned.CompareAndSwap(nil, &alt) && c.logger != nil {
+			// Learned only once the other format is taken: a refusal of
+			// both was not about the type (MANIFEST_INVALID is broad), and
+			// must not change the digests of the job's other images.
+			c.logger.Warn(fmt.Sprintf("%s refused a manifest as %s; writing images as %s, under new digests (--format sets the format, --preserve-digests refuses instead)",
+				c.dst.ep, formatName(alt.Other()), formatName(alt)))
 		}
 	}
 	if err != nil && c.opts.PreserveDigests && errors.Is(err, core.ErrManifestRejected) {

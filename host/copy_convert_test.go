@@ -214,6 +214,49 @@ func TestSyncConvertsWhenTypeRefused(t *testing.T) {
 	}
 }
 
+// A manifest refused whatever its format (MANIFEST_INVALID is not only
+// about the type: a registry's own checks answer it too) fails its image,
+// and does not make the job write its other images in the other format
+// under new digests.
+func TestSyncRefusalOfBothFormatsKeepsDigests(t *testing.T) {
+	ctx := context.Background()
+	a := registrytest.Start(t, registrytest.Options{})
+	a.Seed("r", "a-bad", 1, 20_000)
+	good := []*registrytest.Image{a.Seed("r", "b-good", 1, 20_000), a.Seed("r", "c-good", 1, 20_000)}
+	h, opts := dockerHost(t, registry.New())
+	b := registrytest.Start(t, registrytest.Options{})
+	b.AddFault(registrytest.Fault{
+		Kind: registrytest.Respond,
+		Match: func(req *http.Request) bool {
+			return req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/manifests/a-bad")
+		},
+		Status: http.StatusBadRequest,
+		Header: http.Header{"Content-Type": {"application/json"}},
+		Body:   `{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":"layer size mismatch"}]}`,
+		Drain:  true,
+	})
+	rep, err := h.Sync(ctx, []host.SyncJob{repoJob(t, a, b, opts)}, host.SyncOptions{Parallel: 1, KeepGoing: true})
+	if err == nil {
+		t.Fatal("no failure")
+	}
+	for _, r := range rep.Images {
+		switch tag := r.Target[strings.LastIndex(r.Target, ":")+1:]; tag {
+		case "a-bad":
+			if r.Action != host.ActionFailed {
+				t.Fatalf("%s: %s", tag, r.Action)
+			}
+		default:
+			want := good[0].Manifest.Digest
+			if tag == "c-good" {
+				want = good[1].Manifest.Digest
+			}
+			if r.Action != host.ActionCopied || r.TargetDigest != want {
+				t.Fatalf("%s: %s %s, want copied %s (digest kept)", tag, r.Action, r.TargetDigest, want)
+			}
+		}
+	}
+}
+
 // indexFixture is a two-platform image pushed to a registry's repository r
 // in both formats, and indexes over them:
 //   - "oci": the OCI index of the OCI images;
