@@ -373,6 +373,13 @@ func transportOptions(base map[string]string, tls *bool, creds, certDir, authfil
 	}
 	if authfile != "" {
 		o["authfile"] = authfile
+		if creds == "" {
+			// The file names where this side's credentials are: the
+			// command line's (defaults) would be used instead of it.
+			delete(o, "creds")
+			delete(o, "no-creds")
+			delete(o, "registry-token")
+		}
 	}
 	return o, nil
 }

@@ -453,3 +453,31 @@ func TestSkopeoRegistryURLRefused(t *testing.T) {
 		t.Fatalf("registry as a URL: %v", err)
 	}
 }
+
+// An auth file the sync file names for a side wins over credentials given
+// on the command line, which are defaults; creds in the file win over both.
+func TestFileAuthfileOverridesCommandLineCreds(t *testing.T) {
+	cli := map[string]string{"creds": "cli:pw", "no-creds": "true", "registry-token": "tok"}
+	yml := `sync:
+  - {source: a.example/r, target: b.example/r, target-authfile: /etc/auth.json}
+  - {source: a.example/s, target: b.example/s, target-authfile: /etc/auth.json, target-creds: 'file:pw'}
+  - {source: a.example/t, target: b.example/t}
+`
+	res, err := Parse([]byte(yml), Options{SrcOptions: cli, DstOptions: cli})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := res.Jobs
+	if d := j[0].DstOptions; d["authfile"] != "/etc/auth.json" || d["creds"] != "" || d["no-creds"] != "" || d["registry-token"] != "" {
+		t.Errorf("file authfile: target options %v", d)
+	}
+	if j[0].SrcOptions["creds"] != "cli:pw" {
+		t.Errorf("the other side keeps the command line's: %v", j[0].SrcOptions)
+	}
+	if d := j[1].DstOptions; d["creds"] != "file:pw" {
+		t.Errorf("file creds and authfile: target options %v", d)
+	}
+	if d := j[2].DstOptions; d["creds"] != "cli:pw" {
+		t.Errorf("nothing in the file: target options %v", d)
+	}
+}
