@@ -143,7 +143,7 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 			stderr := cmd.ErrOrStderr()
 			stdout := cmd.OutOrStdout()
 			opts.OnImage = func(r host.SyncImageResult) {
-				if dryRun && (r.Action == host.ActionWouldCopy || r.Action == host.ActionWouldPrune) {
+				if dryRun && dryRunListed(r) {
 					fmt.Fprintln(stdout, imageLine(r))
 					return
 				}
@@ -187,7 +187,7 @@ exit status is 1 when any image failed (with --keep-going, after trying the rest
 	fs.IntVar(&newest, "newest", 0, "copy only the N newest of the selected tags (by version)")
 	fs.IntVar(&parallel, "parallel", 4, "images copied at once")
 	fs.IntVarP(&jobs, "jobs", "j", 4, "blobs copied at once per repository")
-	fs.BoolVar(&dryRun, "dry-run", false, "list what would be copied (and pruned) on stdout; write nothing")
+	fs.BoolVar(&dryRun, "dry-run", false, "list what would be copied (and pruned, and referrers of images up to date) on stdout; write nothing")
 	fs.BoolVar(&keepGoing, "keep-going", false, "carry on after a failed image (the exit status is still 1)")
 	fs.BoolVar(&prune, "prune", false, "delete target tags the filters select that the source no longer has")
 	fs.StringVar(&reportFile, "report", "", "write the outcome of every image as JSON to this file")
@@ -293,11 +293,23 @@ func imageLine(r host.SyncImageResult) string {
 	return b.String()
 }
 
+// dryRunListed says whether a dry run lists r on stdout, with what it
+// would write: images to copy, tags to prune, and images up to date whose
+// referrers a real run would copy.
+func dryRunListed(r host.SyncImageResult) bool {
+	return r.Action == host.ActionWouldCopy || r.Action == host.ActionWouldPrune ||
+		(r.Action == host.ActionSkipped && r.Referrers > 0)
+}
+
 func summaryLine(rep *host.SyncReport) string {
 	d := rep.Duration.Round(time.Millisecond)
 	if rep.DryRun {
-		return fmt.Sprintf("sync (dry run): %d to copy, %d up to date, %d failed, %d to prune, in %s",
-			rep.WouldCopy, rep.Skipped, rep.Failed, rep.WouldPrune, d)
+		s := fmt.Sprintf("sync (dry run): %d to copy, %d up to date, %d failed, %d to prune",
+			rep.WouldCopy, rep.Skipped, rep.Failed, rep.WouldPrune)
+		if rep.Referrers > 0 {
+			s += fmt.Sprintf(", %d referrers to copy", rep.Referrers)
+		}
+		return s + fmt.Sprintf(", in %s", d)
 	}
 	s := fmt.Sprintf("sync: %d copied, %d skipped, %d failed", rep.Copied, rep.Skipped, rep.Failed)
 	if rep.Cancelled > 0 {

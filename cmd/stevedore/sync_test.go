@@ -187,3 +187,27 @@ func TestSyncCLISkopeoForms(t *testing.T) {
 		t.Fatalf("cli/app: %v, want %v", got, want)
 	}
 }
+
+// A dry run lists on stdout, and counts, the referrers a real run would
+// copy for images already up to date: they are writes too.
+func TestSyncDryRunListsReferrersToCopy(t *testing.T) {
+	upToDate := host.SyncImageResult{Action: host.ActionSkipped, Reason: host.ReasonUpToDate, Source: "docker://a/r:1", Target: "docker://b/r:1", Referrers: 2}
+	if !dryRunListed(upToDate) {
+		t.Errorf("an up-to-date image with referrers to copy is not listed")
+	}
+	upToDate.Referrers = 0
+	if dryRunListed(upToDate) {
+		t.Errorf("an up-to-date image with nothing to copy is listed")
+	}
+	if !dryRunListed(host.SyncImageResult{Action: host.ActionWouldCopy}) || !dryRunListed(host.SyncImageResult{Action: host.ActionWouldPrune}) {
+		t.Errorf("would-copy and would-prune are not listed")
+	}
+	rep := &host.SyncReport{DryRun: true, Skipped: 1, Referrers: 2}
+	if got := summaryLine(rep); !strings.Contains(got, "1 up to date, 0 failed, 0 to prune, 2 referrers to copy, in ") {
+		t.Errorf("summary %q", got)
+	}
+	rep.Referrers = 0
+	if got := summaryLine(rep); strings.Contains(got, "referrers") {
+		t.Errorf("summary %q", got)
+	}
+}
