@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -159,7 +160,16 @@ func (e *credentialError) Unwrap() error { return e.err }
 // sentinels, keeping context errors as they are. Hints name the endpoint's
 // flags (options.flagPrefix).
 func (e *endpoint) convert(err error) error {
-	return convertWith(err, e.opts.flagPrefix)
+	err = convertWith(err, e.opts.flagPrefix)
+	var te *tlsError
+	if e.opts.certDir != "" && errors.As(err, &te) && te.kind != tlsPlainHTTP {
+		if _, serr := os.Stat(e.opts.certDir); serr != nil {
+			// "add its CA with --cert-dir" to someone who gave one: a
+			// misspelt directory is the likely cause.
+			te.certDirMissing = e.opts.certDir
+		}
+	}
+	return err
 }
 
 // convertWith is convert for the flags --PREFIXtls-verify, --PREFIXcert-dir.
@@ -282,6 +292,8 @@ type tlsError struct {
 	cause      string
 	kind       tlsKind
 	flagPrefix string
+	// certDirMissing is the cert-dir given, when it does not exist.
+	certDirMissing string
 }
 
 func (e *tlsError) Error() string {
@@ -294,6 +306,9 @@ func (e *tlsError) Error() string {
 		hint = "the registry wants a client certificate: put NAME.cert and NAME.key in " + p + "cert-dir or /etc/containers/certs.d/HOST"
 	default:
 		hint = "the registry speaks plain HTTP: use " + p + "tls-verify=false"
+	}
+	if e.certDirMissing != "" {
+		hint = p + "cert-dir " + e.certDirMissing + " does not exist; " + hint
 	}
 	return e.cause + " (" + hint + "): " + core.ErrInvalid.Error()
 }

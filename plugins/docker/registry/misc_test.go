@@ -329,6 +329,13 @@ func TestTLSSettings(t *testing.T) {
 	if !strings.Contains(err.Error(), "not trusted: add its CA with --src-cert-dir or /etc/containers/certs.d/HOST/ca.crt, or use --src-tls-verify=false)") {
 		t.Fatalf("untrusted CA error with flag-prefix src-: %v", err)
 	}
+	// A cert-dir that does not exist (misspelt) is named as such.
+	missing := filepath.Join(t.TempDir(), "no-such-certs")
+	_, err = openReader(t, p, tlsReg, "r", map[string]string{"cert-dir": missing, "flag-prefix": "dest-"}).Resolve(ctx, "v1")
+	mustIs(t, err, core.ErrInvalid)
+	if !strings.Contains(err.Error(), "(--dest-cert-dir "+missing+" does not exist; the registry's certificate is not trusted") {
+		t.Fatalf("untrusted CA error with a missing cert-dir: %v", err)
+	}
 	if _, err := openReader(t, p, tlsReg, "r", map[string]string{"cert-dir": "", "tls-verify": "false"}).Resolve(ctx, "v1"); err != nil {
 		t.Fatalf("tls-verify=false on TLS: %v", err)
 	}
