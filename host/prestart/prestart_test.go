@@ -98,9 +98,10 @@ func TestStartTake(t *testing.T) {
 	}
 }
 
-// Release kills and reaps what nobody took (no zombie left: signal 0
-// finds no process) and removes the socket directory nobody took.
-func TestRelease(t *testing.T) {
+// startedSelf is startSelf, with the process started and the socket
+// directory (neither taken).
+func startedSelf(t *testing.T) (string, *Proc, string) {
+	t.Helper()
 	self := startSelf(t)
 	mu.Lock()
 	p, d := procs[self], dir
@@ -108,6 +109,13 @@ func TestRelease(t *testing.T) {
 	if p == nil || d == "" {
 		t.Fatalf("nothing started (process %v, directory %q)", p, d)
 	}
+	return self, p, d
+}
+
+// Release kills and reaps what nobody took (no zombie left: signal 0
+// finds no process) and removes the socket directory nobody took.
+func TestRelease(t *testing.T) {
+	self, p, d := startedSelf(t)
 	Release()
 	if alive(p.Process.Pid) {
 		t.Fatalf("process %d still exists after Release", p.Process.Pid)
@@ -123,13 +131,7 @@ func TestRelease(t *testing.T) {
 // Abort (a second interrupt: the CLI exits at once, Release never runs)
 // kills what nobody took and removes the socket directory nobody took.
 func TestAbort(t *testing.T) {
-	self := startSelf(t)
-	mu.Lock()
-	p, d := procs[self], dir
-	mu.Unlock()
-	if p == nil || d == "" {
-		t.Fatalf("nothing started (process %v, directory %q)", p, d)
-	}
+	_, p, d := startedSelf(t)
 	Abort()
 	if _, err := p.Process.Wait(); err != nil {
 		t.Fatal(err)
