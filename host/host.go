@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -123,9 +122,7 @@ func (h *Host) Abort() {
 		h.mu.Unlock()
 	}
 	if s := h.sockets.Load(); s != nil {
-		if p := s.plane.Path(); p != "" {
-			os.RemoveAll(filepath.Dir(p))
-		}
+		s.plane.RemoveDir()
 		os.RemoveAll(s.dir)
 	}
 }

@@ -125,6 +125,17 @@ func (d *DataPlane) Path() string {
 	return d.path
 }
 
+// RemoveDir removes the socket directory at once, without Close's wait for
+// the data plane's goroutines: for a process about to exit (Host.Abort).
+func (d *DataPlane) RemoveDir() {
+	d.mu.Lock()
+	dir := d.dir
+	d.mu.Unlock()
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+}
+
 // Close stops accepting, drops every pending token and connection, waits for
 // the data plane's goroutines and removes the socket directory.
 func (d *DataPlane) Close() error {
