@@ -530,7 +530,7 @@ func (c *copier) checksHeld(dstRef string) bool {
 func (c *copier) copyResolved(ctx context.Context, root ocispec.Descriptor, dstRef string, all bool, held digest.Digest) (*CopyResult, error) {
 	// An image is checked against the platforms asked for before it can
 	// be found up to date.
-	imagePlatform := !all && len(c.opts.Platforms) > 0 && !c.opts.PlatformsPickOnly
+	imagePlatform := c.checksImagePlatform(all)
 	if held != "" && held == root.Digest && (all || (manifest.IsImageManifest(root.MediaType) && !imagePlatform)) && !needsConversion(ctx, root.MediaType) {
 		// The destination holds the source's manifest, and no platform
 		// is to be picked from it: up to date without fetching it.
@@ -952,6 +952,13 @@ func (c *copier) selectPlatforms(ctx context.Context, idx *manifest.Manifest) (*
 		return nil, fmt.Errorf("index %s: %w", idx.Digest, err)
 	}
 	return manifest.Parse(raw, idx.MediaType)
+}
+
+// checksImagePlatform says whether an image that is no index is checked
+// against the platforms asked for (checkPlatform), for a copy of all
+// platforms or not.
+func (c *copier) checksImagePlatform(all bool) bool {
+	return !all && len(c.opts.Platforms) > 0 && !c.opts.PlatformsPickOnly
 }
 
 // checkPlatform refuses an image (not an index) whose config names a

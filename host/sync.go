@@ -933,7 +933,7 @@ func (s *syncRun) syncOnce(ctx context.Context, js *jobState, slot *imageSlot, r
 		// The copy refuses an image of one platform that is none of
 		// those asked for: so does the dry run (it reads the config).
 		c := js.copier
-		if !js.job.All && len(c.opts.Platforms) > 0 && !c.opts.PlatformsPickOnly && !manifest.IsIndex(srcDesc.MediaType) {
+		if c.checksImagePlatform(js.job.All) && !manifest.IsIndex(srcDesc.MediaType) {
 			m, err := c.fetchManifest(ctx, srcDesc)
 			if err != nil {
 				return r, err
