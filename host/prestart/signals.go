@@ -16,16 +16,15 @@ import (
 // and ends the program with the signal's default action after all.
 
 var (
-	watching bool           // the watch runs
-	handled  bool           // SignalsHandled was called
-	watched  chan os.Signal // the signals' channel, registered since Start
-	stopped  chan struct{}  // closed by SignalsHandled
-	exited   chan struct{}  // closed when the watch has ended
+	handled bool           // SignalsHandled was called
+	watched chan os.Signal // the signals' channel, registered since Start; nil: no watch
+	stopped chan struct{}  // closed by SignalsHandled
+	exited  chan struct{}  // closed when the watch has ended
 )
 
 // watchSignalsLocked starts the watch, once; mu is held.
 func watchSignalsLocked() {
-	if watching || handled {
+	if watched != nil || handled {
 		return
 	}
 	var watch []os.Signal
@@ -39,7 +38,7 @@ func watchSignalsLocked() {
 	}
 	c := make(chan os.Signal, 2)
 	signal.Notify(c, watch...)
-	watching, watched = true, c
+	watched = c
 	stopped, exited = make(chan struct{}), make(chan struct{})
 	go func() {
 		var s os.Signal
@@ -86,9 +85,9 @@ func watchSignalsLocked() {
 func SignalsHandled() chan os.Signal {
 	mu.Lock()
 	handled = true
-	w, c := watching, watched
+	c := watched
 	mu.Unlock()
-	if !w {
+	if c == nil {
 		return make(chan os.Signal, 2)
 	}
 	close(stopped)
