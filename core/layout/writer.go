@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -180,7 +181,7 @@ func (w *Writer) discardable(s *Store) (remove []string, ok bool) {
 		return nil, false
 	}
 	for _, e := range entries {
-		if !w.pre[e.Name()] && !contains(own, e.Name()) {
+		if !w.pre[e.Name()] && !slices.Contains(own, e.Name()) {
 			return nil, false // someone else's
 		}
 	}
@@ -215,15 +216,6 @@ func (w *Writer) discardable(s *Store) (remove []string, ok bool) {
 		remove = append(remove, filepath.Join(w.dir, name))
 	}
 	return append(remove, filepath.Join(w.dir, lockFile)), true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // sameDir reports whether the open directory f is still the one at dir
