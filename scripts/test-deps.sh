@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and is missing: Debian's skopeo,
-# docker-registry (distribution), nginx, caddy, umoci and apache2-utils, and the Go
+# docker-registry (distribution), nginx, caddy, umoci, apache2-utils and bzip2 (the
+# bzip2-compressed archive tests compress with it), and the Go
 # modules. Tests start and stop their own registry and nginx instances on
 # 127.0.0.1; nothing is left running.
 set -euo pipefail
 need=()
-for pair in skopeo:skopeo docker-registry:docker-registry nginx:nginx caddy:caddy umoci:umoci ab:apache2-utils; do
+for pair in skopeo:skopeo docker-registry:docker-registry nginx:nginx caddy:caddy umoci:umoci ab:apache2-utils bzip2:bzip2; do
 	cmd=${pair%%:*} pkg=${pair#*:}
 	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
